@@ -1,0 +1,163 @@
+// ContainerPub warm-worker adapter for Dart functions. See prewarm/PROTOCOL.md.
+//
+// A generated entry file imports the function's `main.dart` and this library, then calls
+// `serve(handler)`. The adapter writes a `ready` frame and serves one request at a time: read a
+// frame on fd 3, call the handler, write the reply on fd 4. stdout and stderr belong to the
+// function: they are log pipes, never frames.
+//
+// The protocol descriptors are opened as `/dev/fd/N` through `RandomAccessFile`, whose `read`
+// waits for data on a pipe; `File.openRead` is not used because its stream ends early on pipes.
+import 'dart:async';
+import 'dart:convert';
+import 'dart:io';
+import 'dart:typed_data';
+
+String _descriptorPath(String variable, int fallback) {
+  final configured = Platform.environment[variable];
+  final descriptor = configured == null ? fallback : int.parse(configured);
+  return '/dev/fd/$descriptor';
+}
+
+Future<Uint8List?> _readExactly(RandomAccessFile requests, int count) async {
+  final builder = BytesBuilder(copy: false);
+  while (builder.length < count) {
+    final chunk = await requests.read(count - builder.length);
+    if (chunk.isEmpty) {
+      return null;
+    }
+    builder.add(chunk);
+  }
+  return builder.takeBytes();
+}
+
+Future<void> _writeFrame(RandomAccessFile responses, Object? message) async {
+  final payload = utf8.encode(jsonEncode(message));
+  final header = ByteData(4)..setUint32(0, payload.length, Endian.big);
+  final frame = BytesBuilder(copy: false)
+    ..add(header.buffer.asUint8List())
+    ..add(payload);
+  await responses.writeFrom(frame.takeBytes());
+}
+
+Map<String, Object?> _describeError(Object error, StackTrace? stack) {
+  final described = <String, Object?>{
+    'type': error.runtimeType.toString(),
+    'message': error.toString(),
+    'stack': stack?.toString(),
+  };
+  if (error is OutOfMemoryError) {
+    described['kind'] = 'out_of_memory';
+  }
+  return described;
+}
+
+Object? _handlerBody(Map<String, dynamic> event) {
+  final body = event['body'];
+  if (body == null || body == '') {
+    return <String, dynamic>{};
+  }
+  if (event['body_is_base64'] == true) {
+    return body;
+  }
+  try {
+    return jsonDecode(body as String);
+  } on FormatException {
+    return body;
+  }
+}
+
+Map<String, dynamic> _requestObject(Map<String, dynamic> event) => <String, dynamic>{
+      'method': event['method'],
+      'path': event['path'],
+      'query': event['query'] ?? <String, dynamic>{},
+      'headers': event['headers'] ?? <String, dynamic>{},
+      'body': event['body'],
+      'isBase64Encoded': event['body_is_base64'] == true,
+    };
+
+Future<Object?> _call(Function handler, Map<String, dynamic> event) async {
+  final dynamic callable = handler;
+  final Object? result = handler is Function(Never, Never)
+      ? callable(_handlerBody(event), _requestObject(event))
+      : callable(_handlerBody(event));
+  return result is Future ? await result : result;
+}
+
+Future<Map<String, Object?>> _invoke(Function handler, Map<String, dynamic> frame) async {
+  final id = frame['id'];
+  final completer = Completer<Map<String, Object?>>();
+  runZonedGuarded(() async {
+    final result = await _call(handler, frame['event'] as Map<String, dynamic>);
+    String encoded;
+    try {
+      encoded = jsonEncode(result);
+    } on JsonUnsupportedObjectError catch (error) {
+      if (!completer.isCompleted) {
+        completer.complete(<String, Object?>{
+          'type': 'response',
+          'id': id,
+          'ok': false,
+          'error': <String, Object?>{
+            'type': 'TypeError',
+            'message': "the handler's result is not JSON-serializable: $error",
+          },
+        });
+      }
+      return;
+    }
+    if (!completer.isCompleted) {
+      completer.complete(<String, Object?>{
+        'type': 'response',
+        'id': id,
+        'ok': true,
+        'result': jsonDecode(encoded),
+      });
+    }
+  }, (Object error, StackTrace stack) {
+    if (!completer.isCompleted) {
+      completer.complete(<String, Object?>{
+        'type': 'response',
+        'id': id,
+        'ok': false,
+        'error': _describeError(error, stack),
+      });
+    }
+  });
+  return completer.future;
+}
+
+Future<void> _flushOutput() async {
+  for (final sink in <IOSink>[stdout, stderr]) {
+    try {
+      await sink.flush();
+    } on Object {
+      // A sink busy with the function's own addStream cannot be flushed; its bytes still arrive.
+    }
+  }
+}
+
+/// Serves requests with [handler] until the platform closes the request pipe.
+Future<void> serve(Function handler) async {
+  final requests =
+      await File(_descriptorPath('CONTAINERPUB_REQUEST_FD', 3)).open(mode: FileMode.read);
+  final responses = await File(_descriptorPath('CONTAINERPUB_RESPONSE_FD', 4))
+      .open(mode: FileMode.writeOnlyAppend);
+  await _writeFrame(responses, <String, Object?>{'type': 'ready', 'runtime': 'dart'});
+  while (true) {
+    final header = await _readExactly(requests, 4);
+    if (header == null) {
+      break;
+    }
+    final length = ByteData.sublistView(header).getUint32(0, Endian.big);
+    final payload = await _readExactly(requests, length);
+    if (payload == null) {
+      break;
+    }
+    final frame = jsonDecode(utf8.decode(payload)) as Map<String, dynamic>;
+    final reply = await _invoke(handler, frame);
+    await _flushOutput();
+    await _writeFrame(responses, reply);
+  }
+  await responses.close();
+  await requests.close();
+}

@@ -1,0 +1,655 @@
+//! `prewarm`: runs function code in worker processes kept warm per function version.
+//!
+//! The gateway calls [`Prewarm`] in-process: [`Prewarm::prepare`] a version (its warm workers start
+//! before it is used), [`Prewarm::invoke`] it, [`Prewarm::retire`] it. Everything between is here:
+//! admission (global and per-function caps, bounded queues, fairness), worker pools, spawning without
+//! fork, limits (cgroup v2, v1, or rlimits and an RSS watchdog), deadlines, the worker protocol and
+//! the runtime adapters. `ARCHITECTURE.md` has the map; `PROTOCOL.md` the wire format.
+
+pub mod admission;
+pub mod envelope;
+pub mod exec_wrapper;
+pub mod limits;
+pub mod logs;
+mod oneshot;
+pub mod outcome;
+mod pool;
+pub mod protocol;
+pub mod runtime;
+pub mod spawn;
+mod spec;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use admission::{Admission, AdmissionLimits, Rejection};
+pub use envelope::{EnvelopeError, HttpReply};
+pub use limits::{Enforcement, LimitsHost};
+pub use logs::{LogLine, LogStream};
+pub use outcome::{Invocation, InvocationError, Outcome};
+pub use pool::{KillReason, PoolSizes};
+pub use protocol::InvocationEvent;
+pub use runtime::{EntryMode, Runtime, RuntimeInstall, RuntimeUnavailable};
+pub use spec::{ConfigError, FunctionDatabase, FunctionLimits, FunctionSpec, PrewarmConfig};
+
+use logs::LogCollector;
+use pool::FunctionPool;
+use worker::{WorkerHost, WorkerLaunch};
+
+/// One invocation to run.
+#[derive(Debug, Clone)]
+pub struct InvocationRequest {
+    /// Unique id, chosen by the caller (the gateway returns it as `x-invocation-id`).
+    pub id: String,
+    pub event: InvocationEvent,
+}
+
+/// A line a worker printed outside any invocation (while loading, or while idle).
+#[derive(Debug, Clone)]
+pub struct StrayLogLine {
+    pub function_key: String,
+    pub line: LogLine,
+}
+
+/// Errors that stop the pool from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the exec wrapper {0} does not exist or is not executable (build the containerpub-worker-exec binary)")]
+    MissingWrapper(PathBuf),
+    #[error("cannot start the spawner thread: {0}")]
+    Spawner(std::io::Error),
+}
+
+/// Why a function version could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(
+        "environment variable {0} is reserved by the platform and cannot be set by a function"
+    )]
+    ReservedEnv(String),
+    #[error("environment variable name {0:?} is not valid (letters, digits and _, not starting with a digit)")]
+    InvalidEnvName(String),
+    #[error("the function directory {0} has no {1}")]
+    MissingEntry(PathBuf, &'static str),
+    #[error("the function's workers failed to start: {0}")]
+    WorkersFailed(String),
+}
+
+/// What `prepare` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareReport {
+    pub warm_workers: usize,
+    /// Set when the runtime is missing: the version is registered and every invocation is
+    /// answered with this message, without spawning anything.
+    pub runtime_unavailable: Option<String>,
+    /// For Dart: why the function runs from source instead of a compiled executable.
+    pub build_note: Option<String>,
+    pub took: Duration,
+}
+
+/// The invocation named a version that was never prepared (or was retired).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no prepared function version {0:?}")]
+pub struct UnknownFunction(pub String);
+
+/// Pool statistics of one function version, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    pub key: String,
+    pub name: String,
+    pub sizes: PoolSizes,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub spawns: u64,
+    pub cold_starts: u64,
+    pub kills: HashMap<&'static str, u64>,
+    pub outcomes: HashMap<&'static str, u64>,
+}
+
+/// Names a function's own environment may not use.
+const RESERVED_ENV_PREFIXES: [&str; 5] =
+    ["FUNCTION_", "HTTP_", "CONTAINERPUB_", "LD_", "DART_CLOUD_"];
+const RESERVED_ENV_NAMES: [&str; 7] = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "DATABASE_URL",
+    "DB_TIMEOUT_MS",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+];
+
+pub(crate) struct Shared {
+    config: PrewarmConfig,
+    host: WorkerHost,
+    runtimes: RuntimeInstall,
+    admission: Arc<Admission>,
+    pools: Mutex<HashMap<String, Arc<FunctionPool>>>,
+    next_worker_id: AtomicU64,
+    stray_logs: mpsc::Sender<StrayLogLine>,
+    stray_logs_dropped: AtomicU64,
+    passed_over: Vec<String>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("enforcement", &self.host.enforcement)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn send_stray_output(&self, function_key: &Arc<str>, logs: LogCollector) {
+        for line in pool::stray_lines(function_key, logs) {
+            if self.stray_logs.try_send(line).is_err() {
+                self.stray_logs_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn pool(&self, key: &str) -> Option<Arc<FunctionPool>> {
+        self.pools
+            .lock()
+            .expect("pools lock poisoned")
+            .get(key)
+            .cloned()
+    }
+}
+
+/// The warm-worker pools of one server.
+#[derive(Debug, Clone)]
+pub struct Prewarm {
+    shared: Arc<Shared>,
+}
+
+impl Prewarm {
+    /// Detects the limit mechanism, writes the runtime adapters, starts the spawner thread and the
+    /// idle reaper. Must run inside a Tokio runtime. Output printed outside invocations arrives on
+    /// the returned channel (bounded: lines are dropped and counted when nobody reads it).
+    pub fn start(
+        config: PrewarmConfig,
+    ) -> Result<(Prewarm, mpsc::Receiver<StrayLogLine>), StartError> {
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        if runtime::find_on_path(
+            config.exec_wrapper.parent().map(|dir| dir.as_os_str()),
+            &config
+                .exec_wrapper
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
+        )
+        .is_none()
+        {
+            return Err(StartError::MissingWrapper(config.exec_wrapper.clone()));
+        }
+        let detected = limits::detect_enforcement(&config.limits_host);
+        tracing::info!(
+            enforcement = detected.enforcement.name(),
+            passed_over = ?detected.passed_over,
+            "memory and pids limits enforced with {}",
+            detected.enforcement.name()
+        );
+        let adapter_dir = config.state_dir.join("adapters");
+        let runtimes =
+            RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir).map_err(
+                |source| StartError::StateDir {
+                    path: adapter_dir.clone(),
+                    source,
+                },
+            )?;
+        let spawner = spawn::Spawner::start().map_err(StartError::Spawner)?;
+        let (stray_logs, stray_receiver) = mpsc::channel(4096);
+        let shared = Arc::new(Shared {
+            host: WorkerHost {
+                spawner,
+                enforcement: detected.enforcement,
+                exec_wrapper: config.exec_wrapper.clone(),
+                proc_root: config.limits_host.proc_root.clone(),
+                rss_watchdog_interval: config.rss_watchdog_interval,
+            },
+            runtimes,
+            admission: Admission::new(config.global_max_concurrency),
+            pools: Mutex::new(HashMap::new()),
+            next_worker_id: AtomicU64::new(1),
+            stray_logs,
+            stray_logs_dropped: AtomicU64::new(0),
+            passed_over: detected.passed_over,
+            config,
+        });
+        tokio::spawn(reap_idle_workers(Arc::downgrade(&shared)));
+        Ok((Prewarm { shared }, stray_receiver))
+    }
+
+    /// The limit mechanism in force, and why better ones were passed over.
+    pub fn enforcement(&self) -> (&Enforcement, &[String]) {
+        (&self.shared.host.enforcement, &self.shared.passed_over)
+    }
+
+    /// Which runtimes were found, for `/healthz`.
+    pub fn runtimes(&self) -> Vec<(Runtime, Option<PathBuf>)> {
+        self.shared.runtimes.available()
+    }
+
+    pub fn config(&self) -> &PrewarmConfig {
+        &self.shared.config
+    }
+
+    /// Registers a function version and starts its minimum idle workers; returns once they are
+    /// ready, so the version's first invocation is warm. Preparing a key again replaces it.
+    pub async fn prepare(&self, spec: FunctionSpec) -> Result<PrepareReport, PrepareError> {
+        let began = Instant::now();
+        validate_env(&spec.env)?;
+        let entry = spec.directory.join(spec.runtime.entry_file());
+        if !entry.is_file() {
+            return Err(PrepareError::MissingEntry(
+                spec.directory.clone(),
+                spec.runtime.entry_file(),
+            ));
+        }
+        let (launch, build_note) = self.launch_for(&spec, &entry).await;
+        let runtime_unavailable = launch.as_ref().err().cloned();
+        let pool = FunctionPool::new(spec.clone(), launch);
+        let warm_target = match spec.entry_mode {
+            EntryMode::Handler if runtime_unavailable.is_none() => {
+                spec.limits.min_idle_workers.min(spec.limits.max_workers)
+            }
+            _ => 0,
+        };
+        let starts = (0..warm_target).map(|_| pool.start_worker(&self.shared));
+        let mut warm = Vec::new();
+        let mut failure = None;
+        for started in futures_util::future::join_all(starts).await {
+            match started {
+                Ok(worker) => warm.push(worker),
+                Err(message) => failure = Some(message),
+            }
+        }
+        if let Some(message) = failure {
+            for worker in warm {
+                pool.dispose(worker, KillReason::StartFailed);
+            }
+            return Err(PrepareError::WorkersFailed(message));
+        }
+        let warm_workers = warm.len();
+        for worker in warm {
+            pool.add_idle(worker);
+        }
+        let previous = self
+            .shared
+            .pools
+            .lock()
+            .expect("pools lock poisoned")
+            .insert(spec.key.clone(), pool);
+        if let Some(previous) = previous {
+            previous.retire();
+        }
+        tracing::info!(function = %spec.key, warm_workers, took_ms = began.elapsed().as_millis() as u64, "function version prepared");
+        Ok(PrepareReport {
+            warm_workers,
+            runtime_unavailable,
+            build_note,
+            took: began.elapsed(),
+        })
+    }
+
+    async fn launch_for(
+        &self,
+        spec: &FunctionSpec,
+        entry: &std::path::Path,
+    ) -> (Result<WorkerLaunch, String>, Option<String>) {
+        let runtimes = &self.shared.runtimes;
+        let mut build_note = None;
+        let command = match (spec.runtime, spec.entry_mode) {
+            (Runtime::Dart, EntryMode::Handler) => {
+                let build_dir = self
+                    .shared
+                    .config
+                    .state_dir
+                    .join("builds")
+                    .join(sanitize(&spec.key));
+                runtime::prepare_dart(runtimes, &spec.directory, &build_dir)
+                    .await
+                    .map(|prepared| {
+                        build_note = prepared.compile_note;
+                        (prepared.program, prepared.args)
+                    })
+            }
+            (runtime, EntryMode::Handler) => runtimes.handler_command(runtime, entry),
+            (runtime, EntryMode::Main) => runtimes.oneshot_command(runtime, entry),
+        };
+        let launch =
+            command
+                .map_err(|unavailable| unavailable.to_string())
+                .map(|(program, args)| WorkerLaunch {
+                    program,
+                    args,
+                    env: self.worker_env(spec),
+                    directory: spec.directory.clone(),
+                });
+        (launch, build_note)
+    }
+
+    /// The complete environment of a worker: documented variables and the function's own, nothing else.
+    fn worker_env(&self, spec: &FunctionSpec) -> Vec<(String, String)> {
+        let config = &self.shared.config;
+        let mut env: BTreeMap<String, String> = spec.env.clone();
+        env.insert("PATH".into(), config.worker_path.clone());
+        env.insert("HOME".into(), spec.directory.display().to_string());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("FUNCTION_NAME".into(), spec.name.clone());
+        env.insert(
+            "FUNCTION_TIMEOUT_MS".into(),
+            spec.limits.timeout.as_millis().to_string(),
+        );
+        env.insert(
+            "FUNCTION_MAX_MEMORY_MB".into(),
+            (spec.limits.memory_bytes >> 20).to_string(),
+        );
+        env.insert("DART_CLOUD_RESTRICTED".into(), "true".into());
+        env.insert(
+            "CONTAINERPUB_REQUEST_FD".into(),
+            protocol::REQUEST_FD.to_string(),
+        );
+        env.insert(
+            "CONTAINERPUB_RESPONSE_FD".into(),
+            protocol::RESPONSE_FD.to_string(),
+        );
+        if spec.runtime == Runtime::Python {
+            // Lines reach the log pipe when printed, so their timestamps say when they happened.
+            env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        }
+        if let Some(database) = &config.function_database {
+            env.insert("DATABASE_URL".into(), database.url.clone());
+            env.insert(
+                "DB_TIMEOUT_MS".into(),
+                database.statement_timeout_ms.to_string(),
+            );
+        }
+        env.into_iter().collect()
+    }
+
+    /// Runs one invocation of a prepared version. Every outcome, rejections included, is an
+    /// [`Invocation`]; only an unknown key is an error.
+    pub async fn invoke(
+        &self,
+        key: &str,
+        request: InvocationRequest,
+    ) -> Result<Invocation, UnknownFunction> {
+        let pool = self
+            .shared
+            .pool(key)
+            .ok_or_else(|| UnknownFunction(key.to_string()))?;
+        let invocation = self.run(&pool, &request).await;
+        pool.count_outcome(invocation.outcome);
+        Ok(invocation)
+    }
+
+    async fn run(&self, pool: &Arc<FunctionPool>, request: &InvocationRequest) -> Invocation {
+        let queued_at = Instant::now();
+        let launch = match &pool.launch {
+            Ok(launch) => launch,
+            Err(message) => {
+                let error = InvocationError::new("runtime_unavailable", message.clone());
+                return Invocation::rejected(
+                    request.id.clone(),
+                    pool.key.to_string(),
+                    Outcome::RuntimeUnavailable,
+                    error,
+                    0,
+                );
+            }
+        };
+        let limits = &pool.spec.limits;
+        let admission_limits = AdmissionLimits {
+            max_concurrency: limits.max_concurrency.min(limits.max_workers).max(1),
+            max_queue_length: limits.max_queue_length,
+            max_queue_wait: limits.max_queue_wait,
+        };
+        let permit = match self
+            .shared
+            .admission
+            .acquire(&pool.key, admission_limits)
+            .await
+        {
+            Ok(permit) => permit,
+            Err(rejection) => {
+                let queue_us = queued_at.elapsed().as_micros() as u64;
+                let (outcome, error) = match rejection {
+                    Rejection::QueueFull => (
+                        Outcome::QueueFull,
+                        InvocationError::new(
+                            "queue_full",
+                            format!(
+                                "{} invocations are already waiting for this function",
+                                limits.max_queue_length
+                            ),
+                        ),
+                    ),
+                    Rejection::WaitExceeded => (
+                        Outcome::WaitExceeded,
+                        InvocationError::new(
+                            "wait_exceeded",
+                            format!(
+                                "no slot became free within {} ms",
+                                limits.max_queue_wait.as_millis()
+                            ),
+                        ),
+                    ),
+                };
+                return Invocation::rejected(
+                    request.id.clone(),
+                    pool.key.to_string(),
+                    outcome,
+                    error,
+                    queue_us,
+                );
+            }
+        };
+        let admitted_at = Instant::now();
+        let invocation = match pool.spec.entry_mode {
+            EntryMode::Handler => {
+                pool.invoke_warm(&self.shared, request, queued_at, admitted_at)
+                    .await
+            }
+            EntryMode::Main => {
+                let run = oneshot::OneshotRun {
+                    host: &self.shared.host,
+                    launch,
+                    limits,
+                    worker_id: self.shared.next_worker_id.fetch_add(1, Ordering::Relaxed),
+                };
+                pool.counters.spawns.fetch_add(1, Ordering::Relaxed);
+                pool.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+                let queue_us = admitted_at.duration_since(queued_at).as_micros() as u64;
+                run.run(&request.id, &pool.key, &request.event, queue_us)
+                    .await
+            }
+        };
+        drop(permit);
+        invocation
+    }
+
+    /// Removes a version: new invocations get [`UnknownFunction`], idle workers stop now, busy ones
+    /// when their invocation ends.
+    pub fn retire(&self, key: &str) -> bool {
+        let removed = self
+            .shared
+            .pools
+            .lock()
+            .expect("pools lock poisoned")
+            .remove(key);
+        removed.map(|pool| pool.retire()).is_some()
+    }
+
+    /// Statistics of every prepared version.
+    pub fn stats(&self) -> Vec<PoolStats> {
+        let pools: Vec<Arc<FunctionPool>> = self
+            .shared
+            .pools
+            .lock()
+            .expect("pools lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        pools
+            .iter()
+            .map(|pool| {
+                let admission = self.shared.admission.snapshot(&pool.key);
+                PoolStats {
+                    key: pool.key.to_string(),
+                    name: pool.spec.name.clone(),
+                    sizes: pool.sizes(),
+                    in_flight: admission.in_flight,
+                    queued: admission.queued,
+                    spawns: pool.counters.spawns.load(Ordering::Relaxed),
+                    cold_starts: pool.counters.cold_starts.load(Ordering::Relaxed),
+                    kills: pool.kill_counts(),
+                    outcomes: Outcome::ALL
+                        .iter()
+                        .map(|outcome| {
+                            (
+                                outcome.as_str(),
+                                pool.counters.outcomes[*outcome as usize].load(Ordering::Relaxed),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Lines printed outside invocations that were dropped because the channel was full.
+    pub fn stray_logs_dropped(&self) -> u64 {
+        self.shared.stray_logs_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Retires every version, waits up to `grace` for running invocations, then kills what is left
+    /// and removes the parent cgroups.
+    pub async fn shutdown(&self, grace: Duration) {
+        let pools: Vec<Arc<FunctionPool>> = self
+            .shared
+            .pools
+            .lock()
+            .expect("pools lock poisoned")
+            .drain()
+            .map(|(_, pool)| pool)
+            .collect();
+        for pool in &pools {
+            pool.retire();
+        }
+        let give_up = Instant::now() + grace;
+        while pools
+            .iter()
+            .any(|pool| pool.sizes() != PoolSizes::default())
+            && Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Workers being killed in the background need a moment to leave their cgroups.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let enforcement = self.shared.host.enforcement.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || limits::remove_parent_groups(&enforcement)).await;
+    }
+}
+
+fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> {
+    for name in env.keys() {
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(PrepareError::InvalidEnvName(name.clone()));
+        }
+        if RESERVED_ENV_NAMES.contains(&name.as_str())
+            || RESERVED_ENV_PREFIXES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        {
+            return Err(PrepareError::ReservedEnv(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn reap_idle_workers(shared: std::sync::Weak<Shared>) {
+    loop {
+        let interval = match shared.upgrade() {
+            Some(shared) => {
+                let pools: Vec<Arc<FunctionPool>> = shared
+                    .pools
+                    .lock()
+                    .expect("pools lock poisoned")
+                    .values()
+                    .cloned()
+                    .collect();
+                let now = Instant::now();
+                for pool in pools {
+                    pool.reap_idle(now);
+                }
+                shared.config.reap_interval
+            }
+            None => return,
+        };
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_cannot_set_platform_variables() {
+        let env = |name: &str| BTreeMap::from([(name.to_string(), "x".to_string())]);
+        assert!(matches!(
+            validate_env(&env("DATABASE_URL")),
+            Err(PrepareError::ReservedEnv(_))
+        ));
+        assert!(matches!(
+            validate_env(&env("FUNCTION_INPUT")),
+            Err(PrepareError::ReservedEnv(_))
+        ));
+        assert!(matches!(
+            validate_env(&env("LD_PRELOAD")),
+            Err(PrepareError::ReservedEnv(_))
+        ));
+        assert!(matches!(
+            validate_env(&env("1BAD")),
+            Err(PrepareError::InvalidEnvName(_))
+        ));
+        assert!(matches!(
+            validate_env(&env("A=B")),
+            Err(PrepareError::InvalidEnvName(_))
+        ));
+        assert!(validate_env(&env("API_BASE_URL")).is_ok());
+    }
+}

@@ -1,0 +1,379 @@
+//! Oneshot functions (the seed's `main()`-only model): one process per invocation.
+//!
+//! The event reaches the program through its environment (`FUNCTION_INPUT`, `HTTP_BODY`,
+//! `HTTP_QUERY`, `HTTP_METHOD`); its last stdout line is its JSON result and every other line is a
+//! log line. Limits, the deadline and the kill are the same as for warm workers.
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::time::Instant;
+
+use crate::exec_wrapper::WrapperPlan;
+use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
+use crate::logs::{LogCollector, LogStream};
+use crate::outcome::{Invocation, InvocationError, Outcome};
+use crate::protocol::InvocationEvent;
+use crate::spawn::{create_pipe, ExitStatus, SpawnCommand};
+use crate::worker::{WorkerHost, WorkerLaunch};
+use crate::FunctionLimits;
+
+/// Linux refuses a single environment string over 32 pages (`MAX_ARG_STRLEN`).
+const MAX_ENV_VALUE_BYTES: usize = 128 * 1024 - 64;
+
+/// The variables a oneshot program reads its request from.
+pub fn oneshot_env(event: &InvocationEvent) -> Vec<(String, String)> {
+    let body_value: serde_json::Value = match &event.body {
+        None => serde_json::json!({}),
+        Some(text) if !event.body_is_base64 => {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+        }
+        Some(text) => serde_json::Value::String(text.clone()),
+    };
+    let query = serde_json::to_string(&event.query).expect("maps of strings serialize");
+    let input = serde_json::json!({ "body": body_value, "query": event.query });
+    vec![
+        ("FUNCTION_INPUT".into(), input.to_string()),
+        ("HTTP_BODY".into(), event.body.clone().unwrap_or_default()),
+        ("HTTP_QUERY".into(), query),
+        ("HTTP_METHOD".into(), event.method.clone()),
+    ]
+}
+
+pub(crate) struct OneshotRun<'a> {
+    pub host: &'a WorkerHost,
+    pub launch: &'a WorkerLaunch,
+    pub limits: &'a FunctionLimits,
+    pub worker_id: u64,
+}
+
+impl OneshotRun<'_> {
+    pub async fn run(
+        &self,
+        id: &str,
+        function_key: &str,
+        event: &InvocationEvent,
+        queue_us: u64,
+    ) -> Invocation {
+        let mut invocation = Invocation::rejected(
+            id.into(),
+            function_key.into(),
+            Outcome::Ok,
+            InvocationError::new("", ""),
+            queue_us,
+        );
+        invocation.error = None;
+        invocation.cold = true;
+        let request_env = oneshot_env(event);
+        invocation.bytes_in = request_env
+            .iter()
+            .map(|(_, value)| value.len() as u64)
+            .sum();
+        if let Some((name, value)) = request_env
+            .iter()
+            .find(|(_, value)| value.len() > MAX_ENV_VALUE_BYTES)
+        {
+            invocation.outcome = Outcome::FunctionError;
+            invocation.error = Some(InvocationError::new(
+                "request_too_large",
+                format!("{name} would be {} bytes; main()-only functions take requests up to {MAX_ENV_VALUE_BYTES} bytes (use a handler function for larger ones)", value.len()),
+            ));
+            return invocation;
+        }
+        let limits = WorkerLimits {
+            memory_bytes: self.limits.memory_bytes,
+            max_pids: self.limits.max_pids,
+            max_open_files: self.limits.max_open_files,
+        };
+        let confinement = match WorkerConfinement::create(
+            &self.host.enforcement,
+            &format!("w{}", self.worker_id),
+            limits,
+        ) {
+            Ok(confinement) => confinement,
+            Err(error) => return unavailable(invocation, error.to_string()),
+        };
+        let started = Instant::now();
+        let mut logs = LogCollector::holding_last_stdout_line(self.limits.max_log_bytes);
+        let ran = self
+            .spawn_and_wait(&confinement, limits, request_env, &mut logs)
+            .await;
+        invocation.exec_us = started.elapsed().as_micros() as u64;
+        let memory_hit = confinement.memory_limit_hit();
+        invocation.peak_memory_bytes = confinement
+            .peak_memory_bytes()
+            .or(ran.as_ref().ok().and_then(|run| run.peak_rss_sample));
+        let _ = tokio::task::spawn_blocking(move || {
+            confinement.kill_all();
+            confinement.remove();
+        })
+        .await;
+        let run = match ran {
+            Ok(run) => run,
+            Err(message) => return unavailable(invocation, message),
+        };
+        let output = logs.finish();
+        invocation.worker_pid = Some(run.pid);
+        invocation.log_bytes_dropped = output.dropped_bytes;
+        let stderr_tail: Vec<&str> = output
+            .lines
+            .iter()
+            .rev()
+            .filter(|line| line.stream == LogStream::Stderr)
+            .take(3)
+            .map(|line| line.text.as_str())
+            .collect();
+        let (outcome, error) = match run.end {
+            OneshotEnd::TimedOut => (
+                Outcome::Timeout,
+                InvocationError::new(
+                    "timeout",
+                    format!(
+                        "the function did not finish within {} ms",
+                        self.limits.timeout.as_millis()
+                    ),
+                ),
+            ),
+            OneshotEnd::RssExceeded(rss_bytes) => (
+                Outcome::MemoryLimit,
+                InvocationError::new(
+                    "memory_limit",
+                    format!(
+                        "the function used {} MB, over its {} MB cap",
+                        rss_bytes >> 20,
+                        self.limits.memory_bytes >> 20
+                    ),
+                ),
+            ),
+            OneshotEnd::Exited(_) if memory_hit => (
+                Outcome::MemoryLimit,
+                InvocationError::new(
+                    "memory_limit",
+                    format!(
+                        "the function exceeded its {} MB memory cap and was killed",
+                        self.limits.memory_bytes >> 20
+                    ),
+                ),
+            ),
+            OneshotEnd::Exited(ExitStatus::Exited(0)) => match output
+                .last_stdout_line
+                .as_deref()
+                .map(str::trim)
+            {
+                Some(line) if line.len() > self.limits.max_result_bytes => (
+                    Outcome::FunctionError,
+                    InvocationError::new(
+                        "result_too_large",
+                        format!(
+                            "the result is {} bytes; the limit is {} bytes",
+                            line.len(),
+                            self.limits.max_result_bytes
+                        ),
+                    ),
+                ),
+                Some(line) => match serde_json::from_str::<serde_json::Value>(line) {
+                    Ok(result) => {
+                        invocation.bytes_out = line.len() as u64;
+                        invocation.result = Some(result);
+                        invocation.logs = output.lines;
+                        return invocation;
+                    }
+                    Err(error) => (
+                        Outcome::Crashed,
+                        InvocationError::new(
+                            "invalid_output",
+                            format!(
+                                "the last line printed is not JSON ({error}): {}",
+                                truncate(line, 200)
+                            ),
+                        ),
+                    ),
+                },
+                None => (
+                    Outcome::Crashed,
+                    InvocationError::new("invalid_output", "the function printed no result line"),
+                ),
+            },
+            OneshotEnd::Exited(ExitStatus::Exited(code)) => {
+                let mut error = InvocationError::new(
+                    "function_error",
+                    format!("the function exited with status {code}"),
+                );
+                if !stderr_tail.is_empty() {
+                    error.message = format!(
+                        "{}: {}",
+                        error.message,
+                        stderr_tail
+                            .iter()
+                            .rev()
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    );
+                }
+                (Outcome::FunctionError, error)
+            }
+            OneshotEnd::Exited(status) => (
+                Outcome::Crashed,
+                InvocationError::new("crashed", format!("the function was {status}")),
+            ),
+        };
+        invocation.outcome = outcome;
+        invocation.error = Some(error);
+        invocation.logs = output.lines;
+        invocation
+    }
+
+    async fn spawn_and_wait(
+        &self,
+        confinement: &WorkerConfinement,
+        limits: WorkerLimits,
+        request_env: Vec<(String, String)>,
+        logs: &mut LogCollector,
+    ) -> Result<OneshotRunResult, String> {
+        let (stdout_read, stdout_write) = create_pipe().map_err(|error| error.to_string())?;
+        let (stderr_read, stderr_write) = create_pipe().map_err(|error| error.to_string())?;
+        let mut env = self.launch.env.clone();
+        env.extend(request_env);
+        let command = SpawnCommand {
+            wrapper: self.host.exec_wrapper.clone(),
+            plan: WrapperPlan {
+                cgroup_procs_files: confinement.procs_files(),
+                rlimits: confinement.rlimits(limits),
+                working_dir: Some(self.launch.directory.clone()),
+                expected_parent: Some(std::process::id() as i32),
+                program: self.launch.program.clone(),
+                args: self.launch.args.iter().map(Into::into).collect(),
+            },
+            env,
+            fds: vec![(stdout_write, 1), (stderr_write, 2)],
+        };
+        let mut process = self
+            .host
+            .spawner
+            .spawn(command)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut stdout =
+            Some(pipe::Receiver::from_owned_fd(stdout_read).map_err(|error| error.to_string())?);
+        let mut stderr =
+            Some(pipe::Receiver::from_owned_fd(stderr_read).map_err(|error| error.to_string())?);
+        let deadline = Instant::now() + self.limits.timeout;
+        let watch_rss = matches!(self.host.enforcement, Enforcement::Rlimit);
+        let mut watchdog = tokio::time::interval(self.host.rss_watchdog_interval);
+        let mut peak_rss_sample = None;
+        let (mut stdout_buffer, mut stderr_buffer) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+        let pid = process.pid();
+        let end = loop {
+            tokio::select! {
+                Some(read) = read_some(&mut stdout, &mut stdout_buffer) => take(&mut stdout, read, LogStream::Stdout, &stdout_buffer, logs),
+                Some(read) = read_some(&mut stderr, &mut stderr_buffer) => take(&mut stderr, read, LogStream::Stderr, &stderr_buffer, logs),
+                status = process.wait() => {
+                    // Collect what is still in the pipes; descendants holding them open get 100 ms.
+                    let give_up = Instant::now() + Duration::from_millis(100);
+                    while stdout.is_some() || stderr.is_some() {
+                        tokio::select! {
+                            Some(read) = read_some(&mut stdout, &mut stdout_buffer) => take(&mut stdout, read, LogStream::Stdout, &stdout_buffer, logs),
+                            Some(read) = read_some(&mut stderr, &mut stderr_buffer) => take(&mut stderr, read, LogStream::Stderr, &stderr_buffer, logs),
+                            _ = tokio::time::sleep_until(give_up) => break,
+                        }
+                    }
+                    break OneshotEnd::Exited(status);
+                }
+                _ = tokio::time::sleep_until(deadline) => break OneshotEnd::TimedOut,
+                _ = watchdog.tick(), if watch_rss => {
+                    if let Some(rss_bytes) = rss::current_rss_bytes(&self.host.proc_root, pid) {
+                        peak_rss_sample = peak_rss_sample.max(Some(rss_bytes));
+                        if rss_bytes > self.limits.memory_bytes {
+                            break OneshotEnd::RssExceeded(rss_bytes);
+                        }
+                    }
+                }
+            }
+        };
+        // Descendants that outlived the program die with it, whatever the ending.
+        process.kill_group();
+        if !matches!(end, OneshotEnd::Exited(_)) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), process.wait()).await;
+        }
+        Ok(OneshotRunResult {
+            end,
+            pid,
+            peak_rss_sample,
+        })
+    }
+}
+
+enum OneshotEnd {
+    Exited(ExitStatus),
+    TimedOut,
+    RssExceeded(u64),
+}
+
+struct OneshotRunResult {
+    end: OneshotEnd,
+    pid: i32,
+    peak_rss_sample: Option<u64>,
+}
+
+fn unavailable(mut invocation: Invocation, message: String) -> Invocation {
+    invocation.outcome = Outcome::RuntimeUnavailable;
+    invocation.error = Some(InvocationError::new("runtime_unavailable", message));
+    invocation
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+async fn read_some(
+    pipe: &mut Option<pipe::Receiver>,
+    buffer: &mut [u8],
+) -> Option<std::io::Result<usize>> {
+    match pipe {
+        Some(receiver) => Some(receiver.read(buffer).await),
+        None => std::future::pending().await,
+    }
+}
+
+fn take(
+    pipe: &mut Option<pipe::Receiver>,
+    read: std::io::Result<usize>,
+    stream: LogStream,
+    buffer: &[u8],
+    logs: &mut LogCollector,
+) {
+    match read {
+        Ok(0) | Err(_) => *pipe = None,
+        Ok(count) => logs.push(stream, &buffer[..count]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oneshot_environment_follows_the_seed() {
+        let mut event = InvocationEvent {
+            method: "POST".into(),
+            path: "/".into(),
+            ..Default::default()
+        }
+        .with_raw_body(br#"{"name":"Ada"}"#);
+        event.query.insert("lang".into(), "en".into());
+        let env: std::collections::HashMap<_, _> = oneshot_env(&event).into_iter().collect();
+        assert_eq!(
+            env["FUNCTION_INPUT"],
+            r#"{"body":{"name":"Ada"},"query":{"lang":"en"}}"#
+        );
+        assert_eq!(env["HTTP_BODY"], r#"{"name":"Ada"}"#);
+        assert_eq!(env["HTTP_QUERY"], r#"{"lang":"en"}"#);
+        assert_eq!(env["HTTP_METHOD"], "POST");
+    }
+}

@@ -1,0 +1,688 @@
+//! The pool of one function version: idle workers, leasing, releasing, recycling, reaping.
+//!
+//! Invariants:
+//! - a worker is either in `idle`, or owned by exactly one invocation (counted in `busy`), or being
+//!   started (counted in `starting`), or being killed (counted nowhere);
+//! - `idle + busy + starting <= max_workers`, and admission lets at most
+//!   `min(max_concurrency, max_workers)` invocations in, so a lease never waits for a worker that
+//!   nobody is starting;
+//! - a worker that timed out, crashed, hit its memory cap, broke the protocol or served
+//!   `max_requests_per_worker` invocations is never reused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::limits::{rss, Enforcement, WorkerLimits};
+use crate::logs::{LogCollector, LogStream};
+use crate::outcome::{Invocation, InvocationError, Outcome};
+use crate::protocol::encode_request;
+use crate::runtime::EntryMode;
+use crate::spec::FunctionSpec;
+use crate::worker::{RawReply, StartFailure, Worker, WorkerLaunch};
+use crate::{InvocationRequest, Shared, StrayLogLine};
+
+/// Why a worker was stopped, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KillReason {
+    Timeout,
+    MemoryLimit,
+    Crashed,
+    ProtocolError,
+    Recycled,
+    IdleExpired,
+    Retired,
+    StartFailed,
+}
+
+impl KillReason {
+    pub const ALL: [KillReason; 8] = [
+        KillReason::Timeout,
+        KillReason::MemoryLimit,
+        KillReason::Crashed,
+        KillReason::ProtocolError,
+        KillReason::Recycled,
+        KillReason::IdleExpired,
+        KillReason::Retired,
+        KillReason::StartFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillReason::Timeout => "timeout",
+            KillReason::MemoryLimit => "memory_limit",
+            KillReason::Crashed => "crashed",
+            KillReason::ProtocolError => "protocol_error",
+            KillReason::Recycled => "recycled",
+            KillReason::IdleExpired => "idle_expired",
+            KillReason::Retired => "retired",
+            KillReason::StartFailed => "start_failed",
+        }
+    }
+}
+
+/// Lines a runtime prints when it dies of memory exhaustion (used when no cgroup can tell us).
+const OUT_OF_MEMORY_MARKERS: [&str; 5] = [
+    "heap out of memory",
+    "Allocation failed",
+    "MemoryError",
+    "Out of Memory",
+    "OutOfMemoryError",
+];
+
+/// After a worker fails to start, further starts wait this long (doubling up to the maximum), so a
+/// broken function answers quickly with the recorded error instead of spawning on every request.
+const FIRST_START_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_START_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+pub(crate) struct PoolCounters {
+    pub spawns: AtomicU64,
+    pub kills: [AtomicU64; 8],
+    pub outcomes: [AtomicU64; 8],
+    pub cold_starts: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    idle: Vec<Worker>,
+    busy: usize,
+    starting: usize,
+    retired: bool,
+    start_backoff: Option<StartBackoff>,
+}
+
+#[derive(Debug, Clone)]
+struct StartBackoff {
+    until: Instant,
+    delay: Duration,
+    message: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct FunctionPool {
+    pub spec: FunctionSpec,
+    pub key: Arc<str>,
+    /// How workers start, or the message every invocation gets when they cannot.
+    pub launch: Result<WorkerLaunch, String>,
+    state: Mutex<PoolState>,
+    worker_available: Notify,
+    pub counters: PoolCounters,
+}
+
+/// Sizes of one pool, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolSizes {
+    pub idle: usize,
+    pub busy: usize,
+    pub starting: usize,
+}
+
+// Lives for one `match` on the stack; boxing the worker would put an allocation on the hot path.
+#[allow(clippy::large_enum_variant)]
+enum LeaseStep {
+    Take(Worker),
+    Start,
+    Wait,
+    Fail(LeaseError),
+}
+
+enum LeaseError {
+    Unavailable(String),
+    Retired,
+    WaitExceeded,
+}
+
+impl FunctionPool {
+    pub fn new(spec: FunctionSpec, launch: Result<WorkerLaunch, String>) -> Arc<Self> {
+        Arc::new(Self {
+            key: spec.key.as_str().into(),
+            spec,
+            launch,
+            state: Mutex::new(PoolState::default()),
+            worker_available: Notify::new(),
+            counters: PoolCounters::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().expect("pool lock poisoned")
+    }
+
+    pub fn sizes(&self) -> PoolSizes {
+        let state = self.lock();
+        PoolSizes {
+            idle: state.idle.len(),
+            busy: state.busy,
+            starting: state.starting,
+        }
+    }
+
+    fn worker_limits(&self) -> WorkerLimits {
+        WorkerLimits {
+            memory_bytes: self.spec.limits.memory_bytes,
+            max_pids: self.spec.limits.max_pids,
+            max_open_files: self.spec.limits.max_open_files,
+        }
+    }
+
+    /// Starts one worker outside any invocation (prepare and refill); start-up output is stray output.
+    pub async fn start_worker(&self, shared: &Shared) -> Result<Worker, String> {
+        let launch = self.launch.as_ref().map_err(Clone::clone)?;
+        let id = shared.next_worker_id.fetch_add(1, Ordering::Relaxed);
+        let mut startup_logs = LogCollector::new(self.spec.limits.max_log_bytes);
+        self.counters.spawns.fetch_add(1, Ordering::Relaxed);
+        let started = Worker::start(
+            &shared.host,
+            launch,
+            self.worker_limits(),
+            id,
+            self.spec.limits.max_result_bytes,
+            self.spec.limits.startup_timeout,
+            &mut startup_logs,
+        )
+        .await;
+        shared.send_stray_output(&self.key, startup_logs);
+        started.map_err(|failure| self.record_start_failure(failure))
+    }
+
+    fn record_start_failure(&self, failure: StartFailure) -> String {
+        self.count_kill(KillReason::StartFailed);
+        let message = failure.to_string();
+        let mut state = self.lock();
+        let delay = state
+            .start_backoff
+            .as_ref()
+            .map_or(FIRST_START_BACKOFF, |previous| {
+                (previous.delay * 2).min(MAX_START_BACKOFF)
+            });
+        state.start_backoff = Some(StartBackoff {
+            until: Instant::now() + delay,
+            delay,
+            message: message.clone(),
+        });
+        tracing::warn!(function = %self.key, %message, backoff_ms = delay.as_millis() as u64, "worker failed to start");
+        message
+    }
+
+    /// Adds a started worker to the idle list (prepare and refill); kills it if the pool was retired.
+    pub fn add_idle(&self, worker: Worker) {
+        let mut state = self.lock();
+        if state.retired {
+            drop(state);
+            return self.dispose(worker, KillReason::Retired);
+        }
+        state.start_backoff = None;
+        state.idle.push(worker);
+        drop(state);
+        self.worker_available.notify_one();
+    }
+
+    /// Takes an idle worker, or starts one; `Ok((worker, cold))`.
+    async fn lease(
+        &self,
+        shared: &Shared,
+        wait_until: Instant,
+    ) -> Result<(Worker, bool), LeaseError> {
+        loop {
+            let notified = self.worker_available.notified();
+            let (step, dead) = self.next_lease_step();
+            self.dispose_all(dead, KillReason::Crashed);
+            match step {
+                LeaseStep::Take(worker) => return Ok((worker, false)),
+                LeaseStep::Fail(error) => return Err(error),
+                LeaseStep::Start => {
+                    let started = self.start_worker(shared).await;
+                    return self.finish_start(started);
+                }
+                // Every slot is taken by a worker being started for the idle list: wait for it.
+                LeaseStep::Wait => {
+                    if tokio::time::timeout_at(wait_until, notified).await.is_err() {
+                        return Err(LeaseError::WaitExceeded);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides, under the lock, what a lease does next; also returns idle workers found dead.
+    fn next_lease_step(&self) -> (LeaseStep, Vec<Worker>) {
+        let mut state = self.lock();
+        let mut dead = Vec::new();
+        if state.retired {
+            return (LeaseStep::Fail(LeaseError::Retired), dead);
+        }
+        while let Some(mut worker) = state.idle.pop() {
+            if worker.has_exited() {
+                dead.push(worker);
+                continue;
+            }
+            state.busy += 1;
+            return (LeaseStep::Take(worker), dead);
+        }
+        if state.busy + state.starting >= self.spec.limits.max_workers.max(1) {
+            return (LeaseStep::Wait, dead);
+        }
+        if let Some(backoff) = state
+            .start_backoff
+            .as_ref()
+            .filter(|backoff| Instant::now() < backoff.until)
+        {
+            return (
+                LeaseStep::Fail(LeaseError::Unavailable(backoff.message.clone())),
+                dead,
+            );
+        }
+        state.starting += 1;
+        (LeaseStep::Start, dead)
+    }
+
+    fn finish_start(&self, started: Result<Worker, String>) -> Result<(Worker, bool), LeaseError> {
+        let mut state = self.lock();
+        state.starting -= 1;
+        match started {
+            Ok(worker) if !state.retired => {
+                state.start_backoff = None;
+                state.busy += 1;
+                self.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+                Ok((worker, true))
+            }
+            Ok(worker) => {
+                drop(state);
+                self.dispose(worker, KillReason::Retired);
+                Err(LeaseError::Retired)
+            }
+            Err(message) => Err(LeaseError::Unavailable(message)),
+        }
+    }
+
+    /// Returns a worker after an invocation: back to idle, or killed with `reason`.
+    fn release(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        mut worker: Worker,
+        kill: Option<KillReason>,
+    ) {
+        worker.served += 1;
+        worker.last_used = Instant::now();
+        let reason = kill.or_else(|| {
+            (worker.served >= self.spec.limits.max_requests_per_worker)
+                .then_some(KillReason::Recycled)
+        });
+        let mut state = self.lock();
+        state.busy -= 1;
+        match reason {
+            None if !state.retired => {
+                state.idle.push(worker);
+                drop(state);
+                self.worker_available.notify_one();
+            }
+            reason => {
+                let retired = state.retired;
+                drop(state);
+                self.dispose(
+                    worker,
+                    if retired {
+                        KillReason::Retired
+                    } else {
+                        reason.unwrap_or(KillReason::Retired)
+                    },
+                );
+                if !retired {
+                    self.refill(shared);
+                }
+            }
+        }
+    }
+
+    /// Starts workers in the background until `min_idle_workers` are idle or starting again.
+    pub fn refill(self: &Arc<Self>, shared: &Arc<Shared>) {
+        if self.spec.entry_mode != EntryMode::Handler {
+            return;
+        }
+        let mut state = self.lock();
+        let total = state.idle.len() + state.busy + state.starting;
+        let backing_off = state
+            .start_backoff
+            .as_ref()
+            .is_some_and(|backoff| Instant::now() < backoff.until);
+        if state.retired
+            || backing_off
+            || state.idle.len() + state.starting >= self.spec.limits.min_idle_workers
+            || total >= self.spec.limits.max_workers
+        {
+            return;
+        }
+        state.starting += 1;
+        drop(state);
+        let (pool, shared) = (self.clone(), shared.clone());
+        tokio::spawn(async move {
+            let started = pool.start_worker(&shared).await;
+            pool.lock().starting -= 1;
+            match started {
+                Ok(worker) => pool.add_idle(worker),
+                Err(_) => pool.worker_available.notify_waiters(),
+            }
+        });
+    }
+
+    fn count_kill(&self, reason: KillReason) {
+        self.counters.kills[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Kills a worker in the background (its SIGKILL is sent before this returns).
+    pub fn dispose(&self, worker: Worker, reason: KillReason) {
+        self.count_kill(reason);
+        worker.process.kill_group();
+        tokio::spawn(worker.kill_and_reap());
+    }
+
+    fn dispose_all(&self, workers: Vec<Worker>, reason: KillReason) {
+        for worker in workers {
+            self.dispose(worker, reason);
+        }
+    }
+
+    /// Stops idle workers unused for longer than the idle time-to-live (scale to zero).
+    pub fn reap_idle(&self, now: Instant) {
+        let ttl = self.spec.limits.idle_ttl;
+        let expired: Vec<Worker> = {
+            let mut state = self.lock();
+            let (expired, kept) = std::mem::take(&mut state.idle)
+                .into_iter()
+                .partition(|worker| now.saturating_duration_since(worker.last_used) >= ttl);
+            state.idle = kept;
+            expired
+        };
+        self.dispose_all(expired, KillReason::IdleExpired);
+    }
+
+    /// Marks the pool retired and kills its idle workers; busy ones are killed when released.
+    pub fn retire(&self) {
+        let idle = {
+            let mut state = self.lock();
+            state.retired = true;
+            std::mem::take(&mut state.idle)
+        };
+        self.dispose_all(idle, KillReason::Retired);
+        self.worker_available.notify_waiters();
+    }
+
+    /// Runs one invocation on a warm worker. Admission has already been granted.
+    pub async fn invoke_warm(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        request: &InvocationRequest,
+        queued_at: Instant,
+        admitted_at: Instant,
+    ) -> Invocation {
+        let limits = &self.spec.limits;
+        let queue_us = admitted_at.duration_since(queued_at).as_micros() as u64;
+        let lease = self.lease(shared, queued_at + limits.max_queue_wait).await;
+        let (mut worker, cold) = match lease {
+            Ok(leased) => leased,
+            Err(error) => {
+                let (outcome, error) = match error {
+                    LeaseError::Unavailable(message) => (
+                        Outcome::RuntimeUnavailable,
+                        InvocationError::new("runtime_unavailable", message),
+                    ),
+                    LeaseError::Retired => (
+                        Outcome::RuntimeUnavailable,
+                        InvocationError::new(
+                            "function_retired",
+                            "this function version was retired while the invocation waited",
+                        ),
+                    ),
+                    LeaseError::WaitExceeded => (
+                        Outcome::WaitExceeded,
+                        InvocationError::new(
+                            "wait_exceeded",
+                            "no worker became available within the maximum queue wait",
+                        ),
+                    ),
+                };
+                let queue_us = queued_at.elapsed().as_micros() as u64;
+                return Invocation::rejected(
+                    request.id.clone(),
+                    self.key.to_string(),
+                    outcome,
+                    error,
+                    queue_us,
+                );
+            }
+        };
+
+        // Output the worker printed while idle belongs to no invocation.
+        let mut idle_output = LogCollector::new(limits.max_log_bytes);
+        worker.drain_ready_output(&mut idle_output);
+        if !idle_output.is_empty() {
+            shared.send_stray_output(&self.key, idle_output);
+        }
+
+        let frame = encode_request(
+            &request.id,
+            limits.timeout.as_millis() as u64,
+            &request.event,
+        );
+        let mut logs = LogCollector::new(limits.max_log_bytes);
+        let watchdog = matches!(shared.host.enforcement, Enforcement::Rlimit).then_some((
+            shared.host.proc_root.as_path(),
+            limits.memory_bytes,
+            shared.host.rss_watchdog_interval,
+        ));
+        let exec_started = Instant::now();
+        let raw = worker
+            .invoke(
+                &frame,
+                &request.id,
+                exec_started + limits.timeout,
+                &mut logs,
+                watchdog,
+            )
+            .await;
+        let exec_us = exec_started.elapsed().as_micros() as u64;
+
+        let classified = self.classify(raw, &worker, &logs);
+        let peak_memory_bytes = worker
+            .confinement
+            .peak_memory_bytes()
+            .or_else(|| rss::peak_rss_bytes(&shared.host.proc_root, worker.process.pid()));
+        let worker_pid = Some(worker.process.pid());
+        self.release(shared, worker, classified.kill);
+        let output = logs.finish();
+        Invocation {
+            id: request.id.clone(),
+            function_key: self.key.to_string(),
+            outcome: classified.outcome,
+            result: classified.result,
+            error: classified.error,
+            cold,
+            queue_us,
+            exec_us,
+            peak_memory_bytes,
+            bytes_in: frame.len() as u64,
+            bytes_out: classified.bytes_out,
+            logs: output.lines,
+            log_bytes_dropped: output.dropped_bytes,
+            worker_pid,
+        }
+    }
+
+    fn classify(&self, raw: RawReply, worker: &Worker, logs: &LogCollector) -> Classified {
+        let limits = &self.spec.limits;
+        match raw {
+            RawReply::Replied {
+                ok: true,
+                result,
+                bytes_out,
+                ..
+            } => Classified {
+                outcome: Outcome::Ok,
+                result: Some(result),
+                error: None,
+                kill: None,
+                bytes_out,
+            },
+            RawReply::Replied {
+                error, bytes_out, ..
+            } => {
+                let error = error.unwrap_or_else(|| crate::protocol::FunctionError {
+                    error_type: "Error".into(),
+                    message: "the function failed without an error message".into(),
+                    stack: None,
+                    kind: None,
+                });
+                if error.kind.as_deref() == Some("out_of_memory") {
+                    return Classified::failed(
+                        Outcome::MemoryLimit,
+                        InvocationError::new(
+                            "memory_limit",
+                            format!(
+                                "the function ran out of memory ({} MB cap): {}",
+                                limits.memory_bytes >> 20,
+                                error.message
+                            ),
+                        ),
+                        Some(KillReason::MemoryLimit),
+                    );
+                }
+                let mut invocation_error = InvocationError::new("function_error", error.message);
+                invocation_error.error_type = Some(error.error_type);
+                invocation_error.stack = error.stack;
+                Classified {
+                    bytes_out,
+                    ..Classified::failed(Outcome::FunctionError, invocation_error, None)
+                }
+            }
+            RawReply::TooLarge { declared_bytes } => Classified::failed(
+                Outcome::FunctionError,
+                InvocationError::new(
+                    "result_too_large",
+                    format!(
+                        "the result is {declared_bytes} bytes; the limit is {} bytes",
+                        limits.max_result_bytes
+                    ),
+                ),
+                None,
+            ),
+            RawReply::TimedOut => Classified::failed(
+                Outcome::Timeout,
+                InvocationError::new(
+                    "timeout",
+                    format!(
+                        "the function did not finish within {} ms",
+                        limits.timeout.as_millis()
+                    ),
+                ),
+                Some(KillReason::Timeout),
+            ),
+            RawReply::RssExceeded { rss_bytes } => Classified::failed(
+                Outcome::MemoryLimit,
+                InvocationError::new(
+                    "memory_limit",
+                    format!(
+                        "the worker used {} MB, over its {} MB cap",
+                        rss_bytes >> 20,
+                        limits.memory_bytes >> 20
+                    ),
+                ),
+                Some(KillReason::MemoryLimit),
+            ),
+            RawReply::Exited(status) => {
+                let stderr = logs.recent_lines(LogStream::Stderr, 20);
+                let memory = worker.confinement.memory_limit_hit()
+                    || stderr.iter().any(|line| {
+                        OUT_OF_MEMORY_MARKERS
+                            .iter()
+                            .any(|marker| line.contains(marker))
+                    });
+                let how = status.map_or_else(|| "exited".to_string(), |status| status.to_string());
+                if memory {
+                    Classified::failed(
+                        Outcome::MemoryLimit,
+                        InvocationError::new(
+                            "memory_limit",
+                            format!(
+                                "the worker exceeded its {} MB memory cap and was killed ({how})",
+                                limits.memory_bytes >> 20
+                            ),
+                        ),
+                        Some(KillReason::MemoryLimit),
+                    )
+                } else {
+                    Classified::failed(
+                        Outcome::Crashed,
+                        InvocationError::new(
+                            "crashed",
+                            format!("the worker {how} before replying"),
+                        ),
+                        Some(KillReason::Crashed),
+                    )
+                }
+            }
+            RawReply::Broken(message) => Classified::failed(
+                Outcome::Crashed,
+                InvocationError::new(
+                    "invalid_output",
+                    format!("the worker broke the protocol: {message}"),
+                ),
+                Some(KillReason::ProtocolError),
+            ),
+        }
+    }
+
+    pub fn count_outcome(&self, outcome: Outcome) {
+        self.counters.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn kill_counts(&self) -> HashMap<&'static str, u64> {
+        KillReason::ALL
+            .iter()
+            .map(|reason| {
+                (
+                    reason.as_str(),
+                    self.counters.kills[*reason as usize].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+}
+
+struct Classified {
+    outcome: Outcome,
+    result: Option<serde_json::Value>,
+    error: Option<InvocationError>,
+    kill: Option<KillReason>,
+    bytes_out: u64,
+}
+
+impl Classified {
+    fn failed(outcome: Outcome, error: InvocationError, kill: Option<KillReason>) -> Self {
+        Self {
+            outcome,
+            result: None,
+            error: Some(error),
+            kill,
+            bytes_out: 0,
+        }
+    }
+}
+
+/// Forwards output that belongs to no invocation to the stray-log channel.
+pub(crate) fn stray_lines(
+    function_key: &Arc<str>,
+    logs: LogCollector,
+) -> impl Iterator<Item = StrayLogLine> + '_ {
+    logs.finish()
+        .lines
+        .into_iter()
+        .map(move |line| StrayLogLine {
+            function_key: function_key.to_string(),
+            line,
+        })
+}

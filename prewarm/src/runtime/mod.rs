@@ -1,0 +1,265 @@
+//! Runtimes: where each one's executable is, how a function of each kind is started.
+//!
+//! The adapters under `prewarm/runtimes/` are compiled into the crate and written to the state
+//! directory at start-up, so a server binary carries everything it needs.
+
+mod dart;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use dart::prepare_dart;
+
+/// A supported function runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Dart,
+    Node,
+    Python,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 3] = [Runtime::Dart, Runtime::Node, Runtime::Python];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Dart => "dart",
+            Runtime::Node => "node",
+            Runtime::Python => "python",
+        }
+    }
+
+    /// The executable looked up on `PATH`.
+    pub fn executable_name(self) -> &'static str {
+        match self {
+            Runtime::Dart => "dart",
+            Runtime::Node => "node",
+            Runtime::Python => "python3",
+        }
+    }
+
+    /// The entry file of a function of this runtime, relative to its directory.
+    pub fn entry_file(self) -> &'static str {
+        match self {
+            Runtime::Dart => "main.dart",
+            Runtime::Node => "index.js",
+            Runtime::Python => "main.py",
+        }
+    }
+}
+
+impl std::str::FromStr for Runtime {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Runtime::ALL
+            .into_iter()
+            .find(|runtime| runtime.name() == name)
+            .ok_or_else(|| format!("unknown runtime {name:?}: expected dart, node or python"))
+    }
+}
+
+/// How a function is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryMode {
+    /// A `handler` kept loaded in warm workers.
+    Handler,
+    /// A `main()`-only program: one process per invocation (the seed's model).
+    Main,
+}
+
+/// Executables found on the server's `PATH` and the adapters written for them.
+#[derive(Debug, Clone)]
+pub struct RuntimeInstall {
+    executables: [Option<PathBuf>; 3],
+    adapter_dir: PathBuf,
+}
+
+/// A runtime the host does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("runtime unavailable: {executable} not found on PATH")]
+pub struct RuntimeUnavailable {
+    pub executable: &'static str,
+}
+
+const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
+const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
+pub(crate) const DART_ADAPTER: &str = include_str!("../../runtimes/dart/containerpub_adapter.dart");
+pub(crate) const DART_ENTRY_TEMPLATE: &str =
+    include_str!("../../runtimes/dart/entry.dart.template");
+
+impl RuntimeInstall {
+    /// Looks the runtimes up on `search_path` and writes the adapters into `adapter_dir`.
+    pub fn discover(
+        search_path: Option<&std::ffi::OsStr>,
+        adapter_dir: &Path,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(adapter_dir)?;
+        for (name, contents) in [
+            ("adapter.cjs", NODE_ADAPTER),
+            ("adapter.py", PYTHON_ADAPTER),
+            ("containerpub_adapter.dart", DART_ADAPTER),
+        ] {
+            std::fs::write(adapter_dir.join(name), contents)?;
+        }
+        let executables = Runtime::ALL.map(|runtime| {
+            find_on_path(search_path, runtime.executable_name())
+                .map(|found| resolve_interpreter(runtime, found))
+        });
+        Ok(Self {
+            executables,
+            adapter_dir: adapter_dir.to_path_buf(),
+        })
+    }
+
+    /// The runtime's executable, or the error users see when it is missing.
+    pub fn executable(&self, runtime: Runtime) -> Result<&Path, RuntimeUnavailable> {
+        self.executables[runtime as usize]
+            .as_deref()
+            .ok_or(RuntimeUnavailable {
+                executable: runtime.executable_name(),
+            })
+    }
+
+    /// Which runtimes this host can run, for `/healthz`.
+    pub fn available(&self) -> Vec<(Runtime, Option<PathBuf>)> {
+        Runtime::ALL
+            .iter()
+            .map(|runtime| (*runtime, self.executables[*runtime as usize].clone()))
+            .collect()
+    }
+
+    pub fn adapter_dir(&self) -> &Path {
+        &self.adapter_dir
+    }
+
+    /// Program and arguments of a warm worker for a Node or Python function.
+    /// Dart functions are started from what [`prepare_dart`] built.
+    pub fn handler_command(
+        &self,
+        runtime: Runtime,
+        entry: &Path,
+    ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
+        let program = self.executable(runtime)?.to_path_buf();
+        let entry = entry.display().to_string();
+        let args = match runtime {
+            Runtime::Node => vec![
+                self.adapter_dir.join("adapter.cjs").display().to_string(),
+                entry,
+            ],
+            // -B: never write .pyc files into the function's directory.
+            Runtime::Python => vec![
+                "-B".into(),
+                self.adapter_dir.join("adapter.py").display().to_string(),
+                entry,
+            ],
+            Runtime::Dart => vec!["run".into(), entry],
+        };
+        Ok((program, args))
+    }
+
+    /// Program and arguments of a oneshot run: the entry file as a program.
+    pub fn oneshot_command(
+        &self,
+        runtime: Runtime,
+        entry: &Path,
+    ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
+        let program = self.executable(runtime)?.to_path_buf();
+        let entry = entry.display().to_string();
+        let args = match runtime {
+            Runtime::Node => vec![entry],
+            Runtime::Python => vec!["-B".into(), entry],
+            Runtime::Dart => vec!["run".into(), entry],
+        };
+        Ok((program, args))
+    }
+}
+
+/// Asks an interpreter for its real executable. Version managers put shell-script shims on `PATH`
+/// (pyenv, nvm, asdf): spawning the shim costs a shell start per worker and leaks the shim's own
+/// variables into the worker, so workers run the interpreter the shim would have chosen.
+fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
+    let probe: &[&str] = match runtime {
+        Runtime::Python => &["-c", "import sys; sys.stdout.write(sys.executable)"],
+        Runtime::Node => &["-p", "process.execPath"],
+        Runtime::Dart => return found,
+    };
+    let output = std::process::Command::new(&found)
+        .args(probe)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let resolved = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+            if resolved.is_absolute() && resolved.is_file() {
+                return resolved;
+            }
+            found
+        }
+        _ => found,
+    }
+}
+
+/// Finds an executable file on a `PATH`-style list.
+pub fn find_on_path(search_path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(search_path?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_runtime_says_which_executable_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let install =
+            RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters"))
+                .unwrap();
+        assert!(install.available().iter().all(|(_, path)| path.is_none()));
+        let error = install.executable(Runtime::Dart).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "runtime unavailable: dart not found on PATH"
+        );
+        assert!(dir.path().join("adapters/adapter.py").is_file());
+    }
+
+    #[test]
+    fn interpreters_behind_shims_are_resolved_to_their_real_executable() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(real) = find_on_path(std::env::var_os("PATH").as_deref(), "python3") else {
+            return;
+        };
+        let shim = dir.path().join("python3");
+        std::fs::write(
+            &shim,
+            format!("#!/bin/sh\nexec {} \"$@\"\n", real.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let install =
+            RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters"))
+                .unwrap();
+        let resolved = install.executable(Runtime::Python).unwrap();
+        assert_ne!(resolved, shim.as_path(), "the shell shim was not resolved");
+        assert!(resolved.is_absolute());
+    }
+
+    #[test]
+    fn runtimes_parse_from_their_names() {
+        assert_eq!("node".parse::<Runtime>(), Ok(Runtime::Node));
+        assert!("ruby"
+            .parse::<Runtime>()
+            .unwrap_err()
+            .contains("expected dart, node or python"));
+    }
+}

@@ -1,0 +1,310 @@
+//! Spawning worker processes without fork, and reaping them without `SIGCHLD` handlers.
+//!
+//! Every worker starts as `posix_spawn` of the exec wrapper (see `exec_wrapper`), with file actions
+//! that place its pipes on fixed descriptors, a new process group, and default signal dispositions.
+//! No `pre_exec` hook exists anywhere on this path, so glibc uses `clone(CLONE_VM|CLONE_VFORK)` and
+//! the cost does not grow with the server's memory.
+//!
+//! Spawns run on one dedicated, long-lived thread: the wrapper asks for `PR_SET_PDEATHSIG`, which
+//! fires when the *thread* that spawned the process exits. Tokio's blocking threads come and go, so
+//! spawning from them would kill workers at random; the spawner thread lives as long as the pool,
+//! and if the whole server dies, every worker dies with it.
+//!
+//! Each child is watched through a pidfd: readable once the process has exited, then reaped with
+//! `waitpid(pid, WNOHANG)`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+
+use nix::fcntl::OFlag;
+use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+use crate::exec_wrapper::WrapperPlan;
+
+/// What to start and which descriptors it gets.
+#[derive(Debug)]
+pub struct SpawnCommand {
+    pub wrapper: PathBuf,
+    pub plan: WrapperPlan,
+    /// The complete environment of the worker; nothing of the server's environment is inherited.
+    pub env: Vec<(String, String)>,
+    /// `(child's end, descriptor number in the child)`; stdin is always `/dev/null`.
+    pub fds: Vec<(OwnedFd, RawFd)>,
+}
+
+/// Errors from starting a process.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("the spawner thread is gone (the pool is shutting down)")]
+    SpawnerGone,
+    #[error("posix_spawn {program}: {source}")]
+    Spawn { program: String, source: nix::Error },
+    #[error("pidfd_open for pid {pid}: {source}")]
+    Pidfd { pid: i32, source: std::io::Error },
+    #[error("{what} contains a NUL byte")]
+    NulByte { what: String },
+    #[error("create pipe: {0}")]
+    Pipe(nix::Error),
+}
+
+struct SpawnJob {
+    command: SpawnCommand,
+    reply: oneshot::Sender<Result<(Pid, OwnedFd), SpawnError>>,
+}
+
+/// Handle to the dedicated spawner thread; dropping the last handle stops the thread.
+#[derive(Debug, Clone)]
+pub struct Spawner {
+    jobs: std_mpsc::Sender<SpawnJob>,
+    thread_id: u64,
+}
+
+impl std::fmt::Debug for SpawnJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnJob")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl Spawner {
+    pub fn start() -> std::io::Result<Self> {
+        let (jobs, receiver) = std_mpsc::channel::<SpawnJob>();
+        let (tid_tx, tid_rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("prewarm-spawner".into())
+            .spawn(move || {
+                let _ = tid_tx.send(nix::unistd::gettid().as_raw() as u64);
+                while let Ok(job) = receiver.recv() {
+                    let _ = job.reply.send(spawn_now(job.command));
+                }
+            })?;
+        let thread_id = tid_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("spawner thread did not start"))?;
+        Ok(Self { jobs, thread_id })
+    }
+
+    /// Spawns on the spawner thread and returns the running child.
+    pub async fn spawn(&self, command: SpawnCommand) -> Result<ChildProcess, SpawnError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(SpawnJob { command, reply })
+            .map_err(|_| SpawnError::SpawnerGone)?;
+        let (pid, pidfd) = answer.await.map_err(|_| SpawnError::SpawnerGone)??;
+        // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open and unchanged until dropped.
+        let registered =
+            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
+        let pidfd = registered.map_err(|error| SpawnError::Pidfd {
+            pid: pid.as_raw(),
+            source: error.into_parts().1,
+        })?;
+        Ok(ChildProcess {
+            pid,
+            pidfd,
+            exit: None,
+        })
+    }
+
+    /// The kernel thread id of the spawner: the "parent" that `PR_SET_PDEATHSIG` watches.
+    pub fn thread_id(&self) -> u64 {
+        self.thread_id
+    }
+}
+
+fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
+    let nul = |what: &str| SpawnError::NulByte {
+        what: what.to_string(),
+    };
+    let wrapper =
+        CString::new(command.wrapper.as_os_str().as_bytes()).map_err(|_| nul("wrapper path"))?;
+    let mut argv = vec![wrapper.clone()];
+    for arg in command.plan.to_args() {
+        argv.push(CString::new(arg.as_bytes()).map_err(|_| nul("argument"))?);
+    }
+    let mut envp = Vec::with_capacity(command.env.len());
+    for (key, value) in &command.env {
+        envp.push(
+            CString::new(format!("{key}={value}"))
+                .map_err(|_| nul(&format!("environment variable {key}")))?,
+        );
+    }
+
+    let spawn_error = |source| SpawnError::Spawn {
+        program: command.wrapper.display().to_string(),
+        source,
+    };
+    let mut actions = PosixSpawnFileActions::init().map_err(spawn_error)?;
+    actions
+        .add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())
+        .map_err(spawn_error)?;
+    // Keep the sources of the dup2 actions above every target, so no action overwrites a later source.
+    let highest_target = command
+        .fds
+        .iter()
+        .map(|(_, target)| *target)
+        .max()
+        .unwrap_or(2);
+    let mut sources = Vec::with_capacity(command.fds.len());
+    for (fd, target) in &command.fds {
+        let source = if fd.as_raw_fd() <= highest_target {
+            let raised = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(highest_target + 1),
+            )
+            .map_err(spawn_error)?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+            Some(unsafe { OwnedFd::from_raw_fd(raised) })
+        } else {
+            None
+        };
+        let raw = source
+            .as_ref()
+            .map_or(fd.as_raw_fd(), |raised| raised.as_raw_fd());
+        actions.add_dup2(raw, *target).map_err(spawn_error)?;
+        sources.push(source);
+    }
+
+    let mut attr = PosixSpawnAttr::init().map_err(spawn_error)?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+    )
+    .map_err(spawn_error)?;
+    attr.set_pgroup(Pid::from_raw(0)).map_err(spawn_error)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(spawn_error)?;
+    let mut defaults = SigSet::empty();
+    for signal in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGALRM,
+        Signal::SIGXFSZ,
+    ] {
+        defaults.add(signal);
+    }
+    attr.set_sigdefault(&defaults).map_err(spawn_error)?;
+
+    let pid =
+        posix_spawn(wrapper.as_c_str(), &actions, &attr, &argv, &envp).map_err(spawn_error)?;
+    drop(sources);
+    drop(command.fds);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no memory is passed.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if raw < 0 {
+        let source = std::io::Error::last_os_error();
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(SpawnError::Pidfd {
+            pid: pid.as_raw(),
+            source,
+        });
+    }
+    // SAFETY: the syscall returned a fresh descriptor that we now own.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(raw as RawFd) }))
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(code) => write!(f, "exited with status {code}"),
+            ExitStatus::Signaled(signal) => {
+                let name = Signal::try_from(*signal)
+                    .map(|s| s.as_str())
+                    .unwrap_or("unknown signal");
+                write!(f, "killed by {name}")
+            }
+        }
+    }
+}
+
+/// A spawned process, the leader of its own process group.
+#[derive(Debug)]
+pub struct ChildProcess {
+    pid: Pid,
+    pidfd: AsyncFd<OwnedFd>,
+    exit: Option<ExitStatus>,
+}
+
+impl ChildProcess {
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Waits until the process exits and reaps it. Cancel-safe.
+    pub async fn wait(&mut self) -> ExitStatus {
+        loop {
+            if let Some(status) = self.try_reap() {
+                return status;
+            }
+            match self.pidfd.readable().await {
+                Ok(mut guard) => guard.clear_ready(),
+                // A pidfd registered with the reactor cannot fail to poll; reap by blocking if it does.
+                Err(_) => return self.reap_blocking(),
+            }
+        }
+    }
+
+    /// Reaps the process if it has exited.
+    pub fn try_reap(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => self.exit = Some(ExitStatus::Exited(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                self.exit = Some(ExitStatus::Signaled(signal as i32))
+            }
+            Ok(_) => {}
+            // ECHILD: reaped already (cannot happen while we own the pid); report it as gone.
+            Err(_) => self.exit = Some(ExitStatus::Signaled(Signal::SIGKILL as i32)),
+        }
+        self.exit
+    }
+
+    fn reap_blocking(&mut self) -> ExitStatus {
+        use nix::sys::wait::{waitpid, WaitStatus};
+        let status = match waitpid(self.pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => ExitStatus::Exited(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => ExitStatus::Signaled(signal as i32),
+            _ => ExitStatus::Signaled(Signal::SIGKILL as i32),
+        };
+        self.exit = Some(status);
+        status
+    }
+
+    /// SIGKILLs the whole process group (the worker and every descendant that did not leave it).
+    ///
+    /// Call it before reaping: while any member lives the kernel keeps the group id reserved, so the
+    /// signal cannot reach an unrelated process that reused the leader's pid.
+    pub fn kill_group(&self) {
+        let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+    }
+}
+
+/// A pipe whose both ends are close-on-exec; the spawn file actions clear it on the child's copy.
+pub fn create_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)
+}

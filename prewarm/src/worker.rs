@@ -1,0 +1,500 @@
+//! One warm worker process: start it, wait for `ready`, run invocations on it, kill it.
+//!
+//! During an invocation the calling task owns the worker outright and multiplexes, in one loop, the
+//! request write, the reply read, both log pipes, the process's exit, the deadline and (without a
+//! memory cgroup) the RSS watchdog. No per-worker task and no channel hop sit on the hot path.
+//! Output a worker prints while idle waits in its pipe and is drained when it is next leased.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::time::Instant;
+
+use crate::exec_wrapper::WrapperPlan;
+use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
+use crate::logs::{LogCollector, LogStream};
+use crate::protocol::{
+    DecodedFrame, FrameDecoder, FunctionError, WorkerFrame, REQUEST_FD, RESPONSE_FD,
+};
+use crate::spawn::{create_pipe, ChildProcess, ExitStatus, SpawnCommand, SpawnError, Spawner};
+
+const READ_CHUNK: usize = 32 * 1024;
+
+/// How to start the workers of one function version; computed once by `prepare`.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerLaunch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub directory: PathBuf,
+}
+
+/// What every worker start needs from the pool.
+#[derive(Debug)]
+pub(crate) struct WorkerHost {
+    pub spawner: Spawner,
+    pub enforcement: Enforcement,
+    pub exec_wrapper: PathBuf,
+    pub proc_root: PathBuf,
+    pub rss_watchdog_interval: Duration,
+}
+
+/// Why a worker did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartFailure {
+    #[error("{0}")]
+    Limits(#[from] crate::limits::LimitsError),
+    #[error("{0}")]
+    Spawn(#[from] SpawnError),
+    #[error("the function failed to load: {}: {}", .0.error_type, .0.message)]
+    LoadError(FunctionError),
+    #[error("the worker {status} during start-up{}", describe_stderr(.stderr_tail))]
+    Exited {
+        status: ExitStatus,
+        stderr_tail: Vec<String>,
+    },
+    #[error("the worker did not report ready within {0:?}")]
+    Timeout(Duration),
+    #[error("the worker broke the protocol during start-up: {0}")]
+    Protocol(String),
+}
+
+fn describe_stderr(tail: &[String]) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.join(" | "))
+    }
+}
+
+/// The raw end of one invocation on a worker, before the pool classifies it.
+#[derive(Debug)]
+pub(crate) enum RawReply {
+    Replied {
+        ok: bool,
+        result: serde_json::Value,
+        error: Option<FunctionError>,
+        bytes_out: u64,
+    },
+    TooLarge {
+        declared_bytes: usize,
+    },
+    TimedOut,
+    /// The worker closed its reply pipe or exited.
+    Exited(Option<ExitStatus>),
+    /// The watchdog saw the worker's RSS above its cap.
+    RssExceeded {
+        rss_bytes: u64,
+    },
+    Broken(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct Worker {
+    pub id: u64,
+    pub process: ChildProcess,
+    pub confinement: Arc<WorkerConfinement>,
+    requests: pipe::Sender,
+    responses: pipe::Receiver,
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    decoder: FrameDecoder,
+    response_buffer: Vec<u8>,
+    output_buffer: Vec<u8>,
+    stderr_buffer: Vec<u8>,
+    pub served: u64,
+    pub last_used: Instant,
+}
+
+impl Worker {
+    /// Spawns a worker and waits until it reports ready. Start-up output goes to `startup_logs`.
+    pub async fn start(
+        host: &WorkerHost,
+        launch: &WorkerLaunch,
+        limits: WorkerLimits,
+        id: u64,
+        max_frame_bytes: usize,
+        startup_timeout: Duration,
+        startup_logs: &mut LogCollector,
+    ) -> Result<Worker, StartFailure> {
+        let confinement = Arc::new(WorkerConfinement::create(
+            &host.enforcement,
+            &format!("w{id}"),
+            limits,
+        )?);
+        let spawned = spawn_worker_process(host, launch, limits, &confinement).await;
+        let (process, [requests, responses, stdout, stderr]) = match spawned {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                confinement.remove();
+                return Err(error);
+            }
+        };
+        let started_at = Instant::now();
+        let mut worker = Worker {
+            id,
+            process,
+            confinement,
+            requests: pipe::Sender::from_owned_fd(requests)
+                .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            responses: pipe::Receiver::from_owned_fd(responses)
+                .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            stdout: Some(
+                pipe::Receiver::from_owned_fd(stdout)
+                    .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            ),
+            stderr: Some(
+                pipe::Receiver::from_owned_fd(stderr)
+                    .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            ),
+            decoder: FrameDecoder::new(max_frame_bytes),
+            response_buffer: vec![0; READ_CHUNK],
+            output_buffer: vec![0; READ_CHUNK],
+            stderr_buffer: vec![0; READ_CHUNK],
+            served: 0,
+            last_used: started_at,
+        };
+        match worker.await_ready(startup_timeout, startup_logs).await {
+            Ok(()) => Ok(worker),
+            Err(failure) => {
+                worker.kill_and_reap().await;
+                Err(failure)
+            }
+        }
+    }
+
+    async fn await_ready(
+        &mut self,
+        startup_timeout: Duration,
+        logs: &mut LogCollector,
+    ) -> Result<(), StartFailure> {
+        let deadline = Instant::now() + startup_timeout;
+        loop {
+            match self.next_event(deadline, logs, None).await {
+                Event::Frame(DecodedFrame::Frame(payload)) => {
+                    return match serde_json::from_slice::<WorkerFrame>(&payload) {
+                        Ok(WorkerFrame::Ready { .. }) => Ok(()),
+                        Ok(WorkerFrame::LoadError { error }) => Err(StartFailure::LoadError(error)),
+                        Ok(other) => Err(StartFailure::Protocol(format!(
+                            "expected ready, got {other:?}"
+                        ))),
+                        Err(error) => {
+                            Err(StartFailure::Protocol(format!("invalid frame: {error}")))
+                        }
+                    };
+                }
+                Event::Frame(DecodedFrame::TooLarge { declared_bytes }) => {
+                    return Err(StartFailure::Protocol(format!(
+                        "a {declared_bytes}-byte frame instead of ready"
+                    )))
+                }
+                Event::Closed | Event::ProcessExited => {
+                    let status = self.wait_briefly().await;
+                    self.drain_output_until_eof(logs).await;
+                    let tail = stderr_tail(logs);
+                    return Err(StartFailure::Exited {
+                        status: status.unwrap_or(ExitStatus::Signaled(nix::libc::SIGKILL)),
+                        stderr_tail: tail,
+                    });
+                }
+                Event::DeadlinePassed => return Err(StartFailure::Timeout(startup_timeout)),
+                Event::RssAbove(_) | Event::Progress => {}
+                Event::Failed(error) => return Err(StartFailure::Protocol(error)),
+            }
+        }
+    }
+
+    /// Sends one request frame and waits for its reply, collecting output into `logs`.
+    pub async fn invoke(
+        &mut self,
+        request_frame: &[u8],
+        request_id: &str,
+        deadline: Instant,
+        logs: &mut LogCollector,
+        rss_limit: Option<(&Path, u64, Duration)>,
+    ) -> RawReply {
+        if let Err(error) = self.write_request(request_frame, deadline, logs).await {
+            return error;
+        }
+        let mut watchdog = rss_limit.map(|(proc_root, limit, every)| Watchdog {
+            proc_root: proc_root.to_path_buf(),
+            pid: self.process.pid(),
+            limit,
+            interval: tokio::time::interval_at(Instant::now() + every, every),
+        });
+        loop {
+            match self.next_event(deadline, logs, watchdog.as_mut()).await {
+                Event::Frame(DecodedFrame::Frame(payload)) => {
+                    let bytes_out = payload.len() as u64;
+                    let reply = match serde_json::from_slice::<WorkerFrame>(&payload) {
+                        Ok(WorkerFrame::Response {
+                            id,
+                            ok,
+                            result,
+                            error,
+                        }) if id == request_id => RawReply::Replied {
+                            ok,
+                            result,
+                            error,
+                            bytes_out,
+                        },
+                        Ok(WorkerFrame::Response { id, .. }) => RawReply::Broken(format!(
+                            "reply for request {id:?} while {request_id:?} was running"
+                        )),
+                        Ok(other) => RawReply::Broken(format!("unexpected frame {other:?}")),
+                        Err(error) => RawReply::Broken(format!("invalid reply frame: {error}")),
+                    };
+                    self.drain_ready_output(logs);
+                    return reply;
+                }
+                Event::Frame(DecodedFrame::TooLarge { declared_bytes }) => {
+                    self.drain_ready_output(logs);
+                    return RawReply::TooLarge { declared_bytes };
+                }
+                Event::Closed | Event::ProcessExited => {
+                    let status = self.wait_briefly().await;
+                    self.drain_output_until_eof(logs).await;
+                    return RawReply::Exited(status);
+                }
+                Event::DeadlinePassed => return RawReply::TimedOut,
+                Event::RssAbove(rss_bytes) => return RawReply::RssExceeded { rss_bytes },
+                Event::Failed(error) => return RawReply::Broken(error),
+                Event::Progress => {}
+            }
+        }
+    }
+
+    async fn write_request(
+        &mut self,
+        frame: &[u8],
+        deadline: Instant,
+        logs: &mut LogCollector,
+    ) -> Result<(), RawReply> {
+        let mut written = 0;
+        while written < frame.len() {
+            // Keep reading output while writing: a worker blocked on a full log pipe would never
+            // read a large request otherwise.
+            tokio::select! {
+                biased;
+                result = self.requests.write(&frame[written..]) => match result {
+                    Ok(0) | Err(_) => {
+                        let status = self.wait_briefly().await;
+                        self.drain_output_until_eof(logs).await;
+                        return Err(RawReply::Exited(status));
+                    }
+                    Ok(count) => written += count,
+                },
+                Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
+                    absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs)
+                }
+                Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
+                    absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs)
+                }
+                _ = tokio::time::sleep_until(deadline) => return Err(RawReply::TimedOut),
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_event(
+        &mut self,
+        deadline: Instant,
+        logs: &mut LogCollector,
+        watchdog: Option<&mut Watchdog>,
+    ) -> Event {
+        if let Some(frame) = self.decoder.next_frame() {
+            return Event::Frame(frame);
+        }
+        let watching = watchdog.is_some();
+        let mut watchdog = watchdog;
+        tokio::select! {
+            biased;
+            result = self.responses.read(&mut self.response_buffer) => match result {
+                Ok(0) => Event::Closed,
+                Ok(count) => {
+                    self.decoder.push(&self.response_buffer[..count]);
+                    self.decoder.next_frame().map_or(Event::Progress, Event::Frame)
+                }
+                Err(error) => Event::Failed(format!("read reply pipe: {error}")),
+            },
+            Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
+                absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs);
+                Event::Progress
+            }
+            Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
+                absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs);
+                Event::Progress
+            }
+            _ = self.process.wait() => Event::ProcessExited,
+            _ = tokio::time::sleep_until(deadline) => Event::DeadlinePassed,
+            _ = async { watchdog.as_mut().expect("guarded").interval.tick().await }, if watching => {
+                let dog = watchdog.as_ref().expect("guarded");
+                match rss::current_rss_bytes(&dog.proc_root, dog.pid) {
+                    Some(rss_bytes) if rss_bytes > dog.limit => Event::RssAbove(rss_bytes),
+                    _ => Event::Progress,
+                }
+            }
+        }
+    }
+
+    /// Reads whatever output is already in the pipes, without waiting. Adapters flush the
+    /// function's output before writing a reply, so this collects all of an invocation's lines.
+    pub fn drain_ready_output(&mut self, logs: &mut LogCollector) {
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let pipe = if stream == LogStream::Stdout {
+                &mut self.stdout
+            } else {
+                &mut self.stderr
+            };
+            while let Some(receiver) = pipe {
+                match receiver.try_read(&mut self.output_buffer) {
+                    Ok(0) => *pipe = None,
+                    Ok(count) => logs.push(stream, &self.output_buffer[..count]),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// After the worker died: read its last output, but never wait long for descendants holding the pipes.
+    async fn drain_output_until_eof(&mut self, logs: &mut LogCollector) {
+        let give_up = Instant::now() + Duration::from_millis(100);
+        while self.stdout.is_some() || self.stderr.is_some() {
+            tokio::select! {
+                Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
+                    absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs)
+                }
+                Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
+                    absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs)
+                }
+                _ = tokio::time::sleep_until(give_up) => return,
+            }
+        }
+    }
+
+    async fn wait_briefly(&mut self) -> Option<ExitStatus> {
+        tokio::time::timeout(Duration::from_secs(1), self.process.wait())
+            .await
+            .ok()
+    }
+
+    /// True when the worker process has exited (checked when leasing an idle worker).
+    pub fn has_exited(&mut self) -> bool {
+        self.process.try_reap().is_some()
+    }
+
+    /// Kills every process of the worker, reaps it and removes its cgroups.
+    pub async fn kill_and_reap(mut self) {
+        let confinement = self.confinement.clone();
+        self.process.kill_group();
+        // Cgroup kill loops sleep between rounds: keep them off the async threads.
+        let _ = tokio::task::spawn_blocking({
+            let confinement = confinement.clone();
+            move || confinement.kill_all()
+        })
+        .await;
+        if tokio::time::timeout(Duration::from_secs(5), self.process.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                worker = self.id,
+                pid = self.process.pid(),
+                "worker survived SIGKILL for 5 s"
+            );
+        }
+        self.process.kill_group();
+        let _ = tokio::task::spawn_blocking(move || confinement.remove()).await;
+    }
+}
+
+struct Watchdog {
+    proc_root: PathBuf,
+    pid: i32,
+    limit: u64,
+    interval: tokio::time::Interval,
+}
+
+enum Event {
+    Frame(DecodedFrame),
+    Closed,
+    ProcessExited,
+    DeadlinePassed,
+    RssAbove(u64),
+    Failed(String),
+    Progress,
+}
+
+/// Reads from an optional pipe; pending forever once the pipe is gone.
+async fn read_output(
+    pipe: &mut Option<pipe::Receiver>,
+    buffer: &mut [u8],
+) -> Option<std::io::Result<usize>> {
+    match pipe {
+        Some(receiver) => Some(receiver.read(buffer).await),
+        None => std::future::pending().await,
+    }
+}
+
+fn absorb(
+    pipe: &mut Option<pipe::Receiver>,
+    chunk: std::io::Result<usize>,
+    stream: LogStream,
+    buffer: &[u8],
+    logs: &mut LogCollector,
+) {
+    match chunk {
+        Ok(0) | Err(_) => *pipe = None,
+        Ok(count) => logs.push(stream, &buffer[..count]),
+    }
+}
+
+fn stderr_tail(logs: &LogCollector) -> Vec<String> {
+    logs.recent_lines(LogStream::Stderr, 5)
+}
+
+fn io_to_nix(error: std::io::Error) -> nix::Error {
+    nix::Error::from_raw(error.raw_os_error().unwrap_or(nix::libc::EIO))
+}
+
+/// Spawns the exec wrapper with the protocol pipes on fds 3 and 4 and log pipes on 1 and 2.
+/// Returns the process and the parent's ends: request writer, reply reader, stdout, stderr.
+async fn spawn_worker_process(
+    host: &WorkerHost,
+    launch: &WorkerLaunch,
+    limits: WorkerLimits,
+    confinement: &WorkerConfinement,
+) -> Result<(ChildProcess, [OwnedFd; 4]), StartFailure> {
+    let (request_read, request_write) = create_pipe()?;
+    let (response_read, response_write) = create_pipe()?;
+    let (stdout_read, stdout_write) = create_pipe()?;
+    let (stderr_read, stderr_write) = create_pipe()?;
+    let plan = WrapperPlan {
+        cgroup_procs_files: confinement.procs_files(),
+        rlimits: confinement.rlimits(limits),
+        working_dir: Some(launch.directory.clone()),
+        expected_parent: Some(std::process::id() as i32),
+        program: launch.program.clone(),
+        args: launch.args.iter().map(Into::into).collect(),
+    };
+    let command = SpawnCommand {
+        wrapper: host.exec_wrapper.clone(),
+        plan,
+        env: launch.env.clone(),
+        fds: vec![
+            (stdout_write, 1),
+            (stderr_write, 2),
+            (request_read, REQUEST_FD),
+            (response_write, RESPONSE_FD),
+        ],
+    };
+    let process = host.spawner.spawn(command).await?;
+    Ok((
+        process,
+        [request_write, response_read, stdout_read, stderr_read],
+    ))
+}

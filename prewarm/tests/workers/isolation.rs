@@ -1,0 +1,80 @@
+//! What a worker can see: a clean environment and its own directory.
+
+use std::collections::BTreeSet;
+
+use prewarm::{FunctionDatabase, Outcome};
+
+use crate::fixture::Fixture;
+
+const DUMP_ENV_PY: &str = r#"
+import os
+def handler(body):
+    return {"env": dict(os.environ), "cwd": os.getcwd()}
+"#;
+
+#[tokio::test]
+async fn a_function_that_dumps_its_environment_sees_only_documented_variables() {
+    let fixture = Fixture::with(|config| {
+        config.function_database = Some(FunctionDatabase {
+            url: "postgres://fn@127.0.0.1/functions".into(),
+            statement_timeout_ms: 1500,
+        });
+    });
+    let mut spec = fixture.python("dump", DUMP_ENV_PY);
+    spec.env.insert("GREETING".into(), "hello".into());
+    let directory = spec.directory.clone();
+    fixture.prewarm.prepare(spec).await.unwrap();
+    let invocation = fixture.call("dump@1", "{}").await;
+    assert_eq!(invocation.outcome, Outcome::Ok);
+    let result = invocation.result.unwrap();
+    let env = result["env"].as_object().unwrap();
+    let names: BTreeSet<&str> = env.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = [
+        "CONTAINERPUB_REQUEST_FD",
+        "CONTAINERPUB_RESPONSE_FD",
+        "DART_CLOUD_RESTRICTED",
+        "DATABASE_URL",
+        "DB_TIMEOUT_MS",
+        "FUNCTION_MAX_MEMORY_MB",
+        "FUNCTION_NAME",
+        "FUNCTION_TIMEOUT_MS",
+        "GREETING",
+        "HOME",
+        "LANG",
+        "PATH",
+        "PYTHONUNBUFFERED",
+    ]
+    .into();
+    // Python itself may add LC_CTYPE when it coerces the C locale; nothing else may appear.
+    let unexpected: Vec<&&str> = names
+        .difference(&expected)
+        .filter(|name| **name != "LC_CTYPE")
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected variables in the worker: {unexpected:?}"
+    );
+    assert_eq!(env["DATABASE_URL"], "postgres://fn@127.0.0.1/functions");
+    assert_eq!(env["DART_CLOUD_RESTRICTED"], "true");
+    assert_eq!(env["GREETING"], "hello");
+    assert_eq!(env["FUNCTION_TIMEOUT_MS"], "5000");
+    // Nothing of the server's own environment leaks, whatever it holds.
+    for (name, value) in std::env::vars() {
+        if !expected.contains(name.as_str()) && value.len() > 3 {
+            assert!(
+                !env.values().any(|seen| seen == &value),
+                "the server's {name} leaked into the worker"
+            );
+        }
+    }
+    assert_eq!(result["cwd"], directory.display().to_string());
+}
+
+#[tokio::test]
+async fn a_function_cannot_configure_platform_variables() {
+    let fixture = Fixture::new();
+    let mut spec = fixture.python("sneaky", DUMP_ENV_PY);
+    spec.env.insert("LD_PRELOAD".into(), "/tmp/evil.so".into());
+    let error = fixture.prewarm.prepare(spec).await.unwrap_err();
+    assert_eq!(error.to_string(), "environment variable LD_PRELOAD is reserved by the platform and cannot be set by a function");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the pool with real Node and Python worker processes (one test binary).
+
+mod fixture;
+
+mod admission;
+mod isolation;
+mod limits;
+mod oneshot;
+mod runtimes;
+mod warm;
