@@ -88,10 +88,7 @@ pub struct AdmissionSnapshot {
 
 impl Admission {
     pub fn new(global_cap: usize) -> Arc<Self> {
-        Arc::new(Self {
-            global_cap: global_cap.max(1),
-            state: Mutex::new(State::default()),
-        })
+        Arc::new(Self { global_cap: global_cap.max(1), state: Mutex::new(State::default()) })
     }
 
     pub fn global_cap(&self) -> usize {
@@ -99,19 +96,12 @@ impl Admission {
     }
 
     /// Waits for a slot for `function`, within its limits.
-    pub async fn acquire(
-        self: &Arc<Self>,
-        function: &Arc<str>,
-        limits: AdmissionLimits,
-    ) -> Result<Permit, Rejection> {
+    pub async fn acquire(self: &Arc<Self>, function: &Arc<str>, limits: AdmissionLimits) -> Result<Permit, Rejection> {
         let (ticket, granted) = {
             let mut state = self.state.lock().expect("admission lock poisoned");
             let global_free = state.global_in_flight < self.global_cap;
             let entry = state.functions.entry(function.clone()).or_default();
-            if global_free
-                && entry.in_flight < limits.max_concurrency.max(1)
-                && entry.waiters.is_empty()
-            {
+            if global_free && entry.in_flight < limits.max_concurrency.max(1) && entry.waiters.is_empty() {
                 entry.in_flight += 1;
                 state.global_in_flight += 1;
                 return Ok(self.permit(function));
@@ -123,11 +113,7 @@ impl Admission {
             let ticket = state.next_ticket;
             state.next_ticket += 1;
             let entry = state.functions.get_mut(function).expect("inserted above");
-            entry.waiters.push_back(Waiter {
-                ticket,
-                cap: limits.max_concurrency.max(1),
-                grant,
-            });
+            entry.waiters.push_back(Waiter { ticket, cap: limits.max_concurrency.max(1), grant });
             (ticket, granted)
         };
         let mut granted = granted;
@@ -138,6 +124,9 @@ impl Admission {
                 let mut state = self.state.lock().expect("admission lock poisoned");
                 if let Some(entry) = state.functions.get_mut(function) {
                     entry.waiters.retain(|waiter| waiter.ticket != ticket);
+                    if entry.in_flight == 0 && entry.waiters.is_empty() {
+                        state.functions.remove(function);
+                    }
                 }
                 drop(state);
                 // The slot may have been granted between the timer firing and the lock: use it.
@@ -147,11 +136,7 @@ impl Admission {
     }
 
     fn permit(self: &Arc<Self>, function: &Arc<str>) -> Permit {
-        Permit {
-            admission: self.clone(),
-            function: function.clone(),
-            armed: true,
-        }
+        Permit { admission: self.clone(), function: function.clone(), armed: true }
     }
 
     fn release(self: &Arc<Self>, function: &Arc<str>) {
@@ -161,9 +146,7 @@ impl Admission {
             entry.in_flight -= 1;
         }
         self.dispatch(&mut state);
-        state
-            .functions
-            .retain(|_, entry| entry.in_flight > 0 || !entry.waiters.is_empty());
+        state.functions.retain(|_, entry| entry.in_flight > 0 || !entry.waiters.is_empty());
     }
 
     /// Hands free slots to eligible waiters, fewest-running function first.
@@ -174,16 +157,12 @@ impl Admission {
                 .iter()
                 .filter_map(|(name, entry)| {
                     let front = entry.waiters.front()?;
-                    (entry.in_flight < front.cap)
-                        .then(|| (entry.in_flight, front.ticket, name.clone()))
+                    (entry.in_flight < front.cap).then(|| (entry.in_flight, front.ticket, name.clone()))
                 })
                 .min_by_key(|(in_flight, ticket, _)| (*in_flight, *ticket));
             let Some((_, _, name)) = chosen else { return };
             let entry = state.functions.get_mut(&name).expect("chosen from the map");
-            let waiter = entry
-                .waiters
-                .pop_front()
-                .expect("chosen for its front waiter");
+            let waiter = entry.waiters.pop_front().expect("chosen for its front waiter");
             entry.in_flight += 1;
             state.global_in_flight += 1;
             if let Err(mut unclaimed) = waiter.grant.send(self.permit(&name)) {
@@ -198,13 +177,10 @@ impl Admission {
     /// Running and queued invocations of one function.
     pub fn snapshot(&self, function: &str) -> AdmissionSnapshot {
         let state = self.state.lock().expect("admission lock poisoned");
-        state
-            .functions
-            .get(function)
-            .map_or_else(AdmissionSnapshot::default, |entry| AdmissionSnapshot {
-                in_flight: entry.in_flight,
-                queued: entry.waiters.len(),
-            })
+        state.functions.get(function).map_or_else(AdmissionSnapshot::default, |entry| AdmissionSnapshot {
+            in_flight: entry.in_flight,
+            queued: entry.waiters.len(),
+        })
     }
 
     /// Running and queued invocations across all functions.
@@ -212,11 +188,7 @@ impl Admission {
         let state = self.state.lock().expect("admission lock poisoned");
         AdmissionSnapshot {
             in_flight: state.global_in_flight,
-            queued: state
-                .functions
-                .values()
-                .map(|entry| entry.waiters.len())
-                .sum(),
+            queued: state.functions.values().map(|entry| entry.waiters.len()).sum(),
         }
     }
 }
@@ -226,11 +198,7 @@ mod tests {
     use super::*;
 
     fn limits(max_concurrency: usize, max_queue_length: usize, wait_ms: u64) -> AdmissionLimits {
-        AdmissionLimits {
-            max_concurrency,
-            max_queue_length,
-            max_queue_wait: Duration::from_millis(wait_ms),
-        }
+        AdmissionLimits { max_concurrency, max_queue_length, max_queue_wait: Duration::from_millis(wait_ms) }
     }
 
     #[tokio::test]
@@ -240,32 +208,15 @@ mod tests {
         let first = admission.acquire(&name, limits(1, 1, 5_000)).await.unwrap();
         let admission2 = admission.clone();
         let name2 = name.clone();
-        let queued = tokio::spawn(async move {
-            admission2
-                .acquire(&name2, limits(1, 1, 5_000))
-                .await
-                .map(|_| ())
-        });
+        let queued = tokio::spawn(async move { admission2.acquire(&name2, limits(1, 1, 5_000)).await.map(|_| ()) });
         tokio::task::yield_now().await;
         while admission.snapshot("a").queued == 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(
-            admission
-                .acquire(&name, limits(1, 1, 5_000))
-                .await
-                .unwrap_err(),
-            Rejection::QueueFull
-        );
+        assert_eq!(admission.acquire(&name, limits(1, 1, 5_000)).await.unwrap_err(), Rejection::QueueFull);
         drop(first);
         queued.await.unwrap().unwrap();
-        assert_eq!(
-            admission.totals(),
-            AdmissionSnapshot {
-                in_flight: 0,
-                queued: 0
-            }
-        );
+        assert_eq!(admission.totals(), AdmissionSnapshot { in_flight: 0, queued: 0 });
     }
 
     #[tokio::test(start_paused = true)]
@@ -275,13 +226,7 @@ mod tests {
         let _held = admission.acquire(&a, limits(5, 5, 100)).await.unwrap();
         let rejected = admission.acquire(&a, limits(5, 5, 100)).await.unwrap_err();
         assert_eq!(rejected, Rejection::WaitExceeded);
-        assert_eq!(
-            admission.snapshot("a"),
-            AdmissionSnapshot {
-                in_flight: 1,
-                queued: 0
-            }
-        );
+        assert_eq!(admission.snapshot("a"), AdmissionSnapshot { in_flight: 1, queued: 0 });
     }
 
     #[tokio::test]
@@ -293,10 +238,7 @@ mod tests {
         let _held_two = admission.acquire(&busy, wide).await.unwrap();
         // The busy function queues first, then the quiet one.
         let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
-        for (index, name) in [busy.clone(), busy.clone(), quiet.clone()]
-            .into_iter()
-            .enumerate()
-        {
+        for (index, name) in [busy.clone(), busy.clone(), quiet.clone()].into_iter().enumerate() {
             let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
             tokio::spawn(async move {
                 let permit = task_admission.acquire(&name, wide).await.unwrap();
@@ -309,10 +251,6 @@ mod tests {
             }
         }
         drop(held_one);
-        assert_eq!(
-            order_rx.recv().await.unwrap(),
-            "quiet",
-            "the quiet function overtakes the busy one's queue"
-        );
+        assert_eq!(order_rx.recv().await.unwrap(), "quiet", "the quiet function overtakes the busy one's queue");
     }
 }

@@ -29,9 +29,7 @@ const JSON: &str = "application/json";
 
 impl HttpReply {
     pub fn from_result(result: &Value) -> Result<HttpReply, EnvelopeError> {
-        let Some(envelope) = result
-            .as_object()
-            .filter(|object| object.get("statusCode").is_some_and(Value::is_i64))
+        let Some(envelope) = result.as_object().filter(|object| object.get("statusCode").is_some_and(Value::is_i64))
         else {
             return Ok(HttpReply {
                 status: 200,
@@ -56,33 +54,19 @@ impl HttpReply {
                 headers.push((name.to_ascii_lowercase(), value));
             }
         }
-        let base64 = envelope
-            .get("isBase64Encoded")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let base64 = envelope.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
         let (body, default_type) = match envelope.get("body") {
             None | Some(Value::Null) => (Vec::new(), None),
-            Some(Value::String(text)) if base64 => {
-                (base64_decode(text).ok_or(EnvelopeError::BadBase64)?, None)
-            }
-            Some(Value::String(text)) => {
-                (text.as_bytes().to_vec(), Some("text/plain; charset=utf-8"))
-            }
-            Some(other) => (
-                serde_json::to_vec(other).expect("JSON values always serialize"),
-                Some(JSON),
-            ),
+            Some(Value::String(text)) if base64 => (base64_decode(text).ok_or(EnvelopeError::BadBase64)?, None),
+            Some(Value::String(text)) => (text.as_bytes().to_vec(), Some("text/plain; charset=utf-8")),
+            Some(other) => (serde_json::to_vec(other).expect("JSON values always serialize"), Some(JSON)),
         };
         if let Some(content_type) = default_type {
             if !headers.iter().any(|(name, _)| name == "content-type") {
                 headers.push(("content-type".into(), content_type.into()));
             }
         }
-        Ok(HttpReply {
-            status,
-            headers,
-            body,
-        })
+        Ok(HttpReply { status, headers, body })
     }
 }
 
@@ -97,14 +81,8 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let symbols: Vec<u8> = text
-        .bytes()
-        .filter(|byte| !byte.is_ascii_whitespace())
-        .collect();
-    let unpadded = symbols
-        .iter()
-        .rposition(|&byte| byte != b'=')
-        .map_or(0, |last| last + 1);
+    let symbols: Vec<u8> = text.bytes().filter(|byte| !byte.is_ascii_whitespace()).collect();
+    let unpadded = symbols.iter().rposition(|&byte| byte != b'=').map_or(0, |last| last + 1);
     if symbols.len() - unpadded > 2 {
         return None;
     }
@@ -130,14 +108,8 @@ mod tests {
     #[test]
     fn plain_results_are_200_json() {
         let reply = HttpReply::from_result(&json!({"message": "hi"})).unwrap();
-        assert_eq!(
-            (reply.status, reply.body.as_slice()),
-            (200, br#"{"message":"hi"}"#.as_slice())
-        );
-        assert_eq!(
-            reply.headers,
-            vec![("content-type".to_string(), JSON.to_string())]
-        );
+        assert_eq!((reply.status, reply.body.as_slice()), (200, br#"{"message":"hi"}"#.as_slice()));
+        assert_eq!(reply.headers, vec![("content-type".to_string(), JSON.to_string())]);
     }
 
     #[test]
@@ -148,24 +120,16 @@ mod tests {
         .unwrap();
         assert_eq!(reply.status, 201);
         assert_eq!(reply.body, b"a,b");
-        assert!(reply
-            .headers
-            .contains(&("content-type".into(), "text/csv".into())));
+        assert!(reply.headers.contains(&("content-type".into(), "text/csv".into())));
         assert!(reply.headers.contains(&("x-thing".into(), "a".into())));
-        let object_body =
-            HttpReply::from_result(&json!({"statusCode": 404, "body": {"error": "nope"}})).unwrap();
-        assert_eq!(
-            (object_body.status, object_body.body.as_slice()),
-            (404, br#"{"error":"nope"}"#.as_slice())
-        );
+        let object_body = HttpReply::from_result(&json!({"statusCode": 404, "body": {"error": "nope"}})).unwrap();
+        assert_eq!((object_body.status, object_body.body.as_slice()), (404, br#"{"error":"nope"}"#.as_slice()));
     }
 
     #[test]
     fn base64_bodies_are_decoded() {
-        let reply = HttpReply::from_result(
-            &json!({"statusCode": 200, "body": "/wBB", "isBase64Encoded": true}),
-        )
-        .unwrap();
+        let reply =
+            HttpReply::from_result(&json!({"statusCode": 200, "body": "/wBB", "isBase64Encoded": true})).unwrap();
         assert_eq!(reply.body, vec![0xff, 0x00, 0x41]);
         assert_eq!(base64_decode("Zm9vYmE="), Some(b"fooba".to_vec()));
         assert_eq!(base64_decode("Zg"), Some(b"f".to_vec()));
@@ -173,26 +137,16 @@ mod tests {
 
     #[test]
     fn bad_envelopes_say_what_is_wrong() {
-        assert_eq!(
-            HttpReply::from_result(&json!({"statusCode": 99})),
-            Err(EnvelopeError::BadStatus(99))
-        );
+        assert_eq!(HttpReply::from_result(&json!({"statusCode": 99})), Err(EnvelopeError::BadStatus(99)));
         assert_eq!(
             HttpReply::from_result(&json!({"statusCode": 200, "headers": {"x": [1]}})),
             Err(EnvelopeError::BadHeader("x".into()))
         );
         assert_eq!(
-            HttpReply::from_result(
-                &json!({"statusCode": 200, "body": "***", "isBase64Encoded": true})
-            ),
+            HttpReply::from_result(&json!({"statusCode": 200, "body": "***", "isBase64Encoded": true})),
             Err(EnvelopeError::BadBase64)
         );
         // A float statusCode is not an envelope: the object is the result.
-        assert_eq!(
-            HttpReply::from_result(&json!({"statusCode": 2.5}))
-                .unwrap()
-                .status,
-            200
-        );
+        assert_eq!(HttpReply::from_result(&json!({"statusCode": 2.5})).unwrap().status, 200);
     }
 }

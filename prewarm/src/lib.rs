@@ -16,6 +16,7 @@ pub mod outcome;
 mod pool;
 pub mod protocol;
 pub mod runtime;
+pub mod shells;
 pub mod spawn;
 mod spec;
 mod worker;
@@ -62,10 +63,7 @@ pub struct StrayLogLine {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the state directory {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    StateDir { path: PathBuf, source: std::io::Error },
     #[error("the exec wrapper {0} does not exist or is not executable (build the containerpub-worker-exec binary)")]
     MissingWrapper(PathBuf),
     #[error("cannot start the spawner thread: {0}")]
@@ -75,9 +73,7 @@ pub enum StartError {
 /// Why a function version could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error(
-        "environment variable {0} is reserved by the platform and cannot be set by a function"
-    )]
+    #[error("environment variable {0} is reserved by the platform and cannot be set by a function")]
     ReservedEnv(String),
     #[error("environment variable name {0:?} is not valid (letters, digits and _, not starting with a digit)")]
     InvalidEnvName(String),
@@ -119,17 +115,9 @@ pub struct PoolStats {
 }
 
 /// Names a function's own environment may not use.
-const RESERVED_ENV_PREFIXES: [&str; 5] =
-    ["FUNCTION_", "HTTP_", "CONTAINERPUB_", "LD_", "DART_CLOUD_"];
-const RESERVED_ENV_NAMES: [&str; 7] = [
-    "PATH",
-    "HOME",
-    "LANG",
-    "DATABASE_URL",
-    "DB_TIMEOUT_MS",
-    "PYTHONPATH",
-    "PYTHONUNBUFFERED",
-];
+const RESERVED_ENV_PREFIXES: [&str; 5] = ["FUNCTION_", "HTTP_", "CONTAINERPUB_", "LD_", "DART_CLOUD_"];
+const RESERVED_ENV_NAMES: [&str; 7] =
+    ["PATH", "HOME", "LANG", "DATABASE_URL", "DB_TIMEOUT_MS", "PYTHONPATH", "PYTHONUNBUFFERED"];
 
 pub(crate) struct Shared {
     config: PrewarmConfig,
@@ -145,9 +133,23 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("enforcement", &self.host.enforcement)
-            .finish_non_exhaustive()
+        f.debug_struct("Shared").field("enforcement", &self.host.enforcement).finish_non_exhaustive()
+    }
+}
+
+/// The last handle is gone (a server exiting without `shutdown`, a test ending): kill what is
+/// left and remove our cgroups now, synchronously. The spawner thread ending would kill the
+/// processes anyway (parent-death signal), but not remove the groups.
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let pools: Vec<Arc<FunctionPool>> =
+            self.pools.get_mut().map(|pools| pools.drain().map(|(_, pool)| pool).collect()).unwrap_or_default();
+        for pool in pools {
+            pool.kill_idle_now();
+        }
+        self.host.shells.kill_ready_now();
+        self.host.shells.groups().remove_all();
+        limits::remove_parent_groups(&self.host.enforcement);
     }
 }
 
@@ -161,11 +163,7 @@ impl Shared {
     }
 
     fn pool(&self, key: &str) -> Option<Arc<FunctionPool>> {
-        self.pools
-            .lock()
-            .expect("pools lock poisoned")
-            .get(key)
-            .cloned()
+        self.pools.lock().expect("pools lock poisoned").get(key).cloned()
     }
 }
 
@@ -179,24 +177,20 @@ impl Prewarm {
     /// Detects the limit mechanism, writes the runtime adapters, starts the spawner thread and the
     /// idle reaper. Must run inside a Tokio runtime. Output printed outside invocations arrives on
     /// the returned channel (bounded: lines are dropped and counted when nobody reads it).
-    pub fn start(
-        config: PrewarmConfig,
-    ) -> Result<(Prewarm, mpsc::Receiver<StrayLogLine>), StartError> {
-        std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
-            path: config.state_dir.clone(),
-            source,
-        })?;
+    pub fn start(config: PrewarmConfig) -> Result<(Prewarm, mpsc::Receiver<StrayLogLine>), StartError> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|source| StartError::StateDir { path: config.state_dir.clone(), source })?;
         if runtime::find_on_path(
             config.exec_wrapper.parent().map(|dir| dir.as_os_str()),
-            &config
-                .exec_wrapper
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy(),
+            &config.exec_wrapper.file_name().unwrap_or_default().to_string_lossy(),
         )
         .is_none()
         {
             return Err(StartError::MissingWrapper(config.exec_wrapper.clone()));
+        }
+        let stale = limits::remove_stale_groups(&config.limits_host);
+        if stale > 0 {
+            tracing::info!(stale, "removed the cgroups of servers that are gone");
         }
         let detected = limits::detect_enforcement(&config.limits_host);
         tracing::info!(
@@ -206,20 +200,16 @@ impl Prewarm {
             detected.enforcement.name()
         );
         let adapter_dir = config.state_dir.join("adapters");
-        let runtimes =
-            RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir).map_err(
-                |source| StartError::StateDir {
-                    path: adapter_dir.clone(),
-                    source,
-                },
-            )?;
+        let runtimes = RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir)
+            .map_err(|source| StartError::StateDir { path: adapter_dir.clone(), source })?;
         let spawner = spawn::Spawner::start().map_err(StartError::Spawner)?;
+        let groups = limits::SpareGroups::new(detected.enforcement.clone(), config.global_max_concurrency * 2);
+        let shells = shells::ShellPool::new(spawner, groups, config.exec_wrapper.clone(), config.spare_shells);
         let (stray_logs, stray_receiver) = mpsc::channel(4096);
         let shared = Arc::new(Shared {
             host: WorkerHost {
-                spawner,
+                shells: shells.clone(),
                 enforcement: detected.enforcement,
-                exec_wrapper: config.exec_wrapper.clone(),
                 proc_root: config.limits_host.proc_root.clone(),
                 rss_watchdog_interval: config.rss_watchdog_interval,
             },
@@ -232,6 +222,7 @@ impl Prewarm {
             passed_over: detected.passed_over,
             config,
         });
+        shells.refill();
         tokio::spawn(reap_idle_workers(Arc::downgrade(&shared)));
         Ok((Prewarm { shared }, stray_receiver))
     }
@@ -257,10 +248,7 @@ impl Prewarm {
         validate_env(&spec.env)?;
         let entry = spec.directory.join(spec.runtime.entry_file());
         if !entry.is_file() {
-            return Err(PrepareError::MissingEntry(
-                spec.directory.clone(),
-                spec.runtime.entry_file(),
-            ));
+            return Err(PrepareError::MissingEntry(spec.directory.clone(), spec.runtime.entry_file()));
         }
         let (launch, build_note) = self.launch_for(&spec, &entry).await;
         let runtime_unavailable = launch.as_ref().err().cloned();
@@ -290,22 +278,12 @@ impl Prewarm {
         for worker in warm {
             pool.add_idle(worker);
         }
-        let previous = self
-            .shared
-            .pools
-            .lock()
-            .expect("pools lock poisoned")
-            .insert(spec.key.clone(), pool);
+        let previous = self.shared.pools.lock().expect("pools lock poisoned").insert(spec.key.clone(), pool);
         if let Some(previous) = previous {
             previous.retire();
         }
         tracing::info!(function = %spec.key, warm_workers, took_ms = began.elapsed().as_millis() as u64, "function version prepared");
-        Ok(PrepareReport {
-            warm_workers,
-            runtime_unavailable,
-            build_note,
-            took: began.elapsed(),
-        })
+        Ok(PrepareReport { warm_workers, runtime_unavailable, build_note, took: began.elapsed() })
     }
 
     async fn launch_for(
@@ -317,31 +295,21 @@ impl Prewarm {
         let mut build_note = None;
         let command = match (spec.runtime, spec.entry_mode) {
             (Runtime::Dart, EntryMode::Handler) => {
-                let build_dir = self
-                    .shared
-                    .config
-                    .state_dir
-                    .join("builds")
-                    .join(sanitize(&spec.key));
-                runtime::prepare_dart(runtimes, &spec.directory, &build_dir)
-                    .await
-                    .map(|prepared| {
-                        build_note = prepared.compile_note;
-                        (prepared.program, prepared.args)
-                    })
+                let build_dir = self.shared.config.state_dir.join("builds").join(sanitize(&spec.key));
+                runtime::prepare_dart(runtimes, &spec.directory, &build_dir).await.map(|prepared| {
+                    build_note = prepared.compile_note;
+                    (prepared.program, prepared.args)
+                })
             }
             (runtime, EntryMode::Handler) => runtimes.handler_command(runtime, entry),
             (runtime, EntryMode::Main) => runtimes.oneshot_command(runtime, entry),
         };
-        let launch =
-            command
-                .map_err(|unavailable| unavailable.to_string())
-                .map(|(program, args)| WorkerLaunch {
-                    program,
-                    args,
-                    env: self.worker_env(spec),
-                    directory: spec.directory.clone(),
-                });
+        let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
+            program,
+            args,
+            env: self.worker_env(spec),
+            directory: spec.directory.clone(),
+        });
         (launch, build_note)
     }
 
@@ -353,48 +321,26 @@ impl Prewarm {
         env.insert("HOME".into(), spec.directory.display().to_string());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("FUNCTION_NAME".into(), spec.name.clone());
-        env.insert(
-            "FUNCTION_TIMEOUT_MS".into(),
-            spec.limits.timeout.as_millis().to_string(),
-        );
-        env.insert(
-            "FUNCTION_MAX_MEMORY_MB".into(),
-            (spec.limits.memory_bytes >> 20).to_string(),
-        );
+        env.insert("FUNCTION_TIMEOUT_MS".into(), spec.limits.timeout.as_millis().to_string());
+        env.insert("FUNCTION_MAX_MEMORY_MB".into(), (spec.limits.memory_bytes >> 20).to_string());
         env.insert("DART_CLOUD_RESTRICTED".into(), "true".into());
-        env.insert(
-            "CONTAINERPUB_REQUEST_FD".into(),
-            protocol::REQUEST_FD.to_string(),
-        );
-        env.insert(
-            "CONTAINERPUB_RESPONSE_FD".into(),
-            protocol::RESPONSE_FD.to_string(),
-        );
+        env.insert("CONTAINERPUB_REQUEST_FD".into(), protocol::REQUEST_FD.to_string());
+        env.insert("CONTAINERPUB_RESPONSE_FD".into(), protocol::RESPONSE_FD.to_string());
         if spec.runtime == Runtime::Python {
             // Lines reach the log pipe when printed, so their timestamps say when they happened.
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
         }
         if let Some(database) = &config.function_database {
             env.insert("DATABASE_URL".into(), database.url.clone());
-            env.insert(
-                "DB_TIMEOUT_MS".into(),
-                database.statement_timeout_ms.to_string(),
-            );
+            env.insert("DB_TIMEOUT_MS".into(), database.statement_timeout_ms.to_string());
         }
         env.into_iter().collect()
     }
 
     /// Runs one invocation of a prepared version. Every outcome, rejections included, is an
     /// [`Invocation`]; only an unknown key is an error.
-    pub async fn invoke(
-        &self,
-        key: &str,
-        request: InvocationRequest,
-    ) -> Result<Invocation, UnknownFunction> {
-        let pool = self
-            .shared
-            .pool(key)
-            .ok_or_else(|| UnknownFunction(key.to_string()))?;
+    pub async fn invoke(&self, key: &str, request: InvocationRequest) -> Result<Invocation, UnknownFunction> {
+        let pool = self.shared.pool(key).ok_or_else(|| UnknownFunction(key.to_string()))?;
         let invocation = self.run(&pool, &request).await;
         pool.count_outcome(invocation.outcome);
         Ok(invocation)
@@ -421,12 +367,7 @@ impl Prewarm {
             max_queue_length: limits.max_queue_length,
             max_queue_wait: limits.max_queue_wait,
         };
-        let permit = match self
-            .shared
-            .admission
-            .acquire(&pool.key, admission_limits)
-            .await
-        {
+        let permit = match self.shared.admission.acquire(&pool.key, admission_limits).await {
             Ok(permit) => permit,
             Err(rejection) => {
                 let queue_us = queued_at.elapsed().as_micros() as u64;
@@ -435,50 +376,29 @@ impl Prewarm {
                         Outcome::QueueFull,
                         InvocationError::new(
                             "queue_full",
-                            format!(
-                                "{} invocations are already waiting for this function",
-                                limits.max_queue_length
-                            ),
+                            format!("{} invocations are already waiting for this function", limits.max_queue_length),
                         ),
                     ),
                     Rejection::WaitExceeded => (
                         Outcome::WaitExceeded,
                         InvocationError::new(
                             "wait_exceeded",
-                            format!(
-                                "no slot became free within {} ms",
-                                limits.max_queue_wait.as_millis()
-                            ),
+                            format!("no slot became free within {} ms", limits.max_queue_wait.as_millis()),
                         ),
                     ),
                 };
-                return Invocation::rejected(
-                    request.id.clone(),
-                    pool.key.to_string(),
-                    outcome,
-                    error,
-                    queue_us,
-                );
+                return Invocation::rejected(request.id.clone(), pool.key.to_string(), outcome, error, queue_us);
             }
         };
         let admitted_at = Instant::now();
         let invocation = match pool.spec.entry_mode {
-            EntryMode::Handler => {
-                pool.invoke_warm(&self.shared, request, queued_at, admitted_at)
-                    .await
-            }
+            EntryMode::Handler => pool.invoke_warm(&self.shared, request, queued_at, admitted_at).await,
             EntryMode::Main => {
-                let run = oneshot::OneshotRun {
-                    host: &self.shared.host,
-                    launch,
-                    limits,
-                    worker_id: self.shared.next_worker_id.fetch_add(1, Ordering::Relaxed),
-                };
+                let run = oneshot::OneshotRun { host: &self.shared.host, launch, limits };
                 pool.counters.spawns.fetch_add(1, Ordering::Relaxed);
                 pool.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
                 let queue_us = admitted_at.duration_since(queued_at).as_micros() as u64;
-                run.run(&request.id, &pool.key, &request.event, queue_us)
-                    .await
+                run.run(&request.id, &pool.key, &request.event, queue_us).await
             }
         };
         drop(permit);
@@ -488,25 +408,14 @@ impl Prewarm {
     /// Removes a version: new invocations get [`UnknownFunction`], idle workers stop now, busy ones
     /// when their invocation ends.
     pub fn retire(&self, key: &str) -> bool {
-        let removed = self
-            .shared
-            .pools
-            .lock()
-            .expect("pools lock poisoned")
-            .remove(key);
+        let removed = self.shared.pools.lock().expect("pools lock poisoned").remove(key);
         removed.map(|pool| pool.retire()).is_some()
     }
 
     /// Statistics of every prepared version.
     pub fn stats(&self) -> Vec<PoolStats> {
-        let pools: Vec<Arc<FunctionPool>> = self
-            .shared
-            .pools
-            .lock()
-            .expect("pools lock poisoned")
-            .values()
-            .cloned()
-            .collect();
+        let pools: Vec<Arc<FunctionPool>> =
+            self.shared.pools.lock().expect("pools lock poisoned").values().cloned().collect();
         pools
             .iter()
             .map(|pool| {
@@ -523,10 +432,7 @@ impl Prewarm {
                     outcomes: Outcome::ALL
                         .iter()
                         .map(|outcome| {
-                            (
-                                outcome.as_str(),
-                                pool.counters.outcomes[*outcome as usize].load(Ordering::Relaxed),
-                            )
+                            (outcome.as_str(), pool.counters.outcomes[*outcome as usize].load(Ordering::Relaxed))
                         })
                         .collect(),
                 }
@@ -542,30 +448,25 @@ impl Prewarm {
     /// Retires every version, waits up to `grace` for running invocations, then kills what is left
     /// and removes the parent cgroups.
     pub async fn shutdown(&self, grace: Duration) {
-        let pools: Vec<Arc<FunctionPool>> = self
-            .shared
-            .pools
-            .lock()
-            .expect("pools lock poisoned")
-            .drain()
-            .map(|(_, pool)| pool)
-            .collect();
+        let pools: Vec<Arc<FunctionPool>> =
+            self.shared.pools.lock().expect("pools lock poisoned").drain().map(|(_, pool)| pool).collect();
         for pool in &pools {
             pool.retire();
         }
         let give_up = Instant::now() + grace;
-        while pools
-            .iter()
-            .any(|pool| pool.sizes() != PoolSizes::default())
+        let cleanups = &self.shared.host.shells.cleanups;
+        while (pools.iter().any(|pool| pool.sizes() != PoolSizes::default()) || cleanups.count() > 0)
             && Instant::now() < give_up
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Workers being killed in the background need a moment to leave their cgroups.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let enforcement = self.shared.host.enforcement.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || limits::remove_parent_groups(&enforcement)).await;
+        self.shared.host.shells.close().await;
+        let groups = self.shared.host.shells.groups().clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            groups.remove_all();
+            limits::remove_parent_groups(groups.enforcement());
+        })
+        .await;
     }
 }
 
@@ -578,9 +479,7 @@ fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> {
             return Err(PrepareError::InvalidEnvName(name.clone()));
         }
         if RESERVED_ENV_NAMES.contains(&name.as_str())
-            || RESERVED_ENV_PREFIXES
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
+            || RESERVED_ENV_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
         {
             return Err(PrepareError::ReservedEnv(name.clone()));
         }
@@ -589,28 +488,15 @@ fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> {
 }
 
 fn sanitize(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 async fn reap_idle_workers(shared: std::sync::Weak<Shared>) {
     loop {
         let interval = match shared.upgrade() {
             Some(shared) => {
-                let pools: Vec<Arc<FunctionPool>> = shared
-                    .pools
-                    .lock()
-                    .expect("pools lock poisoned")
-                    .values()
-                    .cloned()
-                    .collect();
+                let pools: Vec<Arc<FunctionPool>> =
+                    shared.pools.lock().expect("pools lock poisoned").values().cloned().collect();
                 let now = Instant::now();
                 for pool in pools {
                     pool.reap_idle(now);
@@ -630,26 +516,11 @@ mod tests {
     #[test]
     fn functions_cannot_set_platform_variables() {
         let env = |name: &str| BTreeMap::from([(name.to_string(), "x".to_string())]);
-        assert!(matches!(
-            validate_env(&env("DATABASE_URL")),
-            Err(PrepareError::ReservedEnv(_))
-        ));
-        assert!(matches!(
-            validate_env(&env("FUNCTION_INPUT")),
-            Err(PrepareError::ReservedEnv(_))
-        ));
-        assert!(matches!(
-            validate_env(&env("LD_PRELOAD")),
-            Err(PrepareError::ReservedEnv(_))
-        ));
-        assert!(matches!(
-            validate_env(&env("1BAD")),
-            Err(PrepareError::InvalidEnvName(_))
-        ));
-        assert!(matches!(
-            validate_env(&env("A=B")),
-            Err(PrepareError::InvalidEnvName(_))
-        ));
+        assert!(matches!(validate_env(&env("DATABASE_URL")), Err(PrepareError::ReservedEnv(_))));
+        assert!(matches!(validate_env(&env("FUNCTION_INPUT")), Err(PrepareError::ReservedEnv(_))));
+        assert!(matches!(validate_env(&env("LD_PRELOAD")), Err(PrepareError::ReservedEnv(_))));
+        assert!(matches!(validate_env(&env("1BAD")), Err(PrepareError::InvalidEnvName(_))));
+        assert!(matches!(validate_env(&env("A=B")), Err(PrepareError::InvalidEnvName(_))));
         assert!(validate_env(&env("API_BASE_URL")).is_ok());
     }
 }

@@ -56,10 +56,7 @@ impl LogCollector {
 
     /// A collector for oneshot functions: the last complete stdout line is the result.
     pub fn holding_last_stdout_line(max_bytes: usize) -> Self {
-        Self {
-            hold_last_stdout_line: true,
-            ..Self::new(max_bytes)
-        }
+        Self { hold_last_stdout_line: true, ..Self::new(max_bytes) }
     }
 
     /// Feeds bytes read from one stream.
@@ -98,11 +95,7 @@ impl LogCollector {
             return;
         }
         self.kept_bytes += cost;
-        self.lines.push(LogLine {
-            timestamp_us: now_us(),
-            stream,
-            text,
-        });
+        self.lines.push(LogLine { timestamp_us: now_us(), stream, text });
     }
 
     /// The last `count` complete lines of one stream, oldest first (for crash and start-up reports).
@@ -116,10 +109,7 @@ impl LogCollector {
             .map(|line| line.text.clone())
             .collect();
         if recent.len() < count && !self.partial[stream as usize].is_empty() {
-            recent.insert(
-                0,
-                String::from_utf8_lossy(&self.partial[stream as usize]).into_owned(),
-            );
+            recent.insert(0, String::from_utf8_lossy(&self.partial[stream as usize]).into_owned());
         }
         recent.reverse();
         recent
@@ -127,9 +117,7 @@ impl LogCollector {
 
     /// True when nothing was collected yet.
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-            && self.partial.iter().all(Vec::is_empty)
-            && self.held_stdout_line.is_none()
+        self.lines.is_empty() && self.partial.iter().all(Vec::is_empty) && self.held_stdout_line.is_none()
     }
 
     /// Flushes partial lines and returns the lines, with the truncation marker last if any were dropped.
@@ -168,9 +156,7 @@ pub struct CollectedOutput {
 }
 
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as i64)
 }
 
 #[cfg(test)]
@@ -178,11 +164,7 @@ mod tests {
     use super::*;
 
     fn texts(output: &CollectedOutput) -> Vec<(&str, LogStream)> {
-        output
-            .lines
-            .iter()
-            .map(|line| (line.text.as_str(), line.stream))
-            .collect()
+        output.lines.iter().map(|line| (line.text.as_str(), line.stream)).collect()
     }
 
     #[test]
@@ -194,11 +176,7 @@ mod tests {
         let output = collector.finish();
         assert_eq!(
             texts(&output),
-            vec![
-                ("warn", LogStream::Stderr),
-                ("hello", LogStream::Stdout),
-                ("wor", LogStream::Stdout)
-            ]
+            vec![("warn", LogStream::Stderr), ("hello", LogStream::Stdout), ("wor", LogStream::Stdout)]
         );
     }
 
@@ -212,12 +190,7 @@ mod tests {
         // Nine 11-byte lines fit in 100 bytes; the marker line comes on top.
         assert_eq!(output.lines.len(), 10);
         assert_eq!(output.dropped_bytes, 9_991 * 11);
-        assert!(output
-            .lines
-            .last()
-            .unwrap()
-            .text
-            .contains("log output truncated: 109901 bytes"));
+        assert!(output.lines.last().unwrap().text.contains("log output truncated: 109901 bytes"));
     }
 
     #[test]
@@ -238,11 +211,7 @@ mod tests {
         assert_eq!(output.last_stdout_line.as_deref(), Some("{\"ok\":true}"));
         assert_eq!(
             texts(&output),
-            vec![
-                ("log one", LogStream::Stdout),
-                ("err", LogStream::Stderr),
-                ("log two", LogStream::Stdout)
-            ]
+            vec![("log one", LogStream::Stdout), ("err", LogStream::Stderr), ("log two", LogStream::Stdout)]
         );
     }
 }

@@ -10,12 +10,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::time::Instant;
 
-use crate::exec_wrapper::WrapperPlan;
 use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
 use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::protocol::InvocationEvent;
-use crate::spawn::{create_pipe, ExitStatus, SpawnCommand};
+use crate::shells::{Launch, Launched, WorkerPipes};
+use crate::spawn::ExitStatus;
 use crate::worker::{WorkerHost, WorkerLaunch};
 use crate::FunctionLimits;
 
@@ -45,35 +45,17 @@ pub(crate) struct OneshotRun<'a> {
     pub host: &'a WorkerHost,
     pub launch: &'a WorkerLaunch,
     pub limits: &'a FunctionLimits,
-    pub worker_id: u64,
 }
 
 impl OneshotRun<'_> {
-    pub async fn run(
-        &self,
-        id: &str,
-        function_key: &str,
-        event: &InvocationEvent,
-        queue_us: u64,
-    ) -> Invocation {
-        let mut invocation = Invocation::rejected(
-            id.into(),
-            function_key.into(),
-            Outcome::Ok,
-            InvocationError::new("", ""),
-            queue_us,
-        );
+    pub async fn run(&self, id: &str, function_key: &str, event: &InvocationEvent, queue_us: u64) -> Invocation {
+        let mut invocation =
+            Invocation::rejected(id.into(), function_key.into(), Outcome::Ok, InvocationError::new("", ""), queue_us);
         invocation.error = None;
         invocation.cold = true;
         let request_env = oneshot_env(event);
-        invocation.bytes_in = request_env
-            .iter()
-            .map(|(_, value)| value.len() as u64)
-            .sum();
-        if let Some((name, value)) = request_env
-            .iter()
-            .find(|(_, value)| value.len() > MAX_ENV_VALUE_BYTES)
-        {
+        invocation.bytes_in = request_env.iter().map(|(_, value)| value.len() as u64).sum();
+        if let Some((name, value)) = request_env.iter().find(|(_, value)| value.len() > MAX_ENV_VALUE_BYTES) {
             invocation.outcome = Outcome::FunctionError;
             invocation.error = Some(InvocationError::new(
                 "request_too_large",
@@ -86,31 +68,22 @@ impl OneshotRun<'_> {
             max_pids: self.limits.max_pids,
             max_open_files: self.limits.max_open_files,
         };
-        let confinement = match WorkerConfinement::create(
-            &self.host.enforcement,
-            &format!("w{}", self.worker_id),
-            limits,
-        ) {
-            Ok(confinement) => confinement,
-            Err(error) => return unavailable(invocation, error.to_string()),
-        };
         let started = Instant::now();
         let mut logs = LogCollector::holding_last_stdout_line(self.limits.max_log_bytes);
-        let ran = self
-            .spawn_and_wait(&confinement, limits, request_env, &mut logs)
-            .await;
+        let ran = self.spawn_and_wait(limits, request_env, &mut logs).await;
         invocation.exec_us = started.elapsed().as_micros() as u64;
-        let memory_hit = confinement.memory_limit_hit();
-        invocation.peak_memory_bytes = confinement
-            .peak_memory_bytes()
-            .or(ran.as_ref().ok().and_then(|run| run.peak_rss_sample));
-        let _ = tokio::task::spawn_blocking(move || {
-            confinement.kill_all();
-            confinement.remove();
-        })
-        .await;
-        let run = match ran {
-            Ok(run) => run,
+        let ran = ran.map(|(run, confinement)| {
+            invocation.peak_memory_bytes = confinement.peak_memory_bytes().or(run.peak_rss_sample);
+            let memory_hit = confinement.memory_limit_hit();
+            let pending = self.host.shells.cleanups.guard();
+            tokio::task::spawn_blocking(move || {
+                confinement.release();
+                drop(pending);
+            });
+            (run, memory_hit)
+        });
+        let (run, memory_hit) = match ran {
+            Ok(ran) => ran,
             Err(message) => return unavailable(invocation, message),
         };
         let output = logs.finish();
@@ -129,10 +102,7 @@ impl OneshotRun<'_> {
                 Outcome::Timeout,
                 InvocationError::new(
                     "timeout",
-                    format!(
-                        "the function did not finish within {} ms",
-                        self.limits.timeout.as_millis()
-                    ),
+                    format!("the function did not finish within {} ms", self.limits.timeout.as_millis()),
                 ),
             ),
             OneshotEnd::RssExceeded(rss_bytes) => (
@@ -156,11 +126,7 @@ impl OneshotRun<'_> {
                     ),
                 ),
             ),
-            OneshotEnd::Exited(ExitStatus::Exited(0)) => match output
-                .last_stdout_line
-                .as_deref()
-                .map(str::trim)
-            {
+            OneshotEnd::Exited(ExitStatus::Exited(0)) => match output.last_stdout_line.as_deref().map(str::trim) {
                 Some(line) if line.len() > self.limits.max_result_bytes => (
                     Outcome::FunctionError,
                     InvocationError::new(
@@ -183,41 +149,29 @@ impl OneshotRun<'_> {
                         Outcome::Crashed,
                         InvocationError::new(
                             "invalid_output",
-                            format!(
-                                "the last line printed is not JSON ({error}): {}",
-                                truncate(line, 200)
-                            ),
+                            format!("the last line printed is not JSON ({error}): {}", truncate(line, 200)),
                         ),
                     ),
                 },
-                None => (
-                    Outcome::Crashed,
-                    InvocationError::new("invalid_output", "the function printed no result line"),
-                ),
+                None => {
+                    (Outcome::Crashed, InvocationError::new("invalid_output", "the function printed no result line"))
+                }
             },
             OneshotEnd::Exited(ExitStatus::Exited(code)) => {
-                let mut error = InvocationError::new(
-                    "function_error",
-                    format!("the function exited with status {code}"),
-                );
+                let mut error =
+                    InvocationError::new("function_error", format!("the function exited with status {code}"));
                 if !stderr_tail.is_empty() {
                     error.message = format!(
                         "{}: {}",
                         error.message,
-                        stderr_tail
-                            .iter()
-                            .rev()
-                            .copied()
-                            .collect::<Vec<_>>()
-                            .join(" | ")
+                        stderr_tail.iter().rev().copied().collect::<Vec<_>>().join(" | ")
                     );
                 }
                 (Outcome::FunctionError, error)
             }
-            OneshotEnd::Exited(status) => (
-                Outcome::Crashed,
-                InvocationError::new("crashed", format!("the function was {status}")),
-            ),
+            OneshotEnd::Exited(status) => {
+                (Outcome::Crashed, InvocationError::new("crashed", format!("the function was {status}")))
+            }
         };
         invocation.outcome = outcome;
         invocation.error = Some(error);
@@ -227,38 +181,26 @@ impl OneshotRun<'_> {
 
     async fn spawn_and_wait(
         &self,
-        confinement: &WorkerConfinement,
         limits: WorkerLimits,
         request_env: Vec<(String, String)>,
         logs: &mut LogCollector,
-    ) -> Result<OneshotRunResult, String> {
-        let (stdout_read, stdout_write) = create_pipe().map_err(|error| error.to_string())?;
-        let (stderr_read, stderr_write) = create_pipe().map_err(|error| error.to_string())?;
+    ) -> Result<(OneshotRunResult, WorkerConfinement), String> {
         let mut env = self.launch.env.clone();
         env.extend(request_env);
-        let command = SpawnCommand {
-            wrapper: self.host.exec_wrapper.clone(),
-            plan: WrapperPlan {
-                cgroup_procs_files: confinement.procs_files(),
-                rlimits: confinement.rlimits(limits),
-                working_dir: Some(self.launch.directory.clone()),
-                expected_parent: Some(std::process::id() as i32),
-                program: self.launch.program.clone(),
-                args: self.launch.args.iter().map(Into::into).collect(),
-            },
-            env,
-            fds: vec![(stdout_write, 1), (stderr_write, 2)],
+        let shell = self.host.shells.take().await.map_err(|error| error.to_string())?;
+        let launch = Launch {
+            program: &self.launch.program,
+            args: &self.launch.args,
+            env: &env,
+            directory: &self.launch.directory,
+            limits,
         };
-        let mut process = self
-            .host
-            .spawner
-            .spawn(command)
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut stdout =
-            Some(pipe::Receiver::from_owned_fd(stdout_read).map_err(|error| error.to_string())?);
-        let mut stderr =
-            Some(pipe::Receiver::from_owned_fd(stderr_read).map_err(|error| error.to_string())?);
+        let Launched { mut process, confinement, pipes } =
+            shell.launch(launch).await.map_err(|error| error.to_string())?;
+        // A oneshot program answers on stdout; the protocol pipes stay unused and are closed here.
+        let WorkerPipes { stdout: stdout_read, stderr: stderr_read, .. } = pipes;
+        let mut stdout = Some(pipe::Receiver::from_owned_fd(stdout_read).map_err(|error| error.to_string())?);
+        let mut stderr = Some(pipe::Receiver::from_owned_fd(stderr_read).map_err(|error| error.to_string())?);
         let deadline = Instant::now() + self.limits.timeout;
         let watch_rss = matches!(self.host.enforcement, Enforcement::Rlimit);
         let mut watchdog = tokio::time::interval(self.host.rss_watchdog_interval);
@@ -297,11 +239,7 @@ impl OneshotRun<'_> {
         if !matches!(end, OneshotEnd::Exited(_)) {
             let _ = tokio::time::timeout(Duration::from_secs(5), process.wait()).await;
         }
-        Ok(OneshotRunResult {
-            end,
-            pid,
-            peak_rss_sample,
-        })
+        Ok((OneshotRunResult { end, pid, peak_rss_sample }, confinement))
     }
 }
 
@@ -331,10 +269,7 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-async fn read_some(
-    pipe: &mut Option<pipe::Receiver>,
-    buffer: &mut [u8],
-) -> Option<std::io::Result<usize>> {
+async fn read_some(pipe: &mut Option<pipe::Receiver>, buffer: &mut [u8]) -> Option<std::io::Result<usize>> {
     match pipe {
         Some(receiver) => Some(receiver.read(buffer).await),
         None => std::future::pending().await,
@@ -360,18 +295,11 @@ mod tests {
 
     #[test]
     fn oneshot_environment_follows_the_seed() {
-        let mut event = InvocationEvent {
-            method: "POST".into(),
-            path: "/".into(),
-            ..Default::default()
-        }
-        .with_raw_body(br#"{"name":"Ada"}"#);
+        let mut event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }
+            .with_raw_body(br#"{"name":"Ada"}"#);
         event.query.insert("lang".into(), "en".into());
         let env: std::collections::HashMap<_, _> = oneshot_env(&event).into_iter().collect();
-        assert_eq!(
-            env["FUNCTION_INPUT"],
-            r#"{"body":{"name":"Ada"},"query":{"lang":"en"}}"#
-        );
+        assert_eq!(env["FUNCTION_INPUT"], r#"{"body":{"name":"Ada"},"query":{"lang":"en"}}"#);
         assert_eq!(env["HTTP_BODY"], r#"{"name":"Ada"}"#);
         assert_eq!(env["HTTP_QUERY"], r#"{"lang":"en"}"#);
         assert_eq!(env["HTTP_METHOD"], "POST");

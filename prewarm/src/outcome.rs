@@ -52,10 +52,7 @@ impl Outcome {
 
     /// True for rejections that happened before any worker ran.
     pub fn is_rejection(self) -> bool {
-        matches!(
-            self,
-            Outcome::QueueFull | Outcome::WaitExceeded | Outcome::RuntimeUnavailable
-        )
+        matches!(self, Outcome::QueueFull | Outcome::WaitExceeded | Outcome::RuntimeUnavailable)
     }
 }
 
@@ -74,12 +71,7 @@ pub struct InvocationError {
 
 impl InvocationError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.to_string(),
-            message: message.into(),
-            error_type: None,
-            stack: None,
-        }
+        Self { code: code.to_string(), message: message.into(), error_type: None, stack: None }
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::limits::{rss, Enforcement, WorkerLimits};
+use crate::limits::{Enforcement, WorkerLimits};
 use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::protocol::encode_request;
@@ -66,13 +66,8 @@ impl KillReason {
 }
 
 /// Lines a runtime prints when it dies of memory exhaustion (used when no cgroup can tell us).
-const OUT_OF_MEMORY_MARKERS: [&str; 5] = [
-    "heap out of memory",
-    "Allocation failed",
-    "MemoryError",
-    "Out of Memory",
-    "OutOfMemoryError",
-];
+const OUT_OF_MEMORY_MARKERS: [&str; 5] =
+    ["heap out of memory", "Allocation failed", "MemoryError", "Out of Memory", "OutOfMemoryError"];
 
 /// After a worker fails to start, further starts wait this long (doubling up to the maximum), so a
 /// broken function answers quickly with the recorded error instead of spawning on every request.
@@ -155,11 +150,7 @@ impl FunctionPool {
 
     pub fn sizes(&self) -> PoolSizes {
         let state = self.lock();
-        PoolSizes {
-            idle: state.idle.len(),
-            busy: state.busy,
-            starting: state.starting,
-        }
+        PoolSizes { idle: state.idle.len(), busy: state.busy, starting: state.starting }
     }
 
     fn worker_limits(&self) -> WorkerLimits {
@@ -197,14 +188,8 @@ impl FunctionPool {
         let delay = state
             .start_backoff
             .as_ref()
-            .map_or(FIRST_START_BACKOFF, |previous| {
-                (previous.delay * 2).min(MAX_START_BACKOFF)
-            });
-        state.start_backoff = Some(StartBackoff {
-            until: Instant::now() + delay,
-            delay,
-            message: message.clone(),
-        });
+            .map_or(FIRST_START_BACKOFF, |previous| (previous.delay * 2).min(MAX_START_BACKOFF));
+        state.start_backoff = Some(StartBackoff { until: Instant::now() + delay, delay, message: message.clone() });
         tracing::warn!(function = %self.key, %message, backoff_ms = delay.as_millis() as u64, "worker failed to start");
         message
     }
@@ -223,11 +208,7 @@ impl FunctionPool {
     }
 
     /// Takes an idle worker, or starts one; `Ok((worker, cold))`.
-    async fn lease(
-        &self,
-        shared: &Shared,
-        wait_until: Instant,
-    ) -> Result<(Worker, bool), LeaseError> {
+    async fn lease(&self, shared: &Shared, wait_until: Instant) -> Result<(Worker, bool), LeaseError> {
         loop {
             let notified = self.worker_available.notified();
             let (step, dead) = self.next_lease_step();
@@ -267,15 +248,8 @@ impl FunctionPool {
         if state.busy + state.starting >= self.spec.limits.max_workers.max(1) {
             return (LeaseStep::Wait, dead);
         }
-        if let Some(backoff) = state
-            .start_backoff
-            .as_ref()
-            .filter(|backoff| Instant::now() < backoff.until)
-        {
-            return (
-                LeaseStep::Fail(LeaseError::Unavailable(backoff.message.clone())),
-                dead,
-            );
+        if let Some(backoff) = state.start_backoff.as_ref().filter(|backoff| Instant::now() < backoff.until) {
+            return (LeaseStep::Fail(LeaseError::Unavailable(backoff.message.clone())), dead);
         }
         state.starting += 1;
         (LeaseStep::Start, dead)
@@ -301,18 +275,11 @@ impl FunctionPool {
     }
 
     /// Returns a worker after an invocation: back to idle, or killed with `reason`.
-    fn release(
-        self: &Arc<Self>,
-        shared: &Arc<Shared>,
-        mut worker: Worker,
-        kill: Option<KillReason>,
-    ) {
+    fn release(self: &Arc<Self>, shared: &Arc<Shared>, mut worker: Worker, kill: Option<KillReason>) {
         worker.served += 1;
         worker.last_used = Instant::now();
-        let reason = kill.or_else(|| {
-            (worker.served >= self.spec.limits.max_requests_per_worker)
-                .then_some(KillReason::Recycled)
-        });
+        let reason = kill
+            .or_else(|| (worker.served >= self.spec.limits.max_requests_per_worker).then_some(KillReason::Recycled));
         let mut state = self.lock();
         state.busy -= 1;
         match reason {
@@ -324,14 +291,7 @@ impl FunctionPool {
             reason => {
                 let retired = state.retired;
                 drop(state);
-                self.dispose(
-                    worker,
-                    if retired {
-                        KillReason::Retired
-                    } else {
-                        reason.unwrap_or(KillReason::Retired)
-                    },
-                );
+                self.dispose(worker, if retired { KillReason::Retired } else { reason.unwrap_or(KillReason::Retired) });
                 if !retired {
                     self.refill(shared);
                 }
@@ -346,10 +306,7 @@ impl FunctionPool {
         }
         let mut state = self.lock();
         let total = state.idle.len() + state.busy + state.starting;
-        let backing_off = state
-            .start_backoff
-            .as_ref()
-            .is_some_and(|backoff| Instant::now() < backoff.until);
+        let backing_off = state.start_backoff.as_ref().is_some_and(|backoff| Instant::now() < backoff.until);
         if state.retired
             || backing_off
             || state.idle.len() + state.starting >= self.spec.limits.min_idle_workers
@@ -378,7 +335,11 @@ impl FunctionPool {
     pub fn dispose(&self, worker: Worker, reason: KillReason) {
         self.count_kill(reason);
         worker.process.kill_group();
-        tokio::spawn(worker.kill_and_reap());
+        let pending = worker.cleanups.guard();
+        tokio::spawn(async move {
+            worker.kill_and_reap().await;
+            drop(pending);
+        });
     }
 
     fn dispose_all(&self, workers: Vec<Worker>, reason: KillReason) {
@@ -399,6 +360,19 @@ impl FunctionPool {
             expired
         };
         self.dispose_all(expired, KillReason::IdleExpired);
+    }
+
+    /// Retires the pool and SIGKILLs its idle workers and their cgroups at once, without reaping
+    /// (for when the pool itself is being dropped).
+    pub fn kill_idle_now(&self) {
+        let idle = {
+            let mut state = self.lock();
+            state.retired = true;
+            std::mem::take(&mut state.idle)
+        };
+        for worker in idle {
+            worker.kill_now();
+        }
     }
 
     /// Marks the pool retired and kills its idle workers; busy ones are killed when released.
@@ -427,10 +401,9 @@ impl FunctionPool {
             Ok(leased) => leased,
             Err(error) => {
                 let (outcome, error) = match error {
-                    LeaseError::Unavailable(message) => (
-                        Outcome::RuntimeUnavailable,
-                        InvocationError::new("runtime_unavailable", message),
-                    ),
+                    LeaseError::Unavailable(message) => {
+                        (Outcome::RuntimeUnavailable, InvocationError::new("runtime_unavailable", message))
+                    }
                     LeaseError::Retired => (
                         Outcome::RuntimeUnavailable,
                         InvocationError::new(
@@ -447,13 +420,7 @@ impl FunctionPool {
                     ),
                 };
                 let queue_us = queued_at.elapsed().as_micros() as u64;
-                return Invocation::rejected(
-                    request.id.clone(),
-                    self.key.to_string(),
-                    outcome,
-                    error,
-                    queue_us,
-                );
+                return Invocation::rejected(request.id.clone(), self.key.to_string(), outcome, error, queue_us);
             }
         };
 
@@ -464,11 +431,7 @@ impl FunctionPool {
             shared.send_stray_output(&self.key, idle_output);
         }
 
-        let frame = encode_request(
-            &request.id,
-            limits.timeout.as_millis() as u64,
-            &request.event,
-        );
+        let frame = encode_request(&request.id, limits.timeout.as_millis() as u64, &request.event);
         let mut logs = LogCollector::new(limits.max_log_bytes);
         let watchdog = matches!(shared.host.enforcement, Enforcement::Rlimit).then_some((
             shared.host.proc_root.as_path(),
@@ -476,22 +439,11 @@ impl FunctionPool {
             shared.host.rss_watchdog_interval,
         ));
         let exec_started = Instant::now();
-        let raw = worker
-            .invoke(
-                &frame,
-                &request.id,
-                exec_started + limits.timeout,
-                &mut logs,
-                watchdog,
-            )
-            .await;
+        let raw = worker.invoke(&frame, &request.id, exec_started + limits.timeout, &mut logs, watchdog).await;
         let exec_us = exec_started.elapsed().as_micros() as u64;
 
         let classified = self.classify(raw, &worker, &logs);
-        let peak_memory_bytes = worker
-            .confinement
-            .peak_memory_bytes()
-            .or_else(|| rss::peak_rss_bytes(&shared.host.proc_root, worker.process.pid()));
+        let peak_memory_bytes = worker.peak_memory_bytes(&shared.host.proc_root);
         let worker_pid = Some(worker.process.pid());
         self.release(shared, worker, classified.kill);
         let output = logs.finish();
@@ -516,21 +468,10 @@ impl FunctionPool {
     fn classify(&self, raw: RawReply, worker: &Worker, logs: &LogCollector) -> Classified {
         let limits = &self.spec.limits;
         match raw {
-            RawReply::Replied {
-                ok: true,
-                result,
-                bytes_out,
-                ..
-            } => Classified {
-                outcome: Outcome::Ok,
-                result: Some(result),
-                error: None,
-                kill: None,
-                bytes_out,
-            },
-            RawReply::Replied {
-                error, bytes_out, ..
-            } => {
+            RawReply::Replied { ok: true, result, bytes_out, .. } => {
+                Classified { outcome: Outcome::Ok, result: Some(result), error: None, kill: None, bytes_out }
+            }
+            RawReply::Replied { error, bytes_out, .. } => {
                 let error = error.unwrap_or_else(|| crate::protocol::FunctionError {
                     error_type: "Error".into(),
                     message: "the function failed without an error message".into(),
@@ -554,19 +495,13 @@ impl FunctionPool {
                 let mut invocation_error = InvocationError::new("function_error", error.message);
                 invocation_error.error_type = Some(error.error_type);
                 invocation_error.stack = error.stack;
-                Classified {
-                    bytes_out,
-                    ..Classified::failed(Outcome::FunctionError, invocation_error, None)
-                }
+                Classified { bytes_out, ..Classified::failed(Outcome::FunctionError, invocation_error, None) }
             }
             RawReply::TooLarge { declared_bytes } => Classified::failed(
                 Outcome::FunctionError,
                 InvocationError::new(
                     "result_too_large",
-                    format!(
-                        "the result is {declared_bytes} bytes; the limit is {} bytes",
-                        limits.max_result_bytes
-                    ),
+                    format!("the result is {declared_bytes} bytes; the limit is {} bytes", limits.max_result_bytes),
                 ),
                 None,
             ),
@@ -574,10 +509,7 @@ impl FunctionPool {
                 Outcome::Timeout,
                 InvocationError::new(
                     "timeout",
-                    format!(
-                        "the function did not finish within {} ms",
-                        limits.timeout.as_millis()
-                    ),
+                    format!("the function did not finish within {} ms", limits.timeout.as_millis()),
                 ),
                 Some(KillReason::Timeout),
             ),
@@ -585,22 +517,14 @@ impl FunctionPool {
                 Outcome::MemoryLimit,
                 InvocationError::new(
                     "memory_limit",
-                    format!(
-                        "the worker used {} MB, over its {} MB cap",
-                        rss_bytes >> 20,
-                        limits.memory_bytes >> 20
-                    ),
+                    format!("the worker used {} MB, over its {} MB cap", rss_bytes >> 20, limits.memory_bytes >> 20),
                 ),
                 Some(KillReason::MemoryLimit),
             ),
             RawReply::Exited(status) => {
                 let stderr = logs.recent_lines(LogStream::Stderr, 20);
                 let memory = worker.confinement.memory_limit_hit()
-                    || stderr.iter().any(|line| {
-                        OUT_OF_MEMORY_MARKERS
-                            .iter()
-                            .any(|marker| line.contains(marker))
-                    });
+                    || stderr.iter().any(|line| OUT_OF_MEMORY_MARKERS.iter().any(|marker| line.contains(marker)));
                 let how = status.map_or_else(|| "exited".to_string(), |status| status.to_string());
                 if memory {
                     Classified::failed(
@@ -617,20 +541,14 @@ impl FunctionPool {
                 } else {
                     Classified::failed(
                         Outcome::Crashed,
-                        InvocationError::new(
-                            "crashed",
-                            format!("the worker {how} before replying"),
-                        ),
+                        InvocationError::new("crashed", format!("the worker {how} before replying")),
                         Some(KillReason::Crashed),
                     )
                 }
             }
             RawReply::Broken(message) => Classified::failed(
                 Outcome::Crashed,
-                InvocationError::new(
-                    "invalid_output",
-                    format!("the worker broke the protocol: {message}"),
-                ),
+                InvocationError::new("invalid_output", format!("the worker broke the protocol: {message}")),
                 Some(KillReason::ProtocolError),
             ),
         }
@@ -643,12 +561,7 @@ impl FunctionPool {
     pub fn kill_counts(&self) -> HashMap<&'static str, u64> {
         KillReason::ALL
             .iter()
-            .map(|reason| {
-                (
-                    reason.as_str(),
-                    self.counters.kills[*reason as usize].load(Ordering::Relaxed),
-                )
-            })
+            .map(|reason| (reason.as_str(), self.counters.kills[*reason as usize].load(Ordering::Relaxed)))
             .collect()
     }
 }
@@ -663,26 +576,11 @@ struct Classified {
 
 impl Classified {
     fn failed(outcome: Outcome, error: InvocationError, kill: Option<KillReason>) -> Self {
-        Self {
-            outcome,
-            result: None,
-            error: Some(error),
-            kill,
-            bytes_out: 0,
-        }
+        Self { outcome, result: None, error: Some(error), kill, bytes_out: 0 }
     }
 }
 
 /// Forwards output that belongs to no invocation to the stray-log channel.
-pub(crate) fn stray_lines(
-    function_key: &Arc<str>,
-    logs: LogCollector,
-) -> impl Iterator<Item = StrayLogLine> + '_ {
-    logs.finish()
-        .lines
-        .into_iter()
-        .map(move |line| StrayLogLine {
-            function_key: function_key.to_string(),
-            line,
-        })
+pub(crate) fn stray_lines(function_key: &Arc<str>, logs: LogCollector) -> impl Iterator<Item = StrayLogLine> + '_ {
+    logs.finish().lines.into_iter().map(move |line| StrayLogLine { function_key: function_key.to_string(), line })
 }

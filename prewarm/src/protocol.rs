@@ -111,12 +111,7 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 
 /// Serializes and frames a request.
 pub fn encode_request(id: &str, deadline_ms: u64, event: &InvocationEvent) -> Vec<u8> {
-    let frame = RequestFrame {
-        kind: "invoke",
-        id,
-        deadline_ms,
-        event,
-    };
+    let frame = RequestFrame { kind: "invoke", id, deadline_ms, event };
     // Serializing a struct of strings and maps cannot fail.
     let payload = serde_json::to_vec(&frame).expect("request frames always serialize");
     encode_frame(&payload)
@@ -152,11 +147,7 @@ pub enum DecodedFrame {
 
 impl FrameDecoder {
     pub fn new(max_frame_bytes: usize) -> Self {
-        Self {
-            buffer: Vec::with_capacity(8 * 1024),
-            max_frame_bytes,
-            skipping: None,
-        }
+        Self { buffer: Vec::with_capacity(8 * 1024), max_frame_bytes, skipping: None }
     }
 
     /// Appends received bytes.
@@ -187,10 +178,7 @@ impl FrameDecoder {
             let available = self.buffer.len() - FRAME_HEADER_BYTES;
             let consumed = available.min(declared);
             self.buffer.drain(..FRAME_HEADER_BYTES + consumed);
-            self.skipping = Some(SkipState {
-                declared,
-                remaining: declared - consumed,
-            });
+            self.skipping = Some(SkipState { declared, remaining: declared - consumed });
             return self.next_frame();
         }
         if self.buffer.len() < FRAME_HEADER_BYTES + declared {
@@ -207,18 +195,13 @@ impl FrameDecoder {
     }
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with padding; bodies that are not UTF-8 are rare, so a small encoder beats a dependency.
 pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let triple = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (index, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if index <= chunk.len() {
@@ -249,10 +232,7 @@ mod tests {
         }
         assert_eq!(
             frames,
-            vec![
-                DecodedFrame::Frame(br#"{"type":"ready"}"#.to_vec()),
-                DecodedFrame::Frame(br#"{"a":1}"#.to_vec())
-            ]
+            vec![DecodedFrame::Frame(br#"{"type":"ready"}"#.to_vec()), DecodedFrame::Frame(br#"{"a":1}"#.to_vec())]
         );
         assert!(!decoder.has_partial_frame());
     }
@@ -266,51 +246,28 @@ mod tests {
         let mut frames = Vec::new();
         for chunk in stream.chunks(333) {
             decoder.push(chunk);
-            assert!(
-                decoder.buffer.len() < 400,
-                "decoder buffered {} bytes",
-                decoder.buffer.len()
-            );
+            assert!(decoder.buffer.len() < 400, "decoder buffered {} bytes", decoder.buffer.len());
             while let Some(frame) = decoder.next_frame() {
                 frames.push(frame);
             }
         }
         assert_eq!(
             frames,
-            vec![
-                DecodedFrame::TooLarge {
-                    declared_bytes: 10_000
-                },
-                DecodedFrame::Frame(b"{}".to_vec())
-            ]
+            vec![DecodedFrame::TooLarge { declared_bytes: 10_000 }, DecodedFrame::Frame(b"{}".to_vec())]
         );
     }
 
     #[test]
     fn worker_frames_parse_from_the_documented_json() {
-        let ready: WorkerFrame =
-            serde_json::from_str(r#"{"type":"ready","runtime":"node"}"#).unwrap();
-        assert_eq!(
-            ready,
-            WorkerFrame::Ready {
-                runtime: "node".into()
-            }
-        );
+        let ready: WorkerFrame = serde_json::from_str(r#"{"type":"ready","runtime":"node"}"#).unwrap();
+        assert_eq!(ready, WorkerFrame::Ready { runtime: "node".into() });
         let failed: WorkerFrame = serde_json::from_str(
             r#"{"type":"response","id":"7","ok":false,"error":{"type":"TypeError","message":"boom"}}"#,
         )
         .unwrap();
         match failed {
-            WorkerFrame::Response {
-                id,
-                ok,
-                error: Some(error),
-                ..
-            } => {
-                assert_eq!(
-                    (id.as_str(), ok, error.error_type.as_str()),
-                    ("7", false, "TypeError")
-                )
+            WorkerFrame::Response { id, ok, error: Some(error), .. } => {
+                assert_eq!((id.as_str(), ok, error.error_type.as_str()), ("7", false, "TypeError"))
             }
             other => panic!("unexpected frame {other:?}"),
         }

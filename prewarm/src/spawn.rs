@@ -36,7 +36,7 @@ pub struct SpawnCommand {
     pub plan: WrapperPlan,
     /// The complete environment of the worker; nothing of the server's environment is inherited.
     pub env: Vec<(String, String)>,
-    /// `(child's end, descriptor number in the child)`; stdin is always `/dev/null`.
+    /// `(child's end, descriptor number in the child)`; stdin is `/dev/null` unless mapped here.
     pub fds: Vec<(OwnedFd, RawFd)>,
 }
 
@@ -69,9 +69,7 @@ pub struct Spawner {
 
 impl std::fmt::Debug for SpawnJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpawnJob")
-            .field("command", &self.command)
-            .finish()
+        f.debug_struct("SpawnJob").field("command", &self.command).finish()
     }
 }
 
@@ -79,39 +77,26 @@ impl Spawner {
     pub fn start() -> std::io::Result<Self> {
         let (jobs, receiver) = std_mpsc::channel::<SpawnJob>();
         let (tid_tx, tid_rx) = std_mpsc::channel();
-        std::thread::Builder::new()
-            .name("prewarm-spawner".into())
-            .spawn(move || {
-                let _ = tid_tx.send(nix::unistd::gettid().as_raw() as u64);
-                while let Ok(job) = receiver.recv() {
-                    let _ = job.reply.send(spawn_now(job.command));
-                }
-            })?;
-        let thread_id = tid_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("spawner thread did not start"))?;
+        std::thread::Builder::new().name("prewarm-spawner".into()).spawn(move || {
+            let _ = tid_tx.send(nix::unistd::gettid().as_raw() as u64);
+            while let Ok(job) = receiver.recv() {
+                let _ = job.reply.send(spawn_now(job.command));
+            }
+        })?;
+        let thread_id = tid_rx.recv().map_err(|_| std::io::Error::other("spawner thread did not start"))?;
         Ok(Self { jobs, thread_id })
     }
 
     /// Spawns on the spawner thread and returns the running child.
     pub async fn spawn(&self, command: SpawnCommand) -> Result<ChildProcess, SpawnError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(SpawnJob { command, reply })
-            .map_err(|_| SpawnError::SpawnerGone)?;
+        self.jobs.send(SpawnJob { command, reply }).map_err(|_| SpawnError::SpawnerGone)?;
         let (pid, pidfd) = answer.await.map_err(|_| SpawnError::SpawnerGone)??;
         // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open and unchanged until dropped.
-        let registered =
-            unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
-        let pidfd = registered.map_err(|error| SpawnError::Pidfd {
-            pid: pid.as_raw(),
-            source: error.into_parts().1,
-        })?;
-        Ok(ChildProcess {
-            pid,
-            pidfd,
-            exit: None,
-        })
+        let registered = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
+        let pidfd =
+            registered.map_err(|error| SpawnError::Pidfd { pid: pid.as_raw(), source: error.into_parts().1 })?;
+        Ok(ChildProcess { pid, pidfd, exit: None })
     }
 
     /// The kernel thread id of the spawner: the "parent" that `PR_SET_PDEATHSIG` watches.
@@ -121,54 +106,35 @@ impl Spawner {
 }
 
 fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
-    let nul = |what: &str| SpawnError::NulByte {
-        what: what.to_string(),
-    };
-    let wrapper =
-        CString::new(command.wrapper.as_os_str().as_bytes()).map_err(|_| nul("wrapper path"))?;
+    let nul = |what: &str| SpawnError::NulByte { what: what.to_string() };
+    let wrapper = CString::new(command.wrapper.as_os_str().as_bytes()).map_err(|_| nul("wrapper path"))?;
     let mut argv = vec![wrapper.clone()];
     for arg in command.plan.to_args() {
         argv.push(CString::new(arg.as_bytes()).map_err(|_| nul("argument"))?);
     }
     let mut envp = Vec::with_capacity(command.env.len());
     for (key, value) in &command.env {
-        envp.push(
-            CString::new(format!("{key}={value}"))
-                .map_err(|_| nul(&format!("environment variable {key}")))?,
-        );
+        envp.push(CString::new(format!("{key}={value}")).map_err(|_| nul(&format!("environment variable {key}")))?);
     }
 
-    let spawn_error = |source| SpawnError::Spawn {
-        program: command.wrapper.display().to_string(),
-        source,
-    };
+    let spawn_error = |source| SpawnError::Spawn { program: command.wrapper.display().to_string(), source };
     let mut actions = PosixSpawnFileActions::init().map_err(spawn_error)?;
-    actions
-        .add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())
-        .map_err(spawn_error)?;
+    if !command.fds.iter().any(|(_, target)| *target == 0) {
+        actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty()).map_err(spawn_error)?;
+    }
     // Keep the sources of the dup2 actions above every target, so no action overwrites a later source.
-    let highest_target = command
-        .fds
-        .iter()
-        .map(|(_, target)| *target)
-        .max()
-        .unwrap_or(2);
+    let highest_target = command.fds.iter().map(|(_, target)| *target).max().unwrap_or(2);
     let mut sources = Vec::with_capacity(command.fds.len());
     for (fd, target) in &command.fds {
         let source = if fd.as_raw_fd() <= highest_target {
-            let raised = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(highest_target + 1),
-            )
-            .map_err(spawn_error)?;
+            let raised = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(highest_target + 1))
+                .map_err(spawn_error)?;
             // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
             Some(unsafe { OwnedFd::from_raw_fd(raised) })
         } else {
             None
         };
-        let raw = source
-            .as_ref()
-            .map_or(fd.as_raw_fd(), |raised| raised.as_raw_fd());
+        let raw = source.as_ref().map_or(fd.as_raw_fd(), |raised| raised.as_raw_fd());
         actions.add_dup2(raw, *target).map_err(spawn_error)?;
         sources.push(source);
     }
@@ -199,8 +165,7 @@ fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
     }
     attr.set_sigdefault(&defaults).map_err(spawn_error)?;
 
-    let pid =
-        posix_spawn(wrapper.as_c_str(), &actions, &attr, &argv, &envp).map_err(spawn_error)?;
+    let pid = posix_spawn(wrapper.as_c_str(), &actions, &attr, &argv, &envp).map_err(spawn_error)?;
     drop(sources);
     drop(command.fds);
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no memory is passed.
@@ -209,10 +174,7 @@ fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
         let source = std::io::Error::last_os_error();
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
-        return Err(SpawnError::Pidfd {
-            pid: pid.as_raw(),
-            source,
-        });
+        return Err(SpawnError::Pidfd { pid: pid.as_raw(), source });
     }
     // SAFETY: the syscall returned a fresh descriptor that we now own.
     Ok((pid, unsafe { OwnedFd::from_raw_fd(raw as RawFd) }))
@@ -230,9 +192,7 @@ impl std::fmt::Display for ExitStatus {
         match self {
             ExitStatus::Exited(code) => write!(f, "exited with status {code}"),
             ExitStatus::Signaled(signal) => {
-                let name = Signal::try_from(*signal)
-                    .map(|s| s.as_str())
-                    .unwrap_or("unknown signal");
+                let name = Signal::try_from(*signal).map(|s| s.as_str()).unwrap_or("unknown signal");
                 write!(f, "killed by {name}")
             }
         }
@@ -252,34 +212,36 @@ impl ChildProcess {
         self.pid.as_raw()
     }
 
-    /// Waits until the process exits and reaps it. Cancel-safe.
+    /// Waits until the process exits and reaps it. Cancel-safe, and free while the process runs:
+    /// no system call is made until the pidfd reports the exit.
     pub async fn wait(&mut self) -> ExitStatus {
         loop {
-            if let Some(status) = self.try_reap() {
+            if let Some(status) = self.exit {
                 return status;
             }
             match self.pidfd.readable().await {
-                Ok(mut guard) => guard.clear_ready(),
+                Ok(mut guard) => match reap(self.pid) {
+                    Some(status) => {
+                        self.exit = Some(status);
+                        return status;
+                    }
+                    None => guard.clear_ready(),
+                },
                 // A pidfd registered with the reactor cannot fail to poll; reap by blocking if it does.
                 Err(_) => return self.reap_blocking(),
             }
         }
     }
 
-    /// Reaps the process if it has exited.
+    /// Reaps the process if it has exited, without waiting. Costs no system call while the
+    /// pidfd has not reported an exit.
     pub fn try_reap(&mut self) -> Option<ExitStatus> {
         if self.exit.is_some() {
             return self.exit;
         }
-        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => self.exit = Some(ExitStatus::Exited(code)),
-            Ok(WaitStatus::Signaled(_, signal, _)) => {
-                self.exit = Some(ExitStatus::Signaled(signal as i32))
-            }
-            Ok(_) => {}
-            // ECHILD: reaped already (cannot happen while we own the pid); report it as gone.
-            Err(_) => self.exit = Some(ExitStatus::Signaled(Signal::SIGKILL as i32)),
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(Ok(_guard)) = self.pidfd.poll_read_ready(&mut context) {
+            self.exit = reap(self.pid);
         }
         self.exit
     }
@@ -301,6 +263,18 @@ impl ChildProcess {
     /// signal cannot reach an unrelated process that reused the leader's pid.
     pub fn kill_group(&self) {
         let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the process has exited, `None` while it runs.
+fn reap(pid: Pid) -> Option<ExitStatus> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::Exited(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(ExitStatus::Signaled(signal as i32)),
+        Ok(_) => None,
+        // ECHILD: already reaped, which cannot happen while we own the pid; report it as gone.
+        Err(_) => Some(ExitStatus::Signaled(Signal::SIGKILL as i32)),
     }
 }
 

@@ -102,6 +102,8 @@ pub struct PrewarmConfig {
     pub reap_interval: Duration,
     /// How often a busy worker's RSS is sampled when no cgroup enforces memory.
     pub rss_watchdog_interval: Duration,
+    /// Exec-wrapper processes kept spawned and confined ahead of cold starts (see `shells`).
+    pub spare_shells: usize,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -126,51 +128,35 @@ impl PrewarmConfig {
             function_database: None,
             reap_interval: Duration::from_secs(1),
             rss_watchdog_interval: Duration::from_millis(20),
+            spare_shells: 2,
         }
     }
 
     /// Applies the seed's environment variables: `FUNCTION_TIMEOUT_MS` (or `FUNCTION_TIMEOUT_SECONDS`),
     /// `FUNCTION_MAX_MEMORY_MB`, `FUNCTION_MAX_CONCURRENT`, `CONTAINERPUB_MEMORY_ENFORCEMENT`.
-    pub fn apply_env(
-        &mut self,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let number = |variable: &str, expected: &'static str| -> Result<Option<u64>, ConfigError> {
             match lookup(variable) {
                 None => Ok(None),
                 Some(value) => match value.trim().parse::<u64>() {
                     Ok(parsed) if parsed > 0 => Ok(Some(parsed)),
-                    _ => Err(ConfigError {
-                        variable: variable.into(),
-                        value,
-                        expected,
-                    }),
+                    _ => Err(ConfigError { variable: variable.into(), value, expected }),
                 },
             }
         };
-        if let Some(seconds) = number(
-            "FUNCTION_TIMEOUT_SECONDS",
-            "a whole number of seconds above 0",
-        )? {
+        if let Some(seconds) = number("FUNCTION_TIMEOUT_SECONDS", "a whole number of seconds above 0")? {
             self.default_limits.timeout = Duration::from_secs(seconds);
         }
         // The millisecond form wins when both are set: it is the more precise one.
-        if let Some(ms) = number(
-            "FUNCTION_TIMEOUT_MS",
-            "a whole number of milliseconds above 0",
-        )? {
+        if let Some(ms) = number("FUNCTION_TIMEOUT_MS", "a whole number of milliseconds above 0")? {
             self.default_limits.timeout = Duration::from_millis(ms);
         }
-        if let Some(mb) = number(
-            "FUNCTION_MAX_MEMORY_MB",
-            "a whole number of megabytes above 0",
-        )? {
+        if let Some(mb) = number("FUNCTION_MAX_MEMORY_MB", "a whole number of megabytes above 0")? {
             self.default_limits.memory_bytes = mb << 20;
         }
         if let Some(count) = number("FUNCTION_MAX_CONCURRENT", "a whole number above 0")? {
             self.global_max_concurrency = count as usize;
-            self.default_limits.max_concurrency =
-                self.default_limits.max_concurrency.min(count as usize);
+            self.default_limits.max_concurrency = self.default_limits.max_concurrency.min(count as usize);
         }
         if let Some(forced) = lookup("CONTAINERPUB_MEMORY_ENFORCEMENT") {
             if !["cgroup-v2", "cgroup-v1", "rlimit"].contains(&forced.as_str()) {
@@ -192,11 +178,7 @@ mod tests {
 
     fn config_with(vars: &[(&str, &str)]) -> Result<PrewarmConfig, ConfigError> {
         let mut config = PrewarmConfig::new("/tmp/state".into(), "/bin/true".into());
-        config.apply_env(|name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.to_string())
-        })?;
+        config.apply_env(|name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string()))?;
         Ok(config)
     }
 
@@ -219,18 +201,9 @@ mod tests {
         .unwrap();
         assert_eq!(config.default_limits.timeout, Duration::from_millis(250));
         assert_eq!(config.default_limits.memory_bytes, 64 << 20);
+        assert_eq!((config.global_max_concurrency, config.default_limits.max_concurrency), (3, 3));
         assert_eq!(
-            (
-                config.global_max_concurrency,
-                config.default_limits.max_concurrency
-            ),
-            (3, 3)
-        );
-        assert_eq!(
-            config_with(&[("FUNCTION_TIMEOUT_SECONDS", "2")])
-                .unwrap()
-                .default_limits
-                .timeout,
+            config_with(&[("FUNCTION_TIMEOUT_SECONDS", "2")]).unwrap().default_limits.timeout,
             Duration::from_secs(2)
         );
     }

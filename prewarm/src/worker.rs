@@ -5,7 +5,6 @@
 //! memory cgroup) the RSS watchdog. No per-worker task and no channel hop sit on the hot path.
 //! Output a worker prints while idle waits in its pipe and is drained when it is next leased.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +13,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::time::Instant;
 
-use crate::exec_wrapper::WrapperPlan;
 use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
 use crate::logs::{LogCollector, LogStream};
-use crate::protocol::{
-    DecodedFrame, FrameDecoder, FunctionError, WorkerFrame, REQUEST_FD, RESPONSE_FD,
-};
-use crate::spawn::{create_pipe, ChildProcess, ExitStatus, SpawnCommand, SpawnError, Spawner};
+use crate::protocol::{DecodedFrame, FrameDecoder, FunctionError, WorkerFrame};
+use crate::shells::{Launch, Launched, PendingCleanups, ShellError, ShellPool, WorkerPipes};
+use crate::spawn::{ChildProcess, ExitStatus, SpawnError};
 
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -36,9 +33,8 @@ pub(crate) struct WorkerLaunch {
 /// What every worker start needs from the pool.
 #[derive(Debug)]
 pub(crate) struct WorkerHost {
-    pub spawner: Spawner,
+    pub shells: Arc<ShellPool>,
     pub enforcement: Enforcement,
-    pub exec_wrapper: PathBuf,
     pub proc_root: PathBuf,
     pub rss_watchdog_interval: Duration,
 }
@@ -47,16 +43,13 @@ pub(crate) struct WorkerHost {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartFailure {
     #[error("{0}")]
-    Limits(#[from] crate::limits::LimitsError),
+    Shell(#[from] ShellError),
     #[error("{0}")]
     Spawn(#[from] SpawnError),
     #[error("the function failed to load: {}: {}", .0.error_type, .0.message)]
     LoadError(FunctionError),
     #[error("the worker {status} during start-up{}", describe_stderr(.stderr_tail))]
-    Exited {
-        status: ExitStatus,
-        stderr_tail: Vec<String>,
-    },
+    Exited { status: ExitStatus, stderr_tail: Vec<String> },
     #[error("the worker did not report ready within {0:?}")]
     Timeout(Duration),
     #[error("the worker broke the protocol during start-up: {0}")]
@@ -97,7 +90,7 @@ pub(crate) enum RawReply {
 pub(crate) struct Worker {
     pub id: u64,
     pub process: ChildProcess,
-    pub confinement: Arc<WorkerConfinement>,
+    pub confinement: WorkerConfinement,
     requests: pipe::Sender,
     responses: pipe::Receiver,
     stdout: Option<pipe::Receiver>,
@@ -108,6 +101,7 @@ pub(crate) struct Worker {
     stderr_buffer: Vec<u8>,
     pub served: u64,
     pub last_used: Instant,
+    pub cleanups: PendingCleanups,
 }
 
 impl Worker {
@@ -121,42 +115,33 @@ impl Worker {
         startup_timeout: Duration,
         startup_logs: &mut LogCollector,
     ) -> Result<Worker, StartFailure> {
-        let confinement = Arc::new(WorkerConfinement::create(
-            &host.enforcement,
-            &format!("w{id}"),
-            limits,
-        )?);
-        let spawned = spawn_worker_process(host, launch, limits, &confinement).await;
-        let (process, [requests, responses, stdout, stderr]) = match spawned {
-            Ok(spawned) => spawned,
-            Err(error) => {
-                confinement.remove();
-                return Err(error);
-            }
-        };
+        let shell = host.shells.take().await?;
+        let launched = shell
+            .launch(Launch {
+                program: &launch.program,
+                args: &launch.args,
+                env: &launch.env,
+                directory: &launch.directory,
+                limits,
+            })
+            .await?;
+        let Launched { process, confinement, pipes: WorkerPipes { requests, responses, stdout, stderr } } = launched;
         let started_at = Instant::now();
         let mut worker = Worker {
             id,
             process,
             confinement,
-            requests: pipe::Sender::from_owned_fd(requests)
-                .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            responses: pipe::Receiver::from_owned_fd(responses)
-                .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            stdout: Some(
-                pipe::Receiver::from_owned_fd(stdout)
-                    .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            ),
-            stderr: Some(
-                pipe::Receiver::from_owned_fd(stderr)
-                    .map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            ),
+            requests: pipe::Sender::from_owned_fd(requests).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            responses: pipe::Receiver::from_owned_fd(responses).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            stdout: Some(pipe::Receiver::from_owned_fd(stdout).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?),
+            stderr: Some(pipe::Receiver::from_owned_fd(stderr).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?),
             decoder: FrameDecoder::new(max_frame_bytes),
             response_buffer: vec![0; READ_CHUNK],
             output_buffer: vec![0; READ_CHUNK],
             stderr_buffer: vec![0; READ_CHUNK],
             served: 0,
             last_used: started_at,
+            cleanups: host.shells.cleanups.clone(),
         };
         match worker.await_ready(startup_timeout, startup_logs).await {
             Ok(()) => Ok(worker),
@@ -167,11 +152,7 @@ impl Worker {
         }
     }
 
-    async fn await_ready(
-        &mut self,
-        startup_timeout: Duration,
-        logs: &mut LogCollector,
-    ) -> Result<(), StartFailure> {
+    async fn await_ready(&mut self, startup_timeout: Duration, logs: &mut LogCollector) -> Result<(), StartFailure> {
         let deadline = Instant::now() + startup_timeout;
         loop {
             match self.next_event(deadline, logs, None).await {
@@ -179,18 +160,12 @@ impl Worker {
                     return match serde_json::from_slice::<WorkerFrame>(&payload) {
                         Ok(WorkerFrame::Ready { .. }) => Ok(()),
                         Ok(WorkerFrame::LoadError { error }) => Err(StartFailure::LoadError(error)),
-                        Ok(other) => Err(StartFailure::Protocol(format!(
-                            "expected ready, got {other:?}"
-                        ))),
-                        Err(error) => {
-                            Err(StartFailure::Protocol(format!("invalid frame: {error}")))
-                        }
+                        Ok(other) => Err(StartFailure::Protocol(format!("expected ready, got {other:?}"))),
+                        Err(error) => Err(StartFailure::Protocol(format!("invalid frame: {error}"))),
                     };
                 }
                 Event::Frame(DecodedFrame::TooLarge { declared_bytes }) => {
-                    return Err(StartFailure::Protocol(format!(
-                        "a {declared_bytes}-byte frame instead of ready"
-                    )))
+                    return Err(StartFailure::Protocol(format!("a {declared_bytes}-byte frame instead of ready")))
                 }
                 Event::Closed | Event::ProcessExited => {
                     let status = self.wait_briefly().await;
@@ -231,20 +206,12 @@ impl Worker {
                 Event::Frame(DecodedFrame::Frame(payload)) => {
                     let bytes_out = payload.len() as u64;
                     let reply = match serde_json::from_slice::<WorkerFrame>(&payload) {
-                        Ok(WorkerFrame::Response {
-                            id,
-                            ok,
-                            result,
-                            error,
-                        }) if id == request_id => RawReply::Replied {
-                            ok,
-                            result,
-                            error,
-                            bytes_out,
-                        },
-                        Ok(WorkerFrame::Response { id, .. }) => RawReply::Broken(format!(
-                            "reply for request {id:?} while {request_id:?} was running"
-                        )),
+                        Ok(WorkerFrame::Response { id, ok, result, error }) if id == request_id => {
+                            RawReply::Replied { ok, result, error, bytes_out }
+                        }
+                        Ok(WorkerFrame::Response { id, .. }) => {
+                            RawReply::Broken(format!("reply for request {id:?} while {request_id:?} was running"))
+                        }
                         Ok(other) => RawReply::Broken(format!("unexpected frame {other:?}")),
                         Err(error) => RawReply::Broken(format!("invalid reply frame: {error}")),
                     };
@@ -345,11 +312,7 @@ impl Worker {
     /// function's output before writing a reply, so this collects all of an invocation's lines.
     pub fn drain_ready_output(&mut self, logs: &mut LogCollector) {
         for stream in [LogStream::Stdout, LogStream::Stderr] {
-            let pipe = if stream == LogStream::Stdout {
-                &mut self.stdout
-            } else {
-                &mut self.stderr
-            };
+            let pipe = if stream == LogStream::Stdout { &mut self.stdout } else { &mut self.stderr };
             while let Some(receiver) = pipe {
                 match receiver.try_read(&mut self.output_buffer) {
                     Ok(0) => *pipe = None,
@@ -377,9 +340,7 @@ impl Worker {
     }
 
     async fn wait_briefly(&mut self) -> Option<ExitStatus> {
-        tokio::time::timeout(Duration::from_secs(1), self.process.wait())
-            .await
-            .ok()
+        tokio::time::timeout(Duration::from_secs(1), self.process.wait()).await.ok()
     }
 
     /// True when the worker process has exited (checked when leasing an idle worker).
@@ -387,28 +348,27 @@ impl Worker {
         self.process.try_reap().is_some()
     }
 
-    /// Kills every process of the worker, reaps it and removes its cgroups.
-    pub async fn kill_and_reap(mut self) {
-        let confinement = self.confinement.clone();
-        self.process.kill_group();
-        // Cgroup kill loops sleep between rounds: keep them off the async threads.
-        let _ = tokio::task::spawn_blocking({
-            let confinement = confinement.clone();
-            move || confinement.kill_all()
-        })
-        .await;
-        if tokio::time::timeout(Duration::from_secs(5), self.process.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                worker = self.id,
-                pid = self.process.pid(),
-                "worker survived SIGKILL for 5 s"
-            );
+    /// Kills every process of the worker, reaps it and hands its cgroups back for reuse.
+    pub async fn kill_and_reap(self) {
+        let Worker { id, mut process, confinement, .. } = self;
+        process.kill_group();
+        if tokio::time::timeout(Duration::from_secs(5), process.wait()).await.is_err() {
+            tracing::error!(worker = id, pid = process.pid(), "worker survived SIGKILL for 5 s");
         }
+        // Descendants that left the process group are in the cgroup; its kill loop sleeps between
+        // rounds, so it runs on a blocking thread.
+        let _ = tokio::task::spawn_blocking(move || confinement.release()).await;
+    }
+
+    /// SIGKILLs the worker's process group and cgroup members without waiting (pool teardown).
+    pub fn kill_now(self) {
         self.process.kill_group();
-        let _ = tokio::task::spawn_blocking(move || confinement.remove()).await;
+        self.confinement.kill_all();
+    }
+
+    /// The worker's peak memory so far: its cgroup's peak, else the process's `VmHWM`.
+    pub fn peak_memory_bytes(&self, proc_root: &Path) -> Option<u64> {
+        self.confinement.peak_memory_bytes().or_else(|| rss::peak_rss_bytes(proc_root, self.process.pid()))
     }
 }
 
@@ -430,10 +390,7 @@ enum Event {
 }
 
 /// Reads from an optional pipe; pending forever once the pipe is gone.
-async fn read_output(
-    pipe: &mut Option<pipe::Receiver>,
-    buffer: &mut [u8],
-) -> Option<std::io::Result<usize>> {
+async fn read_output(pipe: &mut Option<pipe::Receiver>, buffer: &mut [u8]) -> Option<std::io::Result<usize>> {
     match pipe {
         Some(receiver) => Some(receiver.read(buffer).await),
         None => std::future::pending().await,
@@ -459,42 +416,4 @@ fn stderr_tail(logs: &LogCollector) -> Vec<String> {
 
 fn io_to_nix(error: std::io::Error) -> nix::Error {
     nix::Error::from_raw(error.raw_os_error().unwrap_or(nix::libc::EIO))
-}
-
-/// Spawns the exec wrapper with the protocol pipes on fds 3 and 4 and log pipes on 1 and 2.
-/// Returns the process and the parent's ends: request writer, reply reader, stdout, stderr.
-async fn spawn_worker_process(
-    host: &WorkerHost,
-    launch: &WorkerLaunch,
-    limits: WorkerLimits,
-    confinement: &WorkerConfinement,
-) -> Result<(ChildProcess, [OwnedFd; 4]), StartFailure> {
-    let (request_read, request_write) = create_pipe()?;
-    let (response_read, response_write) = create_pipe()?;
-    let (stdout_read, stdout_write) = create_pipe()?;
-    let (stderr_read, stderr_write) = create_pipe()?;
-    let plan = WrapperPlan {
-        cgroup_procs_files: confinement.procs_files(),
-        rlimits: confinement.rlimits(limits),
-        working_dir: Some(launch.directory.clone()),
-        expected_parent: Some(std::process::id() as i32),
-        program: launch.program.clone(),
-        args: launch.args.iter().map(Into::into).collect(),
-    };
-    let command = SpawnCommand {
-        wrapper: host.exec_wrapper.clone(),
-        plan,
-        env: launch.env.clone(),
-        fds: vec![
-            (stdout_write, 1),
-            (stderr_write, 2),
-            (request_read, REQUEST_FD),
-            (response_write, RESPONSE_FD),
-        ],
-    };
-    let process = host.spawner.spawn(command).await?;
-    Ok((
-        process,
-        [request_write, response_read, stdout_read, stderr_read],
-    ))
 }

@@ -5,7 +5,7 @@ use prewarm::exec_wrapper::{apply_and_exec, WrapperPlan, WRAPPER_FAILURE_STATUS}
 
 fn main() {
     let failure = match WrapperPlan::parse(std::env::args_os().skip(1)) {
-        Ok(plan) => apply_and_exec(&plan),
+        Ok(plan) => apply_and_exec(plan),
         Err(usage) => format!("usage: {usage}"),
     };
     eprintln!("containerpub-worker-exec: {failure}");

@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{
-    create_dir, kill_until_empty, read_keyed_counter, read_number, remove_group_dir, write_control,
-};
+use super::{create_dir, kill_until_empty, read_keyed_counter, remove_group_dir, write_control};
 use super::{LimitsError, WorkerLimits};
 
 #[derive(Debug)]
@@ -14,46 +12,45 @@ pub struct WorkerGroup {
 }
 
 impl WorkerGroup {
-    pub fn create(
-        memory_parent: &Path,
-        pids_parent: &Path,
-        name: &str,
-        limits: WorkerLimits,
-    ) -> Result<Self, LimitsError> {
-        let group = WorkerGroup {
-            memory_dir: memory_parent.join(name),
-            pids_dir: pids_parent.join(name),
-        };
+    pub fn create(memory_parent: &Path, pids_parent: &Path, name: &str) -> Result<Self, LimitsError> {
+        let group = WorkerGroup { memory_dir: memory_parent.join(name), pids_dir: pids_parent.join(name) };
         create_dir(&group.memory_dir)?;
         create_dir(&group.pids_dir)?;
-        let bytes = limits.memory_bytes.to_string();
-        write_control(&group.memory_dir.join("memory.limit_in_bytes"), &bytes)?;
-        // With swap accounting, memory+swap gets the same cap so a worker cannot page out past it.
-        // The file is absent when the kernel has no swap accounting, which is fine.
-        let memsw = group.memory_dir.join("memory.memsw.limit_in_bytes");
-        if memsw.exists() {
-            write_control(&memsw, &bytes)?;
-        }
-        write_control(
-            &group.pids_dir.join("pids.max"),
-            &limits.max_pids.to_string(),
-        )?;
         Ok(group)
     }
 
+    /// Writes the worker's limits; also restarts the peak counter, since groups are reused.
+    pub fn apply(&self, limits: WorkerLimits) -> Result<(), LimitsError> {
+        let bytes = limits.memory_bytes.to_string();
+        // memory+swap may never be below memory: lower it first when shrinking, raise it last when growing.
+        let memsw = self.memory_dir.join("memory.memsw.limit_in_bytes");
+        let limit = self.memory_dir.join("memory.limit_in_bytes");
+        if memsw.exists() && write_control(&memsw, &bytes).is_ok() {
+            write_control(&limit, &bytes)?;
+        } else {
+            write_control(&limit, &bytes)?;
+            if memsw.exists() {
+                write_control(&memsw, &bytes)?;
+            }
+        }
+        write_control(&self.pids_dir.join("pids.max"), &limits.max_pids.to_string())?;
+        let peak = self.memory_dir.join("memory.max_usage_in_bytes");
+        if peak.exists() {
+            write_control(&peak, "0")?;
+        }
+        Ok(())
+    }
+
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        vec![
-            self.memory_dir.join("cgroup.procs"),
-            self.pids_dir.join("cgroup.procs"),
-        ]
+        vec![self.memory_dir.join("cgroup.procs"), self.pids_dir.join("cgroup.procs")]
     }
 
     pub fn oom_kills(&self) -> u64 {
         read_keyed_counter(&self.memory_dir.join("memory.oom_control"), "oom_kill")
     }
 
-    pub fn peak_memory_bytes(&self) -> Option<u64> {
-        read_number(&self.memory_dir.join("memory.max_usage_in_bytes"))
+    pub fn open_peak_file(&self) -> Option<std::fs::File> {
+        std::fs::File::open(self.memory_dir.join("memory.max_usage_in_bytes")).ok()
     }
 
     pub fn kill_all(&self) {
@@ -79,31 +76,15 @@ mod tests {
         std::fs::create_dir_all(memory.join("w1")).unwrap();
         std::fs::create_dir_all(&pids).unwrap();
         std::fs::write(memory.join("w1/memory.memsw.limit_in_bytes"), "").unwrap();
-        let limits = WorkerLimits {
-            memory_bytes: 64 << 20,
-            max_pids: 32,
-            max_open_files: 256,
-        };
-        let group = WorkerGroup::create(&memory, &pids, "w1", limits).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(memory.join("w1/memory.limit_in_bytes")).unwrap(),
-            "67108864"
-        );
-        assert_eq!(
-            std::fs::read_to_string(memory.join("w1/memory.memsw.limit_in_bytes")).unwrap(),
-            "67108864"
-        );
-        assert_eq!(
-            std::fs::read_to_string(pids.join("w1/pids.max")).unwrap(),
-            "32"
-        );
-        std::fs::write(
-            memory.join("w1/memory.oom_control"),
-            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
-        )
-        .unwrap();
-        std::fs::write(memory.join("w1/memory.max_usage_in_bytes"), "1234\n").unwrap();
+        std::fs::write(memory.join("w1/memory.max_usage_in_bytes"), "999\n").unwrap();
+        let group = WorkerGroup::create(&memory, &pids, "w1").unwrap();
+        group.apply(WorkerLimits { memory_bytes: 64 << 20, max_pids: 32, max_open_files: 256 }).unwrap();
+        assert_eq!(std::fs::read_to_string(memory.join("w1/memory.limit_in_bytes")).unwrap(), "67108864");
+        assert_eq!(std::fs::read_to_string(memory.join("w1/memory.memsw.limit_in_bytes")).unwrap(), "67108864");
+        assert_eq!(std::fs::read_to_string(pids.join("w1/pids.max")).unwrap(), "32");
+        assert_eq!(std::fs::read_to_string(memory.join("w1/memory.max_usage_in_bytes")).unwrap(), "0");
+        std::fs::write(memory.join("w1/memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n").unwrap();
         assert_eq!(group.oom_kills(), 2);
-        assert_eq!(group.peak_memory_bytes(), Some(1234));
+        assert!(group.open_peak_file().is_some());
     }
 }

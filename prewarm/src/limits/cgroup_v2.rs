@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{
-    create_dir, kill_until_empty, read_keyed_counter, read_number, remove_group_dir, write_control,
-};
+use super::{create_dir, kill_until_empty, read_keyed_counter, remove_group_dir, write_control};
 use super::{LimitsError, WorkerLimits};
 
 #[derive(Debug)]
@@ -13,21 +11,21 @@ pub struct WorkerGroup {
 }
 
 impl WorkerGroup {
-    pub fn create(parent: &Path, name: &str, limits: WorkerLimits) -> Result<Self, LimitsError> {
-        let group = WorkerGroup {
-            dir: parent.join(name),
-        };
+    pub fn create(parent: &Path, name: &str) -> Result<Self, LimitsError> {
+        let group = WorkerGroup { dir: parent.join(name) };
         create_dir(&group.dir)?;
-        write_control(
-            &group.dir.join("memory.max"),
-            &limits.memory_bytes.to_string(),
-        )?;
-        let swap = group.dir.join("memory.swap.max");
+        Ok(group)
+    }
+
+    /// Writes the worker's limits. `memory.peak` cannot be restarted before Linux 6.12, so on a
+    /// reused group it reports the group's peak since it was created.
+    pub fn apply(&self, limits: WorkerLimits) -> Result<(), LimitsError> {
+        write_control(&self.dir.join("memory.max"), &limits.memory_bytes.to_string())?;
+        let swap = self.dir.join("memory.swap.max");
         if swap.exists() {
             write_control(&swap, "0")?;
         }
-        write_control(&group.dir.join("pids.max"), &limits.max_pids.to_string())?;
-        Ok(group)
+        write_control(&self.dir.join("pids.max"), &limits.max_pids.to_string())
     }
 
     pub fn procs_file(&self) -> PathBuf {
@@ -39,8 +37,8 @@ impl WorkerGroup {
     }
 
     /// `memory.peak` exists from Linux 5.19.
-    pub fn peak_memory_bytes(&self) -> Option<u64> {
-        read_number(&self.dir.join("memory.peak"))
+    pub fn open_peak_file(&self) -> Option<std::fs::File> {
+        std::fs::File::open(self.dir.join("memory.peak")).ok()
     }
 
     pub fn kill_all(&self) {
@@ -65,30 +63,13 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("w2")).unwrap();
         std::fs::write(root.path().join("w2/memory.swap.max"), "max").unwrap();
-        let limits = WorkerLimits {
-            memory_bytes: 1 << 20,
-            max_pids: 8,
-            max_open_files: 64,
-        };
-        let group = WorkerGroup::create(root.path(), "w2", limits).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(root.path().join("w2/memory.max")).unwrap(),
-            "1048576"
-        );
-        assert_eq!(
-            std::fs::read_to_string(root.path().join("w2/memory.swap.max")).unwrap(),
-            "0"
-        );
-        assert_eq!(
-            std::fs::read_to_string(root.path().join("w2/pids.max")).unwrap(),
-            "8"
-        );
-        std::fs::write(
-            root.path().join("w2/memory.events"),
-            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
-        )
-        .unwrap();
+        let group = WorkerGroup::create(root.path(), "w2").unwrap();
+        group.apply(WorkerLimits { memory_bytes: 1 << 20, max_pids: 8, max_open_files: 64 }).unwrap();
+        assert_eq!(std::fs::read_to_string(root.path().join("w2/memory.max")).unwrap(), "1048576");
+        assert_eq!(std::fs::read_to_string(root.path().join("w2/memory.swap.max")).unwrap(), "0");
+        assert_eq!(std::fs::read_to_string(root.path().join("w2/pids.max")).unwrap(), "8");
+        std::fs::write(root.path().join("w2/memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
         assert_eq!(group.oom_kills(), 1);
-        assert_eq!(group.peak_memory_bytes(), None);
+        assert!(group.open_peak_file().is_none());
     }
 }

@@ -11,7 +11,7 @@ pub mod rss;
 
 use std::path::{Path, PathBuf};
 
-pub use detect::{detect_enforcement, remove_parent_groups, Detected};
+pub use detect::{detect_enforcement, remove_parent_groups, remove_stale_groups, Detected};
 
 use crate::exec_wrapper::RlimitName;
 
@@ -21,10 +21,7 @@ pub enum Enforcement {
     /// cgroup v2: `group_dir` is our delegated parent group with `memory` and `pids` enabled for children.
     CgroupV2 { group_dir: PathBuf },
     /// cgroup v1: our parent group in the `memory` and in the `pids` hierarchy.
-    CgroupV1 {
-        memory_group_dir: PathBuf,
-        pids_group_dir: PathBuf,
-    },
+    CgroupV1 { memory_group_dir: PathBuf, pids_group_dir: PathBuf },
     /// No writable cgroup: `RLIMIT_DATA` per process and an RSS watchdog; no pids cap for root.
     Rlimit,
 }
@@ -89,16 +86,9 @@ pub struct WorkerLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum LimitsError {
     #[error("create cgroup {path}: {source}")]
-    CreateCgroup {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateCgroup { path: PathBuf, source: std::io::Error },
     #[error("write {value} to {path}: {source}")]
-    WriteControl {
-        path: PathBuf,
-        value: String,
-        source: std::io::Error,
-    },
+    WriteControl { path: PathBuf, value: String, source: std::io::Error },
 }
 
 pub(crate) fn write_control(path: &Path, value: &str) -> Result<(), LimitsError> {
@@ -113,102 +103,217 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), LimitsError> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(LimitsError::CreateCgroup {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(LimitsError::CreateCgroup { path: path.to_path_buf(), source }),
     }
 }
 
 /// The limits applied to one worker process tree.
 #[derive(Debug)]
-pub enum WorkerConfinement {
-    CgroupV2(cgroup_v2::WorkerGroup),
-    CgroupV1(cgroup_v1::WorkerGroup),
-    Rlimit { memory_bytes: u64 },
+pub struct WorkerConfinement {
+    group: Option<WorkerGroup>,
+    memory_bytes: u64,
+    /// Groups are reused, and the kernel's OOM-kill counters are cumulative: compare against this.
+    oom_kills_before: u64,
+    /// Kept open so reading the peak on every invocation is one `pread`, not open/read/close.
+    peak_file: Option<std::fs::File>,
+    /// Where the group goes back when the worker is gone.
+    spares: Option<std::sync::Arc<SpareGroups>>,
 }
 
-impl WorkerConfinement {
-    /// Creates the worker's cgroups (if any) with the limits written, before the worker is spawned.
-    pub fn create(
-        enforcement: &Enforcement,
-        worker_name: &str,
-        limits: WorkerLimits,
-    ) -> Result<Self, LimitsError> {
+/// One worker's cgroup(s), in whichever hierarchy is in force.
+#[derive(Debug)]
+pub enum WorkerGroup {
+    V2(cgroup_v2::WorkerGroup),
+    V1(cgroup_v1::WorkerGroup),
+}
+
+impl WorkerGroup {
+    fn create(enforcement: &Enforcement, name: &str) -> Result<Option<Self>, LimitsError> {
         Ok(match enforcement {
-            Enforcement::CgroupV2 { group_dir } => WorkerConfinement::CgroupV2(
-                cgroup_v2::WorkerGroup::create(group_dir, worker_name, limits)?,
-            ),
-            Enforcement::CgroupV1 {
-                memory_group_dir,
-                pids_group_dir,
-            } => WorkerConfinement::CgroupV1(cgroup_v1::WorkerGroup::create(
-                memory_group_dir,
-                pids_group_dir,
-                worker_name,
-                limits,
-            )?),
-            Enforcement::Rlimit => WorkerConfinement::Rlimit {
-                memory_bytes: limits.memory_bytes,
-            },
+            Enforcement::CgroupV2 { group_dir } => {
+                Some(WorkerGroup::V2(cgroup_v2::WorkerGroup::create(group_dir, name)?))
+            }
+            Enforcement::CgroupV1 { memory_group_dir, pids_group_dir } => {
+                Some(WorkerGroup::V1(cgroup_v1::WorkerGroup::create(memory_group_dir, pids_group_dir, name)?))
+            }
+            Enforcement::Rlimit => None,
         })
     }
 
+    fn apply(&self, limits: WorkerLimits) -> Result<(), LimitsError> {
+        match self {
+            WorkerGroup::V2(group) => group.apply(limits),
+            WorkerGroup::V1(group) => group.apply(limits),
+        }
+    }
+
+    fn procs_files(&self) -> Vec<PathBuf> {
+        match self {
+            WorkerGroup::V2(group) => vec![group.procs_file()],
+            WorkerGroup::V1(group) => group.procs_files(),
+        }
+    }
+
+    fn oom_kills(&self) -> u64 {
+        match self {
+            WorkerGroup::V2(group) => group.oom_kills(),
+            WorkerGroup::V1(group) => group.oom_kills(),
+        }
+    }
+
+    fn open_peak_file(&self) -> Option<std::fs::File> {
+        match self {
+            WorkerGroup::V2(group) => group.open_peak_file(),
+            WorkerGroup::V1(group) => group.open_peak_file(),
+        }
+    }
+
+    fn kill_all(&self) {
+        match self {
+            WorkerGroup::V2(group) => group.kill_all(),
+            WorkerGroup::V1(group) => group.kill_all(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.procs_files().iter().all(|file| read_pids(file).is_empty())
+    }
+
+    fn remove(&self) {
+        match self {
+            WorkerGroup::V2(group) => group.remove(),
+            WorkerGroup::V1(group) => group.remove(),
+        }
+    }
+}
+
+impl WorkerConfinement {
     /// The `cgroup.procs` files the exec wrapper writes its pid to.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        match self {
-            WorkerConfinement::CgroupV2(group) => vec![group.procs_file()],
-            WorkerConfinement::CgroupV1(group) => group.procs_files(),
-            WorkerConfinement::Rlimit { .. } => Vec::new(),
+        self.group.as_ref().map(WorkerGroup::procs_files).unwrap_or_default()
+    }
+
+    /// Writes a worker's limits into this confinement (a shell is confined before it knows which
+    /// function it will run). The OOM-kill count restarts here.
+    pub fn reconfigure(&mut self, limits: WorkerLimits) -> Result<(), LimitsError> {
+        if let Some(group) = &self.group {
+            group.apply(limits)?;
+            self.oom_kills_before = group.oom_kills();
         }
+        self.memory_bytes = limits.memory_bytes;
+        Ok(())
     }
 
     /// The rlimits the exec wrapper sets. Core dumps are always off; with no cgroup, `RLIMIT_DATA`
     /// caps the heap (not `RLIMIT_AS`: the Dart VM and V8 reserve large virtual ranges up front).
     pub fn rlimits(&self, limits: WorkerLimits) -> Vec<(RlimitName, u64)> {
-        let mut rlimits = vec![
-            (RlimitName::CoreSize, 0),
-            (RlimitName::OpenFiles, limits.max_open_files),
-        ];
-        if let WorkerConfinement::Rlimit { memory_bytes } = self {
-            rlimits.push((RlimitName::Data, *memory_bytes));
+        let mut rlimits = vec![(RlimitName::CoreSize, 0), (RlimitName::OpenFiles, limits.max_open_files)];
+        if self.group.is_none() {
+            rlimits.push((RlimitName::Data, self.memory_bytes));
         }
         rlimits
     }
 
     /// True when the kernel killed a process of this worker for exceeding its memory cap.
     pub fn memory_limit_hit(&self) -> bool {
-        match self {
-            WorkerConfinement::CgroupV2(group) => group.oom_kills() > 0,
-            WorkerConfinement::CgroupV1(group) => group.oom_kills() > 0,
-            WorkerConfinement::Rlimit { .. } => false,
-        }
+        self.group.as_ref().is_some_and(|group| group.oom_kills() > self.oom_kills_before)
     }
 
-    /// Peak memory of the whole worker tree, where the mechanism tracks it.
+    /// Peak memory of the whole worker tree since it started, where a cgroup tracks it.
     pub fn peak_memory_bytes(&self) -> Option<u64> {
-        match self {
-            WorkerConfinement::CgroupV2(group) => group.peak_memory_bytes(),
-            WorkerConfinement::CgroupV1(group) => group.peak_memory_bytes(),
-            WorkerConfinement::Rlimit { .. } => None,
-        }
+        read_number_at_start(self.peak_file.as_ref()?)
     }
 
     /// SIGKILLs every process in the worker's cgroups (those that left the process group included).
     pub fn kill_all(&self) {
-        match self {
-            WorkerConfinement::CgroupV2(group) => group.kill_all(),
-            WorkerConfinement::CgroupV1(group) => group.kill_all(),
-            WorkerConfinement::Rlimit { .. } => {}
+        if let Some(group) = &self.group {
+            group.kill_all();
         }
     }
 
-    /// Removes the worker's cgroups; call after the worker was killed and reaped.
-    pub fn remove(&self) {
-        match self {
-            WorkerConfinement::CgroupV2(group) => group.remove(),
-            WorkerConfinement::CgroupV1(group) => group.remove(),
-            WorkerConfinement::Rlimit { .. } => {}
+    /// Kills what is left and hands the group back for reuse (or removes it). Blocking: call it
+    /// from a blocking thread once the worker's main process was reaped.
+    pub fn release(mut self) {
+        let Some(group) = self.group.take() else { return };
+        group.kill_all();
+        match &self.spares {
+            Some(spares) if group.is_empty() => spares.put_back(group),
+            _ => group.remove(),
+        }
+    }
+}
+
+/// Reads a decimal number from the start of an open control file (one `pread`).
+fn read_number_at_start(file: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = [0u8; 32];
+    let length = file.read_at(&mut buffer, 0).ok()?;
+    std::str::from_utf8(&buffer[..length]).ok()?.trim().parse().ok()
+}
+
+/// The groups of dead workers, kept for reuse: creating and removing a memory cgroup costs about
+/// 0.3 ms plus the kernel's work to release it; reusing one costs a few writes.
+#[derive(Debug)]
+pub struct SpareGroups {
+    enforcement: Enforcement,
+    spares: std::sync::Mutex<Vec<WorkerGroup>>,
+    max_kept: usize,
+    next_name: std::sync::atomic::AtomicU64,
+}
+
+impl SpareGroups {
+    /// At most `max_kept` empty groups are kept.
+    pub fn new(enforcement: Enforcement, max_kept: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            enforcement,
+            spares: std::sync::Mutex::new(Vec::new()),
+            max_kept,
+            next_name: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    pub fn enforcement(&self) -> &Enforcement {
+        &self.enforcement
+    }
+
+    fn new_group(&self) -> Result<Option<WorkerGroup>, LimitsError> {
+        let name = format!("w{}", self.next_name.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        WorkerGroup::create(&self.enforcement, &name)
+    }
+
+    /// Confinement for one new worker: a spare group if there is one, else a fresh group.
+    pub fn confine(self: &std::sync::Arc<Self>, limits: WorkerLimits) -> Result<WorkerConfinement, LimitsError> {
+        let spare = self.spares.lock().expect("spares lock poisoned").pop();
+        let group = match spare {
+            Some(group) => Some(group),
+            None => self.new_group()?,
+        };
+        let mut confinement = WorkerConfinement {
+            oom_kills_before: 0,
+            peak_file: group.as_ref().and_then(WorkerGroup::open_peak_file),
+            group,
+            memory_bytes: limits.memory_bytes,
+            spares: Some(self.clone()),
+        };
+        confinement.reconfigure(limits)?;
+        Ok(confinement)
+    }
+
+    fn put_back(&self, group: WorkerGroup) {
+        let mut spares = self.spares.lock().expect("spares lock poisoned");
+        if spares.len() < self.max_kept {
+            spares.push(group);
+        } else {
+            drop(spares);
+            group.remove();
+        }
+    }
+
+    /// Removes every spare group (shutdown).
+    pub fn remove_all(&self) {
+        let spares = std::mem::take(&mut *self.spares.lock().expect("spares lock poisoned"));
+        for group in spares {
+            group.remove();
         }
     }
 }
@@ -231,10 +336,7 @@ pub(crate) fn kill_until_empty(procs_file: &Path) {
             return;
         }
         for pid in pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
@@ -258,16 +360,6 @@ pub(crate) fn read_keyed_counter(file: &Path, key: &str) -> u64 {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
-        .find_map(|line| {
-            line.strip_prefix(key)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0)
-}
-
-pub(crate) fn read_number(file: &Path) -> Option<u64> {
-    std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }

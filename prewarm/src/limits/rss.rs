@@ -24,10 +24,7 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 fn page_size() -> u64 {
     static PAGE_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *PAGE_SIZE.get_or_init(|| {
-        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .map_or(4096, |size| size as u64)
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |size| size as u64)
     })
 }
 
@@ -40,18 +37,12 @@ mod tests {
         let pid = std::process::id() as i32;
         let current = current_rss_bytes(Path::new("/proc"), pid).unwrap();
         let peak = peak_rss_bytes(Path::new("/proc"), pid).unwrap();
-        assert!(
-            current > 0 && peak >= current / 2,
-            "current {current} peak {peak}"
-        );
+        assert!(current > 0 && peak >= current / 2, "current {current} peak {peak}");
     }
 
     #[test]
     fn parses_vm_hwm_in_kib() {
-        assert_eq!(
-            parse_vm_hwm("Name:\tx\nVmHWM:\t   2048 kB\nVmRSS:\t1 kB\n"),
-            Some(2 << 20)
-        );
+        assert_eq!(parse_vm_hwm("Name:\tx\nVmHWM:\t   2048 kB\nVmRSS:\t1 kB\n"), Some(2 << 20));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
     }
 }

@@ -35,9 +35,7 @@ fn file_uri(path: &Path) -> String {
     let mut uri = String::from("file://");
     for byte in path.display().to_string().bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                uri.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => uri.push(byte as char),
             other => uri.push_str(&format!("%{other:02X}")),
         }
     }
@@ -53,12 +51,8 @@ pub async fn prepare_dart(
     let dart = install.executable(super::Runtime::Dart)?.to_path_buf();
     let entry = build_dir.join("containerpub_entry.dart");
     let adapter = install.adapter_dir().join("containerpub_adapter.dart");
-    let write = std::fs::create_dir_all(build_dir).and_then(|()| {
-        std::fs::write(
-            &entry,
-            render_entry(&function_dir.join("main.dart"), &adapter),
-        )
-    });
+    let write = std::fs::create_dir_all(build_dir)
+        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join("main.dart"), &adapter)));
     let packages = function_dir.join(".dart_tool/package_config.json");
     let mut run_args = vec!["run".to_string()];
     if packages.is_file() {
@@ -68,10 +62,7 @@ pub async fn prepare_dart(
     if let Err(error) = write {
         return Ok(PreparedDart {
             program: dart,
-            args: vec![
-                "run".into(),
-                function_dir.join("main.dart").display().to_string(),
-            ],
+            args: vec!["run".into(), function_dir.join("main.dart").display().to_string()],
             compiled: false,
             compile_note: Some(format!("could not write the entry file: {error}")),
         });
@@ -83,40 +74,22 @@ pub async fn prepare_dart(
     if packages.is_file() {
         compile.arg(format!("--packages={}", packages.display()));
     }
-    compile
-        .arg("-o")
-        .arg(&executable)
-        .arg(&entry)
-        .current_dir(function_dir)
-        .kill_on_drop(true);
+    compile.arg("-o").arg(&executable).arg(&entry).current_dir(function_dir).kill_on_drop(true);
     compile.stdin(std::process::Stdio::null());
     let note = match tokio::time::timeout(COMPILE_TIMEOUT, compile.output()).await {
         Ok(Ok(output)) if output.status.success() && executable.is_file() => {
-            return Ok(PreparedDart {
-                program: executable,
-                args: Vec::new(),
-                compiled: true,
-                compile_note: None,
-            });
+            return Ok(PreparedDart { program: executable, args: Vec::new(), compiled: true, compile_note: None });
         }
         Ok(Ok(output)) => format!(
             "dart compile exe failed ({}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
+            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
         ),
         Ok(Err(error)) => format!("dart compile exe could not run: {error}"),
         Err(_) => format!("dart compile exe took longer than {COMPILE_TIMEOUT:?}"),
     };
     tracing::warn!(function_dir = %function_dir.display(), %note, "falling back to dart run");
-    Ok(PreparedDart {
-        program: dart,
-        args: run_args,
-        compiled: false,
-        compile_note: Some(note),
-    })
+    Ok(PreparedDart { program: dart, args: run_args, compiled: false, compile_note: Some(note) })
 }
 
 #[cfg(test)]
@@ -125,14 +98,8 @@ mod tests {
 
     #[test]
     fn entry_imports_escape_characters_dart_would_interpret() {
-        let entry = render_entry(
-            Path::new("/srv/fn's $dir/main.dart"),
-            Path::new("/opt/a/adapter.dart"),
-        );
-        assert!(
-            entry.contains("import 'file:///srv/fn%27s%20%24dir/main.dart' as function;"),
-            "{entry}"
-        );
+        let entry = render_entry(Path::new("/srv/fn's $dir/main.dart"), Path::new("/opt/a/adapter.dart"));
+        assert!(entry.contains("import 'file:///srv/fn%27s%20%24dir/main.dart' as function;"), "{entry}");
         assert!(entry.contains("import 'file:///opt/a/adapter.dart' as containerpub;"));
     }
 }

@@ -87,48 +87,33 @@ pub struct RuntimeUnavailable {
 const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
 const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
 pub(crate) const DART_ADAPTER: &str = include_str!("../../runtimes/dart/containerpub_adapter.dart");
-pub(crate) const DART_ENTRY_TEMPLATE: &str =
-    include_str!("../../runtimes/dart/entry.dart.template");
+pub(crate) const DART_ENTRY_TEMPLATE: &str = include_str!("../../runtimes/dart/entry.dart.template");
 
 impl RuntimeInstall {
     /// Looks the runtimes up on `search_path` and writes the adapters into `adapter_dir`.
-    pub fn discover(
-        search_path: Option<&std::ffi::OsStr>,
-        adapter_dir: &Path,
-    ) -> std::io::Result<Self> {
+    pub fn discover(search_path: Option<&std::ffi::OsStr>, adapter_dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(adapter_dir)?;
-        for (name, contents) in [
-            ("adapter.cjs", NODE_ADAPTER),
-            ("adapter.py", PYTHON_ADAPTER),
-            ("containerpub_adapter.dart", DART_ADAPTER),
-        ] {
+        for (name, contents) in
+            [("adapter.cjs", NODE_ADAPTER), ("adapter.py", PYTHON_ADAPTER), ("containerpub_adapter.dart", DART_ADAPTER)]
+        {
             std::fs::write(adapter_dir.join(name), contents)?;
         }
         let executables = Runtime::ALL.map(|runtime| {
-            find_on_path(search_path, runtime.executable_name())
-                .map(|found| resolve_interpreter(runtime, found))
+            find_on_path(search_path, runtime.executable_name()).map(|found| resolve_interpreter(runtime, found))
         });
-        Ok(Self {
-            executables,
-            adapter_dir: adapter_dir.to_path_buf(),
-        })
+        Ok(Self { executables, adapter_dir: adapter_dir.to_path_buf() })
     }
 
     /// The runtime's executable, or the error users see when it is missing.
     pub fn executable(&self, runtime: Runtime) -> Result<&Path, RuntimeUnavailable> {
         self.executables[runtime as usize]
             .as_deref()
-            .ok_or(RuntimeUnavailable {
-                executable: runtime.executable_name(),
-            })
+            .ok_or(RuntimeUnavailable { executable: runtime.executable_name() })
     }
 
     /// Which runtimes this host can run, for `/healthz`.
     pub fn available(&self) -> Vec<(Runtime, Option<PathBuf>)> {
-        Runtime::ALL
-            .iter()
-            .map(|runtime| (*runtime, self.executables[*runtime as usize].clone()))
-            .collect()
+        Runtime::ALL.iter().map(|runtime| (*runtime, self.executables[*runtime as usize].clone())).collect()
     }
 
     pub fn adapter_dir(&self) -> &Path {
@@ -145,16 +130,9 @@ impl RuntimeInstall {
         let program = self.executable(runtime)?.to_path_buf();
         let entry = entry.display().to_string();
         let args = match runtime {
-            Runtime::Node => vec![
-                self.adapter_dir.join("adapter.cjs").display().to_string(),
-                entry,
-            ],
+            Runtime::Node => vec![self.adapter_dir.join("adapter.cjs").display().to_string(), entry],
             // -B: never write .pyc files into the function's directory.
-            Runtime::Python => vec![
-                "-B".into(),
-                self.adapter_dir.join("adapter.py").display().to_string(),
-                entry,
-            ],
+            Runtime::Python => vec!["-B".into(), self.adapter_dir.join("adapter.py").display().to_string(), entry],
             Runtime::Dart => vec!["run".into(), entry],
         };
         Ok((program, args))
@@ -186,10 +164,7 @@ fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
         Runtime::Node => &["-p", "process.execPath"],
         Runtime::Dart => return found,
     };
-    let output = std::process::Command::new(&found)
-        .args(probe)
-        .stdin(std::process::Stdio::null())
-        .output();
+    let output = std::process::Command::new(&found).args(probe).stdin(std::process::Stdio::null()).output();
     match output {
         Ok(output) if output.status.success() => {
             let resolved = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
@@ -205,12 +180,9 @@ fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
 /// Finds an executable file on a `PATH`-style list.
 pub fn find_on_path(search_path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(search_path?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(search_path?).map(|dir| dir.join(name)).find(|candidate| {
+        std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    })
 }
 
 #[cfg(test)]
@@ -220,15 +192,10 @@ mod tests {
     #[test]
     fn a_missing_runtime_says_which_executable_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let install =
-            RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters"))
-                .unwrap();
+        let install = RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters")).unwrap();
         assert!(install.available().iter().all(|(_, path)| path.is_none()));
         let error = install.executable(Runtime::Dart).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "runtime unavailable: dart not found on PATH"
-        );
+        assert_eq!(error.to_string(), "runtime unavailable: dart not found on PATH");
         assert!(dir.path().join("adapters/adapter.py").is_file());
     }
 
@@ -239,16 +206,9 @@ mod tests {
             return;
         };
         let shim = dir.path().join("python3");
-        std::fs::write(
-            &shim,
-            format!("#!/bin/sh\nexec {} \"$@\"\n", real.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let install =
-            RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters"))
-                .unwrap();
+        std::fs::write(&shim, format!("#!/bin/sh\nexec {} \"$@\"\n", real.display())).unwrap();
+        std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let install = RuntimeInstall::discover(Some(dir.path().as_os_str()), &dir.path().join("adapters")).unwrap();
         let resolved = install.executable(Runtime::Python).unwrap();
         assert_ne!(resolved, shim.as_path(), "the shell shim was not resolved");
         assert!(resolved.is_absolute());
@@ -257,9 +217,6 @@ mod tests {
     #[test]
     fn runtimes_parse_from_their_names() {
         assert_eq!("node".parse::<Runtime>(), Ok(Runtime::Node));
-        assert!("ruby"
-            .parse::<Runtime>()
-            .unwrap_err()
-            .contains("expected dart, node or python"));
+        assert!("ruby".parse::<Runtime>().unwrap_err().contains("expected dart, node or python"));
     }
 }

@@ -6,8 +6,7 @@ use prewarm::Outcome;
 
 use crate::fixture::Fixture;
 
-const SLEEP_PY: &str =
-    "import time\ndef handler(body):\n    time.sleep(body.get('s', 0.5))\n    return 'slept'\n";
+const SLEEP_PY: &str = "import time\ndef handler(body):\n    time.sleep(body.get('s', 0.5))\n    return 'slept'\n";
 
 #[tokio::test]
 async fn per_function_cap_queue_full_and_wait_exceeded_are_distinct() {
@@ -20,29 +19,12 @@ async fn per_function_cap_queue_full_and_wait_exceeded_are_distinct() {
     fixture.prewarm.prepare(spec).await.unwrap();
 
     let calls = (0..4).map(|_| fixture.call("sleepy@1", r#"{"s":0.6}"#));
-    let mut outcomes: Vec<Outcome> = futures_util::future::join_all(calls)
-        .await
-        .into_iter()
-        .map(|invocation| invocation.outcome)
-        .collect();
+    let mut outcomes: Vec<Outcome> =
+        futures_util::future::join_all(calls).await.into_iter().map(|invocation| invocation.outcome).collect();
     outcomes.sort_by_key(|outcome| outcome.as_str());
-    assert_eq!(
-        outcomes,
-        vec![
-            Outcome::Ok,
-            Outcome::Ok,
-            Outcome::QueueFull,
-            Outcome::WaitExceeded
-        ]
-    );
+    assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Ok, Outcome::QueueFull, Outcome::WaitExceeded]);
     let stats = &fixture.prewarm.stats()[0];
-    assert_eq!(
-        (
-            stats.outcomes["queue_full"],
-            stats.outcomes["wait_exceeded"]
-        ),
-        (1, 1)
-    );
+    assert_eq!((stats.outcomes["queue_full"], stats.outcomes["wait_exceeded"]), (1, 1));
 }
 
 #[tokio::test]
@@ -56,18 +38,9 @@ async fn the_global_cap_bounds_all_functions_together() {
     let started = tokio::time::Instant::now();
     let calls = ["one@1", "two@1", "three@1"].map(|key| fixture.call(key, r#"{"s":0.3}"#));
     let invocations = futures_util::future::join_all(calls).await;
-    assert!(invocations
-        .iter()
-        .all(|invocation| invocation.outcome == Outcome::Ok));
+    assert!(invocations.iter().all(|invocation| invocation.outcome == Outcome::Ok));
     // Two run at once, the third waits for a slot: it queued for about one call's duration.
-    let longest_queue = invocations
-        .iter()
-        .map(|invocation| invocation.queue_us)
-        .max()
-        .unwrap();
-    assert!(
-        longest_queue >= 250_000,
-        "the third call queued {longest_queue} µs"
-    );
+    let longest_queue = invocations.iter().map(|invocation| invocation.queue_us).max().unwrap();
+    assert!(longest_queue >= 250_000, "the third call queued {longest_queue} µs");
     assert!(started.elapsed() >= Duration::from_millis(550));
 }

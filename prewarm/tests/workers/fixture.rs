@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use prewarm::{
-    EntryMode, FunctionLimits, FunctionSpec, Invocation, InvocationEvent, InvocationRequest,
-    Prewarm, PrewarmConfig, Runtime,
+    EntryMode, FunctionLimits, FunctionSpec, Invocation, InvocationEvent, InvocationRequest, Prewarm, PrewarmConfig,
+    Runtime,
 };
 
 pub struct Fixture {
@@ -39,22 +39,11 @@ impl Fixture {
         let mut config = base_config(&dir.path().join("state"));
         adjust(&mut config);
         let (prewarm, stray) = Prewarm::start(config).expect("pool starts");
-        Self {
-            prewarm,
-            dir,
-            stray,
-            next_id: Default::default(),
-        }
+        Self { prewarm, dir, stray, next_id: Default::default() }
     }
 
     /// Writes `files` into a new function directory and returns a spec for it.
-    pub fn function(
-        &self,
-        name: &str,
-        runtime: Runtime,
-        mode: EntryMode,
-        files: &[(&str, &str)],
-    ) -> FunctionSpec {
+    pub fn function(&self, name: &str, runtime: Runtime, mode: EntryMode, files: &[(&str, &str)]) -> FunctionSpec {
         let directory = self.dir.path().join("functions").join(name);
         std::fs::create_dir_all(&directory).unwrap();
         for (file, contents) in files {
@@ -67,52 +56,28 @@ impl Fixture {
             entry_mode: mode,
             directory,
             env: BTreeMap::new(),
-            limits: FunctionLimits {
-                ..self.prewarm.config().default_limits.clone()
-            },
+            limits: FunctionLimits { ..self.prewarm.config().default_limits.clone() },
         }
     }
 
     pub fn python(&self, name: &str, source: &str) -> FunctionSpec {
-        self.function(
-            name,
-            Runtime::Python,
-            EntryMode::Handler,
-            &[("main.py", source)],
-        )
+        self.function(name, Runtime::Python, EntryMode::Handler, &[("main.py", source)])
     }
 
     pub fn node(&self, name: &str, source: &str) -> FunctionSpec {
-        self.function(
-            name,
-            Runtime::Node,
-            EntryMode::Handler,
-            &[("index.js", source)],
-        )
+        self.function(name, Runtime::Node, EntryMode::Handler, &[("index.js", source)])
     }
 
     pub async fn call(&self, key: &str, body: &str) -> Invocation {
-        let event = InvocationEvent {
-            method: "POST".into(),
-            path: "/".into(),
-            ..Default::default()
-        }
-        .with_raw_body(body.as_bytes());
+        let event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }
+            .with_raw_body(body.as_bytes());
         self.call_event(key, event).await
     }
 
     pub async fn call_event(&self, key: &str, event: InvocationEvent) -> Invocation {
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.prewarm
-            .invoke(
-                key,
-                InvocationRequest {
-                    id: format!("inv-{id}"),
-                    event,
-                },
-            )
+            .invoke(key, InvocationRequest { id: format!("inv-{id}"), event })
             .await
             .expect("function is prepared")
     }
@@ -127,24 +92,17 @@ pub fn process_gone(pid: i32) -> bool {
 pub async fn assert_process_gone(pid: i32, within: Duration) {
     let give_up = tokio::time::Instant::now() + within;
     while !process_gone(pid) {
-        assert!(
-            tokio::time::Instant::now() < give_up,
-            "process {pid} still exists after {within:?}"
-        );
+        assert!(tokio::time::Instant::now() < give_up, "process {pid} still exists after {within:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// Whether the real cgroup hierarchies are writable here (they are as root on these machines).
 pub fn real_cgroups_writable() -> bool {
-    let probe = PathBuf::from(format!(
-        "/sys/fs/cgroup/memory/containerpub-probe-{}",
-        std::process::id()
-    ));
+    let probe = PathBuf::from(format!("/sys/fs/cgroup/memory/containerpub-probe-{}", std::process::id()));
     let ok = std::fs::create_dir(&probe).is_ok();
     let _ = std::fs::remove_dir(&probe);
-    ok || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-        .is_ok_and(|c| c.contains("memory"))
+    ok || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("memory"))
 }
 
 /// Says loudly that a test did not run its checks. The test harness captures `println!`, so

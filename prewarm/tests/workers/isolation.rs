@@ -15,10 +15,8 @@ def handler(body):
 #[tokio::test]
 async fn a_function_that_dumps_its_environment_sees_only_documented_variables() {
     let fixture = Fixture::with(|config| {
-        config.function_database = Some(FunctionDatabase {
-            url: "postgres://fn@127.0.0.1/functions".into(),
-            statement_timeout_ms: 1500,
-        });
+        config.function_database =
+            Some(FunctionDatabase { url: "postgres://fn@127.0.0.1/functions".into(), statement_timeout_ms: 1500 });
     });
     let mut spec = fixture.python("dump", DUMP_ENV_PY);
     spec.env.insert("GREETING".into(), "hello".into());
@@ -46,14 +44,8 @@ async fn a_function_that_dumps_its_environment_sees_only_documented_variables() 
     ]
     .into();
     // Python itself may add LC_CTYPE when it coerces the C locale; nothing else may appear.
-    let unexpected: Vec<&&str> = names
-        .difference(&expected)
-        .filter(|name| **name != "LC_CTYPE")
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "unexpected variables in the worker: {unexpected:?}"
-    );
+    let unexpected: Vec<&&str> = names.difference(&expected).filter(|name| **name != "LC_CTYPE").collect();
+    assert!(unexpected.is_empty(), "unexpected variables in the worker: {unexpected:?}");
     assert_eq!(env["DATABASE_URL"], "postgres://fn@127.0.0.1/functions");
     assert_eq!(env["DART_CLOUD_RESTRICTED"], "true");
     assert_eq!(env["GREETING"], "hello");
@@ -61,10 +53,7 @@ async fn a_function_that_dumps_its_environment_sees_only_documented_variables() 
     // Nothing of the server's own environment leaks, whatever it holds.
     for (name, value) in std::env::vars() {
         if !expected.contains(name.as_str()) && value.len() > 3 {
-            assert!(
-                !env.values().any(|seen| seen == &value),
-                "the server's {name} leaked into the worker"
-            );
+            assert!(!env.values().any(|seen| seen == &value), "the server's {name} leaked into the worker");
         }
     }
     assert_eq!(result["cwd"], directory.display().to_string());
@@ -76,5 +65,8 @@ async fn a_function_cannot_configure_platform_variables() {
     let mut spec = fixture.python("sneaky", DUMP_ENV_PY);
     spec.env.insert("LD_PRELOAD".into(), "/tmp/evil.so".into());
     let error = fixture.prewarm.prepare(spec).await.unwrap_err();
-    assert_eq!(error.to_string(), "environment variable LD_PRELOAD is reserved by the platform and cannot be set by a function");
+    assert_eq!(
+        error.to_string(),
+        "environment variable LD_PRELOAD is reserved by the platform and cannot be set by a function"
+    );
 }

@@ -11,10 +11,7 @@ async fn node_handlers_load_from_commonjs_and_esm() {
     let fixture = Fixture::new();
     fixture
         .prewarm
-        .prepare(fixture.node(
-            "cjs",
-            "module.exports.handler = (body) => ({ style: 'cjs', body });",
-        ))
+        .prepare(fixture.node("cjs", "module.exports.handler = (body) => ({ style: 'cjs', body });"))
         .await
         .unwrap();
     let esm = fixture.function(
@@ -23,7 +20,10 @@ async fn node_handlers_load_from_commonjs_and_esm() {
         EntryMode::Handler,
         &[
             ("package.json", r#"{"type":"module"}"#),
-            ("index.js", "export async function handler(body, request) { return { style: 'esm', method: request.method }; }"),
+            (
+                "index.js",
+                "export async function handler(body, request) { return { style: 'esm', method: request.method }; }",
+            ),
         ],
     );
     fixture.prewarm.prepare(esm).await.unwrap();
@@ -47,17 +47,9 @@ async def handler(body, request):
     return {"body": body, "method": request["method"], "path": request["path"],
             "query": request["query"], "agent": request["headers"].get("user-agent")}
 "#;
-    fixture
-        .prewarm
-        .prepare(fixture.python("full", source))
-        .await
-        .unwrap();
-    let mut event = InvocationEvent {
-        method: "PUT".into(),
-        path: "/items/7".into(),
-        ..Default::default()
-    }
-    .with_raw_body(b"plain text");
+    fixture.prewarm.prepare(fixture.python("full", source)).await.unwrap();
+    let mut event = InvocationEvent { method: "PUT".into(), path: "/items/7".into(), ..Default::default() }
+        .with_raw_body(b"plain text");
     event.query.insert("page".into(), "2".into());
     event.headers.insert("user-agent".into(), "curl/8".into());
     let invocation = fixture.call_event("full@1", event).await;
@@ -70,24 +62,12 @@ async def handler(body, request):
 #[tokio::test]
 async fn a_function_that_fails_to_load_fails_prepare_with_the_reason() {
     let fixture = Fixture::new();
-    let error = fixture
-        .prewarm
-        .prepare(fixture.python("syntax", "def handler(body)\n    return 1\n"))
-        .await
-        .unwrap_err();
+    let error =
+        fixture.prewarm.prepare(fixture.python("syntax", "def handler(body)\n    return 1\n")).await.unwrap_err();
     let message = error.to_string();
     assert!(message.contains("SyntaxError"), "{message}");
-    let error = fixture
-        .prewarm
-        .prepare(fixture.node("nohandler", "exports.other = 1;"))
-        .await
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("does not export a function named handler"),
-        "{error}"
-    );
+    let error = fixture.prewarm.prepare(fixture.node("nohandler", "exports.other = 1;")).await.unwrap_err();
+    assert!(error.to_string().contains("does not export a function named handler"), "{error}");
 }
 
 #[tokio::test]
@@ -101,40 +81,20 @@ async fn a_broken_function_is_not_respawned_on_every_request() {
         assert_eq!(invocation.outcome, Outcome::RuntimeUnavailable);
         assert!(invocation.error.unwrap().message.contains("config missing"));
     }
-    assert_eq!(
-        fixture.prewarm.stats()[0].spawns,
-        1,
-        "later calls are answered from the start-up backoff"
-    );
+    assert_eq!(fixture.prewarm.stats()[0].spawns, 1, "later calls are answered from the start-up backoff");
 }
 
 #[tokio::test]
 async fn a_missing_runtime_is_reported_without_spawning() {
     let empty = tempfile::tempdir().unwrap();
-    let fixture = Fixture::with(|config| {
-        config.runtime_search_path = Some(empty.path().as_os_str().to_owned())
-    });
-    let spec = fixture.function(
-        "dartfn",
-        Runtime::Dart,
-        EntryMode::Handler,
-        &[("main.dart", "void main() {}\n")],
-    );
+    let fixture = Fixture::with(|config| config.runtime_search_path = Some(empty.path().as_os_str().to_owned()));
+    let spec = fixture.function("dartfn", Runtime::Dart, EntryMode::Handler, &[("main.dart", "void main() {}\n")]);
     let report = fixture.prewarm.prepare(spec).await.unwrap();
-    assert_eq!(
-        report.runtime_unavailable.as_deref(),
-        Some("runtime unavailable: dart not found on PATH")
-    );
+    assert_eq!(report.runtime_unavailable.as_deref(), Some("runtime unavailable: dart not found on PATH"));
     for _ in 0..5 {
-        let invocation =
-            tokio::time::timeout(Duration::from_secs(1), fixture.call("dartfn@1", "{}"))
-                .await
-                .unwrap();
+        let invocation = tokio::time::timeout(Duration::from_secs(1), fixture.call("dartfn@1", "{}")).await.unwrap();
         assert_eq!(invocation.outcome, Outcome::RuntimeUnavailable);
-        assert_eq!(
-            invocation.error.unwrap().message,
-            "runtime unavailable: dart not found on PATH"
-        );
+        assert_eq!(invocation.error.unwrap().message, "runtime unavailable: dart not found on PATH");
     }
     assert_eq!(fixture.prewarm.stats()[0].spawns, 0);
 }
@@ -152,28 +112,18 @@ Future<Map<String, dynamic>> handler(Map<String, dynamic> body) async {
 #[test]
 fn dart_adapter_and_generated_entry_parse_with_tree_sitter_dart() {
     let mut parser = tree_sitter::Parser::new();
-    parser
-        .set_language(&tree_sitter_dart::LANGUAGE.into())
-        .unwrap();
+    parser.set_language(&tree_sitter_dart::LANGUAGE.into()).unwrap();
     let adapter = include_str!("../../runtimes/dart/containerpub_adapter.dart");
     let entry = include_str!("../../runtimes/dart/entry.dart.template")
         .replace("{{FUNCTION_MAIN_URI}}", "file:///srv/fn/main.dart")
-        .replace(
-            "{{ADAPTER_URI}}",
-            "file:///srv/adapters/containerpub_adapter.dart",
-        );
-    for (name, source) in [
-        ("containerpub_adapter.dart", adapter),
-        ("entry.dart", entry.as_str()),
-        ("function", DART_FUNCTION),
-    ] {
+        .replace("{{ADAPTER_URI}}", "file:///srv/adapters/containerpub_adapter.dart");
+    for (name, source) in
+        [("containerpub_adapter.dart", adapter), ("entry.dart", entry.as_str()), ("function", DART_FUNCTION)]
+    {
         let tree = parser.parse(source, None).unwrap();
         let mut problems = Vec::new();
         collect_errors(tree.root_node(), source, &mut problems);
-        assert!(
-            problems.is_empty(),
-            "{name} does not parse cleanly: {problems:?}"
-        );
+        assert!(problems.is_empty(), "{name} does not parse cleanly: {problems:?}");
         assert!(tree.root_node().named_child_count() > 0);
     }
 }
@@ -185,10 +135,7 @@ fn collect_errors(node: tree_sitter::Node, source: &str, problems: &mut Vec<Stri
             "{}:{}: {}",
             start.row + 1,
             start.column + 1,
-            &source[node.byte_range()]
-                .chars()
-                .take(60)
-                .collect::<String>()
+            &source[node.byte_range()].chars().take(60).collect::<String>()
         ));
     }
     let mut cursor = node.walk();
@@ -203,20 +150,12 @@ async fn dart_functions_run_end_to_end_when_the_sdk_is_installed() {
         return skip("dart not on PATH (the Dart adapter end-to-end test needs the Dart SDK)");
     }
     let fixture = Fixture::new();
-    let mut spec = fixture.function(
-        "dart-hello",
-        Runtime::Dart,
-        EntryMode::Handler,
-        &[("main.dart", DART_FUNCTION)],
-    );
+    let mut spec = fixture.function("dart-hello", Runtime::Dart, EntryMode::Handler, &[("main.dart", DART_FUNCTION)]);
     spec.limits.startup_timeout = Duration::from_secs(120);
     spec.limits.memory_bytes = 512 << 20;
     fixture.prewarm.prepare(spec).await.unwrap();
     let invocation = fixture.call("dart-hello@1", r#"{"name":"Dart"}"#).await;
     assert_eq!(invocation.outcome, Outcome::Ok, "{invocation:?}");
     assert_eq!(invocation.result.unwrap()["greeting"], "Hello, Dart!");
-    assert!(invocation
-        .logs
-        .iter()
-        .any(|line| line.text == "hello from dart"));
+    assert!(invocation.logs.iter().any(|line| line.text == "hello from dart"));
 }

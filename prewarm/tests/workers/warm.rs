@@ -15,10 +15,7 @@ def handler(body):
 #[tokio::test]
 async fn second_call_is_served_warm_by_the_same_worker_and_much_faster() {
     let fixture = Fixture::new();
-    let mut spec = fixture.node(
-        "echo",
-        "exports.handler = async (body) => ({ echo: body, pid: process.pid });",
-    );
+    let mut spec = fixture.node("echo", "exports.handler = async (body) => ({ echo: body, pid: process.pid });");
     spec.limits.min_idle_workers = 0;
     fixture.prewarm.prepare(spec).await.unwrap();
 
@@ -32,25 +29,15 @@ async fn second_call_is_served_warm_by_the_same_worker_and_much_faster() {
     assert_eq!(first.outcome, Outcome::Ok, "{first:?}");
     assert!(first.cold && !second.cold);
     assert_eq!(second.result.as_ref().unwrap()["echo"]["n"], 2);
-    assert_eq!(
-        first.result.as_ref().unwrap()["pid"],
-        second.result.as_ref().unwrap()["pid"]
-    );
+    assert_eq!(first.result.as_ref().unwrap()["pid"], second.result.as_ref().unwrap()["pid"]);
     assert_eq!(first.worker_pid, second.worker_pid);
-    assert!(
-        second_wall * 5 < first_wall,
-        "warm {second_wall:?} vs cold {first_wall:?}"
-    );
+    assert!(second_wall * 5 < first_wall, "warm {second_wall:?} vs cold {first_wall:?}");
 }
 
 #[tokio::test]
 async fn prepare_starts_the_minimum_idle_workers_so_the_first_call_is_warm() {
     let fixture = Fixture::new();
-    let report = fixture
-        .prewarm
-        .prepare(fixture.python("prepared", ECHO_PY))
-        .await
-        .unwrap();
+    let report = fixture.prewarm.prepare(fixture.python("prepared", ECHO_PY)).await.unwrap();
     assert_eq!(report.warm_workers, 1);
     let first = fixture.call("prepared@1", "{}").await;
     assert_eq!((first.outcome, first.cold), (Outcome::Ok, false));
@@ -69,10 +56,7 @@ async fn a_worker_is_recycled_after_its_maximum_number_of_requests() {
         pids.push(invocation.worker_pid.unwrap());
     }
     assert_eq!((pids[0], pids[1], pids[2]), (pids[0], pids[0], pids[0]));
-    assert_ne!(
-        pids[3], pids[0],
-        "the fourth call must run on a fresh worker"
-    );
+    assert_ne!(pids[3], pids[0], "the fourth call must run on a fresh worker");
     assert_process_gone(pids[0], Duration::from_secs(3)).await;
     let stats = fixture.prewarm.stats();
     assert_eq!(stats[0].kills[KillReason::Recycled.as_str()], 1);
@@ -105,24 +89,13 @@ def handler(body):
         os._exit(3)
     return {"pid": os.getpid()}
 "#;
-    fixture
-        .prewarm
-        .prepare(fixture.python("crashy", source))
-        .await
-        .unwrap();
+    fixture.prewarm.prepare(fixture.python("crashy", source)).await.unwrap();
     let crashed = fixture.call("crashy@1", r#"{"crash":true}"#).await;
     assert_eq!(crashed.outcome, Outcome::Crashed, "{crashed:?}");
     let error = crashed.error.unwrap();
     assert_eq!(error.code, "crashed");
-    assert!(
-        error.message.contains("exited with status 3"),
-        "{}",
-        error.message
-    );
-    assert!(crashed
-        .logs
-        .iter()
-        .any(|line| line.text == "about to crash"));
+    assert!(error.message.contains("exited with status 3"), "{}", error.message);
+    assert!(crashed.logs.iter().any(|line| line.text == "about to crash"));
     let next = fixture.call("crashy@1", "{}").await;
     assert_eq!(next.outcome, Outcome::Ok);
     assert_ne!(next.worker_pid, crashed.worker_pid);
@@ -143,26 +116,15 @@ exports.handler = (body) => {
   return { answer: body.n * 2 };
 };
 "#;
-    fixture
-        .prewarm
-        .prepare(fixture.node("noisy", source))
-        .await
-        .unwrap();
+    fixture.prewarm.prepare(fixture.node("noisy", source)).await.unwrap();
     for n in 0..3 {
         let invocation = fixture.call("noisy@1", &format!(r#"{{"n":{n}}}"#)).await;
         assert_eq!(invocation.outcome, Outcome::Ok, "{invocation:?}");
         assert_eq!(invocation.result.unwrap()["answer"], n * 2);
-        let texts: Vec<&str> = invocation
-            .logs
-            .iter()
-            .map(|line| line.text.as_str())
-            .collect();
+        let texts: Vec<&str> = invocation.logs.iter().map(|line| line.text.as_str()).collect();
         assert!(texts.contains(&"{\"type\":\"response\",\"id\":\"x\",\"ok\":true,\"result\":1}"));
         assert!(texts.contains(&"to stderr"));
-        assert!(
-            texts.contains(&"line 1999"),
-            "all output printed before the reply is attributed to the call"
-        );
+        assert!(texts.contains(&"line 1999"), "all output printed before the reply is attributed to the call");
     }
 }
 
@@ -188,17 +150,9 @@ def handler(body):
     let kept: usize = invocation.logs.iter().map(|line| line.text.len() + 1).sum();
     assert!(kept <= 64 * 1024 + 200, "kept {kept} bytes of logs");
     assert!(invocation.log_bytes_dropped >= 50 * 1024 * 1024 - 64 * 1024);
-    assert!(invocation
-        .logs
-        .last()
-        .unwrap()
-        .text
-        .contains("log output truncated"));
+    assert!(invocation.logs.last().unwrap().text.contains("log output truncated"));
     // The worker survived and still answers.
-    assert_eq!(
-        fixture.call("flood@1", "{}").await.worker_pid,
-        invocation.worker_pid
-    );
+    assert_eq!(fixture.call("flood@1", "{}").await.worker_pid, invocation.worker_pid);
 }
 
 #[tokio::test]
@@ -211,10 +165,7 @@ async fn an_oversized_result_is_refused_without_killing_the_worker() {
     assert_eq!(refused.outcome, Outcome::FunctionError);
     assert_eq!(refused.error.as_ref().unwrap().code, "result_too_large");
     let fine = fixture.call("big@1", r#"{"size": 10}"#).await;
-    assert_eq!(
-        (fine.outcome, fine.worker_pid),
-        (Outcome::Ok, refused.worker_pid)
-    );
+    assert_eq!((fine.outcome, fine.worker_pid), (Outcome::Ok, refused.worker_pid));
 }
 
 #[tokio::test]
@@ -222,45 +173,26 @@ async fn function_errors_carry_the_runtime_error_type_and_keep_the_worker() {
     let fixture = Fixture::new();
     fixture
         .prewarm
-        .prepare(fixture.python(
-            "fails",
-            "def handler(body):\n    raise ValueError('bad input: ' + str(body))\n",
-        ))
+        .prepare(fixture.python("fails", "def handler(body):\n    raise ValueError('bad input: ' + str(body))\n"))
         .await
         .unwrap();
     let failed = fixture.call("fails@1", r#"{"a":1}"#).await;
     assert_eq!(failed.outcome, Outcome::FunctionError);
     let error = failed.error.as_ref().unwrap();
-    assert_eq!(
-        (error.code.as_str(), error.error_type.as_deref()),
-        ("function_error", Some("ValueError"))
-    );
+    assert_eq!((error.code.as_str(), error.error_type.as_deref()), ("function_error", Some("ValueError")));
     assert_eq!(error.message, "bad input: {'a': 1}");
     assert!(error.stack.as_deref().unwrap().contains("Traceback"));
-    assert_eq!(
-        fixture.call("fails@1", "{}").await.worker_pid,
-        failed.worker_pid
-    );
+    assert_eq!(fixture.call("fails@1", "{}").await.worker_pid, failed.worker_pid);
 }
 
 #[tokio::test]
 async fn output_printed_while_idle_is_delivered_as_stray_log_lines() {
     let mut fixture = Fixture::new();
     let source = "setInterval(() => console.log('tick'), 20);\nexports.handler = () => 'ok';\n";
-    fixture
-        .prewarm
-        .prepare(fixture.node("ticker", source))
-        .await
-        .unwrap();
+    fixture.prewarm.prepare(fixture.node("ticker", source)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let invocation = fixture.call("ticker@1", "{}").await;
     assert_eq!(invocation.outcome, Outcome::Ok);
-    let stray = tokio::time::timeout(Duration::from_secs(2), fixture.stray.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (stray.function_key.as_str(), stray.line.text.as_str()),
-        ("ticker@1", "tick")
-    );
+    let stray = tokio::time::timeout(Duration::from_secs(2), fixture.stray.recv()).await.unwrap().unwrap();
+    assert_eq!((stray.function_key.as_str(), stray.line.text.as_str()), ("ticker@1", "tick"));
 }

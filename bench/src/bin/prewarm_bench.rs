@@ -1,0 +1,356 @@
+//! Checks the prewarm targets of `bench/README.md` on this machine:
+//!
+//! 1. warm invoke through the pool against a raw pipe round trip to an identical worker process
+//!    (same adapter, same function): the pool may add at most 20 µs at p50;
+//! 2. warm against oneshot throughput for the same Python function: at least 100×;
+//! 3. what the platform adds to a runtime's start (spawner, exec wrapper, cgroup): at most 2 ms.
+//!
+//! `cargo run --release -p bench --bin prewarm-bench [-- --quick]`; exits 1 when a target is missed.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use prewarm::exec_wrapper::WrapperPlan;
+use prewarm::limits::{detect_enforcement, LimitsHost, SpareGroups, WorkerLimits};
+use prewarm::protocol::{encode_request, InvocationEvent};
+use prewarm::shells::{Launch, ShellPool};
+use prewarm::spawn::{create_pipe, SpawnCommand, Spawner};
+use prewarm::{EntryMode, FunctionSpec, InvocationRequest, Outcome, Prewarm, PrewarmConfig, Runtime, RuntimeInstall};
+
+const FUNCTION: &str = r#"
+import json, os
+
+def handler(body):
+    return {"ok": True, "n": body.get("n", 0)}
+
+if __name__ == "__main__":
+    data = json.loads(os.environ["FUNCTION_INPUT"])
+    print(json.dumps(handler(data["body"])))
+"#;
+
+struct Settings {
+    round_trips: u64,
+    throughput_window: Duration,
+    spawns: u64,
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let settings = if quick {
+        Settings { round_trips: 2_000, throughput_window: Duration::from_secs(1), spawns: 30 }
+    } else {
+        Settings { round_trips: 20_000, throughput_window: Duration::from_secs(5), spawns: 200 }
+    };
+    let wrapper = sibling_binary("containerpub-worker-exec")?;
+    let work = tempfile::tempdir()?;
+    let function_dir = work.path().join("function");
+    std::fs::create_dir_all(&function_dir)?;
+    std::fs::write(function_dir.join("main.py"), FUNCTION)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut missed = Vec::new();
+
+    let overhead = runtime.block_on(pool_overhead(&settings, &wrapper, work.path(), &function_dir))?;
+    println!(
+        "\n## 1. warm invoke through the pool vs raw pipe round trip (python worker, {} calls each)",
+        settings.round_trips
+    );
+    println!("| path | p50 | p90 | p99 |\n|---|---|---|---|");
+    print_row("raw pipe round trip", &overhead.raw);
+    print_row("pool.invoke (warm)", &overhead.pool);
+    let added = overhead.pool.value_at_quantile(0.5) as i64 - overhead.raw.value_at_quantile(0.5) as i64;
+    println!("pool adds {added} µs at p50 (target ≤ 20 µs)");
+    if added > 20 {
+        missed.push(format!("pool adds {added} µs at p50"));
+    }
+
+    let (warm, oneshot) = runtime.block_on(throughput(&settings, &wrapper, work.path(), &function_dir))?;
+    println!(
+        "\n## 2. throughput of the same Python function, 2 concurrent callers, {:?} each",
+        settings.throughput_window
+    );
+    println!("| mode | invocations/s |\n|---|---|\n| warm (handler) | {warm:.0} |\n| oneshot (process per call) | {oneshot:.1} |");
+    let ratio = warm / oneshot;
+    println!("warm is {ratio:.0}× oneshot (target ≥ 100×)");
+    if ratio < 100.0 {
+        missed.push(format!("warm is only {ratio:.0}× oneshot"));
+    }
+
+    let spawn = runtime.block_on(spawn_overhead(&settings, &wrapper))?;
+    println!(
+        "\n## 3. spawn + exit, direct vs through the platform ({} each, enforcement: {})",
+        settings.spawns, spawn.enforcement
+    );
+    println!("| program | direct p50 | platform p50 | added | no spare shell ready p50 |\n|---|---|---|---|---|");
+    for row in &spawn.rows {
+        let (direct, platform) = (row.direct.value_at_quantile(0.5), row.platform.value_at_quantile(0.5));
+        let added = platform as i64 - direct as i64;
+        let no_spare = row.no_spare.value_at_quantile(0.5);
+        println!("| {} | {direct} µs | {platform} µs | {added} µs | {no_spare} µs |", row.program);
+        if added > 2_000 {
+            missed.push(format!("the platform adds {added} µs to {}", row.program));
+        }
+    }
+
+    if missed.is_empty() {
+        println!("\nall prewarm targets met");
+        Ok(())
+    } else {
+        bail!("targets missed: {}", missed.join("; "))
+    }
+}
+
+fn print_row(name: &str, histogram: &Histogram<u64>) {
+    println!(
+        "| {name} | {} µs | {} µs | {} µs |",
+        histogram.value_at_quantile(0.5),
+        histogram.value_at_quantile(0.9),
+        histogram.value_at_quantile(0.99)
+    );
+}
+
+/// The exec wrapper is built beside this binary (same target directory).
+fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let here = std::env::current_exe()?;
+    let candidate = here.parent().context("binary has a directory")?.join(name);
+    if !candidate.is_file() {
+        bail!("{} not found: build it first with `cargo build --release -p prewarm`", candidate.display());
+    }
+    Ok(candidate)
+}
+
+fn config(wrapper: &Path, state: &Path) -> PrewarmConfig {
+    let mut config = PrewarmConfig::new(state.to_path_buf(), wrapper.to_path_buf());
+    config.global_max_concurrency = 4;
+    config
+}
+
+fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> FunctionSpec {
+    let mut limits = prewarm::FunctionLimits {
+        min_idle_workers: workers,
+        max_workers: workers,
+        max_concurrency: workers,
+        ..Default::default()
+    };
+    limits.max_requests_per_worker = u64::MAX;
+    FunctionSpec {
+        key: key.into(),
+        name: key.into(),
+        runtime: Runtime::Python,
+        entry_mode: mode,
+        directory: function_dir.to_path_buf(),
+        env: Default::default(),
+        limits,
+    }
+}
+
+fn event(n: u64) -> InvocationEvent {
+    InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }
+        .with_raw_body(format!(r#"{{"n":{n}}}"#).as_bytes())
+}
+
+struct Overhead {
+    raw: Histogram<u64>,
+    pool: Histogram<u64>,
+}
+
+async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<Overhead> {
+    let (prewarm, _stray) = Prewarm::start(config(wrapper, &work.join("state-overhead")))?;
+    prewarm.prepare(spec(function_dir, "overhead", EntryMode::Handler, 1)).await?;
+    // Invocations run as tasks on the runtime's worker threads, as the gateway's request handlers do.
+    let rounds = settings.round_trips;
+    let caller = prewarm.clone();
+    let pool = tokio::spawn(async move {
+        let mut histogram = Histogram::<u64>::new(3)?;
+        for n in 0..rounds + 200 {
+            let started = Instant::now();
+            let invocation =
+                caller.invoke("overhead", InvocationRequest { id: n.to_string(), event: event(n) }).await?;
+            let took = started.elapsed().as_micros() as u64;
+            if invocation.outcome != Outcome::Ok {
+                bail!("pool invocation failed: {:?}", invocation.error);
+            }
+            if n >= 200 {
+                histogram.record(took)?;
+            }
+        }
+        Ok(histogram)
+    })
+    .await??;
+    prewarm.shutdown(Duration::from_secs(1)).await;
+
+    // The same adapter and function, driven with blocking reads and writes from one thread:
+    // the least any caller can pay for one framed round trip.
+    let install = RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &work.join("adapters-raw"))?;
+    let (program, args) = install.handler_command(Runtime::Python, &function_dir.join("main.py"))?;
+    let spawner = Spawner::start()?;
+    let (request_read, request_write) = create_pipe()?;
+    let (response_read, response_write) = create_pipe()?;
+    // Confined exactly like a pool worker: the same cgroup limits (a memory cgroup charges every
+    // page the worker touches) and the same environment switches.
+    let detected = detect_enforcement(&LimitsHost::default());
+    let groups = SpareGroups::new(detected.enforcement.clone(), 1);
+    let limits = WorkerLimits { memory_bytes: 128 << 20, max_pids: 64, max_open_files: 1024 };
+    let confinement = groups.confine(limits)?;
+    let plan = WrapperPlan {
+        cgroup_procs_files: confinement.procs_files(),
+        rlimits: confinement.rlimits(limits),
+        working_dir: Some(function_dir.to_path_buf()),
+        program,
+        args: args.into_iter().map(Into::into).collect(),
+        ..Default::default()
+    };
+    let env = vec![
+        ("PATH".to_string(), "/usr/local/bin:/usr/bin:/bin".to_string()),
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+    ];
+    let command =
+        SpawnCommand { wrapper: wrapper.to_path_buf(), plan, env, fds: vec![(request_read, 3), (response_write, 4)] };
+    let mut child = spawner.spawn(command).await?;
+    let count = settings.round_trips;
+    let raw = tokio::task::spawn_blocking(move || raw_round_trips(request_write, response_read, count)).await??;
+    child.kill_group();
+    child.wait().await;
+    confinement.release();
+    groups.remove_all();
+    prewarm::limits::remove_parent_groups(&detected.enforcement);
+    Ok(Overhead { raw, pool })
+}
+
+fn raw_round_trips(requests: OwnedFd, responses: OwnedFd, count: u64) -> Result<Histogram<u64>> {
+    let mut requests = std::fs::File::from(requests);
+    let mut responses = std::fs::File::from(responses);
+    let mut histogram = Histogram::<u64>::new(3)?;
+    read_frame(&mut responses)?; // ready
+    for n in 0..count + 200 {
+        let frame = encode_request(&n.to_string(), 5_000, &event(n));
+        let started = Instant::now();
+        requests.write_all(&frame)?;
+        read_frame(&mut responses)?;
+        if n >= 200 {
+            histogram.record(started.elapsed().as_micros() as u64)?;
+        }
+    }
+    Ok(histogram)
+}
+
+fn read_frame(responses: &mut std::fs::File) -> Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    responses.read_exact(&mut header)?;
+    let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+    responses.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+async fn throughput(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<(f64, f64)> {
+    let (prewarm, _stray) = Prewarm::start(config(wrapper, &work.join("state-throughput")))?;
+    prewarm.prepare(spec(function_dir, "warm", EntryMode::Handler, 2)).await?;
+    prewarm.prepare(spec(function_dir, "oneshot", EntryMode::Main, 2)).await?;
+    let mut rates = Vec::new();
+    for key in ["warm", "oneshot"] {
+        let started = Instant::now();
+        let callers = (0..2).map(|caller| {
+            let prewarm = prewarm.clone();
+            let window = settings.throughput_window;
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                while started.elapsed() < window {
+                    let id = format!("{caller}-{done}");
+                    let invocation = prewarm.invoke(key, InvocationRequest { id, event: event(done) }).await?;
+                    if invocation.outcome != Outcome::Ok {
+                        bail!("{key} invocation failed: {:?}", invocation.error);
+                    }
+                    done += 1;
+                }
+                Ok(done)
+            })
+        });
+        let mut total = 0;
+        for caller in callers.collect::<Vec<_>>() {
+            total += caller.await??;
+        }
+        rates.push(total as f64 / started.elapsed().as_secs_f64());
+    }
+    prewarm.shutdown(Duration::from_secs(1)).await;
+    Ok((rates[0], rates[1]))
+}
+
+struct SpawnOverhead {
+    enforcement: &'static str,
+    rows: Vec<SpawnRow>,
+}
+
+struct SpawnRow {
+    program: String,
+    direct: Histogram<u64>,
+    /// A spare shell was ready, as in steady state: the plan is sent, the shell execs.
+    platform: Histogram<u64>,
+    /// No shell was ready: spawn, join the cgroup and exec all happen while the caller waits.
+    no_spare: Histogram<u64>,
+}
+
+/// `--enforcement rlimit|cgroup-v1|cgroup-v2` forces a mechanism, to compare their costs.
+fn forced_enforcement() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).find(|pair| pair[0] == "--enforcement").map(|pair| pair[1].clone())
+}
+
+async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOverhead> {
+    let host = LimitsHost { forced: forced_enforcement(), ..LimitsHost::default() };
+    let detected = detect_enforcement(&host);
+    let groups = SpareGroups::new(detected.enforcement.clone(), 4);
+    let shells = ShellPool::new(Spawner::start()?, groups.clone(), wrapper.to_path_buf(), 1);
+    let cold_shells = ShellPool::new(Spawner::start()?, groups.clone(), wrapper.to_path_buf(), 0);
+    let install =
+        RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &tempfile::tempdir()?.path().join("a"))?;
+    let python = install.executable(Runtime::Python).context("python3 on PATH")?.to_path_buf();
+    let programs: Vec<(String, PathBuf, Vec<String>)> = vec![
+        ("/bin/true".into(), "/bin/true".into(), vec![]),
+        ("python3 -S -c pass".into(), python, vec!["-S".into(), "-c".into(), "pass".into()]),
+    ];
+    let limits = WorkerLimits { memory_bytes: 128 << 20, max_pids: 64, max_open_files: 1024 };
+    let directory = std::env::temp_dir();
+    let mut rows = Vec::new();
+    for (name, program, args) in programs {
+        let mut row = SpawnRow {
+            program: name.clone(),
+            direct: Histogram::new(3)?,
+            platform: Histogram::new(3)?,
+            no_spare: Histogram::new(3)?,
+        };
+        for _ in 0..settings.spawns {
+            let started = Instant::now();
+            let status = tokio::process::Command::new(&program).args(&args).env_clear().status().await?;
+            row.direct.record(started.elapsed().as_micros() as u64)?;
+            if !status.success() {
+                bail!("{name} failed directly");
+            }
+            // Steady state: a spare shell is ready (the pool refills in the background).
+            shells.refill();
+            while shells.ready_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for (pool, histogram) in [(&shells, &mut row.platform), (&cold_shells, &mut row.no_spare)] {
+                let started = Instant::now();
+                let launch = Launch { program: &program, args: &args, env: &[], directory: &directory, limits };
+                let mut launched = pool.take().await?.launch(launch).await?;
+                let status = launched.process.wait().await;
+                histogram.record(started.elapsed().as_micros() as u64)?;
+                if status != prewarm::spawn::ExitStatus::Exited(0) {
+                    bail!("{name} failed through the platform: {status}");
+                }
+                launched.confinement.release();
+            }
+        }
+        rows.push(row);
+    }
+    shells.close().await;
+    groups.remove_all();
+    prewarm::limits::remove_parent_groups(&detected.enforcement);
+    Ok(SpawnOverhead { enforcement: detected.enforcement.name(), rows })
+}
