@@ -13,6 +13,7 @@ pub mod limits;
 pub mod logs;
 mod oneshot;
 pub mod outcome;
+mod output;
 mod pool;
 pub mod protocol;
 pub mod runtime;
@@ -301,8 +302,7 @@ impl Prewarm {
                     (prepared.program, prepared.args)
                 })
             }
-            (runtime, EntryMode::Handler) => runtimes.handler_command(runtime, entry),
-            (runtime, EntryMode::Main) => runtimes.oneshot_command(runtime, entry),
+            (runtime, mode) => runtimes.command(runtime, mode, entry),
         };
         let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
             program,

@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
 use tokio::time::Instant;
 
 use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
 use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
+use crate::output::{drain_until_eof, OutputPipe};
 use crate::protocol::InvocationEvent;
 use crate::shells::{Launch, Launched, WorkerPipes};
 use crate::spawn::ExitStatus;
@@ -199,28 +198,20 @@ impl OneshotRun<'_> {
             shell.launch(launch).await.map_err(|error| error.to_string())?;
         // A oneshot program answers on stdout; the protocol pipes stay unused and are closed here.
         let WorkerPipes { stdout: stdout_read, stderr: stderr_read, .. } = pipes;
-        let mut stdout = Some(pipe::Receiver::from_owned_fd(stdout_read).map_err(|error| error.to_string())?);
-        let mut stderr = Some(pipe::Receiver::from_owned_fd(stderr_read).map_err(|error| error.to_string())?);
+        let mut stdout = OutputPipe::new(stdout_read, LogStream::Stdout).map_err(|error| error.to_string())?;
+        let mut stderr = OutputPipe::new(stderr_read, LogStream::Stderr).map_err(|error| error.to_string())?;
         let deadline = Instant::now() + self.limits.timeout;
         let watch_rss = matches!(self.host.enforcement, Enforcement::Rlimit);
         let mut watchdog = tokio::time::interval(self.host.rss_watchdog_interval);
         let mut peak_rss_sample = None;
-        let (mut stdout_buffer, mut stderr_buffer) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
         let pid = process.pid();
         let end = loop {
             tokio::select! {
-                Some(read) = read_some(&mut stdout, &mut stdout_buffer) => take(&mut stdout, read, LogStream::Stdout, &stdout_buffer, logs),
-                Some(read) = read_some(&mut stderr, &mut stderr_buffer) => take(&mut stderr, read, LogStream::Stderr, &stderr_buffer, logs),
+                read = stdout.read() => stdout.absorb(read, logs),
+                read = stderr.read() => stderr.absorb(read, logs),
                 status = process.wait() => {
                     // Collect what is still in the pipes; descendants holding them open get 100 ms.
-                    let give_up = Instant::now() + Duration::from_millis(100);
-                    while stdout.is_some() || stderr.is_some() {
-                        tokio::select! {
-                            Some(read) = read_some(&mut stdout, &mut stdout_buffer) => take(&mut stdout, read, LogStream::Stdout, &stdout_buffer, logs),
-                            Some(read) = read_some(&mut stderr, &mut stderr_buffer) => take(&mut stderr, read, LogStream::Stderr, &stderr_buffer, logs),
-                            _ = tokio::time::sleep_until(give_up) => break,
-                        }
-                    }
+                    drain_until_eof(&mut stdout, &mut stderr, logs, Duration::from_millis(100)).await;
                     break OneshotEnd::Exited(status);
                 }
                 _ = tokio::time::sleep_until(deadline) => break OneshotEnd::TimedOut,
@@ -267,26 +258,6 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-async fn read_some(pipe: &mut Option<pipe::Receiver>, buffer: &mut [u8]) -> Option<std::io::Result<usize>> {
-    match pipe {
-        Some(receiver) => Some(receiver.read(buffer).await),
-        None => std::future::pending().await,
-    }
-}
-
-fn take(
-    pipe: &mut Option<pipe::Receiver>,
-    read: std::io::Result<usize>,
-    stream: LogStream,
-    buffer: &[u8],
-    logs: &mut LogCollector,
-) {
-    match read {
-        Ok(0) | Err(_) => *pipe = None,
-        Ok(count) => logs.push(stream, &buffer[..count]),
-    }
 }
 
 #[cfg(test)]

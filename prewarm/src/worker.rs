@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::limits::{rss, Enforcement, WorkerConfinement, WorkerLimits};
 use crate::logs::{LogCollector, LogStream};
+use crate::output::{drain_until_eof, OutputPipe};
 use crate::protocol::{DecodedFrame, FrameDecoder, FunctionError, WorkerFrame};
 use crate::shells::{Launch, Launched, PendingCleanups, ShellError, ShellPool, WorkerPipes};
 use crate::spawn::{ChildProcess, ExitStatus, SpawnError};
@@ -93,12 +94,10 @@ pub(crate) struct Worker {
     pub confinement: WorkerConfinement,
     requests: pipe::Sender,
     responses: pipe::Receiver,
-    stdout: Option<pipe::Receiver>,
-    stderr: Option<pipe::Receiver>,
+    stdout: OutputPipe,
+    stderr: OutputPipe,
     decoder: FrameDecoder,
     response_buffer: Vec<u8>,
-    output_buffer: Vec<u8>,
-    stderr_buffer: Vec<u8>,
     pub served: u64,
     pub last_used: Instant,
     pub cleanups: PendingCleanups,
@@ -133,12 +132,10 @@ impl Worker {
             confinement,
             requests: pipe::Sender::from_owned_fd(requests).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
             responses: pipe::Receiver::from_owned_fd(responses).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            stdout: Some(pipe::Receiver::from_owned_fd(stdout).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?),
-            stderr: Some(pipe::Receiver::from_owned_fd(stderr).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?),
+            stdout: OutputPipe::new(stdout, LogStream::Stdout).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            stderr: OutputPipe::new(stderr, LogStream::Stderr).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
             decoder: FrameDecoder::new(max_frame_bytes),
             response_buffer: vec![0; READ_CHUNK],
-            output_buffer: vec![0; READ_CHUNK],
-            stderr_buffer: vec![0; READ_CHUNK],
             served: 0,
             last_used: started_at,
             cleanups: host.shells.cleanups.clone(),
@@ -255,11 +252,11 @@ impl Worker {
                     }
                     Ok(count) => written += count,
                 },
-                Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
-                    absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs)
+                read = self.stdout.read() => {
+                    self.stdout.absorb(read, logs)
                 }
-                Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
-                    absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs)
+                read = self.stderr.read() => {
+                    self.stderr.absorb(read, logs)
                 }
                 _ = tokio::time::sleep_until(deadline) => return Err(RawReply::TimedOut),
             }
@@ -288,12 +285,12 @@ impl Worker {
                 }
                 Err(error) => Event::Failed(format!("read reply pipe: {error}")),
             },
-            Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
-                absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs);
+            read = self.stdout.read() => {
+                    self.stdout.absorb(read, logs);
                 Event::Progress
             }
-            Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
-                absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs);
+            read = self.stderr.read() => {
+                    self.stderr.absorb(read, logs);
                 Event::Progress
             }
             _ = self.process.wait() => Event::ProcessExited,
@@ -311,32 +308,13 @@ impl Worker {
     /// Reads whatever output is already in the pipes, without waiting. Adapters flush the
     /// function's output before writing a reply, so this collects all of an invocation's lines.
     pub fn drain_ready_output(&mut self, logs: &mut LogCollector) {
-        for stream in [LogStream::Stdout, LogStream::Stderr] {
-            let pipe = if stream == LogStream::Stdout { &mut self.stdout } else { &mut self.stderr };
-            while let Some(receiver) = pipe {
-                match receiver.try_read(&mut self.output_buffer) {
-                    Ok(0) => *pipe = None,
-                    Ok(count) => logs.push(stream, &self.output_buffer[..count]),
-                    Err(_) => break,
-                }
-            }
-        }
+        self.stdout.drain_ready(logs);
+        self.stderr.drain_ready(logs);
     }
 
     /// After the worker died: read its last output, but never wait long for descendants holding the pipes.
     async fn drain_output_until_eof(&mut self, logs: &mut LogCollector) {
-        let give_up = Instant::now() + Duration::from_millis(100);
-        while self.stdout.is_some() || self.stderr.is_some() {
-            tokio::select! {
-                Some(chunk) = read_output(&mut self.stdout, &mut self.output_buffer) => {
-                    absorb(&mut self.stdout, chunk, LogStream::Stdout, &self.output_buffer, logs)
-                }
-                Some(chunk) = read_output(&mut self.stderr, &mut self.stderr_buffer) => {
-                    absorb(&mut self.stderr, chunk, LogStream::Stderr, &self.stderr_buffer, logs)
-                }
-                _ = tokio::time::sleep_until(give_up) => return,
-            }
-        }
+        drain_until_eof(&mut self.stdout, &mut self.stderr, logs, Duration::from_millis(100)).await;
     }
 
     async fn wait_briefly(&mut self) -> Option<ExitStatus> {
@@ -387,27 +365,6 @@ enum Event {
     RssAbove(u64),
     Failed(String),
     Progress,
-}
-
-/// Reads from an optional pipe; pending forever once the pipe is gone.
-async fn read_output(pipe: &mut Option<pipe::Receiver>, buffer: &mut [u8]) -> Option<std::io::Result<usize>> {
-    match pipe {
-        Some(receiver) => Some(receiver.read(buffer).await),
-        None => std::future::pending().await,
-    }
-}
-
-fn absorb(
-    pipe: &mut Option<pipe::Receiver>,
-    chunk: std::io::Result<usize>,
-    stream: LogStream,
-    buffer: &[u8],
-    logs: &mut LogCollector,
-) {
-    match chunk {
-        Ok(0) | Err(_) => *pipe = None,
-        Ok(count) => logs.push(stream, &buffer[..count]),
-    }
 }
 
 fn stderr_tail(logs: &LogCollector) -> Vec<String> {

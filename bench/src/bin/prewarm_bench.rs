@@ -186,7 +186,7 @@ async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, functio
     // The same adapter and function, driven with blocking reads and writes from one thread:
     // the least any caller can pay for one framed round trip.
     let install = RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &work.join("adapters-raw"))?;
-    let (program, args) = install.handler_command(Runtime::Python, &function_dir.join("main.py"))?;
+    let (program, args) = install.command(Runtime::Python, EntryMode::Handler, &function_dir.join("main.py"))?;
     let spawner = Spawner::start()?;
     let (request_read, request_write) = create_pipe()?;
     let (response_read, response_write) = create_pipe()?;

@@ -120,36 +120,25 @@ impl RuntimeInstall {
         &self.adapter_dir
     }
 
-    /// Program and arguments of a warm worker for a Node or Python function.
-    /// Dart functions are started from what [`prepare_dart`] built.
-    pub fn handler_command(
+    /// Program and arguments of a function: a warm worker runs the runtime's adapter with the
+    /// entry file (`Handler`), a oneshot run runs the entry file as a program (`Main`). Dart
+    /// handlers are started from what [`prepare_dart`] built instead.
+    pub fn command(
         &self,
         runtime: Runtime,
+        mode: EntryMode,
         entry: &Path,
     ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
         let program = self.executable(runtime)?.to_path_buf();
         let entry = entry.display().to_string();
-        let args = match runtime {
-            Runtime::Node => vec![self.adapter_dir.join("adapter.cjs").display().to_string(), entry],
+        let adapter = |file: &str| self.adapter_dir.join(file).display().to_string();
+        let args = match (runtime, mode) {
+            (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry],
+            (Runtime::Node, EntryMode::Main) => vec![entry],
             // -B: never write .pyc files into the function's directory.
-            Runtime::Python => vec!["-B".into(), self.adapter_dir.join("adapter.py").display().to_string(), entry],
-            Runtime::Dart => vec!["run".into(), entry],
-        };
-        Ok((program, args))
-    }
-
-    /// Program and arguments of a oneshot run: the entry file as a program.
-    pub fn oneshot_command(
-        &self,
-        runtime: Runtime,
-        entry: &Path,
-    ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
-        let program = self.executable(runtime)?.to_path_buf();
-        let entry = entry.display().to_string();
-        let args = match runtime {
-            Runtime::Node => vec![entry],
-            Runtime::Python => vec!["-B".into(), entry],
-            Runtime::Dart => vec!["run".into(), entry],
+            (Runtime::Python, EntryMode::Handler) => vec!["-B".into(), adapter("adapter.py"), entry],
+            (Runtime::Python, EntryMode::Main) => vec!["-B".into(), entry],
+            (Runtime::Dart, _) => vec!["run".into(), entry],
         };
         Ok((program, args))
     }
