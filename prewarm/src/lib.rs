@@ -181,12 +181,7 @@ impl Prewarm {
     pub fn start(config: PrewarmConfig) -> Result<(Prewarm, mpsc::Receiver<StrayLogLine>), StartError> {
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|source| StartError::StateDir { path: config.state_dir.clone(), source })?;
-        if runtime::find_on_path(
-            config.exec_wrapper.parent().map(|dir| dir.as_os_str()),
-            &config.exec_wrapper.file_name().unwrap_or_default().to_string_lossy(),
-        )
-        .is_none()
-        {
+        if !runtime::is_executable_file(&config.exec_wrapper) {
             return Err(StartError::MissingWrapper(config.exec_wrapper.clone()));
         }
         let stale = limits::remove_stale_groups(&config.limits_host);

@@ -168,10 +168,13 @@ fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
 
 /// Finds an executable file on a `PATH`-style list.
 pub fn find_on_path(search_path: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(search_path?).map(|dir| dir.join(name)).find(|candidate| is_executable_file(candidate))
+}
+
+/// A regular file with an execute bit.
+pub fn is_executable_file(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(search_path?).map(|dir| dir.join(name)).find(|candidate| {
-        std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-    })
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

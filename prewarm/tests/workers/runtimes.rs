@@ -99,6 +99,15 @@ async fn a_missing_runtime_is_reported_without_spawning() {
     assert_eq!(fixture.prewarm.stats()[0].spawns, 0);
 }
 
+#[tokio::test]
+async fn a_missing_exec_wrapper_stops_start_up_with_what_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        prewarm::PrewarmConfig::new(dir.path().join("state"), dir.path().join("nowhere/containerpub-worker-exec"));
+    let error = prewarm::Prewarm::start(config).unwrap_err();
+    assert!(error.to_string().contains("build the containerpub-worker-exec binary"), "{error}");
+}
+
 const DART_FUNCTION: &str = r#"
 const function = 'function';
 
