@@ -18,7 +18,7 @@ use crate::logs::{LogCollector, LogStream};
 use crate::output::{drain_until_eof, OutputPipe};
 use crate::protocol::{DecodedFrame, FrameDecoder, FunctionError, WorkerFrame};
 use crate::shells::{Launch, Launched, PendingCleanups, ShellError, ShellPool, WorkerPipes};
-use crate::spawn::{ChildProcess, ExitStatus, SpawnError};
+use crate::spawn::{ChildProcess, ExitStatus};
 
 const READ_CHUNK: usize = 32 * 1024;
 
@@ -45,8 +45,8 @@ pub(crate) struct WorkerHost {
 pub(crate) enum StartFailure {
     #[error("{0}")]
     Shell(#[from] ShellError),
-    #[error("{0}")]
-    Spawn(#[from] SpawnError),
+    #[error("register the worker's pipes: {0}")]
+    Pipes(std::io::Error),
     #[error("the function failed to load: {}: {}", .0.error_type, .0.message)]
     LoadError(FunctionError),
     #[error("the worker {status} during start-up{}", describe_stderr(.stderr_tail))]
@@ -124,16 +124,36 @@ impl Worker {
                 limits,
             })
             .await?;
-        let Launched { process, confinement, pipes: WorkerPipes { requests, responses, stdout, stderr } } = launched;
+        let Launched { mut process, confinement, pipes: WorkerPipes { requests, responses, stdout, stderr } } =
+            launched;
+        // Registering the pipes with the reactor cannot fail for pipes we just made, but if it
+        // does, the launched process must not outlive the error.
+        let registered = (|| {
+            Ok::<_, std::io::Error>((
+                pipe::Sender::from_owned_fd(requests)?,
+                pipe::Receiver::from_owned_fd(responses)?,
+                OutputPipe::new(stdout, LogStream::Stdout)?,
+                OutputPipe::new(stderr, LogStream::Stderr)?,
+            ))
+        })();
+        let (requests, responses, stdout, stderr) = match registered {
+            Ok(registered) => registered,
+            Err(error) => {
+                process.kill_group();
+                process.wait().await;
+                let _ = tokio::task::spawn_blocking(move || confinement.release()).await;
+                return Err(StartFailure::Pipes(error));
+            }
+        };
         let started_at = Instant::now();
         let mut worker = Worker {
             id,
             process,
             confinement,
-            requests: pipe::Sender::from_owned_fd(requests).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            responses: pipe::Receiver::from_owned_fd(responses).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            stdout: OutputPipe::new(stdout, LogStream::Stdout).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
-            stderr: OutputPipe::new(stderr, LogStream::Stderr).map_err(|e| SpawnError::Pipe(io_to_nix(e)))?,
+            requests,
+            responses,
+            stdout,
+            stderr,
             decoder: FrameDecoder::new(max_frame_bytes),
             response_buffer: vec![0; READ_CHUNK],
             served: 0,
@@ -369,8 +389,4 @@ enum Event {
 
 fn stderr_tail(logs: &LogCollector) -> Vec<String> {
     logs.recent_lines(LogStream::Stderr, 5)
-}
-
-fn io_to_nix(error: std::io::Error) -> nix::Error {
-    nix::Error::from_raw(error.raw_os_error().unwrap_or(nix::libc::EIO))
 }
