@@ -1,0 +1,114 @@
+//! `analyzer`: the deploy gate. Reads a function package and decides whether the platform may run
+//! it: which runtime, which entry, and what in the code reaches past the sandbox.
+//!
+//! Dart gets a real front end (tree-sitter-dart, the library graph, name resolution through
+//! prefixes, `show`/`hide`, exports and parts). Node and Python get smaller rule sets, documented
+//! as a lesser layer: the OS sandbox is the boundary for every runtime.
+//!
+//! Findings are data, never errors: [`analyze`] fails only when the package cannot be read.
+
+pub mod cli;
+pub mod dart;
+mod node;
+pub mod output;
+pub mod package;
+mod pubspec;
+mod python;
+pub mod report;
+pub mod rules;
+mod syntax;
+
+use std::path::Path;
+
+use package::Package;
+pub use report::{Entry, EntryMode, Finding, Report, Runtime, Severity, Verdict};
+use rules::{build_hooks, denied_package, native_code};
+
+/// Which runtime to analyse for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    /// From the files: `main.dart`/`pubspec.yaml` → Dart, `index.js`/`package.json` → Node, `main.py` → Python.
+    #[default]
+    Auto,
+    Dart,
+    Node,
+    Python,
+}
+
+/// What the gate allows beyond its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub runtime: RuntimeChoice,
+    /// Packages allowed even though they are on the default deny list.
+    pub allowed_packages: Vec<String>,
+    /// Packages denied on top of the default deny list.
+    pub denied_packages: Vec<String>,
+    pub allow_path_dependencies: bool,
+    pub allow_git_dependencies: bool,
+    pub allow_dependency_overrides: bool,
+}
+
+impl Options {
+    pub fn is_denied_package(&self, name: &str) -> bool {
+        let denied =
+            denied_package::DEFAULT_DENIED.contains(&name) || self.denied_packages.iter().any(|denied| denied == name);
+        denied && !self.allowed_packages.iter().any(|allowed| allowed == name)
+    }
+}
+
+/// Why a package could not be analysed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("cannot read the package directory {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{0} has no function: expected main.dart (Dart), index.js (Node) or main.py (Python)")]
+    NoRuntime(String),
+}
+
+/// Analyses the package in `dir`.
+pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
+    let package =
+        Package::read(dir).map_err(|source| AnalyzeError::Read { path: dir.display().to_string(), source })?;
+    let runtime = match options.runtime {
+        RuntimeChoice::Dart => Runtime::Dart,
+        RuntimeChoice::Node => Runtime::Node,
+        RuntimeChoice::Python => Runtime::Python,
+        RuntimeChoice::Auto => {
+            detect_runtime(&package).ok_or_else(|| AnalyzeError::NoRuntime(dir.display().to_string()))?
+        }
+    };
+    let mut findings = Vec::new();
+    for file in package.files.iter().chain(&package.native_files) {
+        let extension = file.relative.rsplit_once('.').map_or("", |(_, extension)| extension);
+        if matches!(extension, "node" | "so" | "dylib" | "dll") {
+            findings.push(native_code::RULE.at(&file.relative, 1, 1, format!("{} is a native binary", file.relative)));
+        }
+    }
+    let entry = match runtime {
+        Runtime::Dart => {
+            let name = pubspec::check(&package, options, &mut findings);
+            if package.directories.iter().any(|dir| dir == "hook") {
+                findings.push(build_hooks::RULE.at("hook", 1, 1, "the package has a hook/ directory (build hooks)"));
+            }
+            let (entry, dart_findings) = dart::analyze(&package, name.as_deref(), options);
+            findings.extend(dart_findings);
+            entry
+        }
+        Runtime::Node => node::analyze(&package, &mut findings),
+        Runtime::Python => python::analyze(&package, &mut findings),
+    };
+    Ok(Report::new(runtime, entry, findings))
+}
+
+fn detect_runtime(package: &Package) -> Option<Runtime> {
+    let has = |name: &str| package.file(name).is_some();
+    if has("main.dart") || has("pubspec.yaml") || package.with_extension("dart").next().is_some() {
+        Some(Runtime::Dart)
+    } else if has("index.js") || has("package.json") {
+        Some(Runtime::Node)
+    } else if has("main.py") || has("requirements.txt") {
+        Some(Runtime::Python)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,94 @@
+//! Shared tree-sitter helpers for the Node and Python layers: parsing with syntax-error findings,
+//! and an iterative walk (hostile input can nest deeply; recursion could overflow the stack).
+
+use tree_sitter::{Language, Node, Parser, Tree};
+
+use crate::package::{Package, PackageFile, MAX_FILE_BYTES};
+use crate::report::Finding;
+use crate::rules::{file_too_large, parse_error};
+
+pub struct ParsedFile {
+    pub relative: String,
+    pub source: String,
+    pub tree: Tree,
+}
+
+/// Reads and parses every file with one of `extensions`, reporting unreadable, oversized and
+/// unparsable files.
+pub fn parse_files(
+    package: &Package,
+    extensions: &[&str],
+    language: Language,
+    findings: &mut Vec<Finding>,
+) -> Vec<ParsedFile> {
+    let mut parser = Parser::new();
+    if parser.set_language(&language).is_err() {
+        return Vec::new();
+    }
+    let wanted = |file: &&PackageFile| extensions.iter().any(|extension| file.relative.ends_with(extension));
+    let mut parsed = Vec::new();
+    for file in package.files.iter().filter(wanted) {
+        if file.size > MAX_FILE_BYTES {
+            findings.push(file_too_large::RULE.at(
+                &file.relative,
+                1,
+                1,
+                format!("{} is {} bytes", file.relative, file.size),
+            ));
+            continue;
+        }
+        let source = match std::fs::read(&file.path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(error) => {
+                findings.push(parse_error::RULE.at(&file.relative, 1, 1, format!("cannot read the file: {error}")));
+                continue;
+            }
+        };
+        let Some(tree) = parser.parse(&source, None) else { continue };
+        if tree.root_node().has_error() {
+            let mut first_error = None;
+            walk(tree.root_node(), |node| {
+                if first_error.is_none() && (node.is_error() || node.is_missing()) {
+                    first_error = Some(node.start_position());
+                }
+            });
+            let position = first_error.unwrap_or_default();
+            findings.push(parse_error::RULE.at(&file.relative, position.row + 1, position.column + 1, "syntax error"));
+        }
+        parsed.push(ParsedFile { relative: file.relative.clone(), source, tree });
+    }
+    parsed
+}
+
+/// Calls `visit` on every node, in document order, without recursion.
+pub fn walk<'t>(root: Node<'t>, mut visit: impl FnMut(Node<'t>)) {
+    let mut cursor = root.walk();
+    loop {
+        visit(cursor.node());
+        if cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
+    }
+}
+
+pub fn text<'s>(node: Node, source: &'s str) -> &'s str {
+    &source[node.byte_range()]
+}
+
+/// The value of a string literal without escapes or substitutions (module names are plain).
+pub fn plain_string(node: Node, source: &str) -> Option<String> {
+    let raw = text(node, source);
+    let quote = raw.chars().next()?;
+    if !matches!(quote, '\'' | '"' | '`') || raw.len() < 2 || raw.contains("${") {
+        return None;
+    }
+    Some(raw[1..raw.len() - 1].to_string())
+}
