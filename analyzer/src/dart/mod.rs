@@ -103,6 +103,27 @@ pub fn analyze(package: &Package, package_name: Option<&str>, options: &Options)
     (entry, findings)
 }
 
+/// Runs the whole Dart front end on one source text, as a package holding only `main.dart`:
+/// parsing, directives, the library graph, resolution and every Dart rule. For fuzzing and tests;
+/// touches no file system.
+pub fn analyze_main_source(source: &str, options: &Options) -> (Option<Entry>, Vec<Finding>) {
+    let mut findings = Vec::new();
+    let files: Vec<DartFile> = analyze_source("main.dart", source.to_string(), &mut findings).into_iter().collect();
+    let graph = Graph::new(&files, None);
+    for (index, file) in files.iter().enumerate() {
+        check_directives(&graph, index, file, options, &mut findings);
+    }
+    let exports = graph.denied_exports();
+    for library in &graph.libraries {
+        let scope = graph.import_scope(library, &exports);
+        for &member in &library.members {
+            scope::find_references(&files[member], &scope, &mut findings);
+        }
+    }
+    let entry = entry::find_entry(files.first(), &mut findings);
+    (entry, findings)
+}
+
 /// Parses one file and reports its syntax errors; the tree is kept even when it has errors, so
 /// the rest of the file is still checked.
 fn analyze_source(relative: &str, source: String, findings: &mut Vec<Finding>) -> Option<DartFile> {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod fixtures;
+mod own_dart;
 mod robustness;
 
 use std::path::PathBuf;

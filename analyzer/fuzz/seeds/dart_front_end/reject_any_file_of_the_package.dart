@@ -1,0 +1,4 @@
+const function = 'function';
+
+@function
+int handler(Map<String, dynamic> body) => 1;

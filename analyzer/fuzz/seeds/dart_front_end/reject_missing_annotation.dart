@@ -1,0 +1,3 @@
+Future<Map<String, dynamic>> handler(Map<String, dynamic> body) async {
+  return {'ok': true};
+}

@@ -1,0 +1,6 @@
+const function = 'function';
+
+@function
+int handler(Map<String, dynamic> body) {
+  return 1
+}
