@@ -28,22 +28,7 @@ pub fn parse_files(
     let wanted = |file: &&PackageFile| extensions.iter().any(|extension| file.relative.ends_with(extension));
     let mut parsed = Vec::new();
     for file in package.files.iter().filter(wanted) {
-        if file.size > MAX_FILE_BYTES {
-            findings.push(file_too_large::RULE.at(
-                &file.relative,
-                1,
-                1,
-                format!("{} is {} bytes", file.relative, file.size),
-            ));
-            continue;
-        }
-        let source = match std::fs::read(&file.path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) => {
-                findings.push(parse_error::RULE.at(&file.relative, 1, 1, format!("cannot read the file: {error}")));
-                continue;
-            }
-        };
+        let Some(source) = read_source(file, findings) else { continue };
         let Some(tree) = parser.parse(&source, None) else { continue };
         if tree.root_node().has_error() {
             let mut first_error = None;
@@ -58,6 +43,26 @@ pub fn parse_files(
         parsed.push(ParsedFile { relative: file.relative.clone(), source, tree });
     }
     parsed
+}
+
+/// Reads a source file for a front end; oversized and unreadable files become findings.
+pub fn read_source(file: &PackageFile, findings: &mut Vec<Finding>) -> Option<String> {
+    if file.size > MAX_FILE_BYTES {
+        findings.push(file_too_large::RULE.at(
+            &file.relative,
+            1,
+            1,
+            format!("{} is {} bytes", file.relative, file.size),
+        ));
+        return None;
+    }
+    match std::fs::read(&file.path) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(error) => {
+            findings.push(parse_error::RULE.at(&file.relative, 1, 1, format!("cannot read the file: {error}")));
+            None
+        }
+    }
 }
 
 /// Calls `visit` on every node, in document order, without recursion.

@@ -16,12 +16,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use tree_sitter::{Node, Parser, Tree};
 
-use crate::package::{normalize, Package, MAX_FILE_BYTES, SKIPPED_DIRS};
+use crate::package::{normalize, Package, SKIPPED_DIRS};
 use crate::report::{Entry, Finding};
 use crate::rules::{
-    denied_io_member, denied_library, denied_package, file_too_large, import_outside_package, parse_error,
-    uri_interpolation,
+    denied_io_member, denied_library, denied_package, import_outside_package, parse_error, uri_interpolation,
 };
+use crate::syntax::read_source;
 use crate::Options;
 use directives::{read_directives, Directive, DirectiveKind, UriText};
 
@@ -68,38 +68,11 @@ pub fn analyze(package: &Package, package_name: Option<&str>, options: &Options)
     let mut findings = Vec::new();
     let mut files = Vec::new();
     for file in package.with_extension("dart") {
-        if file.size > MAX_FILE_BYTES {
-            findings.push(file_too_large::RULE.at(
-                &file.relative,
-                1,
-                1,
-                format!("{} is {} bytes", file.relative, file.size),
-            ));
-            continue;
-        }
-        let source = match std::fs::read(&file.path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) => {
-                findings.push(parse_error::RULE.at(&file.relative, 1, 1, format!("cannot read the file: {error}")));
-                continue;
-            }
-        };
-        if let Some(dart_file) = analyze_source(&file.relative, source, &mut findings) {
-            files.push(dart_file);
+        if let Some(source) = read_source(file, &mut findings) {
+            files.extend(analyze_source(&file.relative, source, &mut findings));
         }
     }
-    let graph = Graph::new(&files, package_name);
-    for (index, file) in files.iter().enumerate() {
-        check_directives(&graph, index, file, options, &mut findings);
-    }
-    let exports = graph.denied_exports();
-    for library in &graph.libraries {
-        let scope = graph.import_scope(library, &exports);
-        for &member in &library.members {
-            scope::find_references(&files[member], &scope, &mut findings);
-        }
-    }
-    let entry = entry::find_entry(files.iter().find(|file| file.relative == "main.dart"), &mut findings);
+    let entry = check_files(&files, package_name, options, &mut findings);
     (entry, findings)
 }
 
@@ -109,19 +82,29 @@ pub fn analyze(package: &Package, package_name: Option<&str>, options: &Options)
 pub fn analyze_main_source(source: &str, options: &Options) -> (Option<Entry>, Vec<Finding>) {
     let mut findings = Vec::new();
     let files: Vec<DartFile> = analyze_source("main.dart", source.to_string(), &mut findings).into_iter().collect();
-    let graph = Graph::new(&files, None);
+    let entry = check_files(&files, None, options, &mut findings);
+    (entry, findings)
+}
+
+/// The checks over parsed files: directives, the library graph and resolution, the entry.
+fn check_files(
+    files: &[DartFile],
+    package_name: Option<&str>,
+    options: &Options,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry> {
+    let graph = Graph::new(files, package_name);
     for (index, file) in files.iter().enumerate() {
-        check_directives(&graph, index, file, options, &mut findings);
+        check_directives(&graph, index, file, options, findings);
     }
     let exports = graph.denied_exports();
     for library in &graph.libraries {
         let scope = graph.import_scope(library, &exports);
         for &member in &library.members {
-            scope::find_references(&files[member], &scope, &mut findings);
+            scope::find_references(&files[member], &scope, findings);
         }
     }
-    let entry = entry::find_entry(files.first(), &mut findings);
-    (entry, findings)
+    entry::find_entry(files.iter().find(|file| file.relative == "main.dart"), findings)
 }
 
 /// Parses one file and reports its syntax errors; the tree is kept even when it has errors, so

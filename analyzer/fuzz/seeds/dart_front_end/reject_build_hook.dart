@@ -1,4 +1,0 @@
-const function = 'function';
-
-@function
-int handler(Map<String, dynamic> body) => 1;

@@ -1,7 +1,0 @@
-import '../../../opt/secrets/keys.dart';
-import 'build/generated.dart';
-
-const function = 'function';
-
-@function
-int handler(Map<String, dynamic> body) => 1;

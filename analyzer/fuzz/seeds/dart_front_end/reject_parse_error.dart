@@ -1,6 +1,0 @@
-const function = 'function';
-
-@function
-int handler(Map<String, dynamic> body) {
-  return 1
-}

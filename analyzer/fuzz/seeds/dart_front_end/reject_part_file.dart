@@ -1,8 +1,0 @@
-import 'dart:io';
-
-part 'src/helpers.dart';
-
-const function = 'function';
-
-@function
-int handler(Map<String, dynamic> body) => stop(body['code'] as int);
