@@ -177,7 +177,7 @@ impl<'a> Graph<'a> {
             for directive in file.directives.iter().filter(|directive| directive.kind == DirectiveKind::Part) {
                 for uri in &directive.uris {
                     if let UriText::Constant(uri) = uri {
-                        if let Some(Target::File(part)) = Some(graph.resolve(index, uri)) {
+                        if let Target::File(part) = graph.resolve(index, uri) {
                             let is_part =
                                 files[part].directives.iter().any(|directive| directive.kind == DirectiveKind::PartOf);
                             if is_part && part != index && owner[part].is_none() {
@@ -188,10 +188,16 @@ impl<'a> Graph<'a> {
                 }
             }
         }
+        let mut parts_of: Vec<Vec<usize>> = vec![Vec::new(); files.len()];
+        for (part, owner) in owner.iter().enumerate() {
+            if let Some(owner) = owner {
+                parts_of[*owner].push(part);
+            }
+        }
         for index in 0..files.len() {
             if owner[index].is_none() {
                 let mut members = vec![index];
-                members.extend((0..files.len()).filter(|part| owner[*part] == Some(index)));
+                members.extend(parts_of[index].iter().copied());
                 for &member in &members {
                     graph.library_of[member] = graph.libraries.len();
                 }
