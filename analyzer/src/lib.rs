@@ -22,7 +22,7 @@ use std::path::Path;
 
 use package::Package;
 pub use report::{Entry, EntryMode, Finding, Report, Runtime, Severity, Verdict};
-use rules::{build_hooks, denied_package, native_code};
+use rules::{build_hooks, denied_package, native_code, symlink_in_package};
 
 /// Which runtime to analyse for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +78,9 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
         }
     };
     let mut findings = Vec::new();
+    for link in &package.symlinks {
+        findings.push(symlink_in_package::RULE.at(link, 1, 1, format!("{link} is a symbolic link")));
+    }
     for file in package.files.iter().chain(&package.native_files) {
         let extension = file.relative.rsplit_once('.').map_or("", |(_, extension)| extension);
         if matches!(extension, "node" | "so" | "dylib" | "dll") {

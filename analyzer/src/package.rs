@@ -27,6 +27,8 @@ pub struct Package {
     pub files: Vec<PackageFile>,
     /// Paths of every directory seen (for `hook/` and native-addon checks), relative.
     pub directories: Vec<String>,
+    /// Symbolic links anywhere in the package (never followed), relative.
+    pub symlinks: Vec<String>,
     /// Native binaries inside skipped directories (`node_modules/…/addon.node`): never read, but
     /// never allowed either.
     pub native_files: Vec<PackageFile>,
@@ -35,8 +37,13 @@ pub struct Package {
 impl Package {
     /// Lists the package's files. Symbolic links are not followed.
     pub fn read(root: &Path) -> std::io::Result<Package> {
-        let mut package =
-            Package { root: root.to_path_buf(), files: Vec::new(), directories: Vec::new(), native_files: Vec::new() };
+        let mut package = Package {
+            root: root.to_path_buf(),
+            files: Vec::new(),
+            directories: Vec::new(),
+            symlinks: Vec::new(),
+            native_files: Vec::new(),
+        };
         // (directory, its relative path, inside a skipped directory?)
         let mut pending = vec![(root.to_path_buf(), String::new(), false)];
         while let Some((dir, relative, skipped)) = pending.pop() {
@@ -46,7 +53,9 @@ impl Package {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let child_relative = if relative.is_empty() { name.clone() } else { format!("{relative}/{name}") };
                 let kind = entry.file_type()?;
-                if kind.is_dir() {
+                if kind.is_symlink() {
+                    package.symlinks.push(child_relative);
+                } else if kind.is_dir() {
                     let skip = skipped || SKIPPED_DIRS.contains(&name.as_str());
                     if !skip {
                         package.directories.push(child_relative.clone());

@@ -19,7 +19,8 @@ use tree_sitter::{Node, Parser, Tree};
 use crate::package::{normalize, Package, SKIPPED_DIRS};
 use crate::report::{Entry, Finding};
 use crate::rules::{
-    denied_io_member, denied_library, denied_package, import_outside_package, parse_error, uri_interpolation,
+    denied_io_member, denied_library, denied_package, import_outside_package, parse_error, unanalyzed_import,
+    uri_interpolation,
 };
 use crate::syntax::read_source;
 use crate::Options;
@@ -341,15 +342,24 @@ fn check_directives(graph: &Graph, index: usize, file: &DartFile, options: &Opti
                     column,
                     format!("`{uri}` is outside the package"),
                 ));
-            } else if let Some(skipped) = graph.skipped_directory(index, uri) {
-                findings.push(import_outside_package::RULE.at(
-                    &file.relative,
-                    line,
-                    column,
-                    format!(
-                        "`{uri}` is in {skipped}/, which is never trusted (the platform regenerates or ignores it)"
-                    ),
-                ));
+            } else if !uri.contains(':') || uri.starts_with("package:") && graph.is_own_package(uri) {
+                if !uri.ends_with(".dart") {
+                    findings.push(unanalyzed_import::RULE.at(
+                        &file.relative,
+                        line,
+                        column,
+                        format!("`{uri}` is not a .dart file"),
+                    ));
+                } else if let Some(skipped) = graph.skipped_directory(index, uri) {
+                    findings.push(import_outside_package::RULE.at(
+                        &file.relative,
+                        line,
+                        column,
+                        format!(
+                            "`{uri}` is in {skipped}/, which is never trusted (the platform regenerates or ignores it)"
+                        ),
+                    ));
+                }
             }
             if directive.kind == DirectiveKind::Export && uri == "dart:io" {
                 let reexported: Vec<&str> = denied_io_member::DENIED
@@ -371,6 +381,11 @@ fn check_directives(graph: &Graph, index: usize, file: &DartFile, options: &Opti
 }
 
 impl Graph<'_> {
+    fn is_own_package(&self, uri: &str) -> bool {
+        let name = uri.strip_prefix("package:").and_then(|rest| rest.split('/').next());
+        name.is_some() && name == self.package_name
+    }
+
     /// The skipped directory a relative or own-package URI points into, if any.
     fn skipped_directory(&self, from: usize, uri: &str) -> Option<&'static str> {
         let path = if let Some(rest) = uri.strip_prefix("package:") {

@@ -22,6 +22,8 @@ pub mod parse_error;
 pub mod pubspec_invalid;
 pub mod python_denied_module;
 pub mod python_process_call;
+pub mod symlink_in_package;
+pub mod unanalyzed_import;
 pub mod uri_interpolation;
 
 /// A rule and its documentation.
@@ -66,13 +68,14 @@ impl RuleInfo {
 }
 
 /// Every rule, in the order `rules` prints them.
-pub const ALL: [&RuleInfo; 20] = [
+pub const ALL: [&RuleInfo; 22] = [
     &parse_error::RULE,
     &missing_entry::RULE,
     &missing_function_annotation::RULE,
     &denied_library::RULE,
     &uri_interpolation::RULE,
     &import_outside_package::RULE,
+    &unanalyzed_import::RULE,
     &denied_io_member::RULE,
     &file_outside_package::RULE,
     &non_literal_path::RULE,
@@ -82,6 +85,7 @@ pub const ALL: [&RuleInfo; 20] = [
     &build_hooks::RULE,
     &pubspec_invalid::RULE,
     &file_too_large::RULE,
+    &symlink_in_package::RULE,
     &native_code::RULE,
     &node_denied_module::RULE,
     &node_server::RULE,

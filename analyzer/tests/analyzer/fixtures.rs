@@ -60,3 +60,26 @@ fn an_allowed_dependency_and_allowed_sources_are_accepted() {
         .iter()
         .any(|finding| finding.rule == "denied-package" && finding.message.contains("`http`")));
 }
+
+#[test]
+fn a_symbolic_link_anywhere_in_the_package_rejects_it() {
+    let package = tempfile::tempdir().unwrap();
+    std::fs::write(
+        package.path().join("main.dart"),
+        "import 'lib/helpers.dart';\nconst function = 'function';\n@function\nint handler(Map<String, dynamic> body) => 1;\n",
+    )
+    .unwrap();
+    std::fs::create_dir(package.path().join("lib")).unwrap();
+    // Dart would follow the link and compile whatever it points at; the analyzer must refuse it.
+    std::os::unix::fs::symlink("/etc/hostname", package.path().join("lib/helpers.dart")).unwrap();
+    std::os::unix::fs::symlink("/tmp", package.path().join("shared")).unwrap();
+    let report = analyze(package.path(), &Options::default()).unwrap();
+    let links: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.rule == "symlink-in-package")
+        .map(|finding| finding.file.as_str())
+        .collect();
+    assert_eq!(links, vec!["lib/helpers.dart", "shared"]);
+    assert_eq!(report.verdict, analyzer::Verdict::Reject);
+}
