@@ -48,9 +48,7 @@ pub(crate) struct OneshotRun<'a> {
 
 impl OneshotRun<'_> {
     pub async fn run(&self, id: &str, function_key: &str, event: &InvocationEvent, queue_us: u64) -> Invocation {
-        let mut invocation =
-            Invocation::rejected(id.into(), function_key.into(), Outcome::Ok, InvocationError::new("", ""), queue_us);
-        invocation.error = None;
+        let mut invocation = Invocation::new(id.into(), function_key.into(), queue_us);
         invocation.cold = true;
         let request_env = oneshot_env(event);
         invocation.bytes_in = request_env.iter().map(|(_, value)| value.len() as u64).sum();
@@ -62,11 +60,7 @@ impl OneshotRun<'_> {
             ));
             return invocation;
         }
-        let limits = WorkerLimits {
-            memory_bytes: self.limits.memory_bytes,
-            max_pids: self.limits.max_pids,
-            max_open_files: self.limits.max_open_files,
-        };
+        let limits = self.limits.worker_limits();
         let started = Instant::now();
         let mut logs = LogCollector::holding_last_stdout_line(self.limits.max_log_bytes);
         let ran = self.spawn_and_wait(limits, request_env, &mut logs).await;

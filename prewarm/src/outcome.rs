@@ -99,19 +99,14 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub(crate) fn rejected(
-        id: String,
-        function_key: String,
-        outcome: Outcome,
-        error: InvocationError,
-        queue_us: u64,
-    ) -> Self {
+    /// An invocation that has not ended yet: no result, no error, nothing measured.
+    pub(crate) fn new(id: String, function_key: String, queue_us: u64) -> Self {
         Self {
             id,
             function_key,
-            outcome,
+            outcome: Outcome::Ok,
             result: None,
-            error: Some(error),
+            error: None,
             cold: false,
             queue_us,
             exec_us: 0,
@@ -122,5 +117,15 @@ impl Invocation {
             log_bytes_dropped: 0,
             worker_pid: None,
         }
+    }
+
+    pub(crate) fn rejected(
+        id: String,
+        function_key: String,
+        outcome: Outcome,
+        error: InvocationError,
+        queue_us: u64,
+    ) -> Self {
+        Self { outcome, error: Some(error), ..Self::new(id, function_key, queue_us) }
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::limits::{Enforcement, WorkerLimits};
+use crate::limits::Enforcement;
 use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::protocol::encode_request;
@@ -153,14 +153,6 @@ impl FunctionPool {
         PoolSizes { idle: state.idle.len(), busy: state.busy, starting: state.starting }
     }
 
-    fn worker_limits(&self) -> WorkerLimits {
-        WorkerLimits {
-            memory_bytes: self.spec.limits.memory_bytes,
-            max_pids: self.spec.limits.max_pids,
-            max_open_files: self.spec.limits.max_open_files,
-        }
-    }
-
     /// Starts one worker outside any invocation (prepare and refill); start-up output is stray output.
     pub async fn start_worker(&self, shared: &Shared) -> Result<Worker, String> {
         let launch = self.launch.as_ref().map_err(Clone::clone)?;
@@ -170,7 +162,7 @@ impl FunctionPool {
         let started = Worker::start(
             &shared.host,
             launch,
-            self.worker_limits(),
+            self.spec.limits.worker_limits(),
             id,
             self.spec.limits.max_result_bytes,
             self.spec.limits.startup_timeout,

@@ -23,6 +23,7 @@ use nix::fcntl::OFlag;
 use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::Mode;
+use nix::sys::wait::WaitPidFlag;
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
@@ -220,7 +221,7 @@ impl ChildProcess {
                 return status;
             }
             match self.pidfd.readable().await {
-                Ok(mut guard) => match reap(self.pid) {
+                Ok(mut guard) => match reap(self.pid, Some(WaitPidFlag::WNOHANG)) {
                     Some(status) => {
                         self.exit = Some(status);
                         return status;
@@ -241,18 +242,13 @@ impl ChildProcess {
         }
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(Ok(_guard)) = self.pidfd.poll_read_ready(&mut context) {
-            self.exit = reap(self.pid);
+            self.exit = reap(self.pid, Some(WaitPidFlag::WNOHANG));
         }
         self.exit
     }
 
     fn reap_blocking(&mut self) -> ExitStatus {
-        use nix::sys::wait::{waitpid, WaitStatus};
-        let status = match waitpid(self.pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => ExitStatus::Exited(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => ExitStatus::Signaled(signal as i32),
-            _ => ExitStatus::Signaled(Signal::SIGKILL as i32),
-        };
+        let status = reap(self.pid, None).unwrap_or(ExitStatus::Signaled(Signal::SIGKILL as i32));
         self.exit = Some(status);
         status
     }
@@ -266,10 +262,10 @@ impl ChildProcess {
     }
 }
 
-/// `waitpid(pid, WNOHANG)`: the status if the process has exited, `None` while it runs.
-fn reap(pid: Pid) -> Option<ExitStatus> {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+/// `waitpid`: the status if the process has exited, `None` while it runs (with `WNOHANG`).
+fn reap(pid: Pid, flags: Option<WaitPidFlag>) -> Option<ExitStatus> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    match waitpid(pid, flags) {
         Ok(WaitStatus::Exited(_, code)) => Some(ExitStatus::Exited(code)),
         Ok(WaitStatus::Signaled(_, signal, _)) => Some(ExitStatus::Signaled(signal as i32)),
         Ok(_) => None,

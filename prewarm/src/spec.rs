@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::limits::LimitsHost;
+use crate::limits::{LimitsHost, WorkerLimits};
 use crate::runtime::{EntryMode, Runtime};
 
 /// One deployable unit: a function version with its code directory and limits.
@@ -52,6 +52,13 @@ pub struct FunctionLimits {
     pub max_log_bytes: usize,
     /// How long a worker may take to load the function and report ready.
     pub startup_timeout: Duration,
+}
+
+impl FunctionLimits {
+    /// The part of these limits that confines a worker process.
+    pub fn worker_limits(&self) -> WorkerLimits {
+        WorkerLimits { memory_bytes: self.memory_bytes, max_pids: self.max_pids, max_open_files: self.max_open_files }
+    }
 }
 
 impl Default for FunctionLimits {
