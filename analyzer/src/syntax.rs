@@ -30,16 +30,7 @@ pub fn parse_files(
     for file in package.files.iter().filter(wanted) {
         let Some(source) = read_source(file, findings) else { continue };
         let Some(tree) = parser.parse(&source, None) else { continue };
-        if tree.root_node().has_error() {
-            let mut first_error = None;
-            walk(tree.root_node(), |node| {
-                if first_error.is_none() && (node.is_error() || node.is_missing()) {
-                    first_error = Some(node.start_position());
-                }
-            });
-            let position = first_error.unwrap_or_default();
-            findings.push(parse_error::RULE.at(&file.relative, position.row + 1, position.column + 1, "syntax error"));
-        }
+        report_syntax_errors(&file.relative, &source, tree.root_node(), findings);
         parsed.push(ParsedFile { relative: file.relative.clone(), source, tree });
     }
     parsed
@@ -61,6 +52,39 @@ pub fn read_source(file: &PackageFile, findings: &mut Vec<Finding>) -> Option<St
         Err(error) => {
             findings.push(parse_error::RULE.at(&file.relative, 1, 1, format!("cannot read the file: {error}")));
             None
+        }
+    }
+}
+
+/// One finding per syntax error, at most 10 per file.
+pub fn report_syntax_errors(relative: &str, source: &str, root: Node, findings: &mut Vec<Finding>) {
+    if !root.has_error() {
+        return;
+    }
+    let mut reported = 0;
+    let mut cursor = root.walk();
+    'walk: loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            let position = node.start_position();
+            let snippet: String = source[node.byte_range()].chars().take(40).collect();
+            let message = if node.is_missing() {
+                format!("syntax error: expected `{}`", node.kind())
+            } else {
+                format!("syntax error near `{}`", snippet.trim())
+            };
+            findings.push(parse_error::RULE.at(relative, position.row + 1, position.column + 1, message));
+            reported += 1;
+            if reported == 10 {
+                break;
+            }
+        } else if node.has_error() && cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
         }
     }
 }

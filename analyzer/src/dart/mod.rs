@@ -14,7 +14,7 @@ pub mod strings;
 
 use std::collections::{BTreeSet, HashMap};
 
-use tree_sitter::{Node, Parser, Tree};
+use tree_sitter::{Parser, Tree};
 
 use crate::package::{normalize, Package, SKIPPED_DIRS};
 use crate::report::{Entry, Finding};
@@ -22,7 +22,7 @@ use crate::rules::{
     denied_io_member, denied_library, denied_package, import_outside_package, parse_error, unanalyzed_import,
     uri_interpolation,
 };
-use crate::syntax::read_source;
+use crate::syntax::{read_source, report_syntax_errors};
 use crate::Options;
 use directives::{read_directives, Directive, DirectiveKind, UriText};
 
@@ -118,39 +118,6 @@ fn analyze_source(relative: &str, source: String, findings: &mut Vec<Finding>) -
     report_syntax_errors(relative, &source, tree.root_node(), findings);
     let directives = read_directives(tree.root_node(), &source);
     Some(DartFile { relative: relative.to_string(), source, tree, directives })
-}
-
-/// One finding per syntax error, at most 10 per file.
-fn report_syntax_errors(relative: &str, source: &str, root: Node, findings: &mut Vec<Finding>) {
-    if !root.has_error() {
-        return;
-    }
-    let mut reported = 0;
-    let mut cursor = root.walk();
-    'walk: loop {
-        let node = cursor.node();
-        if node.is_error() || node.is_missing() {
-            let position = node.start_position();
-            let snippet: String = source[node.byte_range()].chars().take(40).collect();
-            let message = if node.is_missing() {
-                format!("syntax error: expected `{}`", node.kind())
-            } else {
-                format!("syntax error near `{}`", snippet.trim())
-            };
-            findings.push(parse_error::RULE.at(relative, position.row + 1, position.column + 1, message));
-            reported += 1;
-            if reported == 10 {
-                break;
-            }
-        } else if node.has_error() && cursor.goto_first_child() {
-            continue;
-        }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
 }
 
 struct Library {

@@ -7,16 +7,13 @@ use tree_sitter::Node;
 
 use super::{denied_io_member, is_tracked, paths, DartFile, Names};
 use crate::report::Finding;
+use crate::syntax::text;
 
 /// What a library's imports bring in, after its own declarations shadowed them.
 #[derive(Debug, Default)]
 pub struct ImportScope {
     pub unprefixed: Names,
     pub prefixed: HashMap<String, Names>,
-}
-
-fn text<'s>(node: Node, source: &'s str) -> &'s str {
-    &source[node.byte_range()]
 }
 
 /// Names declared at the top level of a file (classes, functions, variables, typedefs, …).
