@@ -16,6 +16,15 @@ pub enum LogStream {
     Stderr,
 }
 
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
 /// One line a function printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogLine {

@@ -1,0 +1,292 @@
+//! `POST /api/functions/deploy`: multipart upload → safe extraction → analyzer gate → artifact →
+//! new version → prewarmed → active. Deploys of one name run one at a time; any failure leaves
+//! the active version as it was.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::Caller;
+use crate::app::{now_ms, valid_function_name, App, VersionSettings};
+use crate::auth::new_id;
+use crate::deploy::{activate, archive, artifacts, ActivateError};
+use crate::store::{FunctionRecord, StoreError, VersionRecord};
+
+#[derive(Debug, Default)]
+struct DeployForm {
+    name: Option<String>,
+    archive: Option<axum::body::Bytes>,
+    runtime: Option<String>,
+    public: Option<bool>,
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    max_concurrency: Option<usize>,
+    env: BTreeMap<String, String>,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
+    let mut form = DeployForm::default();
+    let bad = |code, message: String| ApiError::bad_request(code, message);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "archive_too_large", error.body_text()))
+            }
+            Err(error) => {
+                return Err(bad("invalid_multipart", format!("the multipart body is malformed: {}", error.body_text())))
+            }
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let data = field.bytes().await.map_err(|error| bad("invalid_multipart", error.body_text()))?;
+        let text =
+            || String::from_utf8(data.to_vec()).map_err(|_| bad("invalid_field", format!("{name} must be UTF-8 text")));
+        let number = |text: String| -> Result<u64, ApiError> {
+            text.trim().parse().map_err(|_| bad("invalid_field", format!("{name} must be a positive whole number")))
+        };
+        match name.as_str() {
+            "archive" => form.archive = Some(data.clone()),
+            "name" => form.name = Some(text()?.trim().to_string()),
+            "runtime" => form.runtime = Some(text()?.trim().to_ascii_lowercase()),
+            "public" => {
+                form.public = Some(match text()?.trim() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" | "" => false,
+                    other => return Err(bad("invalid_field", format!("public must be true or false, not {other:?}"))),
+                })
+            }
+            "timeout_ms" => form.timeout_ms = Some(number(text()?)?),
+            "memory_mb" => form.memory_mb = Some(number(text()?)?),
+            "max_concurrency" => form.max_concurrency = Some(number(text()?)? as usize),
+            "env" => {
+                form.env = serde_json::from_str(&text()?).map_err(|_| {
+                    bad("invalid_field", "env must be a JSON object of strings, like {\"GREETING\": \"hi\"}".into())
+                })?
+            }
+            other => return Err(bad("unknown_field", format!("unknown form field {other:?}"))),
+        }
+    }
+    Ok(form)
+}
+
+pub async fn deploy(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let multipart = multipart.map_err(|rejection| {
+        ApiError::bad_request(
+            "invalid_multipart",
+            format!("send multipart/form-data with `name` and `archive` ({rejection})"),
+        )
+    })?;
+    let form = read_form(multipart).await?;
+    let name =
+        form.name.clone().ok_or_else(|| ApiError::bad_request("missing_field", "the `name` field is required"))?;
+    if !valid_function_name(&name) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("{name:?} is not a valid function name: lower-case letters, digits and -, starting with a letter, at most 63"),
+        ));
+    }
+    let archive_bytes = form
+        .archive
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("missing_field", "the `archive` field (a .tar.gz) is required"))?;
+    check_limits(&app, &form)?;
+
+    let lock = app.name_lock(&name);
+    let _serialized = lock.lock().await;
+
+    let existing = app.store.function_by_name(&name).await?;
+    if let Some(existing) = &existing {
+        if existing.owner_id != caller.user_id {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                format!("the name {name:?} belongs to another user; pick another"),
+            ));
+        }
+    }
+
+    // Extract and analyse off the async threads: both are CPU and disk work.
+    let functions_dir = app.functions_dir();
+    std::fs::create_dir_all(&functions_dir).map_err(|error| ApiError::internal(error.to_string()))?;
+    let staging = artifacts::staging_path(&functions_dir);
+    let limits = app.config.deploy.clone();
+    let runtime_choice = match form.runtime.as_deref() {
+        None | Some("") | Some("auto") => analyzer::RuntimeChoice::Auto,
+        Some("dart") => analyzer::RuntimeChoice::Dart,
+        Some("node") => analyzer::RuntimeChoice::Node,
+        Some("python") => analyzer::RuntimeChoice::Python,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("runtime must be dart, node or python, not {other:?}"),
+            ))
+        }
+    };
+    let bytes = archive_bytes.clone();
+    let staged = staging.clone();
+    let analysed = tokio::task::spawn_blocking(move || -> Result<(analyzer::Report, String), ApiError> {
+        archive::extract(&bytes, &staged, &limits).map_err(|error| {
+            let status = if error.is_size_limit() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            ApiError::new(status, error.code(), error.to_string())
+        })?;
+        let root = archive::package_root(&staged).map_err(|error| ApiError::internal(error.to_string()))?;
+        let package_dir = root.strip_prefix(&staged).unwrap_or(std::path::Path::new("")).to_string_lossy().into_owned();
+        let options = analyzer::Options { runtime: runtime_choice, ..analyzer::Options::default() };
+        let report = analyzer::analyze(&root, &options)
+            .map_err(|error| ApiError::bad_request("archive_unreadable", error.to_string()))?;
+        Ok((report, package_dir))
+    })
+    .await
+    .map_err(|_| ApiError::internal("the deploy worker failed"));
+    let (report, package_dir) = match analysed.and_then(|result| result) {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    let analysis = serde_json::to_value(&report).expect("reports serialize");
+    if report.verdict != analyzer::Verdict::Accept {
+        let _ = std::fs::remove_dir_all(&staging);
+        let count = report.findings.iter().filter(|finding| finding.severity == analyzer::Severity::Error).count();
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "analysis_rejected",
+            format!("the analyzer rejected the package ({count} error(s)); fix the findings and deploy again"),
+        )
+        .with_detail("analysis", analysis));
+    }
+    let entry = report.entry.clone().expect("an accepted package has an entry");
+
+    let sha256 = artifacts::sha256_hex(&archive_bytes);
+    let artifacts_dir = app.artifacts_dir();
+    let saved = std::fs::create_dir_all(&artifacts_dir)
+        .and_then(|()| artifacts::save_archive(&artifacts_dir, &sha256, &archive_bytes))
+        .and_then(|()| artifacts::install_tree(&staging, &functions_dir, &sha256));
+    if let Err(error) = saved {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(ApiError::internal(format!("cannot store the artifact: {error}")));
+    }
+    let now = now_ms();
+    app.store.put_artifact(&sha256, archive_bytes.len() as i64, now).await?;
+
+    let function = match existing {
+        Some(function) => function,
+        None => {
+            let function = FunctionRecord {
+                id: new_id("fn"),
+                name: name.clone(),
+                owner_id: caller.user_id.clone(),
+                public: form.public.unwrap_or(false),
+                active_version: None,
+                created_at: now,
+                updated_at: now,
+            };
+            match app.store.create_function(&function).await {
+                Ok(()) => function,
+                Err(StoreError::Conflict) => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "name_taken",
+                        format!("the name {name:?} is taken"),
+                    ))
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    let public = form.public.unwrap_or(function.public);
+    let settings = VersionSettings {
+        timeout_ms: form.timeout_ms,
+        memory_mb: form.memory_mb,
+        max_concurrency: form.max_concurrency,
+        env: form.env.clone(),
+        public,
+        package_dir,
+    };
+    let version = VersionRecord {
+        function_id: function.id.clone(),
+        version: app.store.next_version(&function.id).await?,
+        artifact_sha256: sha256.clone(),
+        runtime: report.runtime.as_str().to_string(),
+        entry_file: entry.file.clone(),
+        entry_mode: entry_mode_name(entry.mode).to_string(),
+        settings: serde_json::to_string(&settings).expect("settings serialize"),
+        analysis: analysis.to_string(),
+        created_at: now,
+    };
+    app.store.create_version(&version).await?;
+
+    let prepared = activate(&app, &function, &version, public).await.map_err(|error| match error {
+        ActivateError::Store(error) => error.into(),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "startup_failed",
+            format!("version {} was stored but did not start, so it is not active: {other}", version.version),
+        ),
+    })?;
+    tracing::info!(function = %name, version = version.version, runtime = %version.runtime, "deployed");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": function.id,
+            "name": name,
+            "version": version.version,
+            "runtime": version.runtime,
+            "entry_mode": version.entry_mode,
+            "public": public,
+            "url": format!("/fn/{name}"),
+            "sha256": sha256,
+            "analysis": analysis,
+            "warm_workers": prepared.warm_workers,
+            "runtime_unavailable": prepared.runtime_unavailable,
+        })),
+    ))
+}
+
+fn check_limits(app: &App, form: &DeployForm) -> Result<(), ApiError> {
+    let limits = &app.config.functions;
+    if let Some(ms) = form.timeout_ms {
+        if ms == 0 || ms > limits.max_timeout_ms {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("timeout_ms must be 1 to {}", limits.max_timeout_ms),
+            ));
+        }
+    }
+    if let Some(mb) = form.memory_mb {
+        if !(16..=limits.max_memory_mb).contains(&mb) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("memory_mb must be 16 to {}", limits.max_memory_mb),
+            ));
+        }
+    }
+    if let Some(count) = form.max_concurrency {
+        if count == 0 || count > limits.max_concurrent {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("max_concurrency must be 1 to {} (the server's cap)", limits.max_concurrent),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn entry_mode_name(mode: analyzer::EntryMode) -> &'static str {
+    match mode {
+        analyzer::EntryMode::Handler => "handler",
+        analyzer::EntryMode::Main => "main",
+    }
+}

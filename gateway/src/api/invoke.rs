@@ -1,0 +1,327 @@
+//! Calling functions: function URLs (`/fn/NAME/...`, any method) and the seed's
+//! `POST /api/functions/NAME/invoke`. Each outcome has its own status and error code:
+//!
+//! | outcome | status | code |
+//! |---|---|---|
+//! | ok | 200, or the envelope's status | — |
+//! | the function threw | 500 | `function_error` |
+//! | invalid envelope | 502 | `invalid_output` |
+//! | crashed | 502 | `function_crashed` |
+//! | deadline | 504 | `timeout` |
+//! | memory cap | 507 | `memory_limit` |
+//! | queue full | 429 + `Retry-After` | `queue_full` |
+//! | queue wait exceeded | 503 + `Retry-After` | `queue_wait_exceeded` |
+//! | runtime missing | 503 | `runtime_unavailable` |
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::caller::authenticate;
+use super::error::{parse_json, ApiError};
+use crate::app::{now_ms, ActiveFunction, App};
+use crate::auth::new_id;
+use crate::recorder::Record;
+use crate::store::{InvocationRecord, LogRecord};
+use prewarm::{HttpReply, Invocation, InvocationEvent, InvocationRequest, Outcome};
+
+pub async fn function_url(
+    State(app): State<Arc<App>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let name = params.get("name").cloned().unwrap_or_default();
+    let rest = params.get("rest").map(|rest| format!("/{rest}")).unwrap_or_else(|| "/".into());
+    let function = match authorize(&app, &name, &headers).await {
+        Ok(function) => function,
+        Err(error) => return error.into_response(),
+    };
+    let mut forwarded = BTreeMap::new();
+    for (header, value) in &headers {
+        if !function.public && (header == "authorization" || header == "x-api-key") {
+            continue; // the platform credential is not the function's business
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        forwarded
+            .entry(header.as_str().to_string())
+            .and_modify(|joined: &mut String| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    let event = InvocationEvent {
+        method: method.to_string(),
+        path: rest,
+        query: parse_query(query.as_deref().unwrap_or("")),
+        headers: forwarded,
+        body: None,
+        body_is_base64: false,
+    }
+    .with_raw_body(&body);
+    run(&app, &function, event).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiInvoke {
+    #[serde(default)]
+    body: Value,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+}
+
+pub async fn api_invoke(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let function = match authorize(&app, &name, &headers).await {
+        Ok(function) => function,
+        Err(error) => return error.into_response(),
+    };
+    let request: ApiInvoke = if body.is_empty() {
+        ApiInvoke { body: Value::Null, query: BTreeMap::new() }
+    } else {
+        match parse_json(&body) {
+            Ok(request) => request,
+            Err(error) => return error.into_response(),
+        }
+    };
+    let event = InvocationEvent {
+        method: "POST".into(),
+        path: "/".into(),
+        query: request.query,
+        headers: BTreeMap::from([("content-type".to_string(), "application/json".to_string())]),
+        body: (!request.body.is_null()).then(|| request.body.to_string()),
+        body_is_base64: false,
+    };
+    run(&app, &function, event).await
+}
+
+/// The active function `name` if the caller may call it: anyone for a public function, its
+/// owner otherwise (401 without credentials, 403 with someone else's).
+async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<ActiveFunction>, ApiError> {
+    let function = app
+        .active_by_name_or_id(name)
+        .ok_or_else(|| ApiError::not_found(format!("no function {name:?} is deployed")))?;
+    if function.public {
+        return Ok(function);
+    }
+    match authenticate(app, headers).await? {
+        None => Err(ApiError::unauthorized(
+            "unauthenticated",
+            format!("{name} is private: send its owner's token or API key (Authorization: Bearer …)"),
+        )),
+        Some(caller) if caller.user_id == function.owner_id => Ok(function),
+        Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
+    }
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    url_decode_pairs(query).collect()
+}
+
+fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key), percent_decode(value))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    fn hex(byte: u8) -> Option<u8> {
+        (byte as char).to_digit(16).map(|digit| digit as u8)
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent) -> Response {
+    let id = new_id("inv");
+    let started_at = now_ms();
+    let bytes_in = event.body.as_ref().map_or(0, |body| body.len());
+    let request = InvocationRequest { id: id.clone(), event };
+    let invocation = match app.prewarm.invoke(&function.key, request).await {
+        Ok(invocation) => invocation,
+        // The version was replaced between lookup and call: a deploy or rollback just landed.
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "version_changed",
+                "the function was just redeployed; try again",
+            )
+            .retry_after(1)
+            .into_response()
+        }
+    };
+    let mut response = respond(&invocation);
+    let headers = response.headers_mut();
+    headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
+    let timing = format!(
+        "queue;dur={:.3}, exec;dur={:.3}",
+        invocation.queue_us as f64 / 1000.0,
+        invocation.exec_us as f64 / 1000.0
+    );
+    headers.insert("server-timing", HeaderValue::from_str(&timing).expect("ASCII"));
+    let status = response.status().as_u16();
+    record(app, function, &invocation, status, started_at, bytes_in);
+    response
+}
+
+fn respond(invocation: &Invocation) -> Response {
+    let detail = invocation.error.as_ref();
+    let error = |status: StatusCode, code: &'static str, fallback: &str| {
+        let message = detail.map(|error| error.message.clone()).filter(|message| !message.is_empty());
+        ApiError::new(status, code, message.unwrap_or_else(|| fallback.to_string()))
+    };
+    match invocation.outcome {
+        Outcome::Ok => {
+            let result = invocation.result.clone().unwrap_or(Value::Null);
+            match HttpReply::from_result(&result) {
+                Ok(reply) => reply_response(reply),
+                Err(problem) => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "invalid_output",
+                    format!("the function's response envelope is invalid: {problem}"),
+                )
+                .into_response(),
+            }
+        }
+        Outcome::FunctionError => {
+            let mut failure =
+                error(StatusCode::INTERNAL_SERVER_ERROR, "function_error", "the function raised an error");
+            failure = failure.with_detail(
+                "function_error",
+                json!({
+                    "type": detail.and_then(|error| error.error_type.clone()),
+                    "message": detail.map(|error| error.message.clone()),
+                    "stack": detail.and_then(|error| error.stack.clone()),
+                }),
+            );
+            failure.into_response()
+        }
+        Outcome::Timeout => {
+            error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the function did not finish before its deadline")
+                .into_response()
+        }
+        Outcome::MemoryLimit => {
+            error(StatusCode::INSUFFICIENT_STORAGE, "memory_limit", "the function exceeded its memory cap")
+                .into_response()
+        }
+        Outcome::Crashed => {
+            error(StatusCode::BAD_GATEWAY, "function_crashed", "the function's worker exited unexpectedly")
+                .into_response()
+        }
+        Outcome::QueueFull => {
+            error(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many calls are waiting; retry shortly")
+                .retry_after(1)
+                .into_response()
+        }
+        Outcome::WaitExceeded => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "queue_wait_exceeded", "the call waited too long for a free worker")
+                .retry_after(1)
+                .into_response()
+        }
+        Outcome::RuntimeUnavailable => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "runtime_unavailable",
+            "the function's runtime is not installed on this server",
+        )
+        .into_response(),
+    }
+}
+
+fn reply_response(reply: HttpReply) -> Response {
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    for (name, value) in reply.headers {
+        let (Ok(name), Ok(value)) = (axum::http::HeaderName::try_from(name), HeaderValue::from_str(&value)) else {
+            continue;
+        };
+        // Framing headers are the server's to set.
+        if matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
+            continue;
+        }
+        response.headers_mut().append(name, value);
+    }
+    response
+}
+
+fn record(
+    app: &App,
+    function: &ActiveFunction,
+    invocation: &Invocation,
+    status: u16,
+    started_at: i64,
+    bytes_in: usize,
+) {
+    let outcome = invocation.outcome.as_str();
+    app.metrics.observe(&function.name, outcome, invocation.queue_us + invocation.exec_us);
+    app.recorder.record(Record::Invocation(InvocationRecord {
+        id: invocation.id.clone(),
+        function_id: function.id.clone(),
+        version: function.version,
+        outcome: outcome.to_string(),
+        status: status as i64,
+        error_code: invocation.error.as_ref().map(|error| error.code.clone()),
+        cold: invocation.cold,
+        queue_us: invocation.queue_us as i64,
+        exec_us: invocation.exec_us as i64,
+        peak_memory_bytes: invocation.peak_memory_bytes.map(|bytes| bytes as i64),
+        bytes_in: bytes_in as i64,
+        bytes_out: invocation.bytes_out as i64,
+        started_at,
+    }));
+    for line in &invocation.logs {
+        app.recorder.record(Record::Log(LogRecord {
+            id: 0,
+            function_id: function.id.clone(),
+            version: function.version,
+            invocation_id: Some(invocation.id.clone()),
+            timestamp_us: line.timestamp_us,
+            stream: line.stream.as_str().to_string(),
+            message: line.text.clone(),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queries_are_percent_decoded() {
+        let parsed = super::parse_query("a=1&b=hello%20world&c=x+y&d&e=%zz&f=%4");
+        assert_eq!(parsed["a"], "1");
+        assert_eq!(parsed["b"], "hello world");
+        assert_eq!(parsed["c"], "x y");
+        assert_eq!(parsed["d"], "");
+        assert_eq!(parsed["e"], "%zz");
+        assert_eq!(parsed["f"], "%4");
+    }
+}

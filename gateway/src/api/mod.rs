@@ -1,0 +1,59 @@
+//! The HTTP API as an axum router. It is called in-process by the pingora front door
+//! (`front_door.rs`), which owns connections, timeouts and shutdown.
+
+mod accounts;
+mod caller;
+mod deploy;
+pub mod error;
+mod functions;
+mod invoke;
+mod observe;
+
+use std::sync::Arc;
+
+use axum::routing::{any, delete, get, post};
+use axum::Router;
+
+use crate::app::App;
+
+pub use caller::Caller;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(observe::healthz))
+        .route("/metrics", get(observe::metrics))
+        .route("/api/auth/register", post(accounts::register))
+        .route("/api/auth/login", post(accounts::login))
+        .route("/api/auth/me", get(accounts::me))
+        .route("/api/keys", post(accounts::create_key).get(accounts::list_keys))
+        .route("/api/keys/{id}", delete(accounts::revoke_key))
+        .route("/api/functions", get(functions::list))
+        .route("/api/functions/deploy", post(deploy::deploy))
+        .route("/api/functions/{name}", get(functions::info).delete(functions::delete))
+        .route("/api/functions/{name}/versions", get(functions::versions))
+        .route("/api/functions/{name}/rollback", post(functions::rollback))
+        .route("/api/functions/{name}/invoke", post(invoke::api_invoke))
+        .route("/api/functions/{name}/logs", get(observe::logs))
+        .route("/api/functions/{name}/invocations", get(observe::invocations))
+        .route("/fn/{name}", any(invoke::function_url))
+        .route("/fn/{name}/", any(invoke::function_url))
+        .route("/fn/{name}/{*rest}", any(invoke::function_url))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+async fn not_found(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!(
+        "no route for {}; the API lives under /api and functions under /fn/NAME",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

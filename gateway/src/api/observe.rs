@@ -1,0 +1,230 @@
+//! Health, metrics, and a function's logs and invocations.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::functions::owned_function;
+use super::Caller;
+use crate::app::{now_ms, App};
+use crate::metrics::family;
+use crate::store::LogRecord;
+
+pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let store = tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await;
+    let store_ok = matches!(store, Ok(Ok(())));
+    let (enforcement, _) = app.prewarm.enforcement();
+    let runtimes: serde_json::Map<String, Value> = app
+        .prewarm
+        .runtimes()
+        .into_iter()
+        .map(|(runtime, path)| {
+            (runtime.name().to_string(), path.map(|p| Value::from(p.display().to_string())).unwrap_or(Value::Null))
+        })
+        .collect();
+    let draining = app.draining.load(Ordering::Relaxed);
+    let healthy = store_ok && !draining;
+    let body = json!({
+        "status": if healthy { "ok" } else if draining { "draining" } else { "degraded" },
+        "store": { "kind": app.store.kind(), "reachable": store_ok },
+        "memory_enforcement": enforcement.name(),
+        "runtimes": runtimes,
+        "functions_active": app.active.len(),
+    });
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut out = String::new();
+    app.metrics.render(&mut out);
+    let stats = app.prewarm.stats();
+    let by_function = |pick: &dyn Fn(&prewarm::PoolStats) -> u64| -> Vec<(String, u64)> {
+        stats.iter().map(|s| (format!("function=\"{}\",key=\"{}\"", s.name, s.key), pick(s))).collect()
+    };
+    family(
+        &mut out,
+        "containerpub_queue_depth",
+        "gauge",
+        "Invocations waiting for a slot.",
+        &by_function(&|s| s.queued as u64),
+    );
+    family(&mut out, "containerpub_in_flight", "gauge", "Invocations running.", &by_function(&|s| s.in_flight as u64));
+    let mut sizes = Vec::new();
+    for s in &stats {
+        for (state, count) in [("idle", s.sizes.idle), ("busy", s.sizes.busy), ("starting", s.sizes.starting)] {
+            sizes.push((format!("function=\"{}\",key=\"{}\",state=\"{state}\"", s.name, s.key), count as u64));
+        }
+    }
+    family(&mut out, "containerpub_pool_workers", "gauge", "Workers per pool by state.", &sizes);
+    family(&mut out, "containerpub_spawns_total", "counter", "Worker processes started.", &by_function(&|s| s.spawns));
+    family(
+        &mut out,
+        "containerpub_cold_starts_total",
+        "counter",
+        "Invocations that waited for a new worker.",
+        &by_function(&|s| s.cold_starts),
+    );
+    let mut kills = Vec::new();
+    for s in &stats {
+        let mut reasons: Vec<_> = s.kills.iter().collect();
+        reasons.sort();
+        for (reason, count) in reasons {
+            kills.push((format!("function=\"{}\",key=\"{}\",reason=\"{reason}\"", s.name, s.key), *count));
+        }
+    }
+    family(&mut out, "containerpub_worker_kills_total", "counter", "Workers stopped, by reason.", &kills);
+    let counters = &app.recorder.counters;
+    family(
+        &mut out,
+        "containerpub_records_dropped_total",
+        "counter",
+        "Invocation records and log lines not stored (buffer full or database error).",
+        &[
+            ("kind=\"invocation\"".into(), counters.dropped_invocations.load(Ordering::Relaxed)),
+            ("kind=\"log\"".into(), counters.dropped_logs.load(Ordering::Relaxed)),
+        ],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct InvocationsQuery {
+    limit: Option<i64>,
+}
+
+pub async fn invocations(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<InvocationsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let function = owned_function(&app, &caller, &name).await?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let rows = app.store.invocations(&function.id, limit).await?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            json!({
+                "id": row.id, "version": row.version, "outcome": row.outcome, "status": row.status,
+                "error_code": row.error_code, "cold": row.cold,
+                "queue_ms": row.queue_us as f64 / 1000.0, "duration_ms": row.exec_us as f64 / 1000.0,
+                "peak_memory_bytes": row.peak_memory_bytes, "bytes_in": row.bytes_in, "bytes_out": row.bytes_out,
+                "started_at": row.started_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "name": function.name, "invocations": rows })))
+}
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    /// Unix milliseconds, or a duration back from now: `30s`, `10m`, `2h`, `1d`.
+    since: Option<String>,
+    limit: Option<i64>,
+    follow: Option<bool>,
+}
+
+fn parse_since(since: &str) -> Option<i64> {
+    let since = since.trim();
+    if let Ok(ms) = since.parse::<i64>() {
+        return Some(ms * 1000);
+    }
+    let (number, unit) = since.split_at(since.len().checked_sub(1)?);
+    let number: i64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86400,
+        _ => return None,
+    };
+    Some((now_ms() - seconds * 1000) * 1000)
+}
+
+pub async fn logs(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let function = owned_function(&app, &caller, &name).await?;
+    let since_us = match query.since.as_deref() {
+        None | Some("") => 0,
+        Some(text) => parse_since(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_since",
+                format!("since={text:?}: use Unix milliseconds or a duration like 10m"),
+            )
+        })?,
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let sse =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
+    let first = app.store.tail_logs(&function.id, since_us, limit).await?;
+    let format = move |line: &LogRecord| -> String {
+        let json = json!({
+            "id": line.id, "timestamp_us": line.timestamp_us, "stream": line.stream, "version": line.version,
+            "invocation_id": line.invocation_id, "message": line.message,
+        });
+        if sse {
+            format!("id: {}\ndata: {json}\n\n", line.id)
+        } else {
+            format!("{json}\n")
+        }
+    };
+    let content_type = if sse { "text/event-stream" } else { "application/x-ndjson" };
+    if !query.follow.unwrap_or(false) {
+        let body: String = first.iter().map(&format).collect();
+        return Ok(([(header::CONTENT_TYPE, content_type)], body).into_response());
+    }
+    // Following: what there is, then new lines as they are stored, until the client leaves.
+    let store = app.store.clone();
+    let function_id = function.id.clone();
+    let mut last_id = first.last().map_or(0, |line| line.id);
+    if first.is_empty() {
+        // Start after whatever exists now, so old lines before `since` are not replayed.
+        last_id = store.tail_logs(&function_id, 0, 1).await?.last().map_or(0, |line| line.id);
+    }
+    let initial: String = first.iter().map(&format).collect();
+    let stream = futures_util::stream::unfold((Some(initial), last_id), move |(initial, mut last_id)| {
+        let store = store.clone();
+        let function_id = function_id.clone();
+        async move {
+            if let Some(initial) = initial {
+                return Some((Ok::<_, std::convert::Infallible>(initial), (None, last_id)));
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match store.logs(&function_id, last_id, 0, 500).await {
+                    Ok(lines) if !lines.is_empty() => {
+                        last_id = lines.last().map_or(last_id, |line| line.id);
+                        let chunk: String = lines.iter().map(&format).collect();
+                        return Some((Ok(chunk), (None, last_id)));
+                    }
+                    Ok(_) => {
+                        if sse {
+                            return Some((Ok(": keep-alive\n\n".to_string()), (None, last_id)));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "log follow stopped: the store failed");
+                        return None;
+                    }
+                }
+            }
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(stream))
+        .into_response())
+}

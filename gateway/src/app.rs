@@ -1,0 +1,169 @@
+//! The server's shared state, and the table of active function versions the hot path reads
+//! without touching the database.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::tokens::TokenKeys;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::recorder::Recorder;
+use crate::store::{FunctionRecord, Store, VersionRecord};
+
+/// Settings a deploy chose for its version (stored as JSON with it, so a rollback restores them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSettings {
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub max_concurrency: Option<usize>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub public: bool,
+    /// The package directory inside the artifact's tree (`""` for its root).
+    #[serde(default)]
+    pub package_dir: String,
+}
+
+/// What the hot path needs to know about a function's active version.
+#[derive(Debug, Clone)]
+pub struct ActiveFunction {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub public: bool,
+    pub version: i64,
+    /// The prewarm pool key, `ID@VERSION`.
+    pub key: String,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub prewarm: prewarm::Prewarm,
+    pub tokens: TokenKeys,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// Active versions by function name.
+    pub active: DashMap<String, Arc<ActiveFunction>>,
+    /// Deploys, rollbacks and deletes of one name run one at a time.
+    pub name_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Set on SIGTERM: new requests are refused while in-flight ones finish.
+    pub draining: AtomicBool,
+    pub in_flight: AtomicUsize,
+}
+
+impl App {
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.config.data_dir.join("artifacts")
+    }
+
+    pub fn functions_dir(&self) -> PathBuf {
+        self.config.functions_dir()
+    }
+
+    pub fn name_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.name_locks.entry(name.to_string()).or_default().clone()
+    }
+
+    /// The prewarm spec of a stored version.
+    pub fn spec_for(
+        &self,
+        function: &FunctionRecord,
+        version: &VersionRecord,
+    ) -> anyhow::Result<prewarm::FunctionSpec> {
+        let settings: VersionSettings = serde_json::from_str(&version.settings)?;
+        let runtime = match version.runtime.as_str() {
+            "dart" => prewarm::Runtime::Dart,
+            "node" => prewarm::Runtime::Node,
+            "python" => prewarm::Runtime::Python,
+            other => anyhow::bail!("unknown runtime {other:?}"),
+        };
+        let entry_mode =
+            if version.entry_mode == "main" { prewarm::EntryMode::Main } else { prewarm::EntryMode::Handler };
+        let mut limits = self.prewarm.config().default_limits.clone();
+        if let Some(ms) = settings.timeout_ms {
+            limits.timeout = Duration::from_millis(ms);
+        }
+        if let Some(mb) = settings.memory_mb {
+            limits.memory_bytes = mb << 20;
+        }
+        if let Some(count) = settings.max_concurrency {
+            limits.max_concurrency = count;
+            limits.max_workers = limits.max_workers.min(count).max(1);
+        }
+        let mut directory = self.functions_dir().join(&version.artifact_sha256);
+        if !settings.package_dir.is_empty() {
+            directory.push(&settings.package_dir);
+        }
+        Ok(prewarm::FunctionSpec {
+            key: pool_key(&function.id, version.version),
+            name: function.name.clone(),
+            runtime,
+            entry_mode,
+            directory,
+            env: settings.env,
+            limits,
+        })
+    }
+
+    /// Makes `version` the one the hot path calls.
+    pub fn set_active(&self, function: &FunctionRecord, version: i64, public: bool) -> Option<Arc<ActiveFunction>> {
+        let active = Arc::new(ActiveFunction {
+            id: function.id.clone(),
+            name: function.name.clone(),
+            owner_id: function.owner_id.clone(),
+            public,
+            version,
+            key: pool_key(&function.id, version),
+        });
+        self.active.insert(function.name.clone(), active)
+    }
+
+    pub fn active_by_name_or_id(&self, name_or_id: &str) -> Option<Arc<ActiveFunction>> {
+        if let Some(found) = self.active.get(name_or_id) {
+            return Some(found.clone());
+        }
+        if name_or_id.starts_with("fn_") {
+            return self.active.iter().find(|entry| entry.id == name_or_id).map(|entry| entry.clone());
+        }
+        None
+    }
+}
+
+pub fn pool_key(function_id: &str, version: i64) -> String {
+    format!("{function_id}@{version}")
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as i64).unwrap_or(0)
+}
+
+/// `^[a-z][a-z0-9-]{0,62}$`: safe in URLs, paths and DNS labels.
+pub fn valid_function_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn function_names() {
+        for good in ["a", "hello-world", "f1", &format!("a{}", "b".repeat(62))] {
+            assert!(super::valid_function_name(good), "{good}");
+        }
+        for bad in ["", "1a", "-a", "A", "a_b", "a.b", "a/b", &format!("a{}", "b".repeat(63)), "fn_x"] {
+            assert!(!super::valid_function_name(bad), "{bad}");
+        }
+    }
+}

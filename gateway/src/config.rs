@@ -1,0 +1,249 @@
+//! Server configuration: built-in defaults, then the TOML file (`--config`), then the seed's
+//! environment variables, then command-line flags. Every value is checked here, at start-up, so
+//! a typo stops the server with a message naming the setting instead of misbehaving later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default `sqlite://DATA_DIR/containerpub.db`.
+    pub database_url: Option<String>,
+    /// Where extracted function versions live; default `DATA_DIR/functions`.
+    pub functions_dir: Option<PathBuf>,
+    pub auth: AuthConfig,
+    pub functions: FunctionDefaults,
+    pub function_database: FunctionDatabaseConfig,
+    pub deploy: DeployLimits,
+    pub http: HttpLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC secret for tokens (at least 32 bytes); default: generated once, kept in the data dir.
+    pub jwt_secret: Option<String>,
+    pub token_ttl_seconds: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionDefaults {
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    /// Invocations running at once across the server.
+    pub max_concurrent: usize,
+    /// Upper bounds a deploy may ask for.
+    pub max_timeout_ms: u64,
+    pub max_memory_mb: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionDatabaseConfig {
+    /// A PostgreSQL database functions may use (`DATABASE_URL` inside the function).
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployLimits {
+    pub max_archive_bytes: u64,
+    pub max_expanded_bytes: u64,
+    pub max_entries: u64,
+    pub max_path_bytes: usize,
+    pub max_depth: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// Largest request body for API calls and function URLs (deploys have their own cap).
+    pub max_body_bytes: usize,
+    /// A client that sends nothing for this long is disconnected.
+    pub idle_timeout_seconds: u64,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub drain_timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            functions_dir: None,
+            auth: AuthConfig::default(),
+            functions: FunctionDefaults::default(),
+            function_database: FunctionDatabaseConfig::default(),
+            deploy: DeployLimits::default(),
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            token_ttl_seconds: 24 * 3600,
+            issuer: "containerpub".into(),
+            audience: "containerpub-api".into(),
+        }
+    }
+}
+
+impl Default for FunctionDefaults {
+    fn default() -> Self {
+        Self { timeout_ms: 5_000, memory_mb: 128, max_concurrent: 10, max_timeout_ms: 300_000, max_memory_mb: 2048 }
+    }
+}
+
+impl Default for DeployLimits {
+    fn default() -> Self {
+        Self {
+            max_archive_bytes: 50 << 20,
+            max_expanded_bytes: 200 << 20,
+            max_entries: 10_000,
+            max_path_bytes: 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self { max_body_bytes: 6 << 20, idle_timeout_seconds: 60, drain_timeout_seconds: 30 }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` when given, then the environment (`lookup`).
+    pub fn load(file: Option<&Path>, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(lookup)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        fn number<T: std::str::FromStr>(variable: &str, value: &str) -> anyhow::Result<T> {
+            value.trim().parse().map_err(|_| anyhow::anyhow!("{variable}={value:?} is not a valid number"))
+        }
+        if let Some(port) = lookup("PORT") {
+            self.listen.set_port(number("PORT", &port)?);
+        }
+        if let Some(url) = lookup("DATABASE_URL") {
+            self.database_url = Some(url);
+        }
+        if let Some(secret) = lookup("JWT_SECRET") {
+            self.auth.jwt_secret = Some(secret);
+        }
+        if let Some(seconds) = lookup("FUNCTION_TIMEOUT_SECONDS") {
+            self.functions.timeout_ms = number::<u64>("FUNCTION_TIMEOUT_SECONDS", &seconds)?.saturating_mul(1000);
+        }
+        if let Some(ms) = lookup("FUNCTION_TIMEOUT_MS") {
+            self.functions.timeout_ms = number("FUNCTION_TIMEOUT_MS", &ms)?;
+        }
+        if let Some(mb) = lookup("FUNCTION_MAX_MEMORY_MB") {
+            self.functions.memory_mb = number("FUNCTION_MAX_MEMORY_MB", &mb)?;
+        }
+        if let Some(count) = lookup("FUNCTION_MAX_CONCURRENT") {
+            self.functions.max_concurrent = number("FUNCTION_MAX_CONCURRENT", &count)?;
+        }
+        if let Some(url) = lookup("FUNCTION_DATABASE_URL") {
+            self.function_database.url = Some(url);
+        }
+        if let Some(count) = lookup("FUNCTION_DB_MAX_CONNECTIONS") {
+            self.function_database.max_connections = Some(number("FUNCTION_DB_MAX_CONNECTIONS", &count)?);
+        }
+        if let Some(ms) = lookup("FUNCTION_DB_TIMEOUT_MS") {
+            self.function_database.timeout_ms = Some(number("FUNCTION_DB_TIMEOUT_MS", &ms)?);
+        }
+        if let Some(dir) = lookup("FUNCTIONS_DIR") {
+            self.functions_dir = Some(dir.into());
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.functions.timeout_ms == 0 {
+            bail!("the function timeout must be at least 1 ms (FUNCTION_TIMEOUT_MS or [functions] timeout_ms)");
+        }
+        if self.functions.memory_mb < 16 {
+            bail!("the function memory cap must be at least 16 MB (FUNCTION_MAX_MEMORY_MB or [functions] memory_mb)");
+        }
+        if self.functions.max_concurrent == 0 {
+            bail!("FUNCTION_MAX_CONCURRENT (or [functions] max_concurrent) must be at least 1");
+        }
+        if self.deploy.max_archive_bytes == 0 || self.deploy.max_expanded_bytes == 0 || self.deploy.max_entries == 0 {
+            bail!("the [deploy] limits must be positive");
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+                bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("containerpub.db").display()))
+    }
+
+    pub fn functions_dir(&self) -> PathBuf {
+        self.functions_dir.clone().unwrap_or_else(|| self.data_dir.join("functions"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\n[functions]\ntimeout_ms = 700\nmemory_mb = 64\n").unwrap();
+        let config = Config::load(Some(&file), env(&[("PORT", "9100"), ("FUNCTION_TIMEOUT_SECONDS", "2")])).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9100".parse().unwrap());
+        assert_eq!(config.functions.timeout_ms, 2000);
+        assert_eq!(config.functions.memory_mb, 64);
+        assert_eq!(config.database_url(), format!("sqlite://{}", Path::new("./data/containerpub.db").display()));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let error = Config::load(None, env(&[("PORT", "http")])).unwrap_err().to_string();
+        assert!(error.contains("PORT"), "{error}");
+        let error = Config::load(None, env(&[("DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(error.contains("DATABASE_URL"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let error = format!("{:#}", Config::load(Some(&file), env(&[])).unwrap_err());
+        assert!(error.contains("lisen"), "{error}");
+    }
+}

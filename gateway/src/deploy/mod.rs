@@ -1,0 +1,65 @@
+//! The deploy pipeline below the HTTP layer: artifacts on disk, and switching the active
+//! version (prewarm the new one, then switch, then drain the old one).
+
+pub mod archive;
+pub mod artifacts;
+
+use std::sync::Arc;
+
+use crate::app::{now_ms, ActiveFunction, App};
+use crate::store::{FunctionRecord, VersionRecord};
+
+/// Why a version could not be made active. The active version is untouched.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivateError {
+    #[error("{0}")]
+    Spec(String),
+    #[error("{0}")]
+    Prepare(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Prepares `version`'s workers, records it as active and routes new calls to it; the version
+/// it replaces stops taking calls, and its busy workers finish what they run.
+pub async fn activate(
+    app: &App,
+    function: &FunctionRecord,
+    version: &VersionRecord,
+    public: bool,
+) -> Result<prewarm::PrepareReport, ActivateError> {
+    let spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let key = spec.key.clone();
+    let report = app.prewarm.prepare(spec).await.map_err(|error| ActivateError::Prepare(error.to_string()))?;
+    if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
+        app.prewarm.retire(&key);
+        return Err(error.into());
+    }
+    let previous = app.set_active(function, version.version, public);
+    if let Some(previous) = previous.filter(|previous| previous.key != key) {
+        app.prewarm.retire(&previous.key);
+    }
+    Ok(report)
+}
+
+/// Stops routing to a function and its workers.
+pub fn deactivate(app: &App, name: &str) -> Option<Arc<ActiveFunction>> {
+    let (_, active) = app.active.remove(name)?;
+    app.prewarm.retire(&active.key);
+    Some(active)
+}
+
+/// At start-up: warm every function's active version. A version that fails to start stays
+/// active in the store and answers with its error.
+pub async fn restore_active(app: &App) -> anyhow::Result<usize> {
+    let mut restored = 0;
+    for (function, version) in app.store.active_functions().await? {
+        match activate(app, &function, &version, function.public).await {
+            Ok(_) => restored += 1,
+            Err(error) => {
+                tracing::warn!(function = %function.name, version = version.version, %error, "cannot warm the active version")
+            }
+        }
+    }
+    Ok(restored)
+}

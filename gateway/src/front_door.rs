@@ -1,0 +1,177 @@
+//! Pingora's side of every request (brief, decision 1): pingora owns the listener, HTTP
+//! parsing, keep-alive, timeouts and shutdown; each request is then handed, in-process and on
+//! the same task, to the axum router (`api/`). No socket hop, no second runtime: the router is
+//! a plain function call (decision 2 and 3, see ARCHITECTURE.md).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::server::ShutdownWatch;
+use pingora_http::ResponseHeader;
+use tower::ServiceExt;
+
+use crate::api::error::ApiError;
+use crate::app::App;
+
+pub struct FrontDoor {
+    pub app: Arc<App>,
+    pub router: axum::Router,
+}
+
+/// Decrements the in-flight count however the request ends (even when the task is dropped).
+struct InFlight<'a>(&'a App);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+const DEPLOY_PATH: &str = "/api/functions/deploy";
+
+#[async_trait]
+impl HttpServerApp for FrontDoor {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let limits = &self.app.config.http;
+        session.set_read_timeout(Some(Duration::from_secs(limits.idle_timeout_seconds)));
+        session.set_write_timeout(Some(Duration::from_secs(limits.idle_timeout_seconds)));
+        match session.read_request().await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return None,
+        }
+        self.app.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight(&self.app);
+        let draining = *shutdown.borrow() || self.app.draining.load(Ordering::SeqCst);
+        session.set_keepalive(if draining { None } else { Some(limits.idle_timeout_seconds) });
+
+        let response = if draining {
+            let _ = session.drain_request_body().await;
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down; retry",
+            )
+            .retry_after(1)
+            .into_response_body()
+        } else {
+            match self.read_body(&mut session).await {
+                Ok(body) => {
+                    let mut request =
+                        axum::http::Request::from_parts(session.req_header().as_owned_parts(), Body::from(body));
+                    if let Some(address) = session.client_addr().and_then(|address| address.as_inet()).copied() {
+                        request.extensions_mut().insert(axum::extract::ConnectInfo(address));
+                    }
+                    match self.router.clone().oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+                Err(Some(error)) => {
+                    session.set_keepalive(None);
+                    error.into_response_body()
+                }
+                Err(None) => return None,
+            }
+        };
+        if write_response(&mut session, response).await.is_err() {
+            return None;
+        }
+        let settings = pingora_core::apps::HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(stream) => stream.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings)),
+            Err(_) => None,
+        }
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        None
+    }
+}
+
+impl FrontDoor {
+    /// The whole request body under the route's size cap. `Err(None)`: the client went away.
+    async fn read_body(&self, session: &mut ServerSession) -> Result<Bytes, Option<ApiError>> {
+        let is_deploy = session.req_header().uri.path() == DEPLOY_PATH;
+        let limit = if is_deploy {
+            // The archive cap plus room for the other form fields and multipart framing.
+            self.app.config.deploy.max_archive_bytes as usize + (1 << 20)
+        } else {
+            self.app.config.http.max_body_bytes
+        };
+        let too_large = || {
+            Some(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                if is_deploy { "archive_too_large" } else { "body_too_large" },
+                format!("the request body is larger than {limit} bytes"),
+            ))
+        };
+        let declared = session
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > limit) {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Err(error) => {
+                    tracing::debug!(%error, "reading a request body failed (client gone or too slow)");
+                    return Err(None);
+                }
+            }
+        }
+    }
+}
+
+impl ApiError {
+    fn into_response_body(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+/// Writes an axum response through pingora: a body of known size with `Content-Length`,
+/// anything else (a log stream) chunked, frame by frame, as it is produced.
+async fn write_response(session: &mut ServerSession, response: axum::response::Response) -> Result<(), ()> {
+    let (parts, mut body) = response.into_parts();
+    let exact = http_body::Body::size_hint(&body).exact();
+    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2)).map_err(|_| ())?;
+    for (name, value) in &parts.headers {
+        header.append_header(name.clone(), value.clone()).map_err(|_| ())?;
+    }
+    match exact {
+        Some(length) => header.insert_header("content-length", length.to_string()).map_err(|_| ())?,
+        None if !session.is_http2() => header.insert_header("transfer-encoding", "chunked").map_err(|_| ())?,
+        None => {}
+    }
+    session.write_response_header(Box::new(header)).await.map_err(|_| ())?;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        if let Ok(data) = frame.into_data() {
+            if !data.is_empty() {
+                session.write_response_body(data, false).await.map_err(|_| ())?;
+            }
+        }
+    }
+    session.finish_body().await.map_err(|_| ())
+}

@@ -1,0 +1,217 @@
+//! `containerpub`: the ContainerPub server.
+//!
+//! `main` stays synchronous (pingora builds its own runtimes and panics inside another one,
+//! brief decision 1). Start-up runs on the *platform* runtime, which also hosts the prewarm
+//! pool's background tasks, the database pools and the recorder, and outlives pingora so that
+//! workers are stopped and records flushed after the last request.
+
+mod api;
+mod app;
+mod auth;
+mod config;
+mod deploy;
+mod front_door;
+mod metrics;
+mod recorder;
+mod shutdown;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "containerpub", version, about = "ContainerPub: deploy Dart functions and call them over HTTP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// TOML configuration file (see configs/containerpub.toml). Environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the database (SQLite), artifacts, functions and secrets live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on, like 127.0.0.1:8080 (`PORT` changes only the port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,pingora_core=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("containerpub: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(common: &Common) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref(), |name| std::env::var(name).ok())?;
+    if let Some(dir) = &common.data_dir {
+        config.data_dir = dir.clone();
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    config.data_dir = config.data_dir.canonicalize()?;
+    Ok(config)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate { common } => {
+            let config = load_config(&common)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store = store::connect(&config.database_url(), 2).await?;
+                store.migrate().await?;
+                println!("{} schema is up to date", store.kind());
+                anyhow::Ok(())
+            })
+        }
+        Command::Serve { common, listen } => {
+            let mut config = load_config(&common)?;
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let platform = tokio::runtime::Builder::new_multi_thread().thread_name("platform").enable_all().build()?;
+    let (app, recorder_task) = platform.block_on(start_platform(config))?;
+    let listen = app.config.listen;
+
+    let conf = pingora_core::server::configuration::ServerConf {
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        // Draining happens in `DrainThenStop`; after it, there is nothing left to wait for.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut server = pingora_core::server::Server::new_with_opt_and_conf(None, conf);
+    let router = api::router(app.clone());
+    let mut service = pingora_core::services::listening::Service::new(
+        "containerpub".into(),
+        front_door::FrontDoor { app: app.clone(), router },
+    );
+    // Bind here first, so a port in use is a clear error instead of a panic inside pingora.
+    std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    service.add_tcp(&listen.to_string());
+    server.add_service(service);
+    server.bootstrap();
+    tracing::info!(%listen, "listening");
+    eprintln!("containerpub listening on http://{listen}");
+    server
+        .run(pingora_core::server::RunArgs { shutdown_signal: Box::new(shutdown::DrainThenStop { app: app.clone() }) });
+
+    platform.block_on(async {
+        app.prewarm.shutdown(Duration::from_secs(2)).await;
+        app.recorder.flush(Duration::from_secs(5)).await;
+    });
+    drop(app);
+    platform.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(5), recorder_task).await;
+    });
+    platform.shutdown_timeout(Duration::from_secs(1));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task::JoinHandle<()>)> {
+    let url = config.database_url();
+    let store = store::connect(&url, 8).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    store.migrate().await.context("cannot migrate the database")?;
+    let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &config.data_dir)?;
+    let tokens = auth::tokens::TokenKeys::new(
+        &secret,
+        &config.auth.issuer,
+        &config.auth.audience,
+        config.auth.token_ttl_seconds,
+    );
+
+    let wrapper = std::env::var_os("CONTAINERPUB_WORKER_EXEC").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("containerpub-worker-exec")))
+            .unwrap_or_default()
+    });
+    let mut prewarm_config = prewarm::PrewarmConfig::new(config.data_dir.join("state"), wrapper);
+    prewarm_config.apply_env(|name| std::env::var(name).ok())?;
+    prewarm_config.default_limits.timeout = Duration::from_millis(config.functions.timeout_ms);
+    prewarm_config.default_limits.memory_bytes = config.functions.memory_mb << 20;
+    prewarm_config.global_max_concurrency = config.functions.max_concurrent;
+    prewarm_config.default_limits.max_concurrency = config.functions.max_concurrent;
+    prewarm_config.default_limits.max_workers = config.functions.max_concurrent;
+    if let Some(url) = &config.function_database.url {
+        prewarm_config.function_database = Some(prewarm::FunctionDatabase {
+            url: url.clone(),
+            statement_timeout_ms: config.function_database.timeout_ms.unwrap_or(5_000),
+        });
+    }
+    let (prewarm, stray_logs) = prewarm::Prewarm::start(prewarm_config)?;
+    let (enforcement, passed_over) = prewarm.enforcement();
+    tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), ?passed_over, "platform starting");
+
+    let (recorder, recorder_task) = recorder::Recorder::start(store.clone());
+    let functions_dir = config.functions_dir();
+    std::fs::create_dir_all(&functions_dir)?;
+    deploy::artifacts::remove_staging_litter(&functions_dir);
+    let app = Arc::new(App {
+        config,
+        store,
+        prewarm,
+        tokens,
+        recorder,
+        metrics: Default::default(),
+        active: Default::default(),
+        name_locks: Default::default(),
+        draining: Default::default(),
+        in_flight: Default::default(),
+    });
+    tokio::spawn(recorder::forward_stray_logs(app.clone(), stray_logs));
+    let restored = deploy::restore_active(&app).await?;
+    tracing::info!(functions = restored, "active functions warmed");
+    Ok((app, recorder_task))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}

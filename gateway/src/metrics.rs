@@ -1,0 +1,94 @@
+//! Prometheus metrics: counters kept here on the invocation path, pool figures read from
+//! prewarm when scraped. Written in the text exposition format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+/// Duration histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    invocations: DashMap<(String, &'static str), AtomicU64>,
+    durations: DashMap<String, Histogram>,
+}
+
+impl Metrics {
+    pub fn observe(&self, function: &str, outcome: &'static str, duration_us: u64) {
+        self.invocations.entry((function.to_string(), outcome)).or_default().fetch_add(1, Ordering::Relaxed);
+        let histogram = self.durations.entry(function.to_string()).or_default();
+        let seconds = duration_us as f64 / 1e6;
+        for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        histogram.count.fetch_add(1, Ordering::Relaxed);
+        histogram.sum_us.fetch_add(duration_us, Ordering::Relaxed);
+    }
+
+    pub fn forget(&self, function: &str) {
+        self.invocations.retain(|(name, _), _| name != function);
+        self.durations.remove(function);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP containerpub_invocations_total Invocations by function and outcome.\n");
+        out.push_str("# TYPE containerpub_invocations_total counter\n");
+        let mut rows: Vec<_> = self
+            .invocations
+            .iter()
+            .map(|e| (e.key().0.clone(), e.key().1, e.value().load(Ordering::Relaxed)))
+            .collect();
+        rows.sort();
+        for (function, outcome, count) in rows {
+            let _ = writeln!(
+                out,
+                "containerpub_invocations_total{{function=\"{function}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        out.push_str("# HELP containerpub_invocation_duration_seconds Queue plus execution time of invocations.\n");
+        out.push_str("# TYPE containerpub_invocation_duration_seconds histogram\n");
+        let mut names: Vec<String> = self.durations.iter().map(|e| e.key().clone()).collect();
+        names.sort();
+        for function in names {
+            let Some(histogram) = self.durations.get(&function) else { continue };
+            for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+                let _ = writeln!(
+                    out,
+                    "containerpub_invocation_duration_seconds_bucket{{function=\"{function}\",le=\"{bound}\"}} {}",
+                    bucket.load(Ordering::Relaxed)
+                );
+            }
+            let count = histogram.count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "containerpub_invocation_duration_seconds_bucket{{function=\"{function}\",le=\"+Inf\"}} {count}"
+            );
+            let sum = histogram.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "containerpub_invocation_duration_seconds_sum{{function=\"{function}\"}} {sum}");
+            let _ = writeln!(out, "containerpub_invocation_duration_seconds_count{{function=\"{function}\"}} {count}");
+        }
+    }
+}
+
+/// Writes one gauge or counter family from `(labels, value)` rows.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str, rows: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in rows {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}

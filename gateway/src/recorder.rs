@@ -1,0 +1,135 @@
+//! Invocation records and log lines go to the database in batches, off the hot path: the
+//! request hands them to a bounded buffer and moves on. When the buffer is full (a slow or
+//! unreachable database) they are dropped and counted, never waited for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::store::{InvocationRecord, LogRecord, Store};
+
+/// Items the buffer holds before it starts dropping.
+pub const BUFFER_ITEMS: usize = 20_000;
+/// Rows written per batch at most; a batch also goes out after this long.
+const BATCH_ROWS: usize = 1_000;
+const BATCH_WAIT: Duration = Duration::from_millis(50);
+
+#[derive(Debug)]
+pub enum Record {
+    Invocation(InvocationRecord),
+    Log(LogRecord),
+}
+
+#[derive(Debug, Default)]
+pub struct RecorderCounters {
+    pub dropped_invocations: AtomicU64,
+    pub dropped_logs: AtomicU64,
+    pub failed_writes: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    sender: mpsc::Sender<Record>,
+    pub counters: Arc<RecorderCounters>,
+}
+
+impl Recorder {
+    /// Starts the writer task on the current runtime. The task ends, after a last flush, when
+    /// every `Recorder` clone is dropped; await the returned handle to know it has.
+    pub fn start(store: Arc<dyn Store>) -> (Recorder, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(BUFFER_ITEMS);
+        let counters = Arc::new(RecorderCounters::default());
+        let writer = tokio::spawn(write_batches(store, receiver, counters.clone()));
+        (Recorder { sender, counters }, writer)
+    }
+
+    pub fn record(&self, record: Record) {
+        let is_log = matches!(record, Record::Log(_));
+        if self.sender.try_send(record).is_err() {
+            let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Record>, counters: Arc<RecorderCounters>) {
+    let mut invocations = Vec::new();
+    let mut logs = Vec::new();
+    loop {
+        let Some(first) = receiver.recv().await else { break };
+        let mut pending = vec![first];
+        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        while pending.len() < BATCH_ROWS {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(record)) => pending.push(record),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for record in pending {
+            match record {
+                Record::Invocation(row) => invocations.push(row),
+                Record::Log(row) => logs.push(row),
+            }
+        }
+        flush(&*store, &mut invocations, &mut logs, &counters).await;
+    }
+    flush(&*store, &mut invocations, &mut logs, &counters).await;
+}
+
+async fn flush(
+    store: &dyn Store,
+    invocations: &mut Vec<InvocationRecord>,
+    logs: &mut Vec<LogRecord>,
+    counters: &RecorderCounters,
+) {
+    // Invocations first: a log line is only shown once its invocation exists.
+    if !invocations.is_empty() {
+        if let Err(error) = store.insert_invocations(invocations).await {
+            tracing::warn!(%error, rows = invocations.len(), "dropping invocation records the database refused");
+            counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+            counters.dropped_invocations.fetch_add(invocations.len() as u64, Ordering::Relaxed);
+        }
+        invocations.clear();
+    }
+    if !logs.is_empty() {
+        if let Err(error) = store.insert_logs(logs).await {
+            tracing::warn!(%error, rows = logs.len(), "dropping log lines the database refused");
+            counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+            counters.dropped_logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
+        }
+        logs.clear();
+    }
+}
+
+impl Recorder {
+    /// Waits until every buffered record has been handed to the database (or `timeout`).
+    pub async fn flush(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.sender.capacity() < self.sender.max_capacity() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The last batch was taken off the buffer; give its write a moment to land.
+        tokio::time::sleep(BATCH_WAIT * 2).await;
+    }
+}
+
+/// Lines workers print outside any invocation (while loading, or idle) are the function's logs
+/// too. Holds the app weakly: the task ends with the server.
+pub async fn forward_stray_logs(app: Arc<crate::app::App>, mut lines: mpsc::Receiver<prewarm::StrayLogLine>) {
+    let app = Arc::downgrade(&app);
+    while let Some(stray) = lines.recv().await {
+        let Some(app) = app.upgrade() else { break };
+        let Some((function_id, version)) = stray.function_key.rsplit_once('@') else { continue };
+        app.recorder.record(Record::Log(LogRecord {
+            id: 0,
+            function_id: function_id.to_string(),
+            version: version.parse().unwrap_or(0),
+            invocation_id: None,
+            timestamp_us: stray.line.timestamp_us,
+            stream: stray.line.stream.as_str().to_string(),
+            message: stray.line.text.clone(),
+        }));
+    }
+}

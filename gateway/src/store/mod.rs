@@ -1,0 +1,102 @@
+//! Persistence: one [`Store`] trait, implemented for SQLite (the embedded default) and
+//! PostgreSQL (production). Both schemas have the same row shapes (text ids, integer times,
+//! JSON as text), so one set of queries, written once in `sql.rs`, serves both.
+
+mod records;
+mod sql;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use records::*;
+
+/// What a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (an email or a function name already taken).
+    #[error("already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the server keeps.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `postgres`, for `/healthz` and logs.
+    fn kind(&self) -> &'static str;
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn api_keys(&self, user_id: &str) -> StoreResult<Vec<ApiKey>>;
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKey>>;
+    /// Marks a key revoked; false when the user has no such live key.
+    async fn revoke_api_key(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool>;
+    async fn touch_api_key(&self, id: &str, now_ms: i64) -> StoreResult<()>;
+
+    async fn create_function(&self, function: &FunctionRecord) -> StoreResult<()>;
+    async fn function_by_name(&self, name: &str) -> StoreResult<Option<FunctionRecord>>;
+    async fn function_by_id(&self, id: &str) -> StoreResult<Option<FunctionRecord>>;
+    async fn functions_of(&self, owner_id: &str) -> StoreResult<Vec<FunctionRecord>>;
+    /// Every function with an active version, for warming pools at start-up.
+    async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>>;
+    /// Makes `version` the active one and updates the function's settings that live on it.
+    async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<()>;
+    /// Deletes the function, its versions, invocations and logs, and the artifact rows no
+    /// version uses any more; returns the hashes of those artifacts so their files can go.
+    async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>>;
+
+    async fn put_artifact(&self, sha256: &str, size_bytes: i64, now_ms: i64) -> StoreResult<()>;
+    async fn next_version(&self, function_id: &str) -> StoreResult<i64>;
+    async fn create_version(&self, version: &VersionRecord) -> StoreResult<()>;
+    async fn versions(&self, function_id: &str) -> StoreResult<Vec<VersionRecord>>;
+    async fn version(&self, function_id: &str, version: i64) -> StoreResult<Option<VersionRecord>>;
+
+    async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()>;
+    async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
+    /// Newest first.
+    async fn invocations(&self, function_id: &str, limit: i64) -> StoreResult<Vec<InvocationRecord>>;
+    /// Oldest first: lines with `id > after_id` and `timestamp_us >= since_us`.
+    async fn logs(&self, function_id: &str, after_id: i64, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>>;
+    /// The last `limit` lines at or after `since_us`, oldest first (what `logs` shows first).
+    async fn tail_logs(&self, function_id: &str, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>>;
+}
+
+/// Opens the store a `DATABASE_URL` names: `sqlite://PATH` (created when missing) or
+/// `postgres://…`. Does not migrate.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(Arc::new(sql::SqliteStore { pool }))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        Ok(Arc::new(sql::PostgresStore { pool }))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
+    }
+}

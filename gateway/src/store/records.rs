@@ -1,0 +1,80 @@
+//! Row types shared by both stores.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// The first characters of the key, shown in listings and used to find the row.
+    pub prefix: String,
+    /// Hex SHA-256 of the whole key; the key itself is never stored.
+    pub key_hash: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FunctionRecord {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub public: bool,
+    pub active_version: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct VersionRecord {
+    pub function_id: String,
+    pub version: i64,
+    pub artifact_sha256: String,
+    pub runtime: String,
+    pub entry_file: String,
+    pub entry_mode: String,
+    /// JSON: [`crate::functions::VersionSettings`].
+    pub settings: String,
+    /// JSON: the analyzer's report.
+    pub analysis: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct InvocationRecord {
+    pub id: String,
+    pub function_id: String,
+    pub version: i64,
+    pub outcome: String,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub cold: bool,
+    pub queue_us: i64,
+    pub exec_us: i64,
+    pub peak_memory_bytes: Option<i64>,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LogRecord {
+    /// Assigned by the database; 0 before insertion.
+    pub id: i64,
+    pub function_id: String,
+    pub version: i64,
+    pub invocation_id: Option<String>,
+    pub timestamp_us: i64,
+    pub stream: String,
+    pub message: String,
+}

@@ -1,0 +1,370 @@
+//! The queries, written once and expanded for each database by `sql_store!`. They use `$n`
+//! placeholders, which both SQLite and PostgreSQL accept, and only types both decode alike.
+//! (sqlx's `Any` driver is avoided on purpose: see the brief, decision 6.)
+
+use sqlx::{Postgres, QueryBuilder, Sqlite};
+
+use super::{ApiKey, FunctionRecord, InvocationRecord, LogRecord, Store, StoreError, StoreResult, User, VersionRecord};
+
+/// Rows per multi-row INSERT: well under SQLite's bound-parameter limit (13 columns × 500).
+const BATCH_ROWS: usize = 500;
+
+fn conflict_or(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(database) if database.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(error),
+    }
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    pub pool: sqlx::Pool<Sqlite>,
+}
+
+#[derive(Debug)]
+pub struct PostgresStore {
+    pub pool: sqlx::Pool<Postgres>,
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $kind:literal, $migrations:literal) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                sqlx::migrate!($migrations).run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_user(&self, user: &User) -> StoreResult<()> {
+                sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.password_hash)
+                    .bind(user.created_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict_or)?;
+                Ok(())
+            }
+
+            async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+                Ok(sqlx::query_as::<$db, User>("SELECT * FROM users WHERE email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
+                Ok(sqlx::query_as::<$db, User>("SELECT * FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&key.id)
+                .bind(&key.user_id)
+                .bind(&key.name)
+                .bind(&key.prefix)
+                .bind(&key.key_hash)
+                .bind(key.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(())
+            }
+
+            async fn api_keys(&self, user_id: &str) -> StoreResult<Vec<ApiKey>> {
+                Ok(sqlx::query_as::<$db, ApiKey>(
+                    "SELECT * FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKey>> {
+                Ok(sqlx::query_as::<$db, ApiKey>("SELECT * FROM api_keys WHERE prefix = $1")
+                    .bind(prefix)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn revoke_api_key(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now_ms)
+                .bind(id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch_api_key(&self, id: &str, now_ms: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_function(&self, function: &FunctionRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO functions (id, name, owner_id, public, active_version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&function.id)
+                .bind(&function.name)
+                .bind(&function.owner_id)
+                .bind(function.public)
+                .bind(function.active_version)
+                .bind(function.created_at)
+                .bind(function.updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(())
+            }
+
+            async fn function_by_name(&self, name: &str) -> StoreResult<Option<FunctionRecord>> {
+                Ok(sqlx::query_as::<$db, FunctionRecord>("SELECT * FROM functions WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn function_by_id(&self, id: &str) -> StoreResult<Option<FunctionRecord>> {
+                Ok(sqlx::query_as::<$db, FunctionRecord>("SELECT * FROM functions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn functions_of(&self, owner_id: &str) -> StoreResult<Vec<FunctionRecord>> {
+                Ok(sqlx::query_as::<$db, FunctionRecord>("SELECT * FROM functions WHERE owner_id = $1 ORDER BY name")
+                    .bind(owner_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>> {
+                let functions = sqlx::query_as::<$db, FunctionRecord>(
+                    "SELECT * FROM functions WHERE active_version IS NOT NULL ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut active = Vec::with_capacity(functions.len());
+                for function in functions {
+                    let number = function.active_version.expect("filtered on active_version");
+                    if let Some(version) = self.version(&function.id, number).await? {
+                        active.push((function, version));
+                    }
+                }
+                Ok(active)
+            }
+
+            async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE functions SET active_version = $1, public = $2, updated_at = $3 WHERE id = $4")
+                    .bind(version)
+                    .bind(public)
+                    .bind(now_ms)
+                    .bind(function_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>> {
+                let mut tx = self.pool.begin().await?;
+                let used: Vec<(String,)> =
+                    sqlx::query_as("SELECT DISTINCT artifact_sha256 FROM function_versions WHERE function_id = $1")
+                        .bind(function_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for table in ["function_logs", "function_invocations", "function_versions"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE function_id = $1"))
+                        .bind(function_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM functions WHERE id = $1").bind(function_id).execute(&mut *tx).await?;
+                let mut freed = Vec::new();
+                for (sha256,) in used {
+                    let still_used: Option<(i64,)> =
+                        sqlx::query_as("SELECT version FROM function_versions WHERE artifact_sha256 = $1 LIMIT 1")
+                            .bind(&sha256)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if still_used.is_none() {
+                        sqlx::query("DELETE FROM artifacts WHERE sha256 = $1").bind(&sha256).execute(&mut *tx).await?;
+                        freed.push(sha256);
+                    }
+                }
+                tx.commit().await?;
+                Ok(freed)
+            }
+
+            async fn put_artifact(&self, sha256: &str, size_bytes: i64, now_ms: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO artifacts (sha256, size_bytes, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(size_bytes)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn next_version(&self, function_id: &str) -> StoreResult<i64> {
+                let (last,): (Option<i64>,) =
+                    sqlx::query_as("SELECT MAX(version) FROM function_versions WHERE function_id = $1")
+                        .bind(function_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(last.unwrap_or(0) + 1)
+            }
+
+            async fn create_version(&self, version: &VersionRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO function_versions (function_id, version, artifact_sha256, runtime, entry_file, \
+                     entry_mode, settings, analysis, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&version.function_id)
+                .bind(version.version)
+                .bind(&version.artifact_sha256)
+                .bind(&version.runtime)
+                .bind(&version.entry_file)
+                .bind(&version.entry_mode)
+                .bind(&version.settings)
+                .bind(&version.analysis)
+                .bind(version.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(())
+            }
+
+            async fn versions(&self, function_id: &str) -> StoreResult<Vec<VersionRecord>> {
+                Ok(sqlx::query_as::<$db, VersionRecord>(
+                    "SELECT * FROM function_versions WHERE function_id = $1 ORDER BY version",
+                )
+                .bind(function_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn version(&self, function_id: &str, version: i64) -> StoreResult<Option<VersionRecord>> {
+                Ok(sqlx::query_as::<$db, VersionRecord>(
+                    "SELECT * FROM function_versions WHERE function_id = $1 AND version = $2",
+                )
+                .bind(function_id)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()> {
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    let mut insert = QueryBuilder::<$db>::new(
+                        "INSERT INTO function_invocations (id, function_id, version, outcome, status, error_code, \
+                         cold, queue_us, exec_us, peak_memory_bytes, bytes_in, bytes_out, started_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, record| {
+                        row.push_bind(record.id.clone())
+                            .push_bind(record.function_id.clone())
+                            .push_bind(record.version)
+                            .push_bind(record.outcome.clone())
+                            .push_bind(record.status)
+                            .push_bind(record.error_code.clone())
+                            .push_bind(record.cold)
+                            .push_bind(record.queue_us)
+                            .push_bind(record.exec_us)
+                            .push_bind(record.peak_memory_bytes)
+                            .push_bind(record.bytes_in)
+                            .push_bind(record.bytes_out)
+                            .push_bind(record.started_at);
+                    });
+                    insert.push(" ON CONFLICT (id) DO NOTHING");
+                    insert.build().execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()> {
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    let mut insert = QueryBuilder::<$db>::new(
+                        "INSERT INTO function_logs (function_id, version, invocation_id, timestamp_us, stream, message) ",
+                    );
+                    insert.push_values(chunk, |mut row, record| {
+                        row.push_bind(record.function_id.clone())
+                            .push_bind(record.version)
+                            .push_bind(record.invocation_id.clone())
+                            .push_bind(record.timestamp_us)
+                            .push_bind(record.stream.clone())
+                            .push_bind(record.message.clone());
+                    });
+                    insert.build().execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn invocations(&self, function_id: &str, limit: i64) -> StoreResult<Vec<InvocationRecord>> {
+                Ok(sqlx::query_as::<$db, InvocationRecord>(
+                    "SELECT * FROM function_invocations WHERE function_id = $1 ORDER BY started_at DESC, id LIMIT $2",
+                )
+                .bind(function_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn logs(&self, function_id: &str, after_id: i64, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>> {
+                Ok(sqlx::query_as::<$db, LogRecord>(
+                    "SELECT * FROM function_logs WHERE function_id = $1 AND id > $2 AND timestamp_us >= $3 \
+                     ORDER BY id LIMIT $4",
+                )
+                .bind(function_id)
+                .bind(after_id)
+                .bind(since_us)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn tail_logs(&self, function_id: &str, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>> {
+                let mut newest_first = sqlx::query_as::<$db, LogRecord>(
+                    "SELECT * FROM function_logs WHERE function_id = $1 AND timestamp_us >= $2 \
+                     ORDER BY id DESC LIMIT $3",
+                )
+                .bind(function_id)
+                .bind(since_us)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                newest_first.reverse();
+                Ok(newest_first)
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore, Sqlite, "sqlite", "../migrations/sqlite");
+sql_store!(PostgresStore, Postgres, "postgres", "../migrations/postgres");
