@@ -51,6 +51,7 @@ pub struct App {
     pub tokens: TokenKeys,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    pub function_database: crate::function_database::FunctionDatabaseStatus,
     /// Active versions by function name.
     pub active: DashMap<String, Arc<ActiveFunction>>,
     /// Deploys, rollbacks and deletes of one name run one at a time.

@@ -41,6 +41,10 @@ pub struct FunctionDefaults {
     pub memory_mb: u64,
     /// Invocations running at once across the server.
     pub max_concurrent: usize,
+    /// Calls of one function allowed to wait for a slot; more are answered 429.
+    pub max_queue_length: usize,
+    /// How long a call may wait for a slot before it is answered 503.
+    pub max_queue_wait_ms: u64,
     /// Upper bounds a deploy may ask for.
     pub max_timeout_ms: u64,
     pub max_memory_mb: u64,
@@ -105,7 +109,15 @@ impl Default for AuthConfig {
 
 impl Default for FunctionDefaults {
     fn default() -> Self {
-        Self { timeout_ms: 5_000, memory_mb: 128, max_concurrent: 10, max_timeout_ms: 300_000, max_memory_mb: 2048 }
+        Self {
+            timeout_ms: 5_000,
+            memory_mb: 128,
+            max_concurrent: 10,
+            max_queue_length: 100,
+            max_queue_wait_ms: 10_000,
+            max_timeout_ms: 300_000,
+            max_memory_mb: 2048,
+        }
     }
 }
 
@@ -232,6 +244,13 @@ mod tests {
         assert_eq!(config.functions.timeout_ms, 2000);
         assert_eq!(config.functions.memory_mb, 64);
         assert_eq!(config.database_url(), format!("sqlite://{}", Path::new("./data/containerpub.db").display()));
+    }
+
+    #[test]
+    fn the_documented_config_file_holds_the_defaults() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/containerpub.toml");
+        let documented = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(format!("{documented:?}"), format!("{:?}", Config::default()));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod deploy;
 mod front_door;
+mod function_database;
 mod metrics;
 mod recorder;
 mod shutdown;
@@ -176,12 +177,15 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.global_max_concurrency = config.functions.max_concurrent;
     prewarm_config.default_limits.max_concurrency = config.functions.max_concurrent;
     prewarm_config.default_limits.max_workers = config.functions.max_concurrent;
+    prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;
+    prewarm_config.default_limits.max_queue_wait = Duration::from_millis(config.functions.max_queue_wait_ms);
     if let Some(url) = &config.function_database.url {
         prewarm_config.function_database = Some(prewarm::FunctionDatabase {
             url: url.clone(),
-            statement_timeout_ms: config.function_database.timeout_ms.unwrap_or(5_000),
+            statement_timeout_ms: config.function_database.timeout_ms.unwrap_or(function_database::DEFAULT_TIMEOUT_MS),
         });
     }
+    let function_database = function_database::enforce_limits(&config.function_database).await;
     let (prewarm, stray_logs) = prewarm::Prewarm::start(prewarm_config)?;
     let (enforcement, passed_over) = prewarm.enforcement();
     tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), ?passed_over, "platform starting");
@@ -197,6 +201,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         tokens,
         recorder,
         metrics: Default::default(),
+        function_database,
         active: Default::default(),
         name_locks: Default::default(),
         draining: Default::default(),

@@ -37,3 +37,23 @@ fn the_dart_runtime_adapter_and_generated_entry_pass_the_analyzer() {
         .iter()
         .all(|finding| finding.rule == "non-literal-path" && finding.file == "containerpub_adapter.dart"));
 }
+
+/// Every example under `examples/RUNTIME/NAME` is accepted, as its runtime, with a warm handler
+/// and without a single finding.
+#[test]
+fn every_example_passes_the_analyzer() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for runtime in ["dart", "node", "python"] {
+        for example in std::fs::read_dir(examples.join(runtime)).unwrap() {
+            let example = example.unwrap().path();
+            let report = analyze(&example, &Options::default()).unwrap();
+            assert_eq!(report.verdict, Verdict::Accept, "{}: {:#?}", example.display(), report.findings);
+            assert!(report.findings.is_empty(), "{}: {:#?}", example.display(), report.findings);
+            assert_eq!(report.runtime.as_str(), runtime, "{}", example.display());
+            assert_eq!(report.entry.map(|entry| entry.mode), Some(EntryMode::Handler), "{}", example.display());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 9, "the seed's three functions in three runtimes");
+}

@@ -39,6 +39,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
         "memory_enforcement": enforcement.name(),
         "runtimes": runtimes,
         "functions_active": app.active.len(),
+        "function_database": app.function_database,
     });
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()

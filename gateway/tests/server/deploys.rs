@@ -1,0 +1,138 @@
+use serde_json::{json, Value};
+
+use crate::both_stores;
+use crate::harness::{archive, code, example, gzip, hostile_archive, Server};
+
+const GREETER: &str = "def handler(body):\n    return {'version': VERSION, 'name': body.get('name')}\n";
+
+fn greeter(version: u32) -> Vec<u8> {
+    archive(&[("main.py", &format!("VERSION = {version}\n{GREETER}"))])
+}
+
+fn call(server: &Server, token: Option<&str>, name: &str) -> (u16, Value) {
+    let response = server.post_json(&format!("/fn/{name}"), token, &json!({ "name": "Ada" }));
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn deploy_versions_rollback_delete(server: Server) {
+    let ada = server.user("ada@example.com");
+    let eve = server.user("eve@example.com");
+
+    // The examples deploy and answer.
+    for (name, dir) in
+        [("py-hello", "examples/python/simple-function"), ("node-hello", "examples/node/simple-function")]
+    {
+        let (status, body) = server.deploy(&ada, name, example(dir), &[]);
+        assert_eq!(status, 201, "{name}: {body}");
+        assert_eq!(body["entry_mode"], "handler");
+        assert_eq!(body["analysis"]["verdict"], "accept");
+        let (status, result) = call(&server, Some(&ada), name);
+        assert_eq!((status, result["message"].as_str()), (200, Some("Hello, Ada!")), "{name}");
+    }
+
+    // Versions, a new deploy switching over, rollback, and settings kept per version.
+    let (status, first) = server.deploy(&ada, "greeter", greeter(1), &[("public", "true")]);
+    assert_eq!((status, first["version"].as_i64()), (201, Some(1)), "{first}");
+    assert_eq!(call(&server, None, "greeter").1["version"], 1, "a public function needs no credentials");
+    let (status, second) = server.deploy(&ada, "greeter", greeter(2), &[("public", "true")]);
+    assert_eq!((status, second["version"].as_i64()), (201, Some(2)));
+    assert_eq!(call(&server, None, "greeter").1["version"], 2);
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(second["id"].as_str(), Some(id), "one function, two versions");
+    let versions: Value = server.get("/api/functions/greeter/versions", Some(&ada)).json().unwrap();
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(versions["active_version"], 2);
+    let back = server.post_json("/api/functions/greeter/rollback", Some(&ada), &json!({ "version": 1 }));
+    assert_eq!(back.status(), 200);
+    assert_eq!(call(&server, None, "greeter").1["version"], 1, "rollback is live at once");
+    let missing = server.post_json("/api/functions/greeter/rollback", Some(&ada), &json!({ "version": 9 }));
+    assert_eq!(missing.status(), 404);
+    let by_id: Value = server.get(&format!("/api/functions/{id}"), Some(&ada)).json().unwrap();
+    assert_eq!(by_id["name"], "greeter", "an id works where a name does");
+    let listed: Value = server.get("/api/functions", Some(&ada)).json().unwrap();
+    assert_eq!(listed["functions"].as_array().unwrap().len(), 3);
+
+    // A failed deploy leaves the active version untouched.
+    let (status, rejected) = server.deploy(
+        &ada,
+        "greeter",
+        archive(&[("main.py", "import subprocess\ndef handler(b):\n    return subprocess.run(['id'])\n")]),
+        &[],
+    );
+    assert_eq!((status, code(&rejected)), (422, "analysis_rejected"), "{rejected}");
+    let findings = rejected["error"]["analysis"]["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|finding| finding["file"] == "main.py" && finding["line"] == 1), "{rejected}");
+    assert_eq!(call(&server, None, "greeter").1["version"], 1);
+
+    // Another user: cannot see, change or take over the function; the name is taken.
+    assert_eq!(server.get("/api/functions/greeter", Some(&eve)).status(), 404);
+    assert_eq!(server.get("/api/functions/greeter/logs", Some(&eve)).status(), 404);
+    assert_eq!(
+        server.client.delete(server.url("/api/functions/greeter")).bearer_auth(&eve).send().unwrap().status(),
+        404
+    );
+    let (status, taken) = server.deploy(&eve, "greeter", greeter(3), &[]);
+    assert_eq!((status, code(&taken)), (409, "name_taken"));
+    let (status, _) = call(&server, Some(&eve), "py-hello");
+    assert_eq!(status, 403, "a private function refuses other users");
+    let (status, _) = call(&server, None, "py-hello");
+    assert_eq!(status, 401, "a private function needs credentials");
+
+    // Bad names and fields.
+    for (name, fields, expected) in [
+        ("Bad_Name", vec![], "invalid_name"),
+        ("ok", vec![("timeout_ms", "0")], "invalid_field"),
+        ("ok", vec![("memory_mb", "abc")], "invalid_field"),
+        ("ok", vec![("env", "[1]")], "invalid_field"),
+        ("ok", vec![("runtime", "cobol")], "invalid_field"),
+    ] {
+        let (status, body) = server.deploy(&ada, name, greeter(1), &fields);
+        assert_eq!((status, code(&body)), (400, expected), "{name} {fields:?}: {body}");
+    }
+
+    // Delete stops it and frees its artifacts.
+    let artifacts = server.data_dir.path().join("artifacts");
+    let before = std::fs::read_dir(&artifacts).unwrap().count();
+    let deleted = server.client.delete(server.url("/api/functions/greeter")).bearer_auth(&ada).send().unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(call(&server, None, "greeter").0, 404);
+    assert_eq!(server.get("/api/functions/greeter", Some(&ada)).status(), 404);
+    assert_eq!(std::fs::read_dir(&artifacts).unwrap().count(), before - 2, "both versions' archives are gone");
+}
+both_stores!(deploy_versions_rollback_delete);
+
+fn bad_archives_are_refused(server: Server) {
+    let ada = server.user("ada@example.com");
+    let zeros = "\0".repeat(8 << 20);
+    let many: Vec<(String, &str)> = (0..60).map(|i| (format!("f{i}.txt"), "x")).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(name, data)| (name.as_str(), *data)).collect();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("dot-dot", hostile_archive("../escape.py", tar::EntryType::Regular, b"x"), 400, "archive_bad_entry"),
+        ("absolute", hostile_archive("/tmp/abs.py", tar::EntryType::Regular, b"x"), 400, "archive_bad_entry"),
+        ("symlink", hostile_archive("link", tar::EntryType::Symlink, b""), 400, "archive_bad_entry"),
+        ("device", hostile_archive("dev", tar::EntryType::Char, b""), 400, "archive_bad_entry"),
+        (
+            "bomb",
+            archive(&[("main.py", "def handler(b):\n    return 1\n"), ("zeros", &zeros)]),
+            413,
+            "archive_expands_too_large",
+        ),
+        ("too-many", archive(&many), 413, "archive_too_many_entries"),
+        ("not-gzip", b"plain text, not an archive".to_vec(), 400, "archive_not_gzip"),
+        ("empty", Vec::new(), 400, "archive_empty"),
+        ("empty-tar", gzip(&[0u8; 1024]), 400, "archive_empty"),
+        ("too-big", vec![0x1f; 1_100_000], 413, "archive_too_large"),
+    ];
+    for (label, bytes, status, expected) in cases {
+        let (got, body) = server.deploy(&ada, "bad", bytes, &[]);
+        assert_eq!((got, code(&body)), (status, expected), "{label}: {body}");
+    }
+    let functions = server.data_dir.path().join("functions");
+    let left: Vec<_> = std::fs::read_dir(&functions).unwrap().collect();
+    assert!(left.is_empty(), "rejected archives leave nothing behind: {left:?}");
+    assert_eq!(server.get("/api/functions/bad", Some(&ada)).status(), 404);
+    let missing = server.client.post(server.url("/api/functions/deploy")).bearer_auth(&ada).body("{}").send().unwrap();
+    assert_eq!(missing.status(), 400);
+}
+both_stores!(bad_archives_are_refused);

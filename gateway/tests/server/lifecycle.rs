@@ -1,0 +1,79 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{archive, Backend, Server};
+
+const SLOW: &str =
+    "import time\ndef handler(body):\n    print('working')\n    time.sleep(0.8)\n    return {'done': True}\n";
+
+/// Processes whose command line or working directory mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cwd = std::fs::read_link(entry.path().join("cwd")).map(|p| p.display().to_string()).unwrap_or_default();
+        if cwd.contains(needle) {
+            found.push(format!("{name} (cwd {cwd})"));
+        }
+    }
+    found
+}
+
+fn restart_keeps_everything_and_sigterm_drains(backend: Backend) {
+    let Some(mut server) = Server::start(backend) else { return };
+    let ada = server.user("ada@example.com");
+    assert_eq!(server.deploy(&ada, "slow", archive(&[("main.py", SLOW)]), &[]).0, 201);
+    assert_eq!(server.post_json("/fn/slow", Some(&ada), &json!({})).status(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SIGTERM while five calls are running: all five finish, then the server exits cleanly.
+    let data = server.data_dir.path().display().to_string();
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let (url, ada) = (server.url("/fn/slow"), ada.clone());
+                scope.spawn(move || {
+                    reqwest::blocking::Client::new()
+                        .post(url)
+                        .bearer_auth(ada)
+                        .body("{}")
+                        .send()
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(server.stop(), Some(0), "clean exit after draining:\n{}", server.log());
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    assert_eq!(results, vec![200; 5], "in-flight calls finish during the drain");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(processes_mentioning(&data), Vec::<String>::new(), "no worker is left behind");
+
+    // Restart on the same data: users, functions, versions and logs are all there.
+    let restarted = Server::start_on(server.data_dir.clone(), server.database_url.clone());
+    assert_eq!(restarted.get("/api/auth/me", Some(&ada)).status(), 200, "tokens survive a restart");
+    let token = restarted.login("ada@example.com");
+    let versions: Value = restarted.get("/api/functions/slow/versions", Some(&token)).json().unwrap();
+    assert_eq!(versions["active_version"], 1);
+    let logs = restarted.get("/api/functions/slow/logs?limit=100", Some(&token)).text().unwrap();
+    assert_eq!(logs.lines().filter(|line| line.contains("working")).count(), 6, "{logs}");
+    let history: Value = restarted.get("/api/functions/slow/invocations", Some(&token)).json().unwrap();
+    assert_eq!(history["invocations"].as_array().unwrap().len(), 6);
+    assert_eq!(restarted.post_json("/fn/slow", Some(&token), &json!({})).status(), 200);
+}
+
+#[test]
+fn restart_and_drain_sqlite() {
+    restart_keeps_everything_and_sigterm_drains(Backend::Sqlite);
+}
+
+#[test]
+fn restart_and_drain_postgres() {
+    restart_keeps_everything_and_sigterm_drains(Backend::Postgres);
+}

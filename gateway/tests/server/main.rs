@@ -1,0 +1,9 @@
+//! Integration tests of the `containerpub` server: the real binary, real workers, a real
+//! SQLite file and a real PostgreSQL database.
+
+mod accounts;
+mod deploys;
+mod function_database;
+mod harness;
+mod invocations;
+mod lifecycle;
