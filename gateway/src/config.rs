@@ -74,8 +74,11 @@ pub struct DeployLimits {
 pub struct HttpLimits {
     /// Largest request body for API calls and function URLs (deploys have their own cap).
     pub max_body_bytes: usize,
-    /// A client that sends nothing for this long is disconnected.
+    /// A client that sends nothing for this long, or whose request header takes longer, is
+    /// disconnected.
     pub idle_timeout_seconds: u64,
+    /// The whole request body (an upload) must arrive within this long.
+    pub body_timeout_seconds: u64,
     /// On SIGTERM, in-flight requests get this long to finish.
     pub drain_timeout_seconds: u64,
 }
@@ -135,7 +138,7 @@ impl Default for DeployLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 6 << 20, idle_timeout_seconds: 60, drain_timeout_seconds: 30 }
+        Self { max_body_bytes: 6 << 20, idle_timeout_seconds: 60, body_timeout_seconds: 300, drain_timeout_seconds: 30 }
     }
 }
 

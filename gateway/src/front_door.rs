@@ -44,11 +44,16 @@ impl HttpServerApp for FrontDoor {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let limits = &self.app.config.http;
-        session.set_read_timeout(Some(Duration::from_secs(limits.idle_timeout_seconds)));
-        session.set_write_timeout(Some(Duration::from_secs(limits.idle_timeout_seconds)));
-        match session.read_request().await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return None,
+        let idle = Duration::from_secs(limits.idle_timeout_seconds);
+        // Pingora times each read of the header by the keep-alive timeout (60 s by default) and
+        // each read of the body by the read timeout; a client dribbling its header one byte at a
+        // time would still hold the connection, so the whole header also has a deadline.
+        session.set_keepalive(Some(limits.idle_timeout_seconds));
+        session.set_read_timeout(Some(idle));
+        session.set_write_timeout(Some(idle));
+        match tokio::time::timeout(idle, session.read_request()).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) | Ok(Err(_)) | Err(_) => return None,
         }
         self.app.in_flight.fetch_add(1, Ordering::SeqCst);
         let _in_flight = InFlight(&self.app);
@@ -65,7 +70,15 @@ impl HttpServerApp for FrontDoor {
             .retry_after(1)
             .into_response_body()
         } else {
-            match self.read_body(&mut session).await {
+            let body_deadline = Duration::from_secs(limits.body_timeout_seconds);
+            let body = tokio::time::timeout(body_deadline, self.read_body(&mut session)).await.unwrap_or_else(|_| {
+                Err(Some(ApiError::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!("the request body did not arrive within {} s", body_deadline.as_secs()),
+                )))
+            });
+            match body {
                 Ok(body) => {
                     let mut request =
                         axum::http::Request::from_parts(session.req_header().as_owned_parts(), Body::from(body));

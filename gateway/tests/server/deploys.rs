@@ -31,6 +31,17 @@ fn deploy_versions_rollback_delete(server: Server) {
         assert_eq!((status, result["message"].as_str()), (200, Some("Hello, Ada!")), "{name}");
     }
 
+    // A Dart function deploys; without the SDK on the server it answers 503, with no spawn.
+    let (status, dart) = server.deploy(&ada, "dart-hello", example("examples/dart/simple-function"), &[]);
+    assert_eq!((status, dart["runtime"].as_str()), (201, Some("dart")), "{dart}");
+    let (status, answer) = call(&server, Some(&ada), "dart-hello");
+    if dart["runtime_unavailable"].is_string() {
+        crate::harness::skip("dart not on PATH (the Dart example answers 503 runtime_unavailable instead)");
+        assert_eq!((status, code(&answer)), (503, "runtime_unavailable"), "{answer}");
+    } else {
+        assert_eq!((status, answer["message"].as_str()), (200, Some("Hello, Ada!")), "{answer}");
+    }
+
     // Versions, a new deploy switching over, rollback, and settings kept per version.
     let (status, first) = server.deploy(&ada, "greeter", greeter(1), &[("public", "true")]);
     assert_eq!((status, first["version"].as_i64()), (201, Some(1)), "{first}");
@@ -51,7 +62,7 @@ fn deploy_versions_rollback_delete(server: Server) {
     let by_id: Value = server.get(&format!("/api/functions/{id}"), Some(&ada)).json().unwrap();
     assert_eq!(by_id["name"], "greeter", "an id works where a name does");
     let listed: Value = server.get("/api/functions", Some(&ada)).json().unwrap();
-    assert_eq!(listed["functions"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["functions"].as_array().unwrap().len(), 4);
 
     // A failed deploy leaves the active version untouched.
     let (status, rejected) = server.deploy(

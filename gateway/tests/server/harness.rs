@@ -33,6 +33,9 @@ max_entries = 50
 
 [http]
 drain_timeout_seconds = 20
+idle_timeout_seconds = 2
+body_timeout_seconds = 4
+max_body_bytes = 100000
 "#;
 
 pub struct Server {
@@ -212,12 +215,19 @@ impl Drop for Server {
     }
 }
 
+/// Says out loud that a test could not run here. Written to stderr directly, which the test
+/// harness does not capture, so the line shows in every run (and `scripts/test` counts it).
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {reason}");
+}
+
 /// The throwaway PostgreSQL server's URL, or `None` after a visible skip line.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("CONTAINERPUB_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            println!("skipped: CONTAINERPUB_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)");
+            skip("CONTAINERPUB_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL)");
             None
         }
     }

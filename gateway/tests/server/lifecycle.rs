@@ -77,3 +77,46 @@ fn restart_and_drain_sqlite() {
 fn restart_and_drain_postgres() {
     restart_keeps_everything_and_sigterm_drains(Backend::Postgres);
 }
+
+/// With the records tables locked by another session, calls still answer at once; the records
+/// land once the lock is gone.
+#[test]
+fn a_blocked_database_does_not_block_invocations() {
+    let Some(server) = Server::start(Backend::Postgres) else { return };
+    let ada = server.user("ada@example.com");
+    assert_eq!(
+        server
+            .deploy(&ada, "quick", archive(&[("main.py", "def handler(body):\n    print('hi')\n    return 1\n")]), &[])
+            .0,
+        201
+    );
+    let locker = std::process::Command::new("psql")
+        .args([
+            server.database_url.as_str(),
+            "-X",
+            "-q",
+            "-c",
+            "BEGIN; LOCK TABLE function_invocations, function_logs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let call = std::time::Instant::now();
+        assert_eq!(server.post_json("/fn/quick", Some(&ada), &json!({})).status(), 200);
+        assert!(call.elapsed() < Duration::from_millis(1000), "a call waited {:?} for the database", call.elapsed());
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "20 calls took {:?}", started.elapsed());
+    let mut locker = locker;
+    locker.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let history: Value = server.get("/api/functions/quick/invocations?limit=100", Some(&ada)).json().unwrap();
+        if history["invocations"].as_array().unwrap().len() == 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "records did not land after the lock: {history}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

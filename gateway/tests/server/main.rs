@@ -5,5 +5,6 @@ mod accounts;
 mod deploys;
 mod function_database;
 mod harness;
+mod http_limits;
 mod invocations;
 mod lifecycle;
