@@ -131,6 +131,9 @@ pub async fn rollback(
         .version(&function.id, request.version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("{} has no version {}", function.name, request.version)))?;
+    if function.active_version == Some(version.version) && app.active.contains_key(&function.name) {
+        return Ok(Json(json!({ "name": function.name, "active_version": version.version })));
+    }
     let public =
         serde_json::from_str::<crate::app::VersionSettings>(&version.settings).map(|s| s.public).unwrap_or(false);
     deploy::activate(&app, &function, &version, public).await.map_err(|error| match error {

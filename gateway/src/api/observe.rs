@@ -198,6 +198,9 @@ pub async fn logs(
         last_id = store.tail_logs(&function_id, 0, 1).await?.last().map_or(0, |line| line.id);
     }
     let initial: String = first.iter().map(&format).collect();
+    // With nothing new for a while, a keep-alive (a blank NDJSON line, an SSE comment) goes out,
+    // so a client that left is noticed and its stream dropped.
+    const KEEP_ALIVE_POLLS: u32 = 75;
     let stream = futures_util::stream::unfold((Some(initial), last_id), move |(initial, mut last_id)| {
         let store = store.clone();
         let function_id = function_id.clone();
@@ -205,6 +208,7 @@ pub async fn logs(
             if let Some(initial) = initial {
                 return Some((Ok::<_, std::convert::Infallible>(initial), (None, last_id)));
             }
+            let mut quiet_polls = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 match store.logs(&function_id, last_id, 0, 500).await {
@@ -214,8 +218,10 @@ pub async fn logs(
                         return Some((Ok(chunk), (None, last_id)));
                     }
                     Ok(_) => {
-                        if sse {
-                            return Some((Ok(": keep-alive\n\n".to_string()), (None, last_id)));
+                        quiet_polls += 1;
+                        if quiet_polls >= KEEP_ALIVE_POLLS {
+                            let keep_alive = if sse { ": keep-alive\n\n" } else { "\n" };
+                            return Some((Ok(keep_alive.to_string()), (None, last_id)));
                         }
                     }
                     Err(error) => {
