@@ -1,0 +1,99 @@
+//! login, logout, whoami, keys.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::client::Api;
+use crate::credentials::{self, Login};
+use crate::output::Output;
+
+pub fn login(api: &Api, output: &Output, email: Option<String>, token_stdin: bool) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    let login = if token_stdin {
+        let mut token = String::new();
+        stdin.lock().read_line(&mut token)?;
+        let token = token.trim().to_string();
+        anyhow::ensure!(!token.is_empty(), "no token on standard input");
+        let me = api.json(Api::new(&api.base, Some(token.clone())).authed(Method::GET, "/api/auth/me")?)?;
+        Login { token, email: me["email"].as_str().map(str::to_string), expires_at: None }
+    } else {
+        let email = match email {
+            Some(email) => email,
+            None => {
+                eprint!("Email: ");
+                std::io::stderr().flush()?;
+                let mut email = String::new();
+                stdin.lock().read_line(&mut email)?;
+                email.trim().to_string()
+            }
+        };
+        let password = if stdin.is_terminal() {
+            rpassword::prompt_password("Password: ").context("cannot read the password")?
+        } else {
+            let mut password = String::new();
+            stdin.lock().read_line(&mut password)?;
+            password.trim_end_matches(['\r', '\n']).to_string()
+        };
+        let answer = api.json(
+            api.anonymous(Method::POST, "/api/auth/login").json(&json!({ "email": email, "password": password })),
+        )?;
+        Login {
+            token: answer["token"].as_str().context("the server sent no token")?.to_string(),
+            email: Some(email),
+            expires_at: answer["expires_at"].as_u64(),
+        }
+    };
+    let email = login.email.clone().unwrap_or_default();
+    let path = credentials::save(&api.base, login)?;
+    output.note(&format!("Logged in to {} as {email} (saved in {})", api.base, path.display()));
+    Ok(())
+}
+
+pub fn logout(api: &Api, output: &Output) -> anyhow::Result<()> {
+    if credentials::forget(&api.base)? {
+        output.note(&format!("Logged out of {}", api.base));
+    } else {
+        output.note(&format!("You were not logged in to {}", api.base));
+    }
+    Ok(())
+}
+
+pub fn whoami(api: &Api, output: &Output) -> anyhow::Result<()> {
+    let me = api.json(api.authed(Method::GET, "/api/auth/me")?)?;
+    if output.json() {
+        output.line(&me);
+    } else {
+        println!("{} ({}) on {}", me["email"].as_str().unwrap_or("?"), me["id"].as_str().unwrap_or("?"), api.base);
+    }
+    Ok(())
+}
+
+pub fn create_key(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
+    let key = api.json(api.authed(Method::POST, "/api/keys")?.json(&json!({ "name": name })))?;
+    if output.json() {
+        output.line(&key);
+    } else {
+        println!("{}", key["key"].as_str().unwrap_or(""));
+        output.note(&format!(
+            "API key {} created: copy it now, it is not shown again.",
+            key["id"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
+pub fn list_keys(api: &Api, output: &Output) -> anyhow::Result<()> {
+    let keys = api.json(api.authed(Method::GET, "/api/keys")?)?;
+    let rows: Vec<Value> = keys["keys"].as_array().cloned().unwrap_or_default();
+    output.table(&["id", "name", "prefix", "created_at", "last_used_at"], &rows);
+    Ok(())
+}
+
+pub fn revoke_key(api: &Api, output: &Output, id: &str) -> anyhow::Result<()> {
+    api.json(api.authed(Method::DELETE, &format!("/api/keys/{id}"))?)?;
+    output.note(&format!("API key {id} revoked"));
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `deploy`: analyse locally (what the server will see: the archive's own files), upload with
+//! progress on a terminal, print the URL.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use reqwest::blocking::multipart;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::{Api, CliError};
+use crate::output::{self, Output};
+use crate::package;
+
+pub struct DeployArgs {
+    pub path: PathBuf,
+    pub name: Option<String>,
+    pub public: bool,
+    pub env: Vec<String>,
+    pub timeout: Option<u64>,
+    pub memory: Option<u64>,
+}
+
+/// Reports upload progress as the multipart body is read.
+struct Progress<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        if n == 0 {
+            self.bar.finish_and_clear();
+        }
+        Ok(n)
+    }
+}
+
+pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
+    let root = &args.path;
+    anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
+    let name = args
+        .name
+        .clone()
+        .or_else(|| package::default_name(root))
+        .context("cannot tell the function's name: pass --name")?;
+    let mut env = serde_json::Map::new();
+    for pair in &args.env {
+        let (key, value) = pair.split_once('=').with_context(|| format!("--env {pair:?}: use KEY=VALUE"))?;
+        env.insert(key.to_string(), Value::from(value));
+    }
+
+    let built = package::build(root)?;
+    output.detail(&format!("{} file(s), {} bytes compressed", built.files.len(), built.archive.len()));
+
+    // The analyzer, locally, on exactly the files that will be uploaded.
+    let staged = tempfile::tempdir()?;
+    for relative in &built.files {
+        let target = staged.path().join(relative);
+        std::fs::create_dir_all(target.parent().expect("a file in a directory"))?;
+        std::fs::copy(root.join(relative), &target)?;
+    }
+    let report = analyzer::analyze(staged.path(), &analyzer::Options::default())
+        .context("the analyzer could not read the package")?;
+    let report_json = serde_json::to_value(&report)?;
+    let findings = report_json["findings"].as_array().cloned().unwrap_or_default();
+    output::findings(output, &findings);
+    if report.verdict != analyzer::Verdict::Accept {
+        let errors = report.findings.iter().filter(|finding| finding.severity == analyzer::Severity::Error).count();
+        return Err(CliError::Rejected { errors }.into());
+    }
+    output.note(&format!("Analyzer: accepted ({} warning(s)); uploading {name}…", findings.len()));
+
+    let length = built.archive.len() as u64;
+    let reader: Box<dyn Read + Send> = if std::io::stderr().is_terminal() && !output.quiet {
+        let bar = indicatif::ProgressBar::new(length).with_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                .expect("valid template"),
+        );
+        Box::new(Progress { inner: std::io::Cursor::new(built.archive), bar })
+    } else {
+        Box::new(std::io::Cursor::new(built.archive))
+    };
+    let mut form = multipart::Form::new()
+        .text("name", name.clone())
+        .part("archive", multipart::Part::reader_with_length(reader, length).file_name("function.tar.gz"));
+    if args.public {
+        form = form.text("public", "true");
+    }
+    if !env.is_empty() {
+        form = form.text("env", Value::Object(env).to_string());
+    }
+    if let Some(timeout) = args.timeout {
+        form = form.text("timeout_ms", timeout.to_string());
+    }
+    if let Some(memory) = args.memory {
+        form = form.text("memory_mb", memory.to_string());
+    }
+    let request =
+        api.authed(Method::POST, "/api/functions/deploy")?.multipart(form).timeout(std::time::Duration::from_secs(600));
+    let deployed = api.json(request)?;
+    let url = api.url(deployed["url"].as_str().unwrap_or(""));
+    if output.json() {
+        let mut line = deployed.clone();
+        line["url"] = Value::from(url);
+        output.line(&line);
+    } else {
+        println!("{url}");
+        output.note(&format!(
+            "Deployed {} version {} ({}, {})",
+            name,
+            deployed["version"],
+            deployed["runtime"].as_str().unwrap_or("?"),
+            deployed["entry_mode"].as_str().unwrap_or("?")
+        ));
+        if let Some(problem) = deployed["runtime_unavailable"].as_str() {
+            output.note(&format!("warning: {problem}: calls will answer 503 until the server has it"));
+        }
+    }
+    Ok(())
+}

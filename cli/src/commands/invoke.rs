@@ -1,0 +1,90 @@
+//! `invoke`: calls the function's URL like curl would, and prints its answer.
+
+use std::io::Read;
+
+use anyhow::Context;
+use reqwest::Method;
+
+use crate::client::{error_from, Api, CliError};
+use crate::output::Output;
+
+pub struct InvokeArgs {
+    pub name: String,
+    pub data: Option<String>,
+    pub query: Vec<String>,
+    pub method: Option<String>,
+    pub headers: Vec<String>,
+    pub path: String,
+    pub include: bool,
+}
+
+fn body(data: &str) -> anyhow::Result<Vec<u8>> {
+    if data == "-" {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body)?;
+        Ok(body)
+    } else if let Some(file) = data.strip_prefix('@') {
+        std::fs::read(file).with_context(|| format!("cannot read {file}"))
+    } else {
+        serde_json::from_str::<serde_json::Value>(data)
+            .with_context(|| format!("--data {data:?} is not JSON (use @FILE for other bodies)"))?;
+        Ok(data.as_bytes().to_vec())
+    }
+}
+
+pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()> {
+    let body = args.data.as_deref().map(body).transpose()?;
+    let method = match &args.method {
+        Some(method) => Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .with_context(|| format!("{method:?} is not an HTTP method"))?,
+        None if body.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let path = format!("/fn/{}/{}", args.name, args.path.trim_start_matches('/'));
+    let mut query = Vec::new();
+    for pair in &args.query {
+        query.push(pair.split_once('=').with_context(|| format!("--query {pair:?}: use KEY=VALUE"))?);
+    }
+    let mut request = api.maybe_authed(method, path.trim_end_matches('/')).query(&query);
+    for header in &args.headers {
+        let (name, value) = header.split_once(':').with_context(|| format!("-H {header:?}: use NAME:VALUE"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    if let Some(body) = body {
+        let json = serde_json::from_slice::<serde_json::Value>(&body).is_ok();
+        if json && !args.headers.iter().any(|h| h.to_ascii_lowercase().starts_with("content-type")) {
+            request = request.header("content-type", "application/json");
+        }
+        request = request.body(body);
+    }
+    let response = api.send_any(request)?;
+    let status = response.status();
+    let invocation = response.headers().get("x-invocation-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if args.include {
+        println!("{:?} {}", response.version(), status);
+        for (name, value) in response.headers() {
+            println!("{name}: {}", value.to_str().unwrap_or("<binary>"));
+        }
+        println!();
+    }
+    // A platform error (not the function's own answer) goes through the usual advice.
+    let platform_error =
+        !status.is_success() && response.headers().get("content-type").is_some_and(|v| v == "application/json");
+    if platform_error && !args.include {
+        let error = error_from(response);
+        if let CliError::Server { code, .. } = &error {
+            if code == "function_error" || code == "timeout" || code == "memory_limit" || code == "function_crashed" {
+                output.detail(&format!("invocation {invocation}"));
+            }
+        }
+        return Err(error.into());
+    }
+    let bytes = response.bytes()?;
+    std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+    if !bytes.ends_with(b"\n") {
+        println!();
+    }
+    output.detail(&format!("invocation {invocation}"));
+    anyhow::ensure!(status.is_success() || args.include, "the function answered {status}");
+    Ok(())
+}

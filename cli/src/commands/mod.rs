@@ -1,0 +1,8 @@
+//! One file per group of commands.
+
+pub mod account;
+pub mod deploy;
+pub mod functions;
+pub mod init;
+pub mod invoke;
+pub mod logs;

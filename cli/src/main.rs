@@ -1,0 +1,210 @@
+//! `dart_cloud`: the ContainerPub command line (the seed's name). Exit status: 0 done, 1 the
+//! server refused or the command failed, 2 usage errors (clap's own).
+
+mod client;
+mod commands;
+mod credentials;
+mod output;
+mod package;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::{Api, CliError};
+use crate::output::{Format, Output};
+
+#[derive(Parser)]
+#[command(name = "dart_cloud", version, about = "Deploy Dart functions to ContainerPub and call them")]
+struct Cli {
+    /// The ContainerPub server.
+    #[arg(long, global = true, env = "DART_CLOUD_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A token or API key to use instead of the saved login.
+    #[arg(long, global = true, env = "DART_CLOUD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Output format (default: table on a terminal, JSON lines otherwise).
+    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    output: Option<Format>,
+    /// No colours (also when NO_COLOR is set).
+    #[arg(long, global = true)]
+    no_color: bool,
+    /// Print only results.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more about what is happening.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Log in and keep the token (asks for email and password).
+    Login {
+        #[arg(long)]
+        email: Option<String>,
+        /// Read a token or API key from standard input instead of asking for a password.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Forget the saved login for this server.
+    Logout,
+    /// Show who you are logged in as.
+    Whoami,
+    /// Create a Dart function skeleton.
+    Init {
+        /// Directory (and function) name; default: the current directory.
+        name: Option<String>,
+    },
+    /// Check a function with the analyzer, upload it and make it live.
+    Deploy {
+        /// The function's directory.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Function name (default: the package's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Let anyone call it without credentials.
+        #[arg(long)]
+        public: bool,
+        /// Environment variable for the function, repeatable.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Deadline in milliseconds.
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+        /// Memory cap in MB.
+        #[arg(long, value_name = "MB")]
+        memory: Option<u64>,
+    },
+    /// List your functions.
+    List,
+    /// Show a function.
+    Info { name: String },
+    /// Call a function through its URL.
+    Invoke {
+        name: String,
+        /// Request body: JSON text, @FILE, or - for standard input.
+        #[arg(short, long)]
+        data: Option<String>,
+        /// Query parameter, repeatable.
+        #[arg(long = "query", value_name = "KEY=VALUE")]
+        query: Vec<String>,
+        /// HTTP method (default: POST with --data, GET without).
+        #[arg(short = 'X', long = "request")]
+        method: Option<String>,
+        /// Request header, repeatable.
+        #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// Path below the function's URL.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Print the status line and headers too.
+        #[arg(short = 'i', long)]
+        include: bool,
+    },
+    /// Show a function's log lines.
+    Logs {
+        name: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines since: a duration like 10m, 2h, 1d, or Unix milliseconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// How many lines at most.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: u32,
+    },
+    /// List a function's versions.
+    Versions { name: String },
+    /// Make an earlier version live again.
+    Rollback { name: String, version: i64 },
+    /// Delete a function, its versions and its logs.
+    Delete {
+        name: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key (shown once).
+    Create {
+        name: String,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let output = Output::new(cli.output, cli.no_color, cli.quiet, cli.verbose);
+    match run(cli, &output) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(CliError::Server { body, .. }) = error.downcast_ref::<CliError>() {
+                if let Some(findings) = body["error"]["analysis"]["findings"].as_array() {
+                    output::findings(&output, findings);
+                }
+            }
+            eprintln!("{}: {error:#}", output.paint("error", "31;1"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
+    let base = cli.url.trim_end_matches('/').to_string();
+    let token = match cli.token {
+        Some(token) => Some(token),
+        None => credentials::load(&base)?.map(|login| login.token),
+    };
+    let api = Api::new(&base, token);
+    use commands::*;
+    match cli.command {
+        Command::Login { email, token_stdin } => account::login(&api, output, email, token_stdin),
+        Command::Logout => account::logout(&api, output),
+        Command::Whoami => account::whoami(&api, output),
+        Command::Init { name } => init::init(output, name),
+        Command::Deploy { path, name, public, env, timeout, memory } => {
+            deploy::deploy(&api, output, deploy::DeployArgs { path, name, public, env, timeout, memory })
+        }
+        Command::List => functions::list(&api, output),
+        Command::Info { name } => functions::info(&api, output, &name),
+        Command::Invoke { name, data, query, method, headers, path, include } => {
+            invoke::invoke(&api, output, invoke::InvokeArgs { name, data, query, method, headers, path, include })
+        }
+        Command::Logs { name, follow, since, lines } => logs::logs(&api, output, &name, follow, since, lines),
+        Command::Versions { name } => functions::versions(&api, output, &name),
+        Command::Rollback { name, version } => functions::rollback(&api, output, &name, version),
+        Command::Delete { name, yes } => functions::delete(&api, output, &name, yes),
+        Command::Keys { command } => match command {
+            KeysCommand::Create { name } => account::create_key(&api, output, &name),
+            KeysCommand::List => account::list_keys(&api, output),
+            KeysCommand::Revoke { id } => account::revoke_key(&api, output, &id),
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "dart_cloud",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}

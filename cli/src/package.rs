@@ -1,0 +1,112 @@
+//! Turning a function's directory into the archive `deploy` uploads: the files `git` would keep
+//! (`.gitignore` honoured, hidden files left out), never `.dart_tool/` or a top-level `build/`,
+//! in a stable order with fixed times and modes, so the same sources give the same artifact.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+#[derive(Debug)]
+pub struct Package {
+    pub archive: Vec<u8>,
+    pub files: Vec<PathBuf>,
+}
+
+/// The relative paths that would be uploaded, sorted.
+pub fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let root_for_filter = root.to_path_buf();
+    let walker = ignore::WalkBuilder::new(root)
+        .require_git(false)
+        .filter_entry(move |entry| {
+            let name = entry.file_name();
+            if name == ".dart_tool" {
+                return false;
+            }
+            !(name == "build" && entry.path().parent() == Some(root_for_filter.as_path()))
+        })
+        .build();
+    let mut files = Vec::new();
+    for entry in walker {
+        let entry = entry.context("cannot list the function's files")?;
+        if entry.file_type().is_some_and(|kind| kind.is_file()) {
+            files.push(entry.path().strip_prefix(root).expect("walked under root").to_path_buf());
+        } else if entry.path_is_symlink() {
+            anyhow::bail!(
+                "{} is a symbolic link; the server refuses links: copy the file instead",
+                entry.path().display()
+            );
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn build(root: &Path) -> anyhow::Result<Package> {
+    let files = files(root)?;
+    if files.is_empty() {
+        anyhow::bail!("{} has no files to deploy", root.display());
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    for relative in &files {
+        let path = root.join(relative);
+        let data = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let executable = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path)?.permissions()) & 0o111 != 0;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(if executable { 0o755 } else { 0o644 });
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, relative, data.as_slice())?;
+    }
+    let tar = builder.into_inner()?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&tar)?;
+    Ok(Package { archive: encoder.finish()?, files })
+}
+
+/// The function name to use: `--name`, else the package's own name (`pubspec.yaml` or
+/// `package.json`, `_` becoming `-`), else the directory's.
+pub fn default_name(root: &Path) -> Option<String> {
+    let from_pubspec = std::fs::read_to_string(root.join("pubspec.yaml")).ok().and_then(|text| {
+        text.lines()
+            .find_map(|line| line.strip_prefix("name:").map(|name| name.trim().trim_matches(['"', '\'']).to_string()))
+    });
+    let from_package_json = || {
+        std::fs::read_to_string(root.join("package.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|json| json["name"].as_str().map(str::to_string))
+    };
+    let from_directory =
+        || root.canonicalize().ok().and_then(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()));
+    let name = from_pubspec.or_else(from_package_json).or_else(from_directory)?;
+    Some(name.to_ascii_lowercase().replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitignore_dart_tool_and_build_are_left_out_and_archives_are_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in ["main.dart", "pubspec.yaml", "lib/a.dart", "lib/build/kept.dart", "secret.log", ".env"] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        for file in [".dart_tool/package_config.json", "build/out.js", "lib/.dart_tool/x"] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        let listed: Vec<String> = files(root).unwrap().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(listed, ["lib/a.dart", "lib/build/kept.dart", "main.dart", "pubspec.yaml"]);
+        assert_eq!(build(root).unwrap().archive, build(root).unwrap().archive);
+        std::fs::write(root.join("pubspec.yaml"), "name: my_func\n").unwrap();
+        assert_eq!(default_name(root).as_deref(), Some("my-func"));
+    }
+}

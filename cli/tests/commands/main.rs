@@ -1,0 +1,281 @@
+//! `dart_cloud` against the real `containerpub` server (SQLite, a temp data dir, a free port),
+//! with its own temporary config directory.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const SECRET: &str = "cli-test-secret-0123456789abcdef-0123";
+
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_dart_cloud")).with_file_name(name);
+    assert!(path.exists(), "{} is missing: build the workspace (`cargo build`; scripts/test does)", path.display());
+    path
+}
+
+fn start_server() -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(data.path().join("c.toml"), "[functions]\nmax_concurrent = 1\nmax_queue_length = 1\n").unwrap();
+    let log = std::fs::File::create(data.path().join("server.log")).unwrap();
+    let child = Command::new(binary("containerpub"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path())
+        .arg("--config")
+        .arg(data.path().join("c.toml"))
+        .env("JWT_SECRET", SECRET)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { child, url, _data: data }
+}
+
+/// Runs `dart_cloud` with `home` as its config directory; stdin gets `input`.
+fn cli(home: &Path, url: &str, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(binary("dart_cloud"))
+        .args(args)
+        .env("DART_CLOUD_URL", url)
+        .env_remove("DART_CLOUD_TOKEN")
+        .env("XDG_CONFIG_HOME", home)
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn ok(output: Output) -> String {
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+fn failed(output: Output) -> String {
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "stdout: {stdout}\nstderr: {stderr}");
+    stderr
+}
+
+fn example(relative: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative).display().to_string()
+}
+
+#[test]
+fn usage_and_unreachable_server() {
+    let home = tempfile::tempdir().unwrap();
+    let usage = cli(home.path(), "http://127.0.0.1:9", &["deploy", "--no-such-flag"], "");
+    assert_eq!(usage.status.code(), Some(2));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let stderr = failed(cli(home.path(), &url, &["login", "--email", "a@example.com"], "password\n"));
+    assert!(stderr.contains(&format!("cannot reach {url}: is `containerpub serve` running?")), "{stderr}");
+    let stderr = failed(cli(home.path(), &url, &["list"], ""));
+    assert!(stderr.contains("not logged in: run `dart_cloud login`"), "{stderr}");
+    let completions = ok(cli(home.path(), &url, &["completions", "bash"], ""));
+    assert!(completions.contains("dart_cloud") && completions.contains("deploy"));
+}
+
+#[test]
+fn the_whole_workflow() {
+    let server = start_server();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| cli(home.path(), &server.url, args, "");
+    let register = reqwest::blocking::Client::new()
+        .post(format!("{}/api/auth/register", server.url))
+        .json(&json!({ "email": "ada@example.com", "password": "correct horse battery" }))
+        .send()
+        .unwrap();
+    assert_eq!(register.status(), 201);
+
+    // Login: a wrong password is refused; the right one is saved, private to the user.
+    let stderr = failed(cli(home.path(), &server.url, &["login", "--email", "ada@example.com"], "wrong password\n"));
+    assert!(stderr.contains("wrong email or password"), "{stderr}");
+    ok(cli(home.path(), &server.url, &["login", "--email", "ada@example.com"], "correct horse battery\n"));
+    let saved = home.path().join("dart_cloud/credentials.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o600);
+    let me: Value = serde_json::from_str(&ok(run(&["whoami"]))).unwrap();
+    assert_eq!(me["email"], "ada@example.com", "stdout is not a terminal: JSON lines");
+
+    // Deploy the Python example, call it, read its logs.
+    let dir = example("examples/python/simple-function");
+    let deployed: Value = serde_json::from_str(&ok(run(&[
+        "deploy",
+        &dir,
+        "--name",
+        "hello",
+        "--env",
+        "GREETING=hi",
+        "--timeout",
+        "2000",
+    ])))
+    .unwrap();
+    assert_eq!(deployed["url"], format!("{}/fn/hello", server.url));
+    assert_eq!(deployed["version"], 1);
+    let answer = ok(run(&["invoke", "hello", "--data", r#"{"name":"Ada"}"#]));
+    assert_eq!(answer.trim(), r#"{"message":"Hello, Ada!"}"#);
+    let with_headers = ok(run(&["invoke", "hello", "-d", "{}", "-i"]));
+    assert!(
+        with_headers.starts_with("HTTP/1.1 200 OK") && with_headers.contains("x-invocation-id: inv_"),
+        "{with_headers}"
+    );
+    let stderr = failed(run(&["invoke", "hello", "--data", "{not json"]));
+    assert!(stderr.contains("is not JSON"), "{stderr}");
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = ok(run(&["logs", "hello", "-n", "5", "--since", "10m"]));
+    let line: Value = serde_json::from_str(logs.lines().last().unwrap()).unwrap();
+    assert_eq!(line["message"], "greeting world");
+
+    // Following: a new call's line arrives while `logs -f` runs.
+    let mut follower = Command::new(binary("dart_cloud"))
+        .args(["logs", "hello", "-f", "-o", "table", "--no-color"])
+        .env("DART_CLOUD_URL", &server.url)
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("HOME", home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(follower.stdout.take().unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    ok(run(&["invoke", "hello", "--data", r#"{"name":"Followed"}"#]));
+    let mut seen = String::new();
+    while !seen.contains("greeting Followed") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "logs -f ended: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.contains(" v1 greeting Followed"), "{seen}");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+
+    // A rejected package: the findings, compiler style, and exit 1.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bad.path().join("main.py"),
+        "import subprocess\n\ndef handler(body):\n    return subprocess.run(['id'])\n",
+    )
+    .unwrap();
+    let stderr = failed(run(&["deploy", bad.path().to_str().unwrap(), "--name", "bad"]));
+    assert!(stderr.contains("main.py:1:"), "{stderr}");
+    assert!(stderr.contains("the analyzer rejected the package"), "{stderr}");
+
+    // Versions, rollback, list, info, delete.
+    ok(run(&["deploy", &dir, "--name", "hello"]));
+    let versions: Vec<Value> =
+        ok(run(&["versions", "hello"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(versions.len(), 2);
+    ok(run(&["rollback", "hello", "1"]));
+    let info: Value = serde_json::from_str(&ok(run(&["info", "hello"]))).unwrap();
+    assert_eq!(info["active_version"], 1);
+    let table = ok(run(&["list", "-o", "table", "--no-color"]));
+    assert!(table.starts_with("NAME") && table.contains("hello"), "{table}");
+
+    // Keys: created, usable as a token, revoked.
+    let key: Value = serde_json::from_str(&ok(run(&["keys", "create", "ci"]))).unwrap();
+    let key_text = key["key"].as_str().unwrap();
+    let as_key = ok(cli(home.path(), &server.url, &["whoami", "--token", key_text], ""));
+    assert!(as_key.contains("ada@example.com"));
+    ok(run(&["keys", "revoke", key["id"].as_str().unwrap()]));
+    let stderr = failed(cli(home.path(), &server.url, &["whoami", "--token", key_text], ""));
+    assert!(stderr.contains("revoked"), "{stderr}");
+
+    // An expired token says to log in again.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({ "sub": me["id"], "iss": "containerpub", "aud": "containerpub-api", "exp": now - 600, "iat": now - 700 });
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let stderr = failed(cli(home.path(), &server.url, &["list", "--token", &expired], ""));
+    assert!(stderr.contains("your login has expired: run `dart_cloud login`"), "{stderr}");
+
+    // Busy: one slot and one queue place on this server; the third caller is told to retry.
+    let slow = tempfile::tempdir().unwrap();
+    std::fs::write(slow.path().join("main.py"), "import time\ndef handler(body):\n    time.sleep(1)\n    return 1\n")
+        .unwrap();
+    ok(run(&["deploy", slow.path().to_str().unwrap(), "--name", "slow"]));
+    let outcomes: Vec<(i32, String)> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..3)
+            .map(|i| {
+                let run = &run;
+                scope.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(150 * i));
+                    let output = run(&["invoke", "slow", "-d", "{}"]);
+                    (output.status.code().unwrap(), text(&output).1)
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    assert!(outcomes.iter().any(|(code, stderr)| *code == 1 && stderr.contains("retry in 1 s")), "{outcomes:?}");
+
+    // Delete needs --yes off a terminal.
+    let stderr = failed(run(&["delete", "hello"]));
+    assert!(stderr.contains("--yes"), "{stderr}");
+    ok(run(&["delete", "hello", "--yes"]));
+    let stderr = failed(run(&["info", "hello"]));
+    assert!(stderr.contains("404"), "{stderr}");
+    ok(run(&["logout"]));
+    assert!(failed(run(&["whoami"])).contains("not logged in"));
+}
+
+#[test]
+fn init_makes_a_function_the_analyzer_accepts() {
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let target = work.path().join("my-func");
+    let output = Command::new(binary("dart_cloud"))
+        .args(["init"])
+        .arg(&target)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in ["pubspec.yaml", "main.dart", "analysis_options.yaml", "test/main_test.dart"] {
+        assert!(target.join(file).exists(), "{file}");
+    }
+    assert!(std::fs::read_to_string(target.join("pubspec.yaml")).unwrap().starts_with("name: my_func\n"));
+    let report = analyzer::analyze(&target, &analyzer::Options::default()).unwrap();
+    assert_eq!(report.verdict, analyzer::Verdict::Accept, "{:#?}", report.findings);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let again = Command::new(binary("dart_cloud"))
+        .args(["init"])
+        .arg(&target)
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "init never overwrites");
+}
