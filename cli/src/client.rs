@@ -121,7 +121,8 @@ pub fn error_from(response: Response) -> CliError {
     match (status, code.as_str()) {
         (401, "token_expired") => CliError::LoginNeeded { message: "your login has expired".into() },
         (401, "invalid_token" | "unauthenticated" | "unknown_user") => CliError::LoginNeeded { message },
-        (429 | 503, _) => CliError::Retry { message, retry_after: retry_after.unwrap_or(1) },
+        (429, _) => CliError::Retry { message, retry_after: retry_after.unwrap_or(1) },
+        (503, _) if retry_after.is_some() => CliError::Retry { message, retry_after: retry_after.unwrap_or(1) },
         _ => CliError::Server { status, code, message, body },
     }
 }

@@ -26,6 +26,9 @@ struct Cli {
     /// Output format (default: table on a terminal, JSON lines otherwise).
     #[arg(short = 'o', long = "output", global = true, value_enum)]
     output: Option<Format>,
+    /// Same as `-o json`.
+    #[arg(long, global = true, conflicts_with = "output")]
+    json: bool,
     /// No colours (also when NO_COLOR is set).
     #[arg(long, global = true)]
     no_color: bool,
@@ -41,6 +44,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an account on the server, then log in.
+    Register {
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Log in and keep the token (asks for email and password).
     Login {
         #[arg(long)]
@@ -152,7 +160,8 @@ enum KeysCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let output = Output::new(cli.output, cli.no_color, cli.quiet, cli.verbose);
+    let format = if cli.json { Some(Format::Json) } else { cli.output };
+    let output = Output::new(format, cli.no_color, cli.quiet, cli.verbose);
     match run(cli, &output) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -176,6 +185,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
     let api = Api::new(&base, token);
     use commands::*;
     match cli.command {
+        Command::Register { email } => account::register(&api, output, email),
         Command::Login { email, token_stdin } => account::login(&api, output, email, token_stdin),
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),

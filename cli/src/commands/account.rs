@@ -10,44 +10,63 @@ use crate::client::Api;
 use crate::credentials::{self, Login};
 use crate::output::Output;
 
-pub fn login(api: &Api, output: &Output, email: Option<String>, token_stdin: bool) -> anyhow::Result<()> {
+/// Asks for the email (unless given) on stderr, and the password without echo on a terminal.
+fn ask_credentials(email: Option<String>) -> anyhow::Result<(String, String)> {
     let stdin = std::io::stdin();
-    let login = if token_stdin {
-        let mut token = String::new();
-        stdin.lock().read_line(&mut token)?;
-        let token = token.trim().to_string();
-        anyhow::ensure!(!token.is_empty(), "no token on standard input");
-        let me = api.json(Api::new(&api.base, Some(token.clone())).authed(Method::GET, "/api/auth/me")?)?;
-        Login { token, email: me["email"].as_str().map(str::to_string), expires_at: None }
-    } else {
-        let email = match email {
-            Some(email) => email,
-            None => {
-                eprint!("Email: ");
-                std::io::stderr().flush()?;
-                let mut email = String::new();
-                stdin.lock().read_line(&mut email)?;
-                email.trim().to_string()
-            }
-        };
-        let password = if stdin.is_terminal() {
-            rpassword::prompt_password("Password: ").context("cannot read the password")?
-        } else {
-            let mut password = String::new();
-            stdin.lock().read_line(&mut password)?;
-            password.trim_end_matches(['\r', '\n']).to_string()
-        };
-        let answer = api.json(
-            api.anonymous(Method::POST, "/api/auth/login").json(&json!({ "email": email, "password": password })),
-        )?;
-        Login {
-            token: answer["token"].as_str().context("the server sent no token")?.to_string(),
-            email: Some(email),
-            expires_at: answer["expires_at"].as_u64(),
+    let email = match email {
+        Some(email) => email,
+        None => {
+            eprint!("Email: ");
+            std::io::stderr().flush()?;
+            let mut email = String::new();
+            stdin.lock().read_line(&mut email)?;
+            email.trim().to_string()
         }
     };
-    let email = login.email.clone().unwrap_or_default();
+    let password = if stdin.is_terminal() {
+        rpassword::prompt_password("Password: ").context("cannot read the password")?
+    } else {
+        let mut password = String::new();
+        stdin.lock().read_line(&mut password)?;
+        password.trim_end_matches(['\r', '\n']).to_string()
+    };
+    Ok((email, password))
+}
+
+pub fn register(api: &Api, output: &Output, email: Option<String>) -> anyhow::Result<()> {
+    let (email, password) = ask_credentials(email)?;
+    let credentials = json!({ "email": email, "password": password });
+    api.json(api.anonymous(Method::POST, "/api/auth/register").json(&credentials))?;
+    output.note(&format!("Account {email} created on {}", api.base));
+    let answer = api.json(api.anonymous(Method::POST, "/api/auth/login").json(&credentials))?;
+    save_login(api, output, answer, email)
+}
+
+fn save_login(api: &Api, output: &Output, answer: Value, email: String) -> anyhow::Result<()> {
+    let login = Login {
+        token: answer["token"].as_str().context("the server sent no token")?.to_string(),
+        email: Some(email.clone()),
+        expires_at: answer["expires_at"].as_u64(),
+    };
     let path = credentials::save(&api.base, login)?;
+    output.note(&format!("Logged in to {} as {email} (saved in {})", api.base, path.display()));
+    Ok(())
+}
+
+pub fn login(api: &Api, output: &Output, email: Option<String>, token_stdin: bool) -> anyhow::Result<()> {
+    if !token_stdin {
+        let (email, password) = ask_credentials(email)?;
+        let credentials = json!({ "email": email, "password": password });
+        let answer = api.json(api.anonymous(Method::POST, "/api/auth/login").json(&credentials))?;
+        return save_login(api, output, answer, email);
+    }
+    let mut token = String::new();
+    std::io::stdin().lock().read_line(&mut token)?;
+    let token = token.trim().to_string();
+    anyhow::ensure!(!token.is_empty(), "no token on standard input");
+    let me = api.json(Api::new(&api.base, Some(token.clone())).authed(Method::GET, "/api/auth/me")?)?;
+    let email = me["email"].as_str().unwrap_or_default().to_string();
+    let path = credentials::save(&api.base, Login { token, email: Some(email.clone()), expires_at: None })?;
     output.note(&format!("Logged in to {} as {email} (saved in {})", api.base, path.display()));
     Ok(())
 }

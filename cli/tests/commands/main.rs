@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod terminal;
+
 const SECRET: &str = "cli-test-secret-0123456789abcdef-0123";
 
 struct Server {
@@ -190,14 +192,35 @@ fn the_whole_workflow() {
     assert!(stderr.contains("main.py:1:"), "{stderr}");
     assert!(stderr.contains("the analyzer rejected the package"), "{stderr}");
 
-    // Versions, rollback, list, info, delete.
+    // Versions, rollback, list, info, delete; --json output field by field.
     ok(run(&["deploy", &dir, "--name", "hello"]));
     let versions: Vec<Value> =
-        ok(run(&["versions", "hello"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        ok(run(&["versions", "hello", "--json"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(versions.len(), 2);
-    ok(run(&["rollback", "hello", "1"]));
-    let info: Value = serde_json::from_str(&ok(run(&["info", "hello"]))).unwrap();
+    assert_eq!((versions[0]["version"].as_i64(), versions[0]["active"].as_bool()), (Some(2), Some(true)));
+    assert_eq!((versions[1]["version"].as_i64(), versions[1]["active"].as_bool()), (Some(1), Some(false)));
+    assert_eq!(versions[1]["settings"]["env"], json!({ "GREETING": "hi" }));
+    assert_eq!(versions[1]["settings"]["timeout_ms"], 2000);
+    assert_eq!(
+        (versions[0]["runtime"].as_str(), versions[0]["entry_mode"].as_str()),
+        (Some("python"), Some("handler"))
+    );
+    assert_eq!(versions[0]["sha256"].as_str().map(str::len), Some(12));
+    assert_eq!(versions[0]["analysis"]["verdict"], "accept");
+    let rolled: Value = serde_json::from_str(&ok(run(&["rollback", "hello", "1", "--json"]))).unwrap();
+    assert_eq!(rolled, json!({ "name": "hello", "active_version": 1 }));
+    let info: Value = serde_json::from_str(&ok(run(&["info", "hello", "--json"]))).unwrap();
     assert_eq!(info["active_version"], 1);
+    assert_eq!(
+        (info["name"].as_str(), info["public"].as_bool(), info["url"].as_str()),
+        (Some("hello"), Some(false), Some("/fn/hello"))
+    );
+    assert!(info["id"].as_str().unwrap().starts_with("fn_"));
+    assert_eq!(info["pool"]["idle"].as_u64().map(|idle| idle >= 1), Some(true), "{info}");
+    let listed: Vec<Value> = ok(run(&["list", "--json"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let hello = listed.iter().find(|f| f["name"] == "hello").unwrap();
+    assert_eq!((hello["active_version"].as_i64(), hello["runtime"].as_str()), (Some(1), Some("python")));
+    assert_eq!(ok(run(&["keys", "list", "--json"])), "", "no keys yet");
     let table = ok(run(&["list", "-o", "table", "--no-color"]));
     assert!(table.starts_with("NAME") && table.contains("hello"), "{table}");
 
@@ -247,7 +270,25 @@ fn the_whole_workflow() {
     assert!(stderr.contains("--yes"), "{stderr}");
     ok(run(&["delete", "hello", "--yes"]));
     let stderr = failed(run(&["info", "hello"]));
-    assert!(stderr.contains("404"), "{stderr}");
+    assert!(stderr.contains("404") && stderr.contains("you have no function"), "{stderr}");
+
+    // init → deploy → invoke: the Dart skeleton deploys; it answers when the server has Dart.
+    let work = tempfile::tempdir().unwrap();
+    let skeleton = work.path().join("from-init");
+    ok(run(&["init", skeleton.to_str().unwrap()]));
+    let deployed: Value = serde_json::from_str(&ok(run(&["deploy", skeleton.to_str().unwrap()]))).unwrap();
+    assert_eq!((deployed["name"].as_str(), deployed["runtime"].as_str()), (Some("from-init"), Some("dart")));
+    let answer = run(&["invoke", "from-init", "-d", r#"{"name":"Ada"}"#]);
+    if deployed["runtime_unavailable"].is_string() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: dart not on PATH (the init skeleton answers 503 runtime_unavailable)"
+        );
+        let stderr = failed(answer);
+        assert!(stderr.contains("runtime_unavailable") && !stderr.contains("retry in"), "{stderr}");
+    } else {
+        assert_eq!(ok(answer).trim(), r#"{"message":"Hello, Ada!"}"#);
+    }
     ok(run(&["logout"]));
     assert!(failed(run(&["whoami"])).contains("not logged in"));
 }

@@ -30,6 +30,7 @@ fn function_database_limits_are_enforced_by_postgres() {
         .map(|_| {
             std::process::Command::new("psql")
                 .args([url.as_str(), "-X", "-q", "-c", "SET statement_timeout = 0; SELECT pg_sleep(3)"])
+                .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

@@ -98,6 +98,7 @@ fn a_blocked_database_does_not_block_invocations() {
             "-c",
             "BEGIN; LOCK TABLE function_invocations, function_logs IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
         ])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
