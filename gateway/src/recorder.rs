@@ -84,7 +84,8 @@ async fn flush(
     logs: &mut Vec<LogRecord>,
     counters: &RecorderCounters,
 ) {
-    // Invocations first: a log line is only shown once its invocation exists.
+    // Each table in one multi-row INSERT per batch; a refused batch is counted, not retried
+    // (retrying would let a broken database grow the buffer without bound).
     if !invocations.is_empty() {
         if let Err(error) = store.insert_invocations(invocations).await {
             tracing::warn!(%error, rows = invocations.len(), "dropping invocation records the database refused");

@@ -465,7 +465,9 @@ impl Prewarm {
     }
 }
 
-fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> {
+/// Checks a function's own environment before anything is stored: names must be valid variable
+/// names and must not be ones the platform sets or reserves (`PATH`, `DATABASE_URL`, `FUNCTION_*`…).
+pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> {
     for name in env.keys() {
         let valid = !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())

@@ -67,6 +67,10 @@ async fn check_api_key(app: &App, key: &str) -> Result<String, ApiError> {
     if stored.revoked_at.is_some() {
         return Err(ApiError::unauthorized("api_key_revoked", "the API key was revoked; create a new one"));
     }
-    let _ = app.store.touch_api_key(&stored.id, now_ms()).await;
+    // Off the request path: a slow database must not slow every keyed call.
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        let _ = store.touch_api_key(&stored.id, now_ms()).await;
+    });
     Ok(stored.user_id)
 }

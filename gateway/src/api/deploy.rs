@@ -101,6 +101,7 @@ pub async fn deploy(
         .clone()
         .ok_or_else(|| ApiError::bad_request("missing_field", "the `archive` field (a .tar.gz) is required"))?;
     check_limits(&app, &form)?;
+    prewarm::validate_env(&form.env).map_err(|error| ApiError::bad_request("invalid_env", error.to_string()))?;
 
     let lock = app.name_lock(&name);
     let _serialized = lock.lock().await;
@@ -228,14 +229,8 @@ pub async fn deploy(
     };
     app.store.create_version(&version).await?;
 
-    let prepared = activate(&app, &function, &version, public).await.map_err(|error| match error {
-        ActivateError::Store(error) => error.into(),
-        other => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "startup_failed",
-            format!("version {} was stored but did not start, so it is not active: {other}", version.version),
-        ),
-    })?;
+    let prepared =
+        activate(&app, &function, &version, public).await.map_err(|error| activation_error(error, version.version))?;
     tracing::info!(function = %name, version = version.version, runtime = %version.runtime, "deployed");
     Ok((
         StatusCode::CREATED,
@@ -253,6 +248,19 @@ pub async fn deploy(
             "runtime_unavailable": prepared.runtime_unavailable,
         })),
     ))
+}
+
+/// A version that could not be made active: the store's error, or 422 `startup_failed` (the
+/// version stays stored, the active one is unchanged).
+pub(super) fn activation_error(error: ActivateError, version: i64) -> ApiError {
+    match error {
+        ActivateError::Store(error) => error.into(),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "startup_failed",
+            format!("version {version} did not start, so it is not active: {other}"),
+        ),
+    }
 }
 
 fn check_limits(app: &App, form: &DeployForm) -> Result<(), ApiError> {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::error::{parse_json, ApiError};
 use super::Caller;
 use crate::app::App;
-use crate::deploy::{self, artifacts, ActivateError};
+use crate::deploy::{self, artifacts};
 use crate::store::{FunctionRecord, VersionRecord};
 
 /// The caller's function named (or with the id) `name_or_id`, or 404.
@@ -136,14 +136,9 @@ pub async fn rollback(
     }
     let public =
         serde_json::from_str::<crate::app::VersionSettings>(&version.settings).map(|s| s.public).unwrap_or(false);
-    deploy::activate(&app, &function, &version, public).await.map_err(|error| match error {
-        ActivateError::Store(error) => error.into(),
-        other => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "startup_failed",
-            format!("version {} did not start: {other}", version.version),
-        ),
-    })?;
+    deploy::activate(&app, &function, &version, public)
+        .await
+        .map_err(|error| super::deploy::activation_error(error, version.version))?;
     tracing::info!(function = %function.name, version = version.version, "rolled back");
     Ok(Json(json!({ "name": function.name, "active_version": version.version })))
 }

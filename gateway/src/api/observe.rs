@@ -95,6 +95,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             ("kind=\"log\"".into(), counters.dropped_logs.load(Ordering::Relaxed)),
         ],
     );
+    family(
+        &mut out,
+        "containerpub_record_write_failures_total",
+        "counter",
+        "Batches of records the database refused.",
+        &[(String::new(), counters.failed_writes.load(Ordering::Relaxed))],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -97,6 +97,8 @@ fn deploy_versions_rollback_delete(server: Server) {
         ("ok", vec![("memory_mb", "abc")], "invalid_field"),
         ("ok", vec![("env", "[1]")], "invalid_field"),
         ("ok", vec![("runtime", "cobol")], "invalid_field"),
+        ("ok", vec![("env", r#"{"LD_PRELOAD": "/x.so"}"#)], "invalid_env"),
+        ("ok", vec![("env", r#"{"1BAD": "x"}"#)], "invalid_env"),
     ] {
         let (status, body) = server.deploy(&ada, name, greeter(1), &fields);
         assert_eq!((status, code(&body)), (400, expected), "{name} {fields:?}: {body}");
