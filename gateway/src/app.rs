@@ -58,6 +58,9 @@ pub struct App {
     pub name_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Set on SIGTERM: new requests are refused while in-flight ones finish.
     pub draining: AtomicBool,
+    /// Turns true with `draining`: open streams (`logs?follow=true`) end instead of holding the
+    /// drain until its timeout.
+    pub drain_signal: tokio::sync::watch::Sender<bool>,
     pub in_flight: AtomicUsize,
 }
 

@@ -97,7 +97,7 @@ impl HttpServerApp for FrontDoor {
                 Err(None) => return None,
             }
         };
-        if write_response(&mut session, response).await.is_err() {
+        if write_response(&mut session, response, self.app.drain_signal.subscribe()).await.is_err() {
             return None;
         }
         let settings = pingora_core::apps::HttpPersistentSettings::for_session(&session);
@@ -164,8 +164,13 @@ impl ApiError {
 }
 
 /// Writes an axum response through pingora: a body of known size with `Content-Length`,
-/// anything else (a log stream) chunked, frame by frame, as it is produced.
-async fn write_response(session: &mut ServerSession, response: axum::response::Response) -> Result<(), ()> {
+/// anything else (a log stream) chunked, frame by frame, as it is produced. A stream ends
+/// cleanly when the server starts draining.
+async fn write_response(
+    session: &mut ServerSession,
+    response: axum::response::Response,
+    mut drain: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ()> {
     let (parts, mut body) = response.into_parts();
     let exact = http_body::Body::size_hint(&body).exact();
     let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2)).map_err(|_| ())?;
@@ -177,8 +182,17 @@ async fn write_response(session: &mut ServerSession, response: axum::response::R
         None if !session.is_http2() => header.insert_header("transfer-encoding", "chunked").map_err(|_| ())?,
         None => {}
     }
+    let streaming = exact.is_none();
+    if streaming {
+        session.set_keepalive(None);
+    }
     session.write_response_header(Box::new(header)).await.map_err(|_| ())?;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            _ = drain.wait_for(|draining| *draining), if streaming => None,
+        };
+        let Some(frame) = frame else { break };
         let Ok(frame) = frame else { return Err(()) };
         if let Ok(data) = frame.into_data() {
             if !data.is_empty() {

@@ -205,6 +205,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         active: Default::default(),
         name_locks: Default::default(),
         draining: Default::default(),
+        drain_signal: tokio::sync::watch::Sender::new(false),
         in_flight: Default::default(),
     });
     tokio::spawn(recorder::forward_stray_logs(app.clone(), stray_logs));

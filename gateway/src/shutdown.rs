@@ -33,6 +33,7 @@ impl ShutdownSignalWatch for DrainThenStop {
         let timeout = Duration::from_secs(self.app.config.http.drain_timeout_seconds);
         tracing::info!(in_flight = self.app.in_flight.load(Ordering::SeqCst), ?timeout, "SIGTERM: draining");
         self.app.draining.store(true, Ordering::SeqCst);
+        self.app.drain_signal.send_replace(true);
         let started = Instant::now();
         loop {
             let in_flight = self.app.in_flight.load(Ordering::SeqCst);

@@ -30,8 +30,18 @@ fn restart_keeps_everything_and_sigterm_drains(backend: Backend) {
     assert_eq!(server.post_json("/fn/slow", Some(&ada), &json!({})).status(), 200);
     std::thread::sleep(Duration::from_millis(300));
 
-    // SIGTERM while five calls are running: all five finish, then the server exits cleanly.
+    // SIGTERM while five calls are running and a log stream is open: the calls finish, the
+    // stream ends (instead of holding the drain until its 20 s timeout), the server exits cleanly.
     let data = server.data_dir.path().display().to_string();
+    let follower = {
+        let (url, ada) = (server.url("/api/functions/slow/logs?follow=true"), ada.clone());
+        std::thread::spawn(move || {
+            let mut stream = reqwest::blocking::Client::new().get(url).bearer_auth(ada).send().unwrap();
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stream, &mut text);
+            text
+        })
+    };
     let results: Vec<u16> = std::thread::scope(|scope| {
         let calls: Vec<_> = (0..5)
             .map(|_| {
@@ -48,10 +58,14 @@ fn restart_keeps_everything_and_sigterm_drains(backend: Backend) {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
+        let stopping = std::time::Instant::now();
         assert_eq!(server.stop(), Some(0), "clean exit after draining:\n{}", server.log());
+        assert!(stopping.elapsed() < Duration::from_secs(10), "the drain took {:?}", stopping.elapsed());
         calls.into_iter().map(|call| call.join().unwrap()).collect()
     });
     assert_eq!(results, vec![200; 5], "in-flight calls finish during the drain");
+    let streamed = follower.join().unwrap();
+    assert!(streamed.contains("working"), "the stream showed the lines before it ended: {streamed}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(processes_mentioning(&data), Vec::<String>::new(), "no worker is left behind");
 
