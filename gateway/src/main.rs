@@ -112,9 +112,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // Bind once first, so a port in use is a clear error (and an early one, before the platform
+    // starts) instead of a panic inside pingora.
+    let listen = config.listen;
+    std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let platform = tokio::runtime::Builder::new_multi_thread().thread_name("platform").enable_all().build()?;
     let (app, recorder_task) = platform.block_on(start_platform(config))?;
-    let listen = app.config.listen;
 
     let conf = pingora_core::server::configuration::ServerConf {
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -129,8 +132,6 @@ fn serve(config: Config) -> anyhow::Result<()> {
         "containerpub".into(),
         front_door::FrontDoor { app: app.clone(), router },
     );
-    // Bind here first, so a port in use is a clear error instead of a panic inside pingora.
-    std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     service.add_tcp(&listen.to_string());
     server.add_service(service);
     server.bootstrap();

@@ -88,17 +88,34 @@ impl Server {
         );
         let config = data_dir.path().join("test.toml");
         std::fs::write(&config, CONFIG).unwrap();
+        // A free port can be taken between asking and binding (tests run in parallel): try again.
+        for _ in 0..3 {
+            if let Some(server) = Server::try_launch(&binary, &wrapper, &config, data_dir.clone(), &database_url, env) {
+                return server;
+            }
+        }
+        panic!("the server could not bind a free port three times");
+    }
+
+    fn try_launch(
+        binary: &Path,
+        wrapper: &Path,
+        config: &Path,
+        data_dir: Arc<tempfile::TempDir>,
+        database_url: &str,
+        env: &[(&str, String)],
+    ) -> Option<Server> {
         let port = free_port();
         let log_path = data_dir.path().join(format!("server-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(&binary)
+        let child = Command::new(binary)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir.path())
             .arg("--config")
-            .arg(&config)
-            .env("DATABASE_URL", &database_url)
+            .arg(config)
+            .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", SECRET)
-            .env("CONTAINERPUB_WORKER_EXEC", &wrapper)
+            .env("CONTAINERPUB_WORKER_EXEC", wrapper)
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdin(Stdio::null())
@@ -111,24 +128,28 @@ impl Server {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
             data_dir,
-            database_url,
+            database_url: database_url.to_string(),
             log_path,
             client,
         };
-        server.wait_ready();
-        server
+        server.wait_ready().then_some(server)
     }
 
-    fn wait_ready(&mut self) {
+    /// True once the server answers; false when it exited because its port was taken.
+    fn wait_ready(&mut self) -> bool {
         let started = Instant::now();
         loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                if self.log().contains("cannot listen on") {
+                    self.child = None;
+                    return false;
+                }
+                panic!("the server exited ({status}) before it was ready:\n{}", self.log());
+            }
             if let Ok(response) = self.client.get(self.url("/healthz")).timeout(Duration::from_secs(2)).send() {
                 if response.status().is_success() {
-                    return;
+                    return true;
                 }
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the server exited ({status}) before it was ready:\n{}", self.log());
             }
             assert!(started.elapsed() < Duration::from_secs(60), "the server was not ready in 60 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
