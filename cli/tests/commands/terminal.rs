@@ -83,6 +83,13 @@ fn login_prompts_on_a_terminal_without_echoing_the_password() {
     screen.wait_for("Email: ");
     master.write_all(b"ada@example.com\n").unwrap();
     screen.wait_for("Password: ");
+    // The prompt is printed before echo is turned off: type only once the terminal stopped
+    // echoing, as a person (slower than this test) always does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nix::sys::termios::tcgetattr(&master).unwrap().local_flags.contains(nix::sys::termios::LocalFlags::ECHO) {
+        assert!(Instant::now() < deadline, "echo was never turned off for the password");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     master.write_all(b"hunter2-hunter2\n").unwrap();
     let status = child.wait().unwrap();
     let shown = screen.rest();

@@ -100,3 +100,6 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn 
         anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -192,17 +192,24 @@ macro_rules! sql_store {
 
             async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>> {
                 let mut tx = self.pool.begin().await?;
-                let used: Vec<(String,)> =
-                    sqlx::query_as("SELECT DISTINCT artifact_sha256 FROM function_versions WHERE function_id = $1")
-                        .bind(function_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                for table in ["function_logs", "function_invocations", "function_versions"] {
+                // A write first: in SQLite's WAL mode a transaction that reads and then writes
+                // after another connection committed fails at once with SQLITE_BUSY (its snapshot
+                // is stale), where a transaction that starts by writing waits for the lock.
+                for table in ["function_logs", "function_invocations"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE function_id = $1"))
                         .bind(function_id)
                         .execute(&mut *tx)
                         .await?;
                 }
+                let used: Vec<(String,)> =
+                    sqlx::query_as("SELECT DISTINCT artifact_sha256 FROM function_versions WHERE function_id = $1")
+                        .bind(function_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                sqlx::query("DELETE FROM function_versions WHERE function_id = $1")
+                    .bind(function_id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM functions WHERE id = $1").bind(function_id).execute(&mut *tx).await?;
                 let mut freed = Vec::new();
                 for (sha256,) in used {
