@@ -61,6 +61,15 @@ pub enum EntryMode {
     Main,
 }
 
+impl EntryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryMode::Handler => "handler",
+            EntryMode::Main => "main",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     pub file: String,

@@ -84,12 +84,7 @@ impl App {
         version: &VersionRecord,
     ) -> anyhow::Result<prewarm::FunctionSpec> {
         let settings: VersionSettings = serde_json::from_str(&version.settings)?;
-        let runtime = match version.runtime.as_str() {
-            "dart" => prewarm::Runtime::Dart,
-            "node" => prewarm::Runtime::Node,
-            "python" => prewarm::Runtime::Python,
-            other => anyhow::bail!("unknown runtime {other:?}"),
-        };
+        let runtime: prewarm::Runtime = version.runtime.parse().map_err(anyhow::Error::msg)?;
         let entry_mode =
             if version.entry_mode == "main" { prewarm::EntryMode::Main } else { prewarm::EntryMode::Handler };
         let mut limits = self.prewarm.config().default_limits.clone();

@@ -123,16 +123,10 @@ pub async fn deploy(
     let staging = artifacts::staging_path(&functions_dir);
     let limits = app.config.deploy.clone();
     let runtime_choice = match form.runtime.as_deref() {
-        None | Some("") | Some("auto") => analyzer::RuntimeChoice::Auto,
-        Some("dart") => analyzer::RuntimeChoice::Dart,
-        Some("node") => analyzer::RuntimeChoice::Node,
-        Some("python") => analyzer::RuntimeChoice::Python,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("runtime must be dart, node or python, not {other:?}"),
-            ))
-        }
+        None | Some("") => analyzer::RuntimeChoice::Auto,
+        Some(name) => <analyzer::RuntimeChoice as clap::ValueEnum>::from_str(name, true).map_err(|_| {
+            ApiError::bad_request("invalid_field", format!("runtime must be dart, node or python, not {name:?}"))
+        })?,
     };
     let bytes = archive_bytes.clone();
     let staged = staging.clone();
@@ -222,7 +216,7 @@ pub async fn deploy(
         artifact_sha256: sha256.clone(),
         runtime: report.runtime.as_str().to_string(),
         entry_file: entry.file.clone(),
-        entry_mode: entry_mode_name(entry.mode).to_string(),
+        entry_mode: entry.mode.as_str().to_string(),
         settings: serde_json::to_string(&settings).expect("settings serialize"),
         analysis: analysis.to_string(),
         created_at: now,
@@ -290,11 +284,4 @@ fn check_limits(app: &App, form: &DeployForm) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-pub fn entry_mode_name(mode: analyzer::EntryMode) -> &'static str {
-    match mode {
-        analyzer::EntryMode::Handler => "handler",
-        analyzer::EntryMode::Main => "main",
-    }
 }

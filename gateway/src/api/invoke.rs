@@ -128,39 +128,9 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs; a malformed escape is kept as written.
 fn parse_query(query: &str) -> BTreeMap<String, String> {
-    url_decode_pairs(query).collect()
-}
-
-fn url_decode_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key), percent_decode(value))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    fn hex(byte: u8) -> Option<u8> {
-        (byte as char).to_digit(16).map(|digit| digit as u8)
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent) -> Response {
