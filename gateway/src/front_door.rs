@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
+use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora_core::apps::{HttpServerApp, ReusedHttpStream};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
@@ -68,7 +69,7 @@ impl HttpServerApp for FrontDoor {
                 "the server is shutting down; retry",
             )
             .retry_after(1)
-            .into_response_body()
+            .into_response()
         } else {
             let body_deadline = Duration::from_secs(limits.body_timeout_seconds);
             let body = tokio::time::timeout(body_deadline, self.read_body(&mut session)).await.unwrap_or_else(|_| {
@@ -80,11 +81,8 @@ impl HttpServerApp for FrontDoor {
             });
             match body {
                 Ok(body) => {
-                    let mut request =
+                    let request =
                         axum::http::Request::from_parts(session.req_header().as_owned_parts(), Body::from(body));
-                    if let Some(address) = session.client_addr().and_then(|address| address.as_inet()).copied() {
-                        request.extensions_mut().insert(axum::extract::ConnectInfo(address));
-                    }
                     match self.router.clone().oneshot(request).await {
                         Ok(response) => response,
                         Err(never) => match never {},
@@ -92,7 +90,7 @@ impl HttpServerApp for FrontDoor {
                 }
                 Err(Some(error)) => {
                     session.set_keepalive(None);
-                    error.into_response_body()
+                    error.into_response()
                 }
                 Err(None) => return None,
             }
@@ -105,10 +103,6 @@ impl HttpServerApp for FrontDoor {
             Ok(stream) => stream.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings)),
             Err(_) => None,
         }
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        None
     }
 }
 
@@ -154,12 +148,6 @@ impl FrontDoor {
                 }
             }
         }
-    }
-}
-
-impl ApiError {
-    fn into_response_body(self) -> axum::response::Response {
-        axum::response::IntoResponse::into_response(self)
     }
 }
 

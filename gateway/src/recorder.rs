@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::store::{InvocationRecord, LogRecord, Store};
+use crate::store::{InvocationRecord, LogRecord, Store, StoreResult};
 
 /// Items the buffer holds before it starts dropping.
 pub const BUFFER_ITEMS: usize = 20_000;
@@ -87,20 +87,22 @@ async fn flush(
     // Each table in one multi-row INSERT per batch; a refused batch is counted, not retried
     // (retrying would let a broken database grow the buffer without bound).
     if !invocations.is_empty() {
-        if let Err(error) = store.insert_invocations(invocations).await {
-            tracing::warn!(%error, rows = invocations.len(), "dropping invocation records the database refused");
-            counters.failed_writes.fetch_add(1, Ordering::Relaxed);
-            counters.dropped_invocations.fetch_add(invocations.len() as u64, Ordering::Relaxed);
-        }
+        let written = store.insert_invocations(invocations).await;
+        account(written, invocations.len(), "invocation records", &counters.dropped_invocations, counters);
         invocations.clear();
     }
     if !logs.is_empty() {
-        if let Err(error) = store.insert_logs(logs).await {
-            tracing::warn!(%error, rows = logs.len(), "dropping log lines the database refused");
-            counters.failed_writes.fetch_add(1, Ordering::Relaxed);
-            counters.dropped_logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
-        }
+        let written = store.insert_logs(logs).await;
+        account(written, logs.len(), "log lines", &counters.dropped_logs, counters);
         logs.clear();
+    }
+}
+
+fn account(written: StoreResult<()>, rows: usize, what: &str, dropped: &AtomicU64, counters: &RecorderCounters) {
+    if let Err(error) = written {
+        tracing::warn!(%error, rows, "dropping {what} the database refused");
+        counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+        dropped.fetch_add(rows as u64, Ordering::Relaxed);
     }
 }
 

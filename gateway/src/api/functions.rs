@@ -29,6 +29,14 @@ pub async fn owned_function(app: &App, caller: &Caller, name_or_id: &str) -> Res
         .ok_or_else(|| ApiError::not_found(format!("you have no function {name_or_id:?}")))
 }
 
+/// The record of the function's active version, if it has one.
+async fn active_version(app: &App, function: &FunctionRecord) -> Result<Option<VersionRecord>, ApiError> {
+    Ok(match function.active_version {
+        Some(number) => app.store.version(&function.id, number).await?,
+        None => None,
+    })
+}
+
 fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> Value {
     json!({
         "id": function.id,
@@ -60,10 +68,7 @@ fn version_json(version: &VersionRecord, active: Option<i64>) -> Value {
 pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut functions = Vec::new();
     for function in app.store.functions_of(&caller.user_id).await? {
-        let active = match function.active_version {
-            Some(number) => app.store.version(&function.id, number).await?,
-            None => None,
-        };
+        let active = active_version(&app, &function).await?;
         functions.push(function_json(&function, active.as_ref()));
     }
     Ok(Json(json!({ "functions": functions })))
@@ -75,19 +80,13 @@ pub async fn info(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let function = owned_function(&app, &caller, &name).await?;
-    let active = match function.active_version {
-        Some(number) => app.store.version(&function.id, number).await?,
-        None => None,
-    };
+    let active = active_version(&app, &function).await?;
     let mut body = function_json(&function, active.as_ref());
     if let Some(active) = &active {
         body["active"] = version_json(active, function.active_version);
     }
-    let stats = app
-        .prewarm
-        .stats()
-        .into_iter()
-        .find(|stats| Some(&stats.key) == app.active.get(&function.name).map(|a| a.key.clone()).as_ref());
+    let pool_key = app.active.get(&function.name).map(|active| active.key.clone());
+    let stats = pool_key.and_then(|key| app.prewarm.stats().into_iter().find(|stats| stats.key == key));
     if let Some(stats) = stats {
         body["pool"] = json!({
             "idle": stats.sizes.idle, "busy": stats.sizes.busy, "starting": stats.sizes.starting,
