@@ -28,18 +28,33 @@ pub async fn activate(
     version: &VersionRecord,
     public: bool,
 ) -> Result<prewarm::PrepareReport, ActivateError> {
-    let spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
-    let key = spec.key.clone();
-    let report = app.prewarm.prepare(spec).await.map_err(|error| ActivateError::Prepare(error.to_string()))?;
+    let (report, key) = prepare(app, function, version).await?;
     if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
         app.prewarm.retire(&key);
         return Err(error.into());
     }
-    let previous = app.set_active(function, version.version, public);
+    route(app, function, version.version, public, &key);
+    Ok(report)
+}
+
+/// Starts the version's workers; returns the report and the pool key.
+async fn prepare(
+    app: &App,
+    function: &FunctionRecord,
+    version: &VersionRecord,
+) -> Result<(prewarm::PrepareReport, String), ActivateError> {
+    let spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let key = spec.key.clone();
+    let report = app.prewarm.prepare(spec).await.map_err(|error| ActivateError::Prepare(error.to_string()))?;
+    Ok((report, key))
+}
+
+/// Sends new calls to the prepared version `key`, and retires the one it replaces.
+fn route(app: &App, function: &FunctionRecord, version: i64, public: bool, key: &str) {
+    let previous = app.set_active(function, version, public);
     if let Some(previous) = previous.filter(|previous| previous.key != key) {
         app.prewarm.retire(&previous.key);
     }
-    Ok(report)
 }
 
 /// Stops routing to a function and its workers.
@@ -49,13 +64,17 @@ pub fn deactivate(app: &App, name: &str) -> Option<Arc<ActiveFunction>> {
     Some(active)
 }
 
-/// At start-up: warm every function's active version. A version that fails to start stays
-/// active in the store and answers with its error.
+/// At start-up: warm every function's active version and route to it. The store already says
+/// which versions are active, so nothing is written. A version that fails to start stays active
+/// in the store but is not routed (its URL answers 404) until a deploy or rollback.
 pub async fn restore_active(app: &App) -> anyhow::Result<usize> {
     let mut restored = 0;
     for (function, version) in app.store.active_functions().await? {
-        match activate(app, &function, &version, function.public).await {
-            Ok(_) => restored += 1,
+        match prepare(app, &function, &version).await {
+            Ok((_, key)) => {
+                route(app, &function, version.version, function.public, &key);
+                restored += 1;
+            }
             Err(error) => {
                 tracing::warn!(function = %function.name, version = version.version, %error, "cannot warm the active version")
             }
