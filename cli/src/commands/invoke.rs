@@ -5,7 +5,7 @@ use std::io::Read;
 use anyhow::Context;
 use reqwest::Method;
 
-use crate::client::{error_from, Api, CliError};
+use crate::client::{error_from, Api};
 use crate::output::Output;
 
 pub struct InvokeArgs {
@@ -67,17 +67,13 @@ pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()
         }
         println!();
     }
-    // A platform error (not the function's own answer) goes through the usual advice.
-    let platform_error =
-        !status.is_success() && response.headers().get("content-type").is_some_and(|v| v == "application/json");
-    if platform_error && !args.include {
-        let error = error_from(response);
-        if let CliError::Server { code, .. } = &error {
-            if code == "function_error" || code == "timeout" || code == "memory_limit" || code == "function_crashed" {
-                output.detail(&format!("invocation {invocation}"));
-            }
+    // A platform error (the server marks it) goes through the usual advice; a function's own
+    // error answer is printed like any other answer.
+    if response.headers().contains_key("x-containerpub-error") && !args.include {
+        if !invocation.is_empty() {
+            output.detail(&format!("invocation {invocation}"));
         }
-        return Err(error.into());
+        return Err(error_from(response).into());
     }
     let bytes = response.bytes()?;
     std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;

@@ -181,6 +181,12 @@ fn the_whole_workflow() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 
+    // A function's own error answer is printed as it is (not taken for a platform error).
+    ok(run(&["deploy", &example("examples/python/http-function"), "--name", "http"]));
+    let own_error = run(&["invoke", "http", "--data", "[1]"]);
+    assert_eq!(text(&own_error).0.trim(), r#"{"error":"send a JSON object"}"#);
+    assert!(failed(own_error).contains("the function answered 400"));
+
     // A rejected package: the findings, compiler style, and exit 1.
     let bad = tempfile::tempdir().unwrap();
     std::fs::write(

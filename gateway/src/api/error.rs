@@ -69,6 +69,8 @@ impl IntoResponse for ApiError {
             error[key] = value;
         }
         let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        // Tells a platform error from a function's own error answer, whatever the function sends.
+        response.headers_mut().insert("x-containerpub-error", HeaderValue::from_static(self.code));
         if let Some(seconds) = self.retry_after_seconds {
             response.headers_mut().insert("retry-after", HeaderValue::from(seconds));
         }

@@ -64,6 +64,7 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     assert_eq!(server.deploy(&ada, "loop", archive(&[("main.py", LOOP)]), &[("timeout_ms", "300")]).0, 201);
     let looped = server.post_json("/fn/loop", Some(&ada), &json!({}));
     assert_eq!(looped.status(), 504);
+    assert_eq!(looped.headers()["x-containerpub-error"], "timeout");
     assert_eq!(code(&looped.json().unwrap()), "timeout");
     assert_eq!(server.deploy(&ada, "hog", archive(&[("main.py", HOG)]), &[("memory_mb", "48")]).0, 201);
     let hogged = server.post_json("/fn/hog", Some(&ada), &json!({}));
