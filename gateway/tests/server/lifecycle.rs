@@ -69,6 +69,17 @@ fn restart_keeps_everything_and_sigterm_drains(backend: Backend) {
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(processes_mentioning(&data), Vec::<String>::new(), "no worker is left behind");
 
+    // `containerpub migrate` on the existing database: nothing to do, said plainly.
+    let migrated = std::process::Command::new(env!("CARGO_BIN_EXE_containerpub"))
+        .args(["migrate", "--data-dir"])
+        .arg(server.data_dir.path())
+        .env("DATABASE_URL", &server.database_url)
+        .output()
+        .unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let kind = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
+    assert_eq!(String::from_utf8_lossy(&migrated.stdout).trim(), format!("{kind} schema is up to date"));
+
     // Restart on the same data: users, functions, versions and logs are all there.
     let restarted = Server::start_on(server.data_dir.clone(), server.database_url.clone());
     assert_eq!(restarted.get("/api/auth/me", Some(&ada)).status(), 200, "tokens survive a restart");
