@@ -29,6 +29,9 @@ pub struct VersionSettings {
     /// The package directory inside the artifact's tree (`""` for its root).
     #[serde(default)]
     pub package_dir: String,
+    /// What the function can reach; `None` is the server's `[sandbox] network`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<prewarm::sandbox::NetworkPolicy>,
 }
 
 /// What the hot path needs to know about a function's active version.
@@ -98,6 +101,18 @@ impl App {
             limits.max_concurrency = count;
             limits.max_workers = limits.max_workers.min(count).max(1);
         }
+        let sandbox = &self.prewarm.config().sandbox;
+        let sandbox_uid = match function.sandbox_slot {
+            Some(slot) => {
+                Some(u32::try_from(slot).ok().and_then(|slot| sandbox.uid_for_slot(slot)).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "function slot {slot} is past [sandbox] uid_count = {}: raise uid_count to give it a uid",
+                        sandbox.uid_count
+                    )
+                })?)
+            }
+            None => None,
+        };
         let mut directory = self.functions_dir().join(&version.artifact_sha256);
         if !settings.package_dir.is_empty() {
             directory.push(&settings.package_dir);
@@ -108,9 +123,16 @@ impl App {
             runtime,
             entry_mode,
             directory,
+            network: settings.network,
             env: settings.env,
             limits,
+            sandbox_uid,
         })
+    }
+
+    /// The network policy a version's workers run under.
+    pub fn network_of(&self, settings: &VersionSettings) -> prewarm::sandbox::NetworkPolicy {
+        settings.network.unwrap_or(self.prewarm.config().sandbox.default_network)
     }
 
     /// Makes `version` the one the hot path calls.

@@ -22,6 +22,42 @@ pub struct Config {
     pub function_database: FunctionDatabaseConfig,
     pub deploy: DeployLimits,
     pub http: HttpLimits,
+    pub sandbox: SandboxSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// `on` confines every worker; `off` runs functions unconfined (trusted code only).
+    pub mode: prewarm::SandboxMode,
+    /// The network policy of functions that do not choose one: `egress` or `none`.
+    pub network: prewarm::sandbox::NetworkPolicy,
+    /// Functions run as uid (and gid) `uid_base + slot`, one slot per function.
+    pub uid_base: u32,
+    pub uid_count: u32,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        let defaults = prewarm::SandboxConfig::default();
+        Self {
+            mode: defaults.mode,
+            network: defaults.default_network,
+            uid_base: defaults.uid_base,
+            uid_count: defaults.uid_count,
+        }
+    }
+}
+
+impl SandboxSettings {
+    pub fn to_prewarm(&self) -> prewarm::SandboxConfig {
+        prewarm::SandboxConfig {
+            mode: self.mode,
+            default_network: self.network,
+            uid_base: self.uid_base,
+            uid_count: self.uid_count,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +131,7 @@ impl Default for Config {
             function_database: FunctionDatabaseConfig::default(),
             deploy: DeployLimits::default(),
             http: HttpLimits::default(),
+            sandbox: SandboxSettings::default(),
         }
     }
 }
@@ -194,6 +231,13 @@ impl Config {
         if let Some(dir) = lookup("FUNCTIONS_DIR") {
             self.functions_dir = Some(dir.into());
         }
+        if let Some(mode) = lookup("CONTAINERPUB_SANDBOX") {
+            self.sandbox.mode = match mode.trim() {
+                "on" => prewarm::SandboxMode::On,
+                "off" => prewarm::SandboxMode::Off,
+                other => bail!("CONTAINERPUB_SANDBOX={other:?} is not valid: expected on or off"),
+            };
+        }
         self.validate()
     }
 
@@ -209,6 +253,12 @@ impl Config {
         }
         if self.deploy.max_archive_bytes == 0 || self.deploy.max_expanded_bytes == 0 || self.deploy.max_entries == 0 {
             bail!("the [deploy] limits must be positive");
+        }
+        if self.sandbox.uid_base == 0
+            || self.sandbox.uid_count == 0
+            || self.sandbox.uid_base.checked_add(self.sandbox.uid_count).is_none()
+        {
+            bail!("[sandbox] uid_base must be above 0, uid_count above 0, and uid_base + uid_count below 2^32");
         }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {

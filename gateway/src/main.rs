@@ -86,6 +86,9 @@ fn load_config(common: &Common) -> anyhow::Result<Config> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     config.data_dir = config.data_dir.canonicalize()?;
+    // The store, the token secret and every tenant's code live here: no other uid may enter.
+    std::fs::set_permissions(&config.data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .with_context(|| format!("cannot make the data directory {} private", config.data_dir.display()))?;
     Ok(config)
 }
 
@@ -180,6 +183,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.default_limits.max_workers = config.functions.max_concurrent;
     prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;
     prewarm_config.default_limits.max_queue_wait = Duration::from_millis(config.functions.max_queue_wait_ms);
+    prewarm_config.sandbox = config.sandbox.to_prewarm();
     if let Some(url) = &config.function_database.url {
         prewarm_config.function_database = Some(prewarm::FunctionDatabase {
             url: url.clone(),

@@ -38,6 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             directory: function_dir,
             env: Default::default(),
             limits: FunctionLimits::default(),
+            sandbox_uid: None,
+            network: None,
         })
         .await?; // its first worker is warm when this returns
     let event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }

@@ -17,6 +17,7 @@ mod output;
 mod pool;
 pub mod protocol;
 pub mod runtime;
+pub mod sandbox;
 pub mod shells;
 pub mod spawn;
 mod spec;
@@ -39,10 +40,13 @@ pub use outcome::{Invocation, InvocationError, Outcome};
 pub use pool::{KillReason, PoolSizes};
 pub use protocol::InvocationEvent;
 pub use runtime::{EntryMode, Runtime, RuntimeInstall, RuntimeUnavailable};
+pub use sandbox::{SandboxConfig, SandboxMode, SandboxStatus};
 pub use spec::{ConfigError, FunctionDatabase, FunctionLimits, FunctionSpec, PrewarmConfig};
 
 use logs::LogCollector;
 use pool::FunctionPool;
+use sandbox::enter::SandboxSteps;
+use sandbox::NetworkPolicy;
 use worker::{WorkerHost, WorkerLaunch};
 
 /// One invocation to run.
@@ -69,6 +73,8 @@ pub enum StartError {
     MissingWrapper(PathBuf),
     #[error("cannot start the spawner thread: {0}")]
     Spawner(std::io::Error),
+    #[error("{0}")]
+    Sandbox(#[from] sandbox::SandboxError),
 }
 
 /// Why a function version could not be prepared.
@@ -82,6 +88,8 @@ pub enum PrepareError {
     MissingEntry(PathBuf, &'static str),
     #[error("the function's workers failed to start: {0}")]
     WorkersFailed(String),
+    #[error("the function cannot be confined: {0}")]
+    Sandbox(String),
 }
 
 /// What `prepare` did.
@@ -130,12 +138,28 @@ pub(crate) struct Shared {
     stray_logs: mpsc::Sender<StrayLogLine>,
     stray_logs_dropped: AtomicU64,
     passed_over: Vec<String>,
+    sandbox: Option<Arc<sandbox::Sandbox>>,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("enforcement", &self.host.enforcement).finish_non_exhaustive()
     }
+}
+
+/// A host path as a sandboxed worker sees it: the first matching prefix replaced.
+fn worker_path(path: &str, prefixes: &[(&std::path::Path, &str)]) -> String {
+    for (host, inside) in prefixes {
+        if let Ok(rest) = std::path::Path::new(path).strip_prefix(host) {
+            return std::path::Path::new(inside).join(rest).display().to_string();
+        }
+        // Arguments like `--packages=/host/dir/…` carry a path after a flag.
+        let host = host.display().to_string();
+        if let Some(index) = path.find(&host) {
+            return format!("{}{}{}", &path[..index], inside, &path[index + host.len()..]);
+        }
+    }
+    path.to_string()
 }
 
 /// The last handle is gone (a server exiting without `shutdown`, a test ending): kill what is
@@ -198,9 +222,30 @@ impl Prewarm {
         let adapter_dir = config.state_dir.join("adapters");
         let runtimes = RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir)
             .map_err(|source| StartError::StateDir { path: adapter_dir.clone(), source })?;
-        let spawner = spawn::Spawner::start().map_err(StartError::Spawner)?;
+        let (sandbox, spawner_setup) = match config.sandbox.mode {
+            sandbox::SandboxMode::On => {
+                static INSTANCES: AtomicU64 = AtomicU64::new(0);
+                let database = config.function_database.as_ref().map(|database| database.url.as_str());
+                let (sandbox, setup) = sandbox::Sandbox::start(
+                    config.sandbox.clone(),
+                    &config.state_dir,
+                    &runtimes,
+                    database,
+                    INSTANCES.fetch_add(1, Ordering::Relaxed),
+                )?;
+                let status = sandbox.status();
+                tracing::info!(layers = ?status.layers, default_network = status.default_network, runtimes = ?status.runtimes, "workers are sandboxed");
+                (Some(Arc::new(sandbox)), Some(setup))
+            }
+            sandbox::SandboxMode::Off => {
+                tracing::warn!("[sandbox] mode = \"off\": functions run unconfined, with the server's uid, file system and network; only run code you trust");
+                (None, None)
+            }
+        };
+        let spawner = spawn::Spawner::start(spawner_setup).map_err(StartError::Spawner)?;
         let groups = limits::SpareGroups::new(detected.enforcement.clone(), config.global_max_concurrency * 2);
-        let shells = shells::ShellPool::new(spawner, groups, config.exec_wrapper.clone(), config.spare_shells);
+        let shells =
+            shells::ShellPool::new(spawner, groups, config.exec_wrapper.clone(), config.spare_shells, sandbox.clone());
         let (stray_logs, stray_receiver) = mpsc::channel(4096);
         let shared = Arc::new(Shared {
             host: WorkerHost {
@@ -216,6 +261,7 @@ impl Prewarm {
             stray_logs,
             stray_logs_dropped: AtomicU64::new(0),
             passed_over: detected.passed_over,
+            sandbox,
             config,
         });
         shells.refill();
@@ -226,6 +272,11 @@ impl Prewarm {
     /// The limit mechanism in force, and why better ones were passed over.
     pub fn enforcement(&self) -> (&Enforcement, &[String]) {
         (&self.shared.host.enforcement, &self.shared.passed_over)
+    }
+
+    /// What confines workers, for `/healthz`.
+    pub fn sandbox_status(&self) -> sandbox::SandboxStatus {
+        self.shared.sandbox.as_ref().map_or_else(sandbox::SandboxStatus::off, |sandbox| sandbox.status())
     }
 
     /// Which runtimes were found, for `/healthz`.
@@ -246,7 +297,8 @@ impl Prewarm {
         if !entry.is_file() {
             return Err(PrepareError::MissingEntry(spec.directory.clone(), spec.runtime.entry_file()));
         }
-        let (launch, build_note) = self.launch_for(&spec, &entry).await;
+        let sandbox_steps = self.sandbox_steps(&spec)?;
+        let (launch, build_note) = self.launch_for(&spec, sandbox_steps).await;
         let runtime_unavailable = launch.as_ref().err().cloned();
         let pool = FunctionPool::new(spec.clone(), launch);
         let warm_target = match spec.entry_mode {
@@ -282,38 +334,97 @@ impl Prewarm {
         Ok(PrepareReport { warm_workers, runtime_unavailable, build_note, took: began.elapsed() })
     }
 
+    /// How the sandbox confines this version's workers, or `None` with the sandbox off. Makes the
+    /// function's tree readable to its uid (it stays the server's, read-only to workers).
+    fn sandbox_steps(&self, spec: &FunctionSpec) -> Result<Option<SandboxSteps>, PrepareError> {
+        let Some(sandbox) = &self.shared.sandbox else { return Ok(None) };
+        let refuse = |message: String| PrepareError::Sandbox(message);
+        let Some(root) = sandbox.template(spec.runtime) else {
+            // The runtime is missing on this host: prepare reports it as unavailable.
+            return Ok(None);
+        };
+        let uid = match spec.sandbox_uid {
+            Some(uid) => uid,
+            None => {
+                sandbox.unallocated_uid().ok_or_else(|| refuse("no free uid left in the sandbox's range".into()))?
+            }
+        };
+        let network = spec.network.unwrap_or(sandbox.config.default_network);
+        if network == NetworkPolicy::Egress && !sandbox.egress_available() {
+            return Err(refuse("the egress network policy needs nftables on this server (apt-get install nftables), or deploy with network \"none\"".into()));
+        }
+        let (passwd, group) = sandbox.identity_files(uid).map_err(|error| refuse(error.to_string()))?;
+        sandbox::rootfs::make_world_readable(&spec.directory).map_err(refuse)?;
+        Ok(Some(SandboxSteps {
+            root: root.to_path_buf(),
+            binds: vec![
+                (spec.directory.clone(), PathBuf::from(sandbox::rootfs::FUNCTION_DIR)),
+                (passwd, PathBuf::from("/etc/passwd")),
+                (group, PathBuf::from("/etc/group")),
+            ],
+            tmp_bytes: spec.limits.memory_bytes,
+            uid,
+            gid: uid,
+            network,
+        }))
+    }
+
     async fn launch_for(
         &self,
         spec: &FunctionSpec,
-        entry: &std::path::Path,
+        mut sandbox: Option<SandboxSteps>,
     ) -> (Result<WorkerLaunch, String>, Option<String>) {
         let runtimes = &self.shared.runtimes;
+        // Inside the sandbox the worker sees its files at fixed paths, not the host's.
+        let (directory, adapters) = match &sandbox {
+            Some(_) => (PathBuf::from(sandbox::rootfs::FUNCTION_DIR), PathBuf::from(sandbox::rootfs::ADAPTER_DIR)),
+            None => (spec.directory.clone(), runtimes.adapter_dir().to_path_buf()),
+        };
         let mut build_note = None;
         let command = match (spec.runtime, spec.entry_mode) {
             (Runtime::Dart, EntryMode::Handler) => {
                 let build_dir = self.shared.config.state_dir.join("builds").join(sanitize(&spec.key));
-                runtime::prepare_dart(runtimes, &spec.directory, &build_dir).await.map(|prepared| {
+                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &build_dir).await;
+                prepared.map(|prepared| {
                     build_note = prepared.compile_note;
-                    (prepared.program, prepared.args)
+                    match &mut sandbox {
+                        None => (prepared.program, prepared.args),
+                        Some(steps) => {
+                            steps.binds.push((build_dir.clone(), PathBuf::from(sandbox::rootfs::BUILD_DIR)));
+                            let inside = |path: &str| {
+                                worker_path(
+                                    path,
+                                    &[
+                                        (&build_dir, sandbox::rootfs::BUILD_DIR),
+                                        (&spec.directory, sandbox::rootfs::FUNCTION_DIR),
+                                        (runtimes.adapter_dir(), sandbox::rootfs::ADAPTER_DIR),
+                                    ],
+                                )
+                            };
+                            let program = PathBuf::from(inside(&prepared.program.display().to_string()));
+                            (program, prepared.args.iter().map(|arg| inside(arg)).collect())
+                        }
+                    }
                 })
             }
-            (runtime, mode) => runtimes.command(runtime, mode, entry),
+            (runtime, mode) => runtimes.command(runtime, mode, &directory.join(runtime.entry_file()), &adapters),
         };
         let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
             program,
             args,
-            env: self.worker_env(spec),
-            directory: spec.directory.clone(),
+            env: self.worker_env(spec, &directory),
+            directory,
+            sandbox,
         });
         (launch, build_note)
     }
 
     /// The complete environment of a worker: documented variables and the function's own, nothing else.
-    fn worker_env(&self, spec: &FunctionSpec) -> Vec<(String, String)> {
+    fn worker_env(&self, spec: &FunctionSpec, directory: &std::path::Path) -> Vec<(String, String)> {
         let config = &self.shared.config;
         let mut env: BTreeMap<String, String> = spec.env.clone();
         env.insert("PATH".into(), config.worker_path.clone());
-        env.insert("HOME".into(), spec.directory.display().to_string());
+        env.insert("HOME".into(), directory.display().to_string());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("FUNCTION_NAME".into(), spec.name.clone());
         env.insert("FUNCTION_TIMEOUT_MS".into(), spec.limits.timeout.as_millis().to_string());

@@ -187,8 +187,9 @@ impl OneshotRun<'_> {
             env: &env,
             directory: &self.launch.directory,
             limits,
+            sandbox: self.launch.sandbox.as_ref(),
         };
-        let Launched { mut process, confinement, pipes } =
+        let Launched { mut process, runtime_pid, confinement, pipes } =
             shell.launch(launch).await.map_err(|error| error.to_string())?;
         // A oneshot program answers on stdout; the protocol pipes stay unused and are closed here.
         let WorkerPipes { stdout: stdout_read, stderr: stderr_read, .. } = pipes;
@@ -198,7 +199,7 @@ impl OneshotRun<'_> {
         let watch_rss = matches!(self.host.enforcement, Enforcement::Rlimit);
         let mut watchdog = tokio::time::interval(self.host.rss_watchdog_interval);
         let mut peak_rss_sample = None;
-        let pid = process.pid();
+        let pid = runtime_pid;
         let end = loop {
             tokio::select! {
                 read = stdout.read() => stdout.absorb(read, logs),

@@ -20,6 +20,8 @@ use tokio::io::AsyncWriteExt;
 use crate::exec_wrapper::WrapperPlan;
 use crate::limits::{LimitsError, SpareGroups, WorkerConfinement, WorkerLimits};
 use crate::protocol::{REQUEST_FD, RESPONSE_FD};
+use crate::sandbox::enter::{SandboxSteps, LOOPBACK_NETNS_FD};
+use crate::sandbox::Sandbox;
 use crate::spawn::{create_pipe, ChildProcess, SpawnCommand, SpawnError, Spawner};
 
 /// Why a shell could not be had or launched.
@@ -59,12 +61,17 @@ pub struct Launch<'a> {
     pub env: &'a [(String, String)],
     pub directory: &'a std::path::Path,
     pub limits: WorkerLimits,
+    /// Set when the sandbox is on; a sandboxed shell refuses to launch without it.
+    pub sandbox: Option<&'a SandboxSteps>,
 }
 
 /// A launched worker process with its confinement and pipes.
 #[derive(Debug)]
 pub struct Launched {
     pub process: ChildProcess,
+    /// The runtime's pid in the host's pid namespace: the sandboxed child of the wrapper's
+    /// monitor, or the spawned process itself without the sandbox (for RSS readings).
+    pub runtime_pid: i32,
     pub confinement: WorkerConfinement,
     pub pipes: WorkerPipes,
 }
@@ -82,7 +89,13 @@ impl Shell {
             env: Some(launch.env.iter().map(|(key, value)| format!("{key}={value}").into()).collect()),
             program: launch.program.to_path_buf(),
             args: launch.args.iter().map(Into::into).collect(),
+            sandbox: launch.sandbox.cloned(),
             ..Default::default()
+        };
+        let runtime_pid = if launch.sandbox.is_some() {
+            crate::limits::rss::first_child(self.process.pid()).unwrap_or(self.process.pid())
+        } else {
+            self.process.pid()
         };
         let sent = async {
             let mut control = tokio::net::unix::pipe::Sender::from_owned_fd(self.control)?;
@@ -90,7 +103,8 @@ impl Shell {
             control.shutdown().await
         }
         .await;
-        let launched = Launched { process: self.process, confinement: self.confinement, pipes: self.pipes };
+        let launched =
+            Launched { process: self.process, runtime_pid, confinement: self.confinement, pipes: self.pipes };
         match sent {
             Ok(()) => Ok(launched),
             Err(error) => {
@@ -145,6 +159,7 @@ pub struct ShellPool {
     spawner: Spawner,
     groups: Arc<SpareGroups>,
     exec_wrapper: PathBuf,
+    sandbox: Option<Arc<Sandbox>>,
     ready: Mutex<Vec<Shell>>,
     target: usize,
     refilling: AtomicBool,
@@ -155,12 +170,19 @@ pub struct ShellPool {
 const SHELL_LIMITS: WorkerLimits = WorkerLimits { memory_bytes: 64 << 20, max_pids: 8, max_open_files: 64 };
 
 impl ShellPool {
-    pub fn new(spawner: Spawner, groups: Arc<SpareGroups>, exec_wrapper: PathBuf, target: usize) -> Arc<Self> {
+    pub fn new(
+        spawner: Spawner,
+        groups: Arc<SpareGroups>,
+        exec_wrapper: PathBuf,
+        target: usize,
+        sandbox: Option<Arc<Sandbox>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             cleanups: PendingCleanups::default(),
             spawner,
             groups,
             exec_wrapper,
+            sandbox,
             ready: Mutex::new(Vec::new()),
             target,
             refilling: AtomicBool::new(false),
@@ -243,20 +265,21 @@ impl ShellPool {
             cgroup_procs_files: confinement.procs_files(),
             expected_parent: Some(std::process::id() as i32),
             await_plan: true,
+            sandbox_shell: self.sandbox.is_some(),
             ..Default::default()
         };
-        let command = SpawnCommand {
-            wrapper: self.exec_wrapper.clone(),
-            plan,
-            env: Vec::new(),
-            fds: vec![
-                (control_read, 0),
-                (stdout_write, 1),
-                (stderr_write, 2),
-                (request_read, REQUEST_FD),
-                (response_write, RESPONSE_FD),
-            ],
-        };
+        let mut fds = vec![
+            (control_read, 0),
+            (stdout_write, 1),
+            (stderr_write, 2),
+            (request_read, REQUEST_FD),
+            (response_write, RESPONSE_FD),
+        ];
+        if let Some(sandbox) = &self.sandbox {
+            let namespace = sandbox.loopback_namespace().try_clone().map_err(SpawnError::Duplicate)?;
+            fds.push((namespace, LOOPBACK_NETNS_FD));
+        }
+        let command = SpawnCommand { wrapper: self.exec_wrapper.clone(), plan, env: Vec::new(), fds };
         let process = match self.spawner.spawn(command).await {
             Ok(process) => process,
             Err(error) => {

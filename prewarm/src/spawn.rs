@@ -54,6 +54,8 @@ pub enum SpawnError {
     NulByte { what: String },
     #[error("create pipe: {0}")]
     Pipe(nix::Error),
+    #[error("duplicate a descriptor for the worker: {0}")]
+    Duplicate(std::io::Error),
 }
 
 struct SpawnJob {
@@ -75,16 +77,26 @@ impl std::fmt::Debug for SpawnJob {
 }
 
 impl Spawner {
-    pub fn start() -> std::io::Result<Self> {
+    /// Starts the spawner thread; `setup` runs on it first (the sandbox gives the thread its own
+    /// mount namespace there, which every worker it spawns inherits).
+    pub fn start(setup: Option<crate::sandbox::SpawnerSetup>) -> std::io::Result<Self> {
         let (jobs, receiver) = std_mpsc::channel::<SpawnJob>();
         let (tid_tx, tid_rx) = std_mpsc::channel();
         std::thread::Builder::new().name("prewarm-spawner".into()).spawn(move || {
-            let _ = tid_tx.send(nix::unistd::gettid().as_raw() as u64);
+            let prepared = setup.map_or(Ok(()), |setup| setup());
+            let failed = prepared.is_err();
+            let _ = tid_tx.send(prepared.map(|()| nix::unistd::gettid().as_raw() as u64));
+            if failed {
+                return;
+            }
             while let Ok(job) = receiver.recv() {
                 let _ = job.reply.send(spawn_now(job.command));
             }
         })?;
-        let thread_id = tid_rx.recv().map_err(|_| std::io::Error::other("spawner thread did not start"))?;
+        let thread_id = tid_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("spawner thread did not start"))?
+            .map_err(std::io::Error::other)?;
         Ok(Self { jobs, thread_id })
     }
 

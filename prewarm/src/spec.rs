@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::limits::{LimitsHost, WorkerLimits};
 use crate::runtime::{EntryMode, Runtime};
+use crate::sandbox::{NetworkPolicy, SandboxConfig};
 
 /// One deployable unit: a function version with its code directory and limits.
 #[derive(Debug, Clone)]
@@ -22,6 +23,11 @@ pub struct FunctionSpec {
     /// The function's configured environment variables; reserved names are refused by `prepare`.
     pub env: BTreeMap<String, String>,
     pub limits: FunctionLimits,
+    /// The function's own uid in the sandbox (the gateway allocates and stores it); `None` takes
+    /// one from the top of the sandbox's range for the life of the pool.
+    pub sandbox_uid: Option<u32>,
+    /// What the function's workers can reach; `None` is the server's default.
+    pub network: Option<NetworkPolicy>,
 }
 
 /// Limits of one function version. Defaults come from [`PrewarmConfig::default_limits`].
@@ -111,6 +117,8 @@ pub struct PrewarmConfig {
     pub rss_watchdog_interval: Duration,
     /// Exec-wrapper processes kept spawned and confined ahead of cold starts (see `shells`).
     pub spare_shells: usize,
+    /// How workers are confined (`[sandbox]`).
+    pub sandbox: SandboxConfig,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -136,6 +144,7 @@ impl PrewarmConfig {
             reap_interval: Duration::from_secs(1),
             rss_watchdog_interval: Duration::from_millis(20),
             spare_shells: 2,
+            sandbox: SandboxConfig::default(),
         }
     }
 

@@ -28,7 +28,9 @@ pub(crate) struct WorkerLaunch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The working directory as the worker sees it (`/fn` in the sandbox).
     pub directory: PathBuf,
+    pub sandbox: Option<crate::sandbox::enter::SandboxSteps>,
 }
 
 /// What every worker start needs from the pool.
@@ -91,6 +93,8 @@ pub(crate) enum RawReply {
 pub(crate) struct Worker {
     pub id: u64,
     pub process: ChildProcess,
+    /// Where the runtime's memory is read (see `Launched::runtime_pid`).
+    runtime_pid: i32,
     pub confinement: WorkerConfinement,
     requests: pipe::Sender,
     responses: pipe::Receiver,
@@ -122,10 +126,15 @@ impl Worker {
                 env: &launch.env,
                 directory: &launch.directory,
                 limits,
+                sandbox: launch.sandbox.as_ref(),
             })
             .await?;
-        let Launched { mut process, confinement, pipes: WorkerPipes { requests, responses, stdout, stderr } } =
-            launched;
+        let Launched {
+            mut process,
+            runtime_pid,
+            confinement,
+            pipes: WorkerPipes { requests, responses, stdout, stderr },
+        } = launched;
         // Registering the pipes with the reactor cannot fail for pipes we just made, but if it
         // does, the launched process must not outlive the error.
         let registered = (|| {
@@ -149,6 +158,7 @@ impl Worker {
         let mut worker = Worker {
             id,
             process,
+            runtime_pid,
             confinement,
             requests,
             responses,
@@ -214,7 +224,7 @@ impl Worker {
         }
         let mut watchdog = rss_limit.map(|(proc_root, limit, every)| Watchdog {
             proc_root: proc_root.to_path_buf(),
-            pid: self.process.pid(),
+            pid: self.runtime_pid,
             limit,
             interval: tokio::time::interval_at(Instant::now() + every, every),
         });
@@ -366,7 +376,7 @@ impl Worker {
 
     /// The worker's peak memory so far: its cgroup's peak, else the process's `VmHWM`.
     pub fn peak_memory_bytes(&self, proc_root: &Path) -> Option<u64> {
-        self.confinement.peak_memory_bytes().or_else(|| rss::peak_rss_bytes(proc_root, self.process.pid()))
+        self.confinement.peak_memory_bytes().or_else(|| rss::peak_rss_bytes(proc_root, self.runtime_pid))
     }
 }
 

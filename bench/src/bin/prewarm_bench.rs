@@ -3,7 +3,11 @@
 //! 1. warm invoke through the pool against a raw pipe round trip to an identical worker process
 //!    (same adapter, same function): the pool may add at most 20 µs at p50;
 //! 2. warm against oneshot throughput for the same Python function: at least 100×;
-//! 3. what the platform adds to a runtime's start (spawner, exec wrapper, cgroup): at most 2 ms.
+//! 3. what the platform adds to a runtime's start (spawner, exec wrapper, cgroup, and the sandbox:
+//!    namespaces, root, identity, filter): at most 2 ms at p50, sandbox on;
+//! 4. the warm path with the sandbox on against off: unchanged within noise (≤ 15 µs at p50);
+//! 5. churn: 1,000 sandboxed cold starts in a row, the last hundred no slower than the first
+//!    (namespaces are torn down asynchronously; a pile-up would show as growth).
 //!
 //! `cargo run --release -p bench --bin prewarm-bench [-- --quick]`; exits 1 when a target is missed.
 
@@ -17,6 +21,8 @@ use hdrhistogram::Histogram;
 use prewarm::exec_wrapper::WrapperPlan;
 use prewarm::limits::{detect_enforcement, LimitsHost, SpareGroups, WorkerLimits};
 use prewarm::protocol::{encode_request, InvocationEvent};
+use prewarm::sandbox::enter::SandboxSteps;
+use prewarm::sandbox::{NetworkPolicy, Sandbox, SandboxConfig, SandboxMode};
 use prewarm::shells::{Launch, ShellPool};
 use prewarm::spawn::{create_pipe, SpawnCommand, Spawner};
 use prewarm::{EntryMode, FunctionSpec, InvocationRequest, Outcome, Prewarm, PrewarmConfig, Runtime, RuntimeInstall};
@@ -36,14 +42,15 @@ struct Settings {
     round_trips: u64,
     throughput_window: Duration,
     spawns: u64,
+    churn: u64,
 }
 
 fn main() -> Result<()> {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let settings = if quick {
-        Settings { round_trips: 2_000, throughput_window: Duration::from_secs(1), spawns: 30 }
+        Settings { round_trips: 2_000, throughput_window: Duration::from_secs(1), spawns: 30, churn: 200 }
     } else {
-        Settings { round_trips: 20_000, throughput_window: Duration::from_secs(5), spawns: 200 }
+        Settings { round_trips: 20_000, throughput_window: Duration::from_secs(5), spawns: 200, churn: 1_000 }
     };
     let wrapper = sibling_binary("containerpub-worker-exec")?;
     let work = tempfile::tempdir()?;
@@ -60,12 +67,19 @@ fn main() -> Result<()> {
         settings.round_trips
     );
     println!("| path | p50 | p90 | p99 |\n|---|---|---|---|");
-    print_row("raw pipe round trip", &overhead.raw);
-    print_row("pool.invoke (warm)", &overhead.pool);
+    print_row("raw pipe round trip (unconfined)", &overhead.raw);
+    print_row("pool.invoke (warm, sandbox on)", &overhead.pool);
+    print_row("pool.invoke (warm, sandbox off)", &overhead.pool_unconfined);
     let added = overhead.pool.value_at_quantile(0.5) as i64 - overhead.raw.value_at_quantile(0.5) as i64;
     println!("pool adds {added} µs at p50 (target ≤ 20 µs)");
     if added > 20 {
         missed.push(format!("pool adds {added} µs at p50"));
+    }
+    let sandbox_cost =
+        overhead.pool.value_at_quantile(0.5) as i64 - overhead.pool_unconfined.value_at_quantile(0.5) as i64;
+    println!("\n## 4. the sandbox on the warm path: {sandbox_cost} µs at p50 (target ≤ 15 µs, noise)");
+    if sandbox_cost > 15 {
+        missed.push(format!("the sandbox adds {sandbox_cost} µs to a warm call"));
     }
 
     let (warm, oneshot) = runtime.block_on(throughput(&settings, &wrapper, work.path(), &function_dir))?;
@@ -94,6 +108,17 @@ fn main() -> Result<()> {
         if added > 2_000 {
             missed.push(format!("the platform adds {added} µs to {}", row.program));
         }
+    }
+
+    let churn = runtime.block_on(sandboxed_churn(&settings, &wrapper, work.path()))?;
+    let (first, last) = (churn.first.value_at_quantile(0.5), churn.last.value_at_quantile(0.5));
+    println!("\n## 5. {} sandboxed cold starts in a row (python3 -S -c pass, spare shells refilling)", settings.churn);
+    println!("| starts | p50 | p90 |\n|---|---|---|");
+    println!("| first 100 | {first} µs | {} µs |", churn.first.value_at_quantile(0.9));
+    println!("| last 100 | {last} µs | {} µs |", churn.last.value_at_quantile(0.9));
+    println!("{} of {} starts took part; network namespaces are not created per start", settings.churn, settings.churn);
+    if last as f64 > first as f64 * 1.25 {
+        missed.push(format!("cold starts grew from {first} µs to {last} µs over the churn run"));
     }
 
     if missed.is_empty() {
@@ -129,6 +154,12 @@ fn config(wrapper: &Path, state: &Path) -> PrewarmConfig {
     config
 }
 
+fn unconfined_config(wrapper: &Path, state: &Path) -> PrewarmConfig {
+    let mut config = config(wrapper, state);
+    config.sandbox.mode = SandboxMode::Off;
+    config
+}
+
 fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> FunctionSpec {
     let mut limits = prewarm::FunctionLimits {
         min_idle_workers: workers,
@@ -145,6 +176,8 @@ fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> Func
         directory: function_dir.to_path_buf(),
         env: Default::default(),
         limits,
+        sandbox_uid: None,
+        network: None,
     }
 }
 
@@ -156,10 +189,20 @@ fn event(n: u64) -> InvocationEvent {
 struct Overhead {
     raw: Histogram<u64>,
     pool: Histogram<u64>,
+    pool_unconfined: Histogram<u64>,
 }
 
 async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<Overhead> {
-    let (prewarm, _stray) = Prewarm::start(config(wrapper, &work.join("state-overhead")))?;
+    let pool = warm_calls(settings, function_dir, config(wrapper, &work.join("state-overhead"))).await?;
+    let pool_unconfined =
+        warm_calls(settings, function_dir, unconfined_config(wrapper, &work.join("state-unconfined"))).await?;
+    let raw = raw_pipe(settings, wrapper, work, function_dir).await?;
+    Ok(Overhead { raw, pool, pool_unconfined })
+}
+
+/// Warm invocations of one worker, as the gateway's request tasks make them.
+async fn warm_calls(settings: &Settings, function_dir: &Path, config: PrewarmConfig) -> Result<Histogram<u64>> {
+    let (prewarm, _stray) = Prewarm::start(config)?;
     prewarm.prepare(spec(function_dir, "overhead", EntryMode::Handler, 1)).await?;
     // Invocations run as tasks on the runtime's worker threads, as the gateway's request handlers do.
     let rounds = settings.round_trips;
@@ -182,12 +225,17 @@ async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, functio
     })
     .await??;
     prewarm.shutdown(Duration::from_secs(1)).await;
+    Ok(pool)
+}
 
-    // The same adapter and function, driven with blocking reads and writes from one thread:
-    // the least any caller can pay for one framed round trip.
+/// The same adapter and function, driven with blocking reads and writes from one thread: the
+/// least any caller can pay for one framed round trip.
+async fn raw_pipe(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<Histogram<u64>> {
     let install = RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &work.join("adapters-raw"))?;
-    let (program, args) = install.command(Runtime::Python, EntryMode::Handler, &function_dir.join("main.py"))?;
-    let spawner = Spawner::start()?;
+    let adapters = install.adapter_dir().to_path_buf();
+    let (program, args) =
+        install.command(Runtime::Python, EntryMode::Handler, &function_dir.join("main.py"), &adapters)?;
+    let spawner = Spawner::start(None)?;
     let (request_read, request_write) = create_pipe()?;
     let (response_read, response_write) = create_pipe()?;
     // Confined exactly like a pool worker: the same cgroup limits (a memory cgroup charges every
@@ -219,7 +267,7 @@ async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, functio
     confinement.release();
     groups.remove_all();
     prewarm::limits::remove_parent_groups(&detected.enforcement);
-    Ok(Overhead { raw, pool })
+    Ok(raw)
 }
 
 fn raw_round_trips(requests: OwnedFd, responses: OwnedFd, count: u64) -> Result<Histogram<u64>> {
@@ -304,19 +352,24 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
     let host = LimitsHost { forced: forced_enforcement(), ..LimitsHost::default() };
     let detected = detect_enforcement(&host);
     let groups = SpareGroups::new(detected.enforcement.clone(), 4);
-    let shells = ShellPool::new(Spawner::start()?, groups.clone(), wrapper.to_path_buf(), 1);
-    let cold_shells = ShellPool::new(Spawner::start()?, groups.clone(), wrapper.to_path_buf(), 0);
+    let shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 1, None);
+    let cold_shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 0, None);
+    let sandboxed = sandboxed_shells(wrapper, groups.clone(), 1, 901)?;
+    let sandboxed_cold = sandboxed_shells(wrapper, groups.clone(), 0, 902)?;
     let install =
         RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &tempfile::tempdir()?.path().join("a"))?;
     let python = install.executable(Runtime::Python).context("python3 on PATH")?.to_path_buf();
-    let programs: Vec<(String, PathBuf, Vec<String>)> = vec![
-        ("/bin/true".into(), "/bin/true".into(), vec![]),
-        ("python3 -S -c pass".into(), python, vec!["-S".into(), "-c".into(), "pass".into()]),
+    let python_args = vec!["-S".to_string(), "-c".into(), "pass".into()];
+    // The sandbox's root holds the runtime and nothing else: /bin/true is not in it.
+    let programs: Vec<(String, PathBuf, Vec<String>, Option<&SandboxedShells>)> = vec![
+        ("/bin/true".into(), "/bin/true".into(), vec![], None),
+        ("python3 -S -c pass".into(), python.clone(), python_args.clone(), None),
+        ("python3 -S -c pass, sandbox on".into(), python, python_args, Some(&sandboxed)),
     ];
     let limits = WorkerLimits { memory_bytes: 128 << 20, max_pids: 64, max_open_files: 1024 };
     let directory = std::env::temp_dir();
     let mut rows = Vec::new();
-    for (name, program, args) in programs {
+    for (name, program, args, sandbox) in programs {
         let mut row = SpawnRow {
             program: name.clone(),
             direct: Histogram::new(3)?,
@@ -330,14 +383,20 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
             if !status.success() {
                 bail!("{name} failed directly");
             }
+            let (warm_pool, cold_pool, steps, directory) = match sandbox {
+                Some(sandboxed) => {
+                    (&sandboxed.shells, &sandboxed_cold.shells, Some(&sandboxed.steps), Path::new("/fn"))
+                }
+                None => (&shells, &cold_shells, None, directory.as_path()),
+            };
             // Steady state: a spare shell is ready (the pool refills in the background).
-            shells.refill();
-            while shells.ready_count() == 0 {
+            warm_pool.refill();
+            while warm_pool.ready_count() == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            for (pool, histogram) in [(&shells, &mut row.platform), (&cold_shells, &mut row.no_spare)] {
+            for (pool, histogram) in [(warm_pool, &mut row.platform), (cold_pool, &mut row.no_spare)] {
                 let started = Instant::now();
-                let launch = Launch { program: &program, args: &args, env: &[], directory: &directory, limits };
+                let launch = Launch { program: &program, args: &args, env: &[], directory, limits, sandbox: steps };
                 let mut launched = pool.take().await?.launch(launch).await?;
                 let status = launched.process.wait().await;
                 histogram.record(started.elapsed().as_micros() as u64)?;
@@ -350,7 +409,92 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
         rows.push(row);
     }
     shells.close().await;
+    sandboxed.shells.close().await;
     groups.remove_all();
     prewarm::limits::remove_parent_groups(&detected.enforcement);
     Ok(SpawnOverhead { enforcement: detected.enforcement.name(), rows })
+}
+
+/// Spare shells confined like a server's, and the launch steps of one Python function.
+struct SandboxedShells {
+    shells: std::sync::Arc<ShellPool>,
+    steps: SandboxSteps,
+    _state: tempfile::TempDir,
+}
+
+fn sandboxed_shells(
+    wrapper: &Path,
+    groups: std::sync::Arc<SpareGroups>,
+    spare: usize,
+    instance: u64,
+) -> Result<SandboxedShells> {
+    let state = tempfile::tempdir()?;
+    let install = RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &state.path().join("adapters"))?;
+    let (sandbox, setup) = Sandbox::start(SandboxConfig::default(), state.path(), &install, None, instance)?;
+    let function_dir = state.path().join("function");
+    std::fs::create_dir_all(&function_dir)?;
+    let uid = sandbox.unallocated_uid().context("a free uid")?;
+    let (passwd, group) = sandbox.identity_files(uid)?;
+    let steps = SandboxSteps {
+        root: sandbox.template(Runtime::Python).context("python has a sandbox root")?.to_path_buf(),
+        binds: vec![(function_dir, "/fn".into()), (passwd, "/etc/passwd".into()), (group, "/etc/group".into())],
+        tmp_bytes: 128 << 20,
+        uid,
+        gid: uid,
+        network: NetworkPolicy::Egress,
+    };
+    let shells = ShellPool::new(
+        Spawner::start(Some(setup))?,
+        groups,
+        wrapper.to_path_buf(),
+        spare,
+        Some(std::sync::Arc::new(sandbox)),
+    );
+    Ok(SandboxedShells { shells, steps, _state: state })
+}
+
+struct Churn {
+    first: Histogram<u64>,
+    last: Histogram<u64>,
+}
+
+/// Sandboxed cold starts one after another, with two spare shells refilling as a server keeps them.
+async fn sandboxed_churn(settings: &Settings, wrapper: &Path, work: &Path) -> Result<Churn> {
+    let _ = work;
+    let detected = detect_enforcement(&LimitsHost::default());
+    let groups = SpareGroups::new(detected.enforcement.clone(), 4);
+    let sandboxed = sandboxed_shells(wrapper, groups.clone(), 2, 903)?;
+    let install =
+        RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &tempfile::tempdir()?.path().join("a"))?;
+    let python = install.executable(Runtime::Python).context("python3 on PATH")?.to_path_buf();
+    let args = vec!["-S".to_string(), "-c".into(), "pass".into()];
+    let limits = WorkerLimits { memory_bytes: 128 << 20, max_pids: 64, max_open_files: 1024 };
+    let mut churn = Churn { first: Histogram::new(3)?, last: Histogram::new(3)? };
+    for start in 0..settings.churn {
+        let began = Instant::now();
+        let launch = Launch {
+            program: &python,
+            args: &args,
+            env: &[],
+            directory: Path::new("/fn"),
+            limits,
+            sandbox: Some(&sandboxed.steps),
+        };
+        let mut launched = sandboxed.shells.take().await?.launch(launch).await?;
+        let status = launched.process.wait().await;
+        let took = began.elapsed().as_micros() as u64;
+        if status != prewarm::spawn::ExitStatus::Exited(0) {
+            bail!("sandboxed start {start} failed: {status}");
+        }
+        tokio::task::spawn_blocking(move || launched.confinement.release()).await?;
+        if start < 100 {
+            churn.first.record(took)?;
+        } else if start >= settings.churn - 100 {
+            churn.last.record(took)?;
+        }
+    }
+    sandboxed.shells.close().await;
+    groups.remove_all();
+    prewarm::limits::remove_parent_groups(&detected.enforcement);
+    Ok(churn)
 }

@@ -28,6 +28,7 @@ struct DeployForm {
     memory_mb: Option<u64>,
     max_concurrency: Option<usize>,
     env: BTreeMap<String, String>,
+    network: Option<prewarm::sandbox::NetworkPolicy>,
 }
 
 async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
@@ -65,6 +66,14 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
             "timeout_ms" => form.timeout_ms = Some(number(text()?)?),
             "memory_mb" => form.memory_mb = Some(number(text()?)?),
             "max_concurrency" => form.max_concurrency = Some(number(text()?)? as usize),
+            "network" => {
+                form.network = Some(
+                    text()?
+                        .trim()
+                        .parse()
+                        .map_err(|message: String| bad("invalid_field", format!("network: {message}")))?,
+                )
+            }
             "env" => {
                 form.env = serde_json::from_str(&text()?).map_err(|_| {
                     bad("invalid_field", "env must be a JSON object of strings, like {\"GREETING\": \"hi\"}".into())
@@ -187,9 +196,10 @@ pub async fn deploy(
                 active_version: None,
                 created_at: now,
                 updated_at: now,
+                sandbox_slot: None,
             };
             match app.store.create_function(&function).await {
-                Ok(()) => function,
+                Ok(stored) => stored,
                 Err(StoreError::Conflict) => {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
@@ -209,6 +219,7 @@ pub async fn deploy(
         env: form.env.clone(),
         public,
         package_dir,
+        network: form.network,
     };
     let version = VersionRecord {
         function_id: function.id.clone(),
@@ -235,6 +246,7 @@ pub async fn deploy(
             "runtime": version.runtime,
             "entry_mode": version.entry_mode,
             "public": public,
+            "network": app.network_of(&settings).as_str(),
             "url": format!("/fn/{name}"),
             "sha256": sha256,
             "analysis": analysis,

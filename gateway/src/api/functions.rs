@@ -84,6 +84,8 @@ pub async fn info(
     let mut body = function_json(&function, active.as_ref());
     if let Some(active) = &active {
         body["active"] = version_json(active, function.active_version);
+        let settings: crate::app::VersionSettings = serde_json::from_str(&active.settings).unwrap_or_default();
+        body["network"] = json!(app.network_of(&settings).as_str());
     }
     let pool_key = app.active.get(&function.name).map(|active| active.key.clone());
     let stats = pool_key.and_then(|key| app.prewarm.stats().into_iter().find(|stats| stats.key == key));

@@ -37,6 +37,7 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
         "status": if healthy { "ok" } else if draining { "draining" } else { "degraded" },
         "store": { "kind": app.store.kind(), "reachable": store_ok },
         "memory_enforcement": enforcement.name(),
+        "sandbox": app.prewarm.sandbox_status(),
         "runtimes": runtimes,
         "functions_active": app.active.len(),
         "function_database": app.function_database,

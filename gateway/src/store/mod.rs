@@ -45,7 +45,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn revoke_api_key(&self, user_id: &str, id: &str, now_ms: i64) -> StoreResult<bool>;
     async fn touch_api_key(&self, id: &str, now_ms: i64) -> StoreResult<()>;
 
-    async fn create_function(&self, function: &FunctionRecord) -> StoreResult<()>;
+    /// Stores a new function and gives it the next sandbox slot; returns the stored record.
+    async fn create_function(&self, function: &FunctionRecord) -> StoreResult<FunctionRecord>;
     async fn function_by_name(&self, name: &str) -> StoreResult<Option<FunctionRecord>>;
     async fn function_by_id(&self, id: &str) -> StoreResult<Option<FunctionRecord>>;
     async fn functions_of(&self, owner_id: &str) -> StoreResult<Vec<FunctionRecord>>;

@@ -33,6 +33,8 @@ pub struct FunctionRecord {
     pub active_version: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The function's sandbox uid is `[sandbox] uid_base` plus this; set by `create_function`.
+    pub sandbox_slot: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

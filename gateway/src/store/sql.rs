@@ -124,22 +124,32 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn create_function(&self, function: &FunctionRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO functions (id, name, owner_id, public, active_version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&function.id)
-                .bind(&function.name)
-                .bind(&function.owner_id)
-                .bind(function.public)
-                .bind(function.active_version)
-                .bind(function.created_at)
-                .bind(function.updated_at)
-                .execute(&self.pool)
-                .await
-                .map_err(conflict_or)?;
-                Ok(())
+            async fn create_function(&self, function: &FunctionRecord) -> StoreResult<FunctionRecord> {
+                // The next sandbox slot is taken in the same statement. Two PostgreSQL sessions can
+                // compute the same slot at once: the unique index refuses one, which tries again
+                // unless it was the name that collided.
+                for _attempt in 0..5 {
+                    let inserted = sqlx::query(
+                        "INSERT INTO functions (id, name, owner_id, public, active_version, created_at, updated_at, sandbox_slot) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(sandbox_slot), -1) + 1 FROM functions))",
+                    )
+                    .bind(&function.id)
+                    .bind(&function.name)
+                    .bind(&function.owner_id)
+                    .bind(function.public)
+                    .bind(function.active_version)
+                    .bind(function.created_at)
+                    .bind(function.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict_or);
+                    match inserted {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict) if self.function_by_name(&function.name).await?.is_none() => continue,
+                        Err(error) => return Err(error),
+                    }
+                }
+                self.function_by_id(&function.id).await?.ok_or(StoreError::Conflict)
             }
 
             async fn function_by_name(&self, name: &str) -> StoreResult<Option<FunctionRecord>> {

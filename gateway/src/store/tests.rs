@@ -14,6 +14,7 @@ fn function(id: &str) -> FunctionRecord {
         active_version: None,
         created_at: 0,
         updated_at: 0,
+        sandbox_slot: None,
     }
 }
 

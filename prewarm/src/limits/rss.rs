@@ -15,6 +15,12 @@ pub fn peak_rss_bytes(proc_root: &Path, pid: i32) -> Option<u64> {
     parse_vm_hwm(&status)
 }
 
+/// The first child of `pid` (a sandboxed worker's runtime, forked by the wrapper's monitor).
+pub fn first_child(pid: i32) -> Option<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
 fn parse_vm_hwm(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

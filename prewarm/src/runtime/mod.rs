@@ -123,15 +123,17 @@ impl RuntimeInstall {
     /// Program and arguments of a function: a warm worker runs the runtime's adapter with the
     /// entry file (`Handler`), a oneshot run runs the entry file as a program (`Main`). Dart
     /// handlers are started from what [`prepare_dart`] built instead.
+    /// `entry` and `adapter_dir` are paths as the worker sees them (the sandbox moves both).
     pub fn command(
         &self,
         runtime: Runtime,
         mode: EntryMode,
         entry: &Path,
+        adapter_dir: &Path,
     ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
         let program = self.executable(runtime)?.to_path_buf();
         let entry = entry.display().to_string();
-        let adapter = |file: &str| self.adapter_dir.join(file).display().to_string();
+        let adapter = |file: &str| adapter_dir.join(file).display().to_string();
         let args = match (runtime, mode) {
             (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry],
             (Runtime::Node, EntryMode::Main) => vec![entry],

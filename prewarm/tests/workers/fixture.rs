@@ -26,6 +26,12 @@ pub fn base_config(state_dir: &Path) -> PrewarmConfig {
     config.default_limits.max_queue_wait = Duration::from_secs(5);
     config.default_limits.timeout = Duration::from_secs(5);
     config.reap_interval = Duration::from_millis(50);
+    // Every behaviour is tested with workers confined, as a server runs them. Without root the
+    // sandbox cannot start (it fails closed), so those runs test unconfined workers and say so.
+    if !nix::unistd::geteuid().is_root() {
+        config.sandbox.mode = prewarm::SandboxMode::Off;
+        skip("not root: workers run without the sandbox");
+    }
     config
 }
 
@@ -57,6 +63,8 @@ impl Fixture {
             directory,
             env: BTreeMap::new(),
             limits: FunctionLimits { ..self.prewarm.config().default_limits.clone() },
+            sandbox_uid: None,
+            network: None,
         }
     }
 

@@ -52,7 +52,9 @@ async fn a_function_that_dumps_its_environment_sees_only_documented_variables() 
     assert_eq!(env["FUNCTION_TIMEOUT_MS"], "5000");
     // Every documented variable has exactly the platform's value, so nothing of the server's
     // environment can hide in one; scripts/test plants a secret in the server that must not show up.
-    let home = directory.display().to_string();
+    // In the sandbox the function's directory is at /fn, whatever its path on the host.
+    let sandboxed = fixture.prewarm.sandbox_status().mode == "on";
+    let home = if sandboxed { "/fn".to_string() } else { directory.display().to_string() };
     for (name, value) in [
         ("CONTAINERPUB_REQUEST_FD", "3"),
         ("CONTAINERPUB_RESPONSE_FD", "4"),
@@ -69,7 +71,7 @@ async fn a_function_that_dumps_its_environment_sees_only_documented_variables() 
     if let Ok(secret) = std::env::var("CONTAINERPUB_TEST_SERVER_SECRET") {
         assert!(!env.values().any(|seen| seen.as_str().is_some_and(|text| text.contains(secret.as_str()))));
     }
-    assert_eq!(result["cwd"], directory.display().to_string());
+    assert_eq!(result["cwd"], home);
 }
 
 #[tokio::test]

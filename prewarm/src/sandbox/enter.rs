@@ -1,0 +1,147 @@
+//! The sandbox steps the exec wrapper takes on itself (see `exec_wrapper` for where they sit).
+//!
+//! Ahead of time, in a spare shell ([`enter_namespaces`]): new mount, pid, ipc and uts
+//! namespaces, then a fork, because a process cannot move into a pid namespace itself, only its
+//! children are born there. The parent stays behind as a small *monitor* in the host's pid
+//! namespace (the pool's pidfd and process group point at it); it mirrors the child's exit.
+//! The child, pid 1 of its own namespace, waits for the launch plan.
+//!
+//! At launch, in the child: [`enter_root`] (the function directory, a private `/tmp` and its
+//! own `/proc` on the runtime's template, then `pivot_root` and the old root detached),
+//! [`join_network`], rlimits and `chdir` (in the wrapper), [`drop_identity`] (capability
+//! bounding set emptied, no supplementary groups, the function's uid and gid), then `no_new_privs`
+//! and the system-call filter, then `execve`.
+
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{ForkResult, Gid, Uid};
+
+use super::network::NetworkPolicy;
+use super::rootfs::{bind_read_only, mount_fs};
+
+/// The descriptor on which a sandboxed shell receives the loopback-only network namespace.
+pub const LOOPBACK_NETNS_FD: RawFd = 5;
+
+/// The per-launch part of the sandbox, sent with the launch plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxSteps {
+    /// The runtime's template root (inside the shell's mount namespace).
+    pub root: PathBuf,
+    /// Host paths bound read-only at paths inside the root (the function, its identity files).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Size of the private `/tmp`.
+    pub tmp_bytes: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub network: NetworkPolicy,
+}
+
+/// New mount, pid, ipc and uts namespaces, then a fork. Returns in the child; the parent
+/// becomes the monitor and never returns.
+pub fn enter_namespaces() -> Result<(), String> {
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    nix::sched::unshare(flags).map_err(|error| format!("create the worker's namespaces: {error}"))?;
+    // SAFETY: the exec wrapper is single-threaded, so the child may run any code after fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|error| format!("set the worker's parent-death signal: {error}"))?;
+            Ok(())
+        }
+        Ok(ForkResult::Parent { child }) => monitor(child),
+        Err(error) => Err(format!("fork into the worker's pid namespace: {error}")),
+    }
+}
+
+/// Waits for the sandboxed child and ends the same way, so the pool sees the runtime's own exit.
+fn monitor(child: nix::unistd::Pid) -> ! {
+    // Only the child may hold the worker's pipes: the pool must see them close when it dies.
+    for fd in [0, 1, 3, 4, LOOPBACK_NETNS_FD] {
+        let _ = nix::unistd::close(fd);
+    }
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+    loop {
+        match nix::sys::wait::waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                // SAFETY: restoring the default disposition installs no handler.
+                unsafe {
+                    libc::signal(signal as libc::c_int, libc::SIG_DFL);
+                }
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), signal);
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGKILL);
+                std::process::exit(128 + signal as i32);
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => std::process::exit(126),
+        }
+    }
+}
+
+/// Builds the worker's root on its runtime's template and makes it `/`.
+pub fn enter_root(steps: &SandboxSteps) -> Result<(), String> {
+    let root = &steps.root;
+    for (source, target) in &steps.binds {
+        bind_read_only(source, &inside(root, target), MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    }
+    let private = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs(
+        "tmpfs",
+        &root.join("tmp"),
+        "tmpfs",
+        private,
+        Some(&format!("size={},nr_inodes=8192,mode=1777", steps.tmp_bytes)),
+    )?;
+    mount_fs("proc", &root.join("proc"), "proc", private, None)?;
+    nix::unistd::chdir(root).map_err(|error| format!("enter {}: {error}", root.display()))?;
+    // pivot_root(".", "."): the old root ends up stacked on the new one, and is detached next.
+    nix::unistd::pivot_root(".", ".").map_err(|error| format!("pivot_root into {}: {error}", root.display()))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|error| format!("detach the host's root: {error}"))?;
+    nix::unistd::chdir("/").map_err(|error| format!("chdir /: {error}"))
+}
+
+/// Joins the loopback-only namespace for `none`; `egress` keeps the host's stack (see `network`).
+pub fn join_network(network: NetworkPolicy) -> Result<(), String> {
+    if network == NetworkPolicy::None {
+        // SAFETY: the pool placed the namespace handle on this descriptor; we own it from here.
+        let namespace = unsafe { std::os::fd::OwnedFd::from_raw_fd(LOOPBACK_NETNS_FD) };
+        nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET)
+            .map_err(|error| format!("join the loopback-only network namespace: {error}"))?;
+    } else {
+        let _ = nix::unistd::close(LOOPBACK_NETNS_FD);
+    }
+    nix::unistd::sethostname("function").map_err(|error| format!("set the hostname: {error}"))
+}
+
+/// Becomes the function's uid and gid with no capabilities left anywhere: the bounding set is
+/// emptied first (so no later `execve` can bring any back), then supplementary groups, gid, uid.
+pub fn drop_identity(uid: u32, gid: u32) -> Result<(), String> {
+    if uid == 0 || gid == 0 {
+        return Err("a worker never runs as root".into());
+    }
+    for capability in 0..=63 {
+        // SAFETY: PR_CAPBSET_DROP takes an integer; EINVAL past the last capability is expected.
+        unsafe {
+            libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0);
+        }
+    }
+    nix::unistd::setgroups(&[]).map_err(|error| format!("clear supplementary groups: {error}"))?;
+    let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    nix::unistd::setresgid(gid, gid, gid).map_err(|error| format!("set gid {gid}: {error}"))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|error| format!("set uid {uid}: {error}"))?;
+    if nix::unistd::geteuid() != uid || nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err("the uid change did not hold".into());
+    }
+    Ok(())
+}
+
+/// `target` (absolute, as the worker sees it) under `root`.
+fn inside(root: &Path, target: &Path) -> PathBuf {
+    root.join(target.strip_prefix("/").unwrap_or(target))
+}

@@ -1,0 +1,276 @@
+//! The sandbox: every worker is confined, whatever the analyzer said about its code.
+//!
+//! Layers, each assuming the others failed, applied by the exec wrapper before the runtime starts
+//! (never in `pre_exec`; see `enter` for the exact order):
+//!
+//! 1. **Own identity**: an unprivileged uid and gid per function (from `[sandbox] uid_base`,
+//!    allocated and stored by the gateway), no capabilities, `no_new_privs`.
+//! 2. **Own file system view**: mount namespace, `pivot_root` onto a read-only template of its
+//!    runtime (`rootfs`), the function's directory read-only at `/fn`, a private size-capped
+//!    `/tmp` (tmpfs pages count against the worker's memory cgroup), its own `/proc`.
+//! 3. **Own pid, ipc and uts namespaces**: the worker is pid 1 of a namespace holding only itself.
+//! 4. **Network policy** (`network`): `egress` or `none`.
+//! 5. **rlimits and cgroups** (`limits`), as before the sandbox.
+//! 6. **System-call filter** (`seccomp`): no new processes, no namespaces, no mounts, no raw
+//!    sockets, no servers, none of the kernel's riskier interfaces.
+//!
+//! Fail closed: when a layer cannot be applied on this host (not root, no seccomp, no `nft` for
+//! the egress policy, a runtime whose files cannot be listed), [`Sandbox::start`] refuses, and the
+//! server does not start unless the operator set `[sandbox] mode = "off"`.
+
+pub mod enter;
+pub mod network;
+pub mod rootfs;
+pub mod seccomp;
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+pub use network::NetworkPolicy;
+
+use crate::runtime::{Runtime, RuntimeInstall};
+
+/// Whether workers are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    On,
+    /// Workers run unconfined; only for a machine where every function is trusted.
+    Off,
+}
+
+/// `[sandbox]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    pub mode: SandboxMode,
+    /// The policy of functions that do not choose one.
+    pub default_network: NetworkPolicy,
+    /// Functions run as `uid_base + slot` (and the same gid); slots are below `uid_count`.
+    pub uid_base: u32,
+    pub uid_count: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { mode: SandboxMode::On, default_network: NetworkPolicy::Egress, uid_base: 200_000, uid_count: 100_000 }
+    }
+}
+
+impl SandboxConfig {
+    /// The uid of a function's identity slot.
+    pub fn uid_for_slot(&self, slot: u32) -> Option<u32> {
+        (slot < self.uid_count).then(|| self.uid_base + slot)
+    }
+}
+
+/// Why the sandbox cannot confine workers on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the sandbox needs root to give each function its own uid and namespaces (running as uid {0}); run the server as root, or set [sandbox] mode = \"off\" to run functions unconfined")]
+    NotRoot(u32),
+    #[error("this kernel has no seccomp filters ({0}); use a kernel with CONFIG_SECCOMP_FILTER, or set [sandbox] mode = \"off\"")]
+    NoSeccomp(String),
+    #[error("the egress network policy needs nftables: {0}; install it (apt-get install nftables), set [sandbox] network = \"none\", or set [sandbox] mode = \"off\"")]
+    NoFirewall(String),
+    #[error("cannot prepare the {runtime} sandbox: {message}")]
+    Runtime { runtime: &'static str, message: String },
+    #[error("cannot create the sandbox's network namespace: {0}")]
+    Network(String),
+    #[error("{0}")]
+    Policy(#[from] seccomp::PolicyError),
+    #[error("[sandbox] uid_base = {0} must be above 0 and uid_base + uid_count must fit in 32 bits")]
+    BadUidRange(u32),
+    #[error("cannot write the sandbox's identity files in {path}: {source}")]
+    IdentityFiles { path: PathBuf, source: std::io::Error },
+}
+
+/// What `/healthz` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxStatus {
+    /// `on` or `off`.
+    pub mode: &'static str,
+    /// The layers in force, in the order they are applied.
+    pub layers: Vec<&'static str>,
+    pub default_network: &'static str,
+    pub uid_range: Option<(u32, u32)>,
+    /// Runtimes with a root template.
+    pub runtimes: Vec<&'static str>,
+}
+
+impl SandboxStatus {
+    pub fn off() -> Self {
+        Self { mode: "off", layers: Vec::new(), default_network: "host", uid_range: None, runtimes: Vec::new() }
+    }
+}
+
+/// The host-side state of the sandbox of one pool.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub config: SandboxConfig,
+    /// Where the templates are mounted (only inside the spawner thread's mount namespace).
+    templates_dir: PathBuf,
+    templates: HashMap<Runtime, PathBuf>,
+    identity_dir: PathBuf,
+    loopback_namespace: OwnedFd,
+    firewall: Option<network::EgressFirewall>,
+    /// Functions prepared without an allocated uid (direct users of the library) get one from the
+    /// top of the range, counting down, so they never meet the gateway's slots counting up.
+    next_unallocated_slot: AtomicU32,
+}
+
+/// Work to run on the spawner thread before it spawns anything: its own mount namespace with
+/// the runtime templates in it.
+pub type SpawnerSetup = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+impl Sandbox {
+    /// Checks that every layer can be applied here and prepares the host side. `database` is the
+    /// function database's URL, which `egress` workers may reach even on the host's loopback.
+    pub fn start(
+        config: SandboxConfig,
+        state_dir: &Path,
+        runtimes: &RuntimeInstall,
+        database: Option<&str>,
+        instance: u64,
+    ) -> Result<(Self, SpawnerSetup), SandboxError> {
+        let uid = nix::unistd::geteuid().as_raw();
+        if uid != 0 {
+            return Err(SandboxError::NotRoot(uid));
+        }
+        if config.uid_base == 0 || config.uid_base.checked_add(config.uid_count).is_none() {
+            return Err(SandboxError::BadUidRange(config.uid_base));
+        }
+        // SAFETY: PR_GET_SECCOMP takes no pointers; it fails with EINVAL without seccomp support.
+        if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
+            return Err(SandboxError::NoSeccomp(std::io::Error::last_os_error().to_string()));
+        }
+        seccomp::SyscallPolicy::build()?;
+        let firewall = match network::nft_available() {
+            Ok(()) => {
+                let stale = network::remove_stale_tables();
+                if stale > 0 {
+                    tracing::info!(stale, "removed the egress tables of servers that are gone");
+                }
+                let last_uid = config.uid_base + config.uid_count - 1;
+                let allowed = database.map(network::database_addresses).unwrap_or_default();
+                Some(
+                    network::EgressFirewall::install(instance, (config.uid_base, last_uid), &allowed)
+                        .map_err(SandboxError::NoFirewall)?,
+                )
+            }
+            Err(_) if config.default_network == NetworkPolicy::None => None,
+            Err(message) => return Err(SandboxError::NoFirewall(message)),
+        };
+        let loopback_namespace = network::loopback_only_namespace().map_err(SandboxError::Network)?;
+        let mut files = Vec::new();
+        for (runtime, executable) in runtimes.available() {
+            let Some(executable) = executable else { continue };
+            let listed = rootfs::runtime_files(runtime, &executable)
+                .map_err(|message| SandboxError::Runtime { runtime: runtime.name(), message })?;
+            files.push(listed);
+        }
+        let templates_dir = state_dir.join("sandbox-roots");
+        let identity_dir = state_dir.join("sandbox-identities");
+        for dir in [&templates_dir, &identity_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| SandboxError::IdentityFiles { path: dir.clone(), source })?;
+        }
+        let templates: HashMap<Runtime, PathBuf> = files
+            .iter()
+            .map(|listed| (listed.runtime, templates_dir.join(rootfs::template_name(listed.runtime))))
+            .collect();
+        for template in templates.values() {
+            std::fs::create_dir_all(template)
+                .map_err(|source| SandboxError::IdentityFiles { path: template.clone(), source })?;
+        }
+        let adapters = runtimes.adapter_dir().to_path_buf();
+        let setup_templates = templates.clone();
+        let setup: SpawnerSetup = Box::new(move || {
+            // Only this thread (and the workers it spawns) enters the new namespace.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|error| format!("create the spawner's mount namespace: {error}"))?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|error| format!("make the spawner's mounts private: {error}"))?;
+            for listed in &files {
+                rootfs::build_template(&setup_templates[&listed.runtime], listed, &adapters)
+                    .map_err(|error| format!("build the {} root: {error}", listed.runtime.name()))?;
+            }
+            Ok(())
+        });
+        let sandbox = Self {
+            next_unallocated_slot: AtomicU32::new(config.uid_count),
+            config,
+            templates_dir,
+            templates,
+            identity_dir,
+            loopback_namespace,
+            firewall,
+        };
+        Ok((sandbox, setup))
+    }
+
+    pub fn status(&self) -> SandboxStatus {
+        let mut runtimes: Vec<&'static str> = self.templates.keys().map(|runtime| runtime.name()).collect();
+        runtimes.sort_unstable();
+        let mut layers =
+            vec!["own-uid", "mount-namespace", "read-only-root", "pid-namespace", "ipc-namespace", "uts-namespace"];
+        layers.push(if self.firewall.is_some() { "network-policy" } else { "network-none-only" });
+        layers.extend(["no-capabilities", "no-new-privs", "seccomp"]);
+        SandboxStatus {
+            mode: "on",
+            layers,
+            default_network: self.config.default_network.as_str(),
+            uid_range: Some((self.config.uid_base, self.config.uid_base + self.config.uid_count - 1)),
+            runtimes,
+        }
+    }
+
+    pub fn loopback_namespace(&self) -> &OwnedFd {
+        &self.loopback_namespace
+    }
+
+    pub fn templates_dir(&self) -> &Path {
+        &self.templates_dir
+    }
+
+    /// The template root of a runtime, when this host has that runtime.
+    pub fn template(&self, runtime: Runtime) -> Option<&Path> {
+        self.templates.get(&runtime).map(PathBuf::as_path)
+    }
+
+    pub fn egress_available(&self) -> bool {
+        self.firewall.is_some()
+    }
+
+    /// A uid for a function prepared without one.
+    pub fn unallocated_uid(&self) -> Option<u32> {
+        let slot = self.next_unallocated_slot.fetch_sub(1, Ordering::Relaxed).checked_sub(1)?;
+        self.config.uid_for_slot(slot)
+    }
+
+    /// `passwd` and `group` files naming the function's uid (written once per uid).
+    pub fn identity_files(&self, uid: u32) -> Result<(PathBuf, PathBuf), SandboxError> {
+        let passwd = self.identity_dir.join(format!("{uid}.passwd"));
+        let group = self.identity_dir.join(format!("{uid}.group"));
+        let write = |path: &Path, contents: String| {
+            if path.is_file() {
+                return Ok(());
+            }
+            let staging = path.with_extension("tmp");
+            std::fs::write(&staging, contents)
+                .and_then(|()| std::fs::rename(&staging, path))
+                .map_err(|source| SandboxError::IdentityFiles { path: path.to_path_buf(), source })
+        };
+        write(&passwd, format!("function:x:{uid}:{uid}:function:{}:/nonexistent\n", rootfs::FUNCTION_DIR))?;
+        write(&group, format!("function:x:{uid}:\n"))?;
+        Ok((passwd, group))
+    }
+}
