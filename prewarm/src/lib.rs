@@ -73,7 +73,7 @@ pub enum StartError {
     MissingWrapper(PathBuf),
     #[error("cannot start the spawner thread: {0}")]
     Spawner(std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
 }
 

@@ -8,3 +8,4 @@ mod harness;
 mod http_limits;
 mod invocations;
 mod lifecycle;
+mod sandbox;

@@ -148,7 +148,7 @@ pub fn ruleset(table: &str, (first_uid, last_uid): (u32, u32), allowed: &[Socket
 
 /// Removes the tables of servers that are gone (a crash leaves its table behind).
 pub fn remove_stale_tables() -> usize {
-    let Ok(output) = Command::new("nft").args(["list", "tables"]).stdin(Stdio::null()).output() else { return 0 };
+    let Ok(output) = nft().args(["list", "tables"]).stdin(Stdio::null()).output() else { return 0 };
     let mut removed = 0;
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Some(name) = line.strip_prefix("table inet ") else { continue };
@@ -166,16 +166,23 @@ pub fn remove_stale_tables() -> usize {
 
 /// Whether `nft` can be run here (installed, and we may change the ruleset).
 pub fn nft_available() -> Result<(), String> {
-    match Command::new("nft").args(["list", "tables"]).stdin(Stdio::null()).output() {
+    match nft().args(["list", "tables"]).stdin(Stdio::null()).output() {
         Ok(output) if output.status.success() => Ok(()),
         Ok(output) => Err(format!("nft list tables failed: {}", String::from_utf8_lossy(&output.stderr).trim())),
         Err(error) => Err(format!("nft not found ({error}): install nftables")),
     }
 }
 
+/// `nft` from `PATH`, or from the sbin directories a non-login root `PATH` may leave out.
+fn nft() -> Command {
+    let found = crate::runtime::find_on_path(std::env::var_os("PATH").as_deref(), "nft")
+        .or_else(|| ["/usr/sbin/nft", "/sbin/nft"].map(std::path::PathBuf::from).into_iter().find(|path| path.is_file()));
+    Command::new(found.unwrap_or_else(|| "nft".into()))
+}
+
 fn run_nft(script: &str) -> Result<(), String> {
     use std::io::Write;
-    let mut child = Command::new("nft")
+    let mut child = nft()
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
