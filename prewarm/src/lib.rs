@@ -384,7 +384,9 @@ impl Prewarm {
         let command = match (spec.runtime, spec.entry_mode) {
             (Runtime::Dart, EntryMode::Handler) => {
                 let build_dir = self.shared.config.state_dir.join("builds").join(sanitize(&spec.key));
-                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &build_dir).await;
+                let view =
+                    sandbox.as_ref().map(|_| runtime::WorkerView { function_dir: &directory, adapter_dir: &adapters });
+                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &build_dir, view).await;
                 prepared.map(|prepared| {
                     build_note = prepared.compile_note;
                     match &mut sandbox {

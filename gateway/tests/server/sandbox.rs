@@ -195,6 +195,15 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     refused(&signals["server_environ"], "reading the server's environment", None);
     refused(&signals["server_root"], "listing the server's root", None);
 
+    // Own ipc namespace: a queue one function creates is invisible to another and to the host.
+    let key = 0x5eed_0000 + (std::process::id() % 0xffff) as i64;
+    let created = probe(&server, &mallory, "probe", json!({ "probe": "ipc", "key": key, "create": true }));
+    assert_eq!(created["queue"]["ok"], true, "{created}");
+    let elsewhere = probe(&server, &mallory, "probe-offline", json!({ "probe": "ipc", "key": key }));
+    refused(&elsewhere["queue"], "finding another function's message queue", Some(2));
+    let host_queues = std::fs::read_to_string("/proc/sysvipc/msg").unwrap_or_default();
+    assert!(!host_queues.lines().any(|line| line.split_whitespace().next() == Some(&key.to_string())));
+
     // 6. Network: egress reaches the outside (the test host), never the host itself or metadata.
     let mut targets = serde_json::Map::new();
     targets.insert("gateway".into(), json!(["127.0.0.1", server.port()]));
@@ -257,6 +266,39 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     assert_eq!(probe(&server, &alice, "victim", json!({})), victim_answer);
     assert_eq!(std::fs::read_to_string(&victim_file).unwrap(), secret);
     assert_eq!(server.get("/healthz", None).status(), 200);
+}
+
+/// The examples users start from run as they are inside the sandbox.
+#[test]
+fn the_examples_run_inside_the_sandbox() {
+    if !sandbox_runs_here() {
+        return;
+    }
+    let server = Server::start(Backend::Sqlite).unwrap();
+    let ada = server.user("ada@example.com");
+    for runtime in ["node", "python"] {
+        for kind in ["simple", "http", "database"] {
+            let name = format!("{runtime}-{kind}");
+            let (status, body) = server.deploy(
+                &ada,
+                &name,
+                crate::harness::example(&format!("examples/{runtime}/{kind}-function")),
+                &[],
+            );
+            assert_eq!(status, 201, "{name}: {body}");
+            let response = server.post_json(&format!("/fn/{name}"), Some(&ada), &json!({ "name": "Ada" }));
+            let status = response.status().as_u16();
+            let text = response.text().unwrap();
+            // The database examples say plainly that this server has no function database.
+            let expected: &[u16] = if kind == "database" { &[503] } else { &[200, 201] };
+            assert!(expected.contains(&status), "{name} answered {status}: {text}");
+            if kind == "database" {
+                assert!(text.contains("no function database is configured"), "{name}: {text}");
+            } else {
+                assert!(text.contains("Ada"), "{name}: {text}");
+            }
+        }
+    }
 }
 
 /// A function's uid comes from its stored slot: the same after a restart, distinct per function.

@@ -42,23 +42,44 @@ fn file_uri(path: &Path) -> String {
     uri
 }
 
+/// Where a sandboxed worker sees the function's directory and the adapters (`/fn`, …).
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerView<'a> {
+    pub function_dir: &'a Path,
+    pub adapter_dir: &'a Path,
+}
+
 /// Writes the entry into `build_dir` and compiles it if the SDK allows; returns how to start workers.
+/// The compiler runs on the host, so its entry imports host paths; the `dart run` fallback runs
+/// in the worker, so with a `worker_view` (the sandbox) it gets an entry importing the worker's.
 pub async fn prepare_dart(
     install: &RuntimeInstall,
     function_dir: &Path,
     build_dir: &Path,
+    worker_view: Option<WorkerView<'_>>,
 ) -> Result<PreparedDart, RuntimeUnavailable> {
     let dart = install.executable(super::Runtime::Dart)?.to_path_buf();
     let entry = build_dir.join("containerpub_entry.dart");
     let adapter = install.adapter_dir().join("containerpub_adapter.dart");
+    let run_entry = match worker_view {
+        Some(_) => build_dir.join("containerpub_run_entry.dart"),
+        None => entry.clone(),
+    };
     let write = std::fs::create_dir_all(build_dir)
-        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join("main.dart"), &adapter)));
+        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join("main.dart"), &adapter)))
+        .and_then(|()| match worker_view {
+            Some(view) => std::fs::write(
+                &run_entry,
+                render_entry(&view.function_dir.join("main.dart"), &view.adapter_dir.join("containerpub_adapter.dart")),
+            ),
+            None => Ok(()),
+        });
     let packages = function_dir.join(".dart_tool/package_config.json");
     let mut run_args = vec!["run".to_string()];
     if packages.is_file() {
         run_args.push(format!("--packages={}", packages.display()));
     }
-    run_args.push(entry.display().to_string());
+    run_args.push(run_entry.display().to_string());
     if let Err(error) = write {
         return Ok(PreparedDart {
             program: dart,

@@ -175,8 +175,9 @@ pub fn nft_available() -> Result<(), String> {
 
 /// `nft` from `PATH`, or from the sbin directories a non-login root `PATH` may leave out.
 fn nft() -> Command {
-    let found = crate::runtime::find_on_path(std::env::var_os("PATH").as_deref(), "nft")
-        .or_else(|| ["/usr/sbin/nft", "/sbin/nft"].map(std::path::PathBuf::from).into_iter().find(|path| path.is_file()));
+    let found = crate::runtime::find_on_path(std::env::var_os("PATH").as_deref(), "nft").or_else(|| {
+        ["/usr/sbin/nft", "/sbin/nft"].map(std::path::PathBuf::from).into_iter().find(|path| path.is_file())
+    });
     Command::new(found.unwrap_or_else(|| "nft".into()))
 }
 

@@ -173,6 +173,15 @@ def signals(body):
     }
 
 
+IPC_CREAT = 0o1000
+
+
+def ipc(body):
+    # msgget: a System V message queue, the kind of object an ipc namespace keeps apart.
+    flags = 0o666 | (IPC_CREAT if body.get("create") else 0)
+    return {"queue": attempt(lambda: syscall(68, body["key"], flags))}
+
+
 def network(body):
     results = {name: attempt(lambda target=target: connect(*target)) for name, target in body["targets"].items()}
     sockets = load("soc" + "ket")
@@ -197,7 +206,7 @@ def fill_tmp(body):
 
 
 PROBES = {"identity": identity, "files": files, "processes": processes, "syscalls": syscalls,
-          "signals": signals, "network": network, "fill_tmp": fill_tmp}
+          "signals": signals, "ipc": ipc, "network": network, "fill_tmp": fill_tmp}
 
 
 def handler(body):
