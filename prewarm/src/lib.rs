@@ -633,4 +633,18 @@ mod tests {
         assert!(matches!(validate_env(&env("A=B")), Err(PrepareError::InvalidEnvName(_))));
         assert!(validate_env(&env("API_BASE_URL")).is_ok());
     }
+
+    #[test]
+    fn host_paths_become_the_paths_a_sandboxed_worker_sees() {
+        let build = std::path::Path::new("/data/state/builds/fn_1@2");
+        let function = std::path::Path::new("/data/functions/abc");
+        let prefixes = [(build, "/containerpub/build"), (function, "/fn")];
+        assert_eq!(worker_path("/data/state/builds/fn_1@2/worker", &prefixes), "/containerpub/build/worker");
+        assert_eq!(worker_path("/data/functions/abc/main.dart", &prefixes), "/fn/main.dart");
+        assert_eq!(
+            worker_path("--packages=/data/functions/abc/.dart_tool/package_config.json", &prefixes),
+            "--packages=/fn/.dart_tool/package_config.json"
+        );
+        assert_eq!(worker_path("run", &prefixes), "run");
+    }
 }

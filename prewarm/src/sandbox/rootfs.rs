@@ -47,8 +47,20 @@ const SHARED_DATA: &[&str] = &[
 const DEVICES: &[&str] = &["null", "zero", "random", "urandom"];
 
 /// Lists what `runtime` (at `executable`) needs: the executable, the directories it loads code
-/// from, and every shared library the loader resolves for them.
+/// from, and every shared library the loader resolves for them. Remembered for the life of the
+/// process (several pools in one process, as in tests, list each runtime once).
 pub fn runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles, String> {
+    static LISTED: std::sync::Mutex<Vec<(PathBuf, RuntimeFiles)>> = std::sync::Mutex::new(Vec::new());
+    let mut listed = LISTED.lock().map_err(|_| "the runtime file cache is poisoned".to_string())?;
+    if let Some((_, files)) = listed.iter().find(|(path, files)| path == executable && files.runtime == runtime) {
+        return Ok(files.clone());
+    }
+    let files = list_runtime_files(runtime, executable)?;
+    listed.push((executable.to_path_buf(), files.clone()));
+    Ok(files)
+}
+
+fn list_runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles, String> {
     let mut paths = BTreeSet::new();
     paths.insert(executable.to_path_buf());
     let directories = match runtime {
@@ -61,17 +73,17 @@ pub fn runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles
         }
         Runtime::Node => Vec::new(),
     };
+    // Directories nested in another listed directory are covered by it (walked and bound once).
+    let outermost: Vec<&PathBuf> = directories
+        .iter()
+        .filter(|directory| !directories.iter().any(|other| other != *directory && directory.starts_with(other)))
+        .collect();
     let mut elf_files = vec![executable.to_path_buf()];
-    for directory in &directories {
+    for directory in &outermost {
         collect_shared_objects(directory, &mut elf_files);
     }
     paths.extend(shared_libraries(&elf_files)?);
-    // Directories nested in another listed directory are covered by it.
-    for directory in &directories {
-        if !directories.iter().any(|other| other != directory && directory.starts_with(other)) {
-            paths.insert(directory.clone());
-        }
-    }
+    paths.extend(outermost.into_iter().cloned());
     Ok(RuntimeFiles { runtime, paths })
 }
 
@@ -120,17 +132,37 @@ fn collect_shared_objects(directory: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every library `ldd` resolves for `files`, and the program interpreter.
+/// Every library the dynamic loader resolves for `files` (the first is the runtime's executable),
+/// and the loader itself. `ldd` is a shell script that starts a shell and the loader per file
+/// (15 ms each here); so it lists the executable only, which names the loader, and the loader
+/// lists the rest itself (`ld.so --list`, 2–3 ms a file).
 fn shared_libraries(files: &[PathBuf]) -> Result<BTreeSet<PathBuf>, String> {
-    let mut libraries = BTreeSet::new();
-    for chunk in files.chunks(200) {
-        let output = std::process::Command::new("ldd")
-            .args(chunk)
+    let Some((executable, modules)) = files.split_first() else { return Ok(BTreeSet::new()) };
+    let output = std::process::Command::new("ldd")
+        .arg(executable)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|error| format!("run ldd to list the runtime's shared libraries: {error}"))?;
+    let mut libraries = parse_ldd(&String::from_utf8_lossy(&output.stdout));
+    let loader = libraries
+        .iter()
+        .find(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("ld-")))
+        .cloned();
+    let Some(loader) = loader else {
+        // A static executable: nothing to load for it, and its modules cannot be listed this way.
+        return Ok(libraries);
+    };
+    for module in modules {
+        let listed = std::process::Command::new(&loader)
+            .arg("--list")
+            .arg(module)
             .env_clear()
             .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .output()
-            .map_err(|error| format!("run ldd to list the runtime's shared libraries: {error}"))?;
-        libraries.extend(parse_ldd(&String::from_utf8_lossy(&output.stdout)));
+            .map_err(|error| format!("run {} --list: {error}", loader.display()))?;
+        libraries.extend(parse_ldd(&String::from_utf8_lossy(&listed.stdout)));
     }
     Ok(libraries)
 }
@@ -347,6 +379,29 @@ mod tests {
             found,
             vec![PathBuf::from("/lib/x86_64-linux-gnu/libdl.so.2"), PathBuf::from("/lib64/ld-linux-x86-64.so.2")]
         );
+    }
+
+    #[test]
+    fn function_trees_become_readable_to_all_and_writable_by_none_but_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("fn");
+        std::fs::create_dir_all(tree.join("lib")).unwrap();
+        std::fs::write(tree.join("lib/a.py"), "x").unwrap();
+        std::fs::write(tree.join("run.sh"), "x").unwrap();
+        let mode =
+            |path: &Path, bits: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits)).unwrap();
+        mode(&tree.join("lib/a.py"), 0o600);
+        mode(&tree.join("run.sh"), 0o4777);
+        mode(&tree.join("lib"), 0o700);
+        mode(&tree, 0o700);
+        std::os::unix::fs::symlink("/etc/shadow", tree.join("link")).unwrap();
+        make_world_readable(&tree).unwrap();
+        let mode_of = |path: &Path| std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode_of(&tree), 0o755);
+        assert_eq!(mode_of(&tree.join("lib")), 0o755);
+        assert_eq!(mode_of(&tree.join("lib/a.py")), 0o644);
+        assert_eq!(mode_of(&tree.join("run.sh")), 0o755, "set-uid and group/other write bits go");
+        assert_eq!(mode_of(Path::new("/etc/shadow")) & 0o004, 0, "links are not followed");
     }
 
     #[test]
