@@ -24,8 +24,10 @@ use nix::unistd::{ForkResult, Gid, Uid};
 use super::network::NetworkPolicy;
 use super::rootfs::{bind_read_only, mount_fs};
 
-/// The descriptor on which a sandboxed shell receives the loopback-only network namespace.
+/// The descriptors on which a sandboxed shell receives the loopback-only and the egress network
+/// namespaces (the launch plan says which one it joins; both are closed before `execve`).
 pub const LOOPBACK_NETNS_FD: RawFd = 5;
+pub const EGRESS_NETNS_FD: RawFd = 6;
 
 /// The per-launch part of the sandbox, sent with the launch plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub fn enter_namespaces() -> Result<(), String> {
 /// Waits for the sandboxed child and ends the same way, so the pool sees the runtime's own exit.
 fn monitor(child: nix::unistd::Pid) -> ! {
     // Only the child may hold the worker's pipes: the pool must see them close when it dies.
-    for fd in [0, 1, 3, 4, LOOPBACK_NETNS_FD] {
+    for fd in [0, 1, 3, 4, LOOPBACK_NETNS_FD, EGRESS_NETNS_FD] {
         let _ = nix::unistd::close(fd);
     }
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
@@ -106,16 +108,18 @@ pub fn enter_root(steps: &SandboxSteps) -> Result<(), String> {
     nix::unistd::chdir("/").map_err(|error| format!("chdir /: {error}"))
 }
 
-/// Joins the loopback-only namespace for `none`; `egress` keeps the host's stack (see `network`).
+/// Joins the namespace of the worker's network policy (see `network`): never the host's.
 pub fn join_network(network: NetworkPolicy) -> Result<(), String> {
-    if network == NetworkPolicy::None {
-        // SAFETY: the pool placed the namespace handle on this descriptor; we own it from here.
-        let namespace = unsafe { std::os::fd::OwnedFd::from_raw_fd(LOOPBACK_NETNS_FD) };
-        nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET)
-            .map_err(|error| format!("join the loopback-only network namespace: {error}"))?;
-    } else {
-        let _ = nix::unistd::close(LOOPBACK_NETNS_FD);
-    }
+    let (join, other, name) = match network {
+        NetworkPolicy::None => (LOOPBACK_NETNS_FD, EGRESS_NETNS_FD, "loopback-only"),
+        NetworkPolicy::Egress => (EGRESS_NETNS_FD, LOOPBACK_NETNS_FD, "egress"),
+    };
+    let _ = nix::unistd::close(other);
+    // SAFETY: the pool placed the namespace handle on this descriptor; we own it from here.
+    let namespace = unsafe { std::os::fd::OwnedFd::from_raw_fd(join) };
+    nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET)
+        .map_err(|error| format!("join the {name} network namespace: {error}"))?;
+    drop(namespace);
     nix::unistd::sethostname("function").map_err(|error| format!("set the hostname: {error}"))
 }
 

@@ -9,13 +9,14 @@
 //!    runtime (`rootfs`), the function's directory read-only at `/fn`, a private size-capped
 //!    `/tmp` (tmpfs pages count against the worker's memory cgroup), its own `/proc`.
 //! 3. **Own pid, ipc and uts namespaces**: the worker is pid 1 of a namespace holding only itself.
-//! 4. **Network policy** (`network`): `egress` or `none`.
+//! 4. **Network policy** (`network`): `egress` (this server's egress namespace) or `none` (a
+//!    loopback-only one); never the host's network stack.
 //! 5. **rlimits and cgroups** (`limits`), as before the sandbox.
 //! 6. **System-call filter** (`seccomp`): no new processes, no namespaces, no mounts, no raw
 //!    sockets, no servers, none of the kernel's riskier interfaces.
 //!
-//! Fail closed: when a layer cannot be applied on this host (not root, no seccomp, no `nft` for
-//! the egress policy, a runtime whose files cannot be listed), [`Sandbox::start`] refuses, and the
+//! Fail closed: when a layer cannot be applied on this host (not root, no seccomp, no `nft` or
+//! `ip` for the egress policy, a runtime whose files cannot be listed), [`Sandbox::start`] refuses, and the
 //! server does not start unless the operator set `[sandbox] mode = "off"`.
 
 pub mod enter;
@@ -74,8 +75,8 @@ pub enum SandboxError {
     NotRoot(u32),
     #[error("this kernel has no seccomp filters ({0}); use a kernel with CONFIG_SECCOMP_FILTER, or set [sandbox] mode = \"off\"")]
     NoSeccomp(String),
-    #[error("the egress network policy needs nftables: {0}; install it (apt-get install nftables), set [sandbox] network = \"none\", or set [sandbox] mode = \"off\"")]
-    NoFirewall(String),
+    #[error("the egress network policy needs nftables and iproute2: {0}; install them (apt-get install nftables iproute2), set [sandbox] network = \"none\", or set [sandbox] mode = \"off\"")]
+    NoEgress(String),
     #[error("cannot prepare the {runtime} sandbox: {message}")]
     Runtime { runtime: &'static str, message: String },
     #[error("cannot create the sandbox's network namespace: {0}")]
@@ -116,7 +117,7 @@ pub struct Sandbox {
     templates: HashMap<Runtime, PathBuf>,
     identity_dir: PathBuf,
     loopback_namespace: OwnedFd,
-    firewall: Option<network::EgressFirewall>,
+    egress: Option<network::EgressNamespace>,
     /// Functions prepared without an allocated uid (direct users of the library) get one from the
     /// top of the range, counting down, so they never meet the gateway's slots counting up.
     next_unallocated_slot: AtomicU32,
@@ -148,21 +149,16 @@ impl Sandbox {
             return Err(SandboxError::NoSeccomp(std::io::Error::last_os_error().to_string()));
         }
         seccomp::SyscallPolicy::build()?;
-        let firewall = match network::nft_available() {
+        let egress = match network::tools_available() {
             Ok(()) => {
                 let stale = network::remove_stale_tables();
                 if stale > 0 {
                     tracing::info!(stale, "removed the egress tables of servers that are gone");
                 }
-                let last_uid = config.uid_base + config.uid_count - 1;
-                let allowed = database.map(network::database_addresses).unwrap_or_default();
-                Some(
-                    network::EgressFirewall::install(instance, (config.uid_base, last_uid), &allowed)
-                        .map_err(SandboxError::NoFirewall)?,
-                )
+                Some(network::EgressNamespace::create(instance, database).map_err(SandboxError::NoEgress)?)
             }
             Err(_) if config.default_network == NetworkPolicy::None => None,
-            Err(message) => return Err(SandboxError::NoFirewall(message)),
+            Err(message) => return Err(SandboxError::NoEgress(message)),
         };
         let loopback_namespace = network::loopback_only_namespace().map_err(SandboxError::Network)?;
         let mut files = Vec::new();
@@ -212,7 +208,7 @@ impl Sandbox {
             templates,
             identity_dir,
             loopback_namespace,
-            firewall,
+            egress,
         };
         Ok((sandbox, setup))
     }
@@ -222,7 +218,7 @@ impl Sandbox {
         runtimes.sort_unstable();
         let mut layers =
             vec!["own-uid", "mount-namespace", "read-only-root", "pid-namespace", "ipc-namespace", "uts-namespace"];
-        layers.push(if self.firewall.is_some() { "network-policy" } else { "network-none-only" });
+        layers.push(if self.egress.is_some() { "network-policy" } else { "network-none-only" });
         layers.extend(["no-capabilities", "no-new-privs", "seccomp"]);
         SandboxStatus {
             mode: "on",
@@ -247,7 +243,12 @@ impl Sandbox {
     }
 
     pub fn egress_available(&self) -> bool {
-        self.firewall.is_some()
+        self.egress.is_some()
+    }
+
+    /// The egress namespace, when this host can provide one.
+    pub fn egress_namespace(&self) -> Option<&OwnedFd> {
+        self.egress.as_ref().map(network::EgressNamespace::namespace)
     }
 
     /// A uid for a function prepared without one.
