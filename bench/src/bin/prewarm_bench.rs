@@ -116,7 +116,6 @@ fn main() -> Result<()> {
     println!("| starts | p50 | p90 |\n|---|---|---|");
     println!("| first 100 | {first} µs | {} µs |", churn.first.value_at_quantile(0.9));
     println!("| last 100 | {last} µs | {} µs |", churn.last.value_at_quantile(0.9));
-    println!("{} of {} starts took part; network namespaces are not created per start", settings.churn, settings.churn);
     if last as f64 > first as f64 * 1.25 {
         missed.push(format!("cold starts grew from {first} µs to {last} µs over the churn run"));
     }
@@ -355,7 +354,7 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
     let shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 1, None);
     let cold_shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 0, None);
     let sandboxed = sandboxed_shells(wrapper, groups.clone(), 1, 901)?;
-    let sandboxed_cold = sandboxed_shells(wrapper, groups.clone(), 0, 902)?;
+    let sandboxed_cold = sandboxed.without_spares(groups.clone());
     let install =
         RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &tempfile::tempdir()?.path().join("a"))?;
     let python = install.executable(Runtime::Python).context("python3 on PATH")?.to_path_buf();
@@ -401,7 +400,7 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
                 let status = launched.process.wait().await;
                 histogram.record(started.elapsed().as_micros() as u64)?;
                 if status != prewarm::spawn::ExitStatus::Exited(0) {
-                    bail!("{name} failed through the platform: {status}");
+                    bail!("{name} failed through the platform: {status}: {}", stderr_of(launched.pipes.stderr));
                 }
                 launched.confinement.release();
             }
@@ -415,11 +414,35 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
     Ok(SpawnOverhead { enforcement: detected.enforcement.name(), rows })
 }
 
+/// What a finished process left on its stderr pipe (the wrapper names the step that failed).
+fn stderr_of(pipe: OwnedFd) -> String {
+    let mut text = String::new();
+    let _ = std::fs::File::from(pipe).read_to_string(&mut text);
+    text.trim().to_string()
+}
+
 /// Spare shells confined like a server's, and the launch steps of one Python function.
 struct SandboxedShells {
     shells: std::sync::Arc<ShellPool>,
     steps: SandboxSteps,
-    _state: tempfile::TempDir,
+    spawner: Spawner,
+    sandbox: std::sync::Arc<Sandbox>,
+    wrapper: PathBuf,
+    _state: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl SandboxedShells {
+    /// A pool of the same sandbox (same spawner namespace, same templates) that keeps no spares.
+    fn without_spares(&self, groups: std::sync::Arc<SpareGroups>) -> SandboxedShells {
+        SandboxedShells {
+            shells: ShellPool::new(self.spawner.clone(), groups, self.wrapper.clone(), 0, Some(self.sandbox.clone())),
+            steps: self.steps.clone(),
+            spawner: self.spawner.clone(),
+            sandbox: self.sandbox.clone(),
+            wrapper: self.wrapper.clone(),
+            _state: self._state.clone(),
+        }
+    }
 }
 
 fn sandboxed_shells(
@@ -443,14 +466,17 @@ fn sandboxed_shells(
         gid: uid,
         network: NetworkPolicy::Egress,
     };
-    let shells = ShellPool::new(
-        Spawner::start(Some(setup))?,
-        groups,
-        wrapper.to_path_buf(),
-        spare,
-        Some(std::sync::Arc::new(sandbox)),
-    );
-    Ok(SandboxedShells { shells, steps, _state: state })
+    let spawner = Spawner::start(Some(setup))?;
+    let sandbox = std::sync::Arc::new(sandbox);
+    let shells = ShellPool::new(spawner.clone(), groups, wrapper.to_path_buf(), spare, Some(sandbox.clone()));
+    Ok(SandboxedShells {
+        shells,
+        steps,
+        spawner,
+        sandbox,
+        wrapper: wrapper.to_path_buf(),
+        _state: std::sync::Arc::new(state),
+    })
 }
 
 struct Churn {
@@ -484,7 +510,7 @@ async fn sandboxed_churn(settings: &Settings, wrapper: &Path, work: &Path) -> Re
         let status = launched.process.wait().await;
         let took = began.elapsed().as_micros() as u64;
         if status != prewarm::spawn::ExitStatus::Exited(0) {
-            bail!("sandboxed start {start} failed: {status}");
+            bail!("sandboxed start {start} failed: {status}: {}", stderr_of(launched.pipes.stderr));
         }
         tokio::task::spawn_blocking(move || launched.confinement.release()).await?;
         if start < 100 {
