@@ -142,6 +142,9 @@ impl WrapperPlan {
             }
             args.push("--network".into());
             args.push(steps.network.as_str().into());
+            if steps.exec_only_runtime {
+                args.push("--exec-only-runtime".into());
+            }
         }
         if self.sandbox_shell {
             args.push("--sandbox".into());
@@ -182,6 +185,9 @@ impl WrapperPlan {
                 Some("--") => break,
                 Some("--await-plan") => plan.await_plan = true,
                 Some("--sandbox") => plan.sandbox_shell = true,
+                Some("--exec-only-runtime") => {
+                    plan.sandbox.get_or_insert_with(Default::default).exec_only_runtime = true
+                }
                 Some("--root") => plan.sandbox.get_or_insert_with(Default::default).root = value("--root")?.into(),
                 Some("--bind") => {
                     let source = value("--bind")?.into();
@@ -304,6 +310,11 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
         if let Err(error) = enter::drop_identity(steps.uid, steps.gid) {
             return error;
         }
+        if steps.exec_only_runtime {
+            if let Err(error) = crate::sandbox::exec_allowlist::allow_only(&plan.program) {
+                return error;
+            }
+        }
     }
     let to_c = |bytes: &[u8]| CString::new(bytes).map_err(|_| "argument contains a NUL byte".to_string());
     let program = match to_c(plan.program.as_os_str().as_bytes()) {
@@ -388,6 +399,7 @@ mod tests {
                 uid: 200_002,
                 gid: 200_002,
                 network: crate::sandbox::NetworkPolicy::None,
+                exec_only_runtime: true,
             }),
             env: Some(vec!["A=1".into(), "B=two words".into()]),
             program: "/usr/bin/node".into(),

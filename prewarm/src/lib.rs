@@ -366,6 +366,7 @@ impl Prewarm {
             uid,
             gid: uid,
             network,
+            exec_only_runtime: sandbox.exec_only_runtime(),
         }))
     }
 

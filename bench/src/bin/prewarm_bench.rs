@@ -465,6 +465,7 @@ fn sandboxed_shells(
         uid,
         gid: uid,
         network: NetworkPolicy::Egress,
+        exec_only_runtime: sandbox.exec_only_runtime(),
     };
     let spawner = Spawner::start(Some(setup))?;
     let sandbox = std::sync::Arc::new(sandbox);

@@ -75,11 +75,14 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     // The hostile tenant's functions pass the analyzer.
     let mallory = server.user("mallory@example.com");
     for (name, files, fields) in [
-        ("probe", vec![("main.py", PROBE_PY)], vec![]),
+        ("probe", vec![("main.py", PROBE_PY)], vec![("tool", "program")]),
         ("probe-offline", vec![("main.py", PROBE_PY)], vec![("network", "none")]),
         ("probe-node", vec![("index.js", PROBE_JS)], vec![]),
     ] {
-        let (status, body) = server.deploy(&mallory, name, archive(&files), &fields);
+        let (program, fields): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(key, _)| *key == "tool");
+        let package =
+            if program.is_empty() { archive(&files) } else { archive_with_program(&files, "tool", "/bin/true") };
+        let (status, body) = server.deploy(&mallory, name, package, &fields);
         assert_eq!(status, 201, "{name} must deploy (the analyzer accepts it): {body}");
     }
 
@@ -171,6 +174,12 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     }
     refused(&started["ctypes_clone3"], "clone3", Some(38));
     refused(&started["exec_shell"], "exec of /bin/sh", Some(2));
+    let health: Value = server.get("/healthz", None).json().unwrap();
+    if health["sandbox"]["layers"].as_array().unwrap().iter().any(|layer| layer == "exec-only-runtime") {
+        refused(&started["exec_shipped"], "exec of a program in the function's own archive", Some(13));
+    } else {
+        skip("no Landlock on this kernel: a program the tenant ships can be executed (as its uid, in its sandbox)");
+    }
     let system = &started["libc_system"];
     assert!(system["ok"] == false || system["value"] != "0", "system(\"id\") ran: {system}");
 
@@ -411,6 +420,23 @@ fn wait_for_health(port: u16, child: &mut Child) -> Value {
         assert!(started.elapsed() < Duration::from_secs(30), "the server did not answer within 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Like `harness::archive`, plus an executable `name` holding the host program at `program`.
+fn archive_with_program(files: &[(&str, &str)], name: &str, program: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let executable = std::fs::read(program).unwrap();
+    let mut entries: Vec<(&str, &[u8], u32)> =
+        files.iter().map(|(path, text)| (*path, text.as_bytes(), 0o644)).collect();
+    entries.push((name, &executable, 0o755));
+    for (path, contents, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(mode);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, contents).unwrap();
+    }
+    crate::harness::gzip(&builder.into_inner().unwrap())
 }
 
 fn free_port() -> u16 {

@@ -41,6 +41,8 @@ pub struct SandboxSteps {
     pub uid: u32,
     pub gid: u32,
     pub network: NetworkPolicy,
+    /// Only the runtime may be executed (Landlock; see `exec_allowlist`), where the host has it.
+    pub exec_only_runtime: bool,
 }
 
 /// New mount, pid, ipc and uts namespaces, then a fork. Returns in the child; the parent

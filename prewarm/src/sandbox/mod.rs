@@ -12,7 +12,8 @@
 //! 4. **Network policy** (`network`): `egress` (this server's egress namespace) or `none` (a
 //!    loopback-only one); never the host's network stack.
 //! 5. **rlimits and cgroups** (`limits`), as before the sandbox.
-//! 6. **System-call filter** (`seccomp`): no new processes, no namespaces, no mounts, no raw
+//! 6. **Only the runtime executes** (`exec_allowlist`, Landlock): not a binary the tenant shipped.
+//! 7. **System-call filter** (`seccomp`): no new processes, no namespaces, no mounts, no raw
 //!    sockets, no servers, none of the kernel's riskier interfaces.
 //!
 //! Fail closed: when a layer cannot be applied on this host (not root, no seccomp, no `nft` or
@@ -20,6 +21,7 @@
 //! server does not start unless the operator set `[sandbox] mode = "off"`.
 
 pub mod enter;
+pub mod exec_allowlist;
 pub mod network;
 pub mod rootfs;
 pub mod seccomp;
@@ -118,6 +120,8 @@ pub struct Sandbox {
     identity_dir: PathBuf,
     loopback_namespace: OwnedFd,
     egress: Option<network::EgressNamespace>,
+    /// Landlock is there: workers may execute their runtime and nothing else.
+    exec_only_runtime: bool,
     /// Functions prepared without an allocated uid (direct users of the library) get one from the
     /// top of the range, counting down, so they never meet the gateway's slots counting up.
     next_unallocated_slot: AtomicU32,
@@ -161,6 +165,10 @@ impl Sandbox {
             Err(message) => return Err(SandboxError::NoEgress(message)),
         };
         let loopback_namespace = network::loopback_only_namespace().map_err(SandboxError::Network)?;
+        let exec_only_runtime = exec_allowlist::available();
+        if !exec_only_runtime {
+            tracing::warn!("this kernel has no Landlock: a function could execute a program it ships in its own directory (still as its own uid, in its sandbox, under the system-call filter)");
+        }
         let mut files = Vec::new();
         for (runtime, executable) in runtimes.available() {
             let Some(executable) = executable else { continue };
@@ -209,6 +217,7 @@ impl Sandbox {
             identity_dir,
             loopback_namespace,
             egress,
+            exec_only_runtime,
         };
         Ok((sandbox, setup))
     }
@@ -219,7 +228,11 @@ impl Sandbox {
         let mut layers =
             vec!["own-uid", "mount-namespace", "read-only-root", "pid-namespace", "ipc-namespace", "uts-namespace"];
         layers.push(if self.egress.is_some() { "network-policy" } else { "network-none-only" });
-        layers.extend(["no-capabilities", "no-new-privs", "seccomp"]);
+        layers.extend(["no-capabilities", "no-new-privs"]);
+        if self.exec_only_runtime {
+            layers.push("exec-only-runtime");
+        }
+        layers.push("seccomp");
         SandboxStatus {
             mode: "on",
             layers,
@@ -240,6 +253,10 @@ impl Sandbox {
     /// The template root of a runtime, when this host has that runtime.
     pub fn template(&self, runtime: Runtime) -> Option<&Path> {
         self.templates.get(&runtime).map(PathBuf::as_path)
+    }
+
+    pub fn exec_only_runtime(&self) -> bool {
+        self.exec_only_runtime
     }
 
     pub fn egress_available(&self) -> bool {
