@@ -571,9 +571,13 @@ impl Prewarm {
         }
         self.shared.host.shells.close().await;
         let groups = self.shared.host.shells.groups().clone();
+        let sandbox = self.shared.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || {
             groups.remove_all();
             limits::remove_parent_groups(groups.enforcement());
+            if let Some(sandbox) = sandbox {
+                sandbox.release_host_side();
+            }
         })
         .await;
     }

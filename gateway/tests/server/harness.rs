@@ -237,9 +237,17 @@ impl Server {
     }
 }
 
+/// A server a test is done with stops as an operator would stop it (SIGTERM), so it removes what
+/// it set up on the host (its egress link and nftables table); SIGKILL after 10 s.
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let give_up = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -119,7 +119,10 @@ pub struct Sandbox {
     templates: HashMap<Runtime, PathBuf>,
     identity_dir: PathBuf,
     loopback_namespace: OwnedFd,
-    egress: Option<network::EgressNamespace>,
+    /// The egress namespace's handle (joined by workers), when this host can provide one.
+    egress: Option<OwnedFd>,
+    /// Its host side (link, nftables table, relays), released at shutdown or when dropped.
+    egress_host_side: std::sync::Mutex<Option<network::EgressNamespace>>,
     /// Landlock is there: workers may execute their runtime and nothing else.
     exec_only_runtime: bool,
     /// Functions prepared without an allocated uid (direct users of the library) get one from the
@@ -209,16 +212,20 @@ impl Sandbox {
             }
             Ok(())
         });
-        let sandbox = Self {
-            next_unallocated_slot: AtomicU32::new(config.uid_count),
-            config,
-            templates_dir,
-            templates,
-            identity_dir,
-            loopback_namespace,
-            egress,
-            exec_only_runtime,
-        };
+        let sandbox =
+            Self {
+                next_unallocated_slot: AtomicU32::new(config.uid_count),
+                config,
+                templates_dir,
+                templates,
+                identity_dir,
+                loopback_namespace,
+                egress: egress.as_ref().map(|egress| egress.namespace().try_clone()).transpose().map_err(|error| {
+                    SandboxError::Network(format!("duplicate the egress namespace handle: {error}"))
+                })?,
+                egress_host_side: std::sync::Mutex::new(egress),
+                exec_only_runtime,
+            };
         Ok((sandbox, setup))
     }
 
@@ -265,7 +272,14 @@ impl Sandbox {
 
     /// The egress namespace, when this host can provide one.
     pub fn egress_namespace(&self) -> Option<&OwnedFd> {
-        self.egress.as_ref().map(network::EgressNamespace::namespace)
+        self.egress.as_ref()
+    }
+
+    /// Removes what the sandbox set up on the host (the egress link, its nftables table, the
+    /// database relay) once no worker runs any more. Blocking: it runs `ip` and `nft`.
+    pub fn release_host_side(&self) {
+        let released = self.egress_host_side.lock().map(|mut host_side| host_side.take());
+        drop(released);
     }
 
     /// A uid for a function prepared without one.
