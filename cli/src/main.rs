@@ -86,6 +86,10 @@ enum Command {
         /// Memory cap in MB.
         #[arg(long, value_name = "MB")]
         memory: Option<u64>,
+        /// What the function can reach: `egress` (outbound, not the server's host) or `none`
+        /// (loopback only). Default: the server's.
+        #[arg(long, value_parser = ["egress", "none"])]
+        network: Option<String>,
     },
     /// List your functions.
     List,
@@ -190,8 +194,8 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),
         Command::Init { name } => init::init(output, name),
-        Command::Deploy { path, name, public, env, timeout, memory } => {
-            deploy::deploy(&api, output, deploy::DeployArgs { path, name, public, env, timeout, memory })
+        Command::Deploy { path, name, public, env, timeout, memory, network } => {
+            deploy::deploy(&api, output, deploy::DeployArgs { path, name, public, env, timeout, memory, network })
         }
         Command::List => functions::list(&api, output),
         Command::Info { name } => functions::info(&api, output, &name),

@@ -20,6 +20,7 @@ pub struct DeployArgs {
     pub env: Vec<String>,
     pub timeout: Option<u64>,
     pub memory: Option<u64>,
+    pub network: Option<String>,
 }
 
 /// Reports upload progress as the multipart body is read.
@@ -98,6 +99,9 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     }
     if let Some(memory) = args.memory {
         form = form.text("memory_mb", memory.to_string());
+    }
+    if let Some(network) = &args.network {
+        form = form.text("network", network.clone());
     }
     let request =
         api.authed(Method::POST, "/api/functions/deploy")?.multipart(form).timeout(std::time::Duration::from_secs(600));

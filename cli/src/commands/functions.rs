@@ -25,7 +25,7 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
         output.line(&function);
         return Ok(());
     }
-    for key in ["name", "id", "active_version", "runtime", "entry_mode", "public"] {
+    for key in ["name", "id", "active_version", "runtime", "entry_mode", "public", "network"] {
         println!("{key:<15} {}", plain(&function[key]));
     }
     println!("{:<15} {}", "url", api.url(function["url"].as_str().unwrap_or("")));

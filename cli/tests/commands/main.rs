@@ -198,8 +198,11 @@ fn the_whole_workflow() {
     assert!(stderr.contains("main.py:1:"), "{stderr}");
     assert!(stderr.contains("the analyzer rejected the package"), "{stderr}");
 
-    // Versions, rollback, list, info, delete; --json output field by field.
-    ok(run(&["deploy", &dir, "--name", "hello"]));
+    // Versions, rollback, list, info, delete; --json output field by field. Version 2 runs with
+    // no network; rolling back to version 1 brings back the server's default policy.
+    ok(run(&["deploy", &dir, "--name", "hello", "--network", "none"]));
+    let offline: Value = serde_json::from_str(&ok(run(&["info", "hello", "--json"]))).unwrap();
+    assert_eq!(offline["network"], "none", "{offline}");
     let versions: Vec<Value> =
         ok(run(&["versions", "hello", "--json"])).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(versions.len(), 2);
@@ -207,6 +210,7 @@ fn the_whole_workflow() {
     assert_eq!((versions[1]["version"].as_i64(), versions[1]["active"].as_bool()), (Some(1), Some(false)));
     assert_eq!(versions[1]["settings"]["env"], json!({ "GREETING": "hi" }));
     assert_eq!(versions[1]["settings"]["timeout_ms"], 2000);
+    assert_eq!(versions[0]["settings"]["network"], "none");
     assert_eq!(
         (versions[0]["runtime"].as_str(), versions[0]["entry_mode"].as_str()),
         (Some("python"), Some("handler"))
@@ -217,6 +221,7 @@ fn the_whole_workflow() {
     assert_eq!(rolled, json!({ "name": "hello", "active_version": 1 }));
     let info: Value = serde_json::from_str(&ok(run(&["info", "hello", "--json"]))).unwrap();
     assert_eq!(info["active_version"], 1);
+    assert_eq!(info["network"], "egress", "{info}");
     assert_eq!(
         (info["name"].as_str(), info["public"].as_bool(), info["url"].as_str()),
         (Some("hello"), Some(false), Some("/fn/hello"))
