@@ -142,6 +142,8 @@ impl WrapperPlan {
             }
             args.push("--network".into());
             args.push(steps.network.as_str().into());
+            args.push("--netns".into());
+            args.push(steps.network_namespace.clone().into_os_string());
             if steps.exec_only_runtime {
                 args.push("--exec-only-runtime".into());
             }
@@ -206,6 +208,9 @@ impl WrapperPlan {
                     } else {
                         steps.gid = id;
                     }
+                }
+                Some("--netns") => {
+                    plan.sandbox.get_or_insert_with(Default::default).network_namespace = value("--netns")?.into()
                 }
                 Some("--network") => {
                     let raw = value("--network")?;
@@ -288,7 +293,7 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
     };
     match (&plan.sandbox, &policy) {
         (Some(steps), Some(_)) => {
-            if let Err(error) = enter::enter_root(steps).and_then(|()| enter::join_network(steps.network)) {
+            if let Err(error) = enter::join_network(&steps.network_namespace).and_then(|()| enter::enter_root(steps)) {
                 return error;
             }
         }
@@ -399,6 +404,7 @@ mod tests {
                 uid: 200_002,
                 gid: 200_002,
                 network: crate::sandbox::NetworkPolicy::None,
+                network_namespace: "/proc/1/fd/7".into(),
                 exec_only_runtime: true,
             }),
             env: Some(vec!["A=1".into(), "B=two words".into()]),

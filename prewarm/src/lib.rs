@@ -147,6 +147,13 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// The sandbox's part of a version's launch: the steps, and the function's own network
+/// namespace, which the version's pool keeps alive while it runs.
+struct SandboxLaunch {
+    steps: SandboxSteps,
+    function_network: Option<Arc<sandbox::network::FunctionNetwork>>,
+}
+
 /// A host path as a sandboxed worker sees it: the first matching prefix replaced.
 fn worker_path(path: &str, prefixes: &[(&std::path::Path, &str)]) -> String {
     for (host, inside) in prefixes {
@@ -297,7 +304,11 @@ impl Prewarm {
         if !entry.is_file() {
             return Err(PrepareError::MissingEntry(spec.directory.clone(), spec.runtime.entry_file()));
         }
-        let sandbox_steps = self.sandbox_steps(&spec)?;
+        // Blocking: a new function's network namespace is made with a few `ip` runs.
+        let (prewarm, for_sandbox) = (self.clone(), spec.clone());
+        let sandbox_steps = tokio::task::spawn_blocking(move || prewarm.sandbox_steps(&for_sandbox))
+            .await
+            .map_err(|error| PrepareError::Sandbox(format!("preparing the sandbox failed: {error}")))??;
         let (launch, build_note) = self.launch_for(&spec, sandbox_steps).await;
         let runtime_unavailable = launch.as_ref().err().cloned();
         let pool = FunctionPool::new(spec.clone(), launch);
@@ -336,7 +347,7 @@ impl Prewarm {
 
     /// How the sandbox confines this version's workers, or `None` with the sandbox off. Makes the
     /// function's tree readable to its uid (it stays the server's, read-only to workers).
-    fn sandbox_steps(&self, spec: &FunctionSpec) -> Result<Option<SandboxSteps>, PrepareError> {
+    fn sandbox_steps(&self, spec: &FunctionSpec) -> Result<Option<SandboxLaunch>, PrepareError> {
         let Some(sandbox) = &self.shared.sandbox else { return Ok(None) };
         let refuse = |message: String| PrepareError::Sandbox(message);
         let Some(root) = sandbox.template(spec.runtime) else {
@@ -355,7 +366,15 @@ impl Prewarm {
         }
         let (passwd, group) = sandbox.identity_files(uid).map_err(|error| refuse(error.to_string()))?;
         sandbox::rootfs::make_world_readable(&spec.directory).map_err(refuse)?;
-        Ok(Some(SandboxSteps {
+        let (function_network, network_namespace) = match network {
+            NetworkPolicy::Egress => {
+                let own = sandbox.function_network(uid).map_err(refuse)?;
+                let path = own.namespace_path();
+                (Some(own), path)
+            }
+            NetworkPolicy::None => (None, sandbox.loopback_namespace_path()),
+        };
+        let steps = SandboxSteps {
             root: root.to_path_buf(),
             binds: vec![
                 (spec.directory.clone(), PathBuf::from(sandbox::rootfs::FUNCTION_DIR)),
@@ -366,15 +385,21 @@ impl Prewarm {
             uid,
             gid: uid,
             network,
+            network_namespace,
             exec_only_runtime: sandbox.exec_only_runtime(),
-        }))
+        };
+        Ok(Some(SandboxLaunch { steps, function_network }))
     }
 
     async fn launch_for(
         &self,
         spec: &FunctionSpec,
-        mut sandbox: Option<SandboxSteps>,
+        sandbox: Option<SandboxLaunch>,
     ) -> (Result<WorkerLaunch, String>, Option<String>) {
+        let (mut sandbox, function_network) = match sandbox {
+            Some(launch) => (Some(launch.steps), launch.function_network),
+            None => (None, None),
+        };
         let runtimes = &self.shared.runtimes;
         // Inside the sandbox the worker sees its files at fixed paths, not the host's.
         let (directory, adapters) = match &sandbox {
@@ -418,6 +443,7 @@ impl Prewarm {
             env: self.worker_env(spec, &directory),
             directory,
             sandbox,
+            _function_network: function_network,
         });
         (launch, build_note)
     }

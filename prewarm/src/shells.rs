@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use crate::exec_wrapper::WrapperPlan;
 use crate::limits::{LimitsError, SpareGroups, WorkerConfinement, WorkerLimits};
 use crate::protocol::{REQUEST_FD, RESPONSE_FD};
-use crate::sandbox::enter::{SandboxSteps, EGRESS_NETNS_FD, LOOPBACK_NETNS_FD};
+use crate::sandbox::enter::SandboxSteps;
 use crate::sandbox::Sandbox;
 use crate::spawn::{create_pipe, ChildProcess, SpawnCommand, SpawnError, Spawner};
 
@@ -268,21 +268,13 @@ impl ShellPool {
             sandbox_shell: self.sandbox.is_some(),
             ..Default::default()
         };
-        let mut fds = vec![
+        let fds = vec![
             (control_read, 0),
             (stdout_write, 1),
             (stderr_write, 2),
             (request_read, REQUEST_FD),
             (response_write, RESPONSE_FD),
         ];
-        if let Some(sandbox) = &self.sandbox {
-            let loopback = sandbox.loopback_namespace().try_clone().map_err(SpawnError::Duplicate)?;
-            fds.push((loopback, LOOPBACK_NETNS_FD));
-            // Without an egress namespace (no nftables) the loopback-only one stands in: the
-            // pool refuses to prepare `egress` functions there, so nobody relies on it.
-            let egress = sandbox.egress_namespace().unwrap_or(sandbox.loopback_namespace());
-            fds.push((egress.try_clone().map_err(SpawnError::Duplicate)?, EGRESS_NETNS_FD));
-        }
         let command = SpawnCommand { wrapper: self.exec_wrapper.clone(), plan, env: Vec::new(), fds };
         let process = match self.spawner.spawn(command).await {
             Ok(process) => process,

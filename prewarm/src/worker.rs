@@ -31,6 +31,8 @@ pub(crate) struct WorkerLaunch {
     /// The working directory as the worker sees it (`/fn` in the sandbox).
     pub directory: PathBuf,
     pub sandbox: Option<crate::sandbox::enter::SandboxSteps>,
+    /// Kept while the version runs: its workers join this namespace by path.
+    pub _function_network: Option<Arc<crate::sandbox::network::FunctionNetwork>>,
 }
 
 /// What every worker start needs from the pool.

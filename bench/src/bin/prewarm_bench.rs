@@ -427,6 +427,8 @@ struct SandboxedShells {
     steps: SandboxSteps,
     spawner: Spawner,
     sandbox: std::sync::Arc<Sandbox>,
+    /// The function's network namespace, joined by path: kept open while the shells run.
+    network: std::sync::Arc<prewarm::sandbox::network::FunctionNetwork>,
     wrapper: PathBuf,
     _state: std::sync::Arc<tempfile::TempDir>,
 }
@@ -439,6 +441,7 @@ impl SandboxedShells {
             steps: self.steps.clone(),
             spawner: self.spawner.clone(),
             sandbox: self.sandbox.clone(),
+            network: self.network.clone(),
             wrapper: self.wrapper.clone(),
             _state: self._state.clone(),
         }
@@ -458,6 +461,7 @@ fn sandboxed_shells(
     std::fs::create_dir_all(&function_dir)?;
     let uid = sandbox.unallocated_uid().context("a free uid")?;
     let (passwd, group) = sandbox.identity_files(uid)?;
+    let network = sandbox.function_network(uid).map_err(anyhow::Error::msg)?;
     let steps = SandboxSteps {
         root: sandbox.template(Runtime::Python).context("python has a sandbox root")?.to_path_buf(),
         binds: vec![(function_dir, "/fn".into()), (passwd, "/etc/passwd".into()), (group, "/etc/group".into())],
@@ -465,6 +469,7 @@ fn sandboxed_shells(
         uid,
         gid: uid,
         network: NetworkPolicy::Egress,
+        network_namespace: network.namespace_path(),
         exec_only_runtime: sandbox.exec_only_runtime(),
     };
     let spawner = Spawner::start(Some(setup))?;
@@ -475,6 +480,7 @@ fn sandboxed_shells(
         steps,
         spawner,
         sandbox,
+        network,
         wrapper: wrapper.to_path_buf(),
         _state: std::sync::Arc::new(state),
     })

@@ -31,28 +31,48 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Starts the real server on a free port. A port can be taken between asking for it and binding
+/// it (tests run in parallel), so readiness is our server's `/healthz` answering, and a server
+/// that exits (port taken) is started again on another port.
 fn start_server() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     std::fs::write(data.path().join("c.toml"), "[functions]\nmax_concurrent = 1\nmax_queue_length = 1\n").unwrap();
-    let log = std::fs::File::create(data.path().join("server.log")).unwrap();
-    let child = Command::new(binary("containerpub"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data.path())
-        .arg("--config")
-        .arg(data.path().join("c.toml"))
-        .env("JWT_SECRET", SECRET)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    for _attempt in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(data.path().join(format!("server-{port}.log"))).unwrap();
+        let mut child = Command::new(binary("containerpub"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data.path())
+            .arg("--config")
+            .arg(data.path().join("c.toml"))
+            .env("JWT_SECRET", SECRET)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let started = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let health =
+                client.get(format!("{url}/healthz")).send().ok().and_then(|answer| answer.json::<Value>().ok());
+            if health.is_some_and(|health| health["status"] == "ok") {
+                return Server { child, url, _data: data };
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    Server { child, url, _data: data }
+    let logs: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect();
+    panic!("the server exited three times:\n{}", logs.join("\n---\n"));
 }
 
 /// Runs `dart_cloud` with `home` as its config directory; stdin gets `input`.

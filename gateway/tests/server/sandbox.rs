@@ -99,11 +99,15 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     assert_eq!((me["cwd"].as_str(), me["home"].as_str()), (Some("/fn"), Some("/fn")));
     assert_eq!((me["pid"].as_u64(), me["hostname"].as_str()), (Some(1), Some("function")));
     assert!(me["passwd"]["value"].as_str().unwrap().contains(&format!(":{uid}:{uid}:")), "{me}");
-    let other_uids = [
-        victim_answer["uid"].as_u64().unwrap(),
-        probe(&server, &mallory, "probe-offline", json!({ "probe": "identity" }))["uid"].as_u64().unwrap(),
-    ];
+    let offline_me = probe(&server, &mallory, "probe-offline", json!({ "probe": "identity" }));
+    let other_uids = [victim_answer["uid"].as_u64().unwrap(), offline_me["uid"].as_u64().unwrap()];
     assert!(!other_uids.contains(&uid) && other_uids[0] != other_uids[1], "every function has its own uid");
+    // Its own namespaces: none of them is the host's, and no two functions share a network.
+    for kind in ["net", "pid", "mnt", "ipc", "uts"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string();
+        assert_ne!(me["namespaces"][kind], host.as_str(), "the worker is in the host's {kind} namespace");
+    }
+    assert_ne!(me["namespaces"]["net"], offline_me["namespaces"]["net"]);
 
     // 2. Own file system view: nothing of the host, the server or the other tenant.
     let data_dir = server.data_dir.path();
@@ -234,15 +238,7 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     }
     let interfaces: Vec<String> =
         serde_json::from_str(&online["interfaces"]["value"].as_str().unwrap().replace('\'', "\"")).unwrap();
-    let host_interfaces = std::fs::read_to_string("/proc/net/dev").unwrap();
-    for line in host_interfaces.lines().skip(2) {
-        let name = line.split(':').next().unwrap().trim();
-        assert!(
-            name == "lo" || !interfaces.iter().any(|seen| seen == name),
-            "the host's {name} is visible: {interfaces:?}"
-        );
-    }
-    assert!(interfaces.iter().any(|name| name.starts_with("cpi")), "{interfaces:?}");
+    assert_eq!(interfaces, ["eth0", "lo"], "the function's own namespace has loopback and its link only");
     for route in ["raw_icmp", "packet", "netlink", "unix_abstract", "listen"] {
         refused(&online[route], route, Some(1));
     }
@@ -265,6 +261,7 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     );
     assert!(node["uid"].as_u64().unwrap() >= FIRST_UID && node["uid"] != json!(uid), "{node}");
     assert_eq!(node["pid"], 1);
+    assert_ne!(node["net_namespace"], me["namespaces"]["net"], "two egress functions share a network namespace");
     for route in ["exec_sync", "spawn_sync_self", "spawn_binding", "fork_worker", "kill_server", "write_fn"] {
         assert_eq!(node[route]["ok"], false, "node {route} should have failed: {}", node[route]);
     }

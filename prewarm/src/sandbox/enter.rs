@@ -12,7 +12,6 @@
 //! bounding set emptied, no supplementary groups, the function's uid and gid), then `no_new_privs`
 //! and the system-call filter, then `execve`.
 
-use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{umount2, MntFlags, MsFlags};
@@ -23,11 +22,6 @@ use nix::unistd::{ForkResult, Gid, Uid};
 
 use super::network::NetworkPolicy;
 use super::rootfs::{bind_read_only, mount_fs};
-
-/// The descriptors on which a sandboxed shell receives the loopback-only and the egress network
-/// namespaces (the launch plan says which one it joins; both are closed before `execve`).
-pub const LOOPBACK_NETNS_FD: RawFd = 5;
-pub const EGRESS_NETNS_FD: RawFd = 6;
 
 /// The per-launch part of the sandbox, sent with the launch plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +35,9 @@ pub struct SandboxSteps {
     pub uid: u32,
     pub gid: u32,
     pub network: NetworkPolicy,
+    /// The network namespace to join (`/proc/SERVER/fd/N`: the function's own for `egress`, the
+    /// server's loopback-only one for `none`).
+    pub network_namespace: PathBuf,
     /// Only the runtime may be executed (Landlock; see `exec_allowlist`), where the host has it.
     pub exec_only_runtime: bool,
 }
@@ -66,7 +63,7 @@ pub fn enter_namespaces() -> Result<(), String> {
 /// Waits for the sandboxed child and ends the same way, so the pool sees the runtime's own exit.
 fn monitor(child: nix::unistd::Pid) -> ! {
     // Only the child may hold the worker's pipes: the pool must see them close when it dies.
-    for fd in [0, 1, 3, 4, LOOPBACK_NETNS_FD, EGRESS_NETNS_FD] {
+    for fd in [0, 1, 3, 4] {
         let _ = nix::unistd::close(fd);
     }
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
@@ -110,18 +107,13 @@ pub fn enter_root(steps: &SandboxSteps) -> Result<(), String> {
     nix::unistd::chdir("/").map_err(|error| format!("chdir /: {error}"))
 }
 
-/// Joins the namespace of the worker's network policy (see `network`): never the host's.
-pub fn join_network(network: NetworkPolicy) -> Result<(), String> {
-    let (join, other, name) = match network {
-        NetworkPolicy::None => (LOOPBACK_NETNS_FD, EGRESS_NETNS_FD, "loopback-only"),
-        NetworkPolicy::Egress => (EGRESS_NETNS_FD, LOOPBACK_NETNS_FD, "egress"),
-    };
-    let _ = nix::unistd::close(other);
-    // SAFETY: the pool placed the namespace handle on this descriptor; we own it from here.
-    let namespace = unsafe { std::os::fd::OwnedFd::from_raw_fd(join) };
-    nix::sched::setns(&namespace, CloneFlags::CLONE_NEWNET)
-        .map_err(|error| format!("join the {name} network namespace: {error}"))?;
-    drop(namespace);
+/// Joins the worker's network namespace (see `network`): never the host's. Runs before
+/// `enter_root`, while the host's `/proc` (where the server's handle is) is still visible.
+pub fn join_network(namespace: &Path) -> Result<(), String> {
+    let handle = std::fs::File::open(namespace)
+        .map_err(|error| format!("open the network namespace {}: {error}", namespace.display()))?;
+    nix::sched::setns(&handle, CloneFlags::CLONE_NEWNET)
+        .map_err(|error| format!("join the network namespace {}: {error}", namespace.display()))?;
     nix::unistd::sethostname("function").map_err(|error| format!("set the hostname: {error}"))
 }
 

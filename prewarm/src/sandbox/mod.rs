@@ -119,15 +119,24 @@ pub struct Sandbox {
     templates: HashMap<Runtime, PathBuf>,
     identity_dir: PathBuf,
     loopback_namespace: OwnedFd,
-    /// The egress namespace's handle (joined by workers), when this host can provide one.
-    egress: Option<OwnedFd>,
-    /// Its host side (link, nftables table, relays), released at shutdown or when dropped.
-    egress_host_side: std::sync::Mutex<Option<network::EgressNamespace>>,
+    /// The host side of egress (this server's address block and nftables table), when this host
+    /// can provide it; released at shutdown.
+    egress: std::sync::Mutex<Option<std::sync::Arc<network::EgressHost>>>,
+    egress_available: bool,
+    /// Each function's own egress namespace, shared by its versions while any of them runs.
+    function_networks: std::sync::Mutex<HashMap<u32, std::sync::Weak<network::FunctionNetwork>>>,
     /// Landlock is there: workers may execute their runtime and nothing else.
     exec_only_runtime: bool,
     /// Functions prepared without an allocated uid (direct users of the library) get one from the
     /// top of the range, counting down, so they never meet the gateway's slots counting up.
     next_unallocated_slot: AtomicU32,
+}
+
+/// `/proc/SERVER/fd/N` for one of the server's descriptors: a sandboxed shell opens it (as root,
+/// before it leaves the host's `/proc`) to join a namespace the server holds.
+fn descriptor_path(descriptor: &OwnedFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), descriptor.as_raw_fd()))
 }
 
 /// Work to run on the spawner thread before it spawns anything: its own mount namespace with
@@ -162,7 +171,9 @@ impl Sandbox {
                 if stale > 0 {
                     tracing::info!(stale, "removed the egress tables of servers that are gone");
                 }
-                Some(network::EgressNamespace::create(instance, database).map_err(SandboxError::NoEgress)?)
+                Some(std::sync::Arc::new(
+                    network::EgressHost::create(instance, database).map_err(SandboxError::NoEgress)?,
+                ))
             }
             Err(_) if config.default_network == NetworkPolicy::None => None,
             Err(message) => return Err(SandboxError::NoEgress(message)),
@@ -212,20 +223,18 @@ impl Sandbox {
             }
             Ok(())
         });
-        let sandbox =
-            Self {
-                next_unallocated_slot: AtomicU32::new(config.uid_count),
-                config,
-                templates_dir,
-                templates,
-                identity_dir,
-                loopback_namespace,
-                egress: egress.as_ref().map(|egress| egress.namespace().try_clone()).transpose().map_err(|error| {
-                    SandboxError::Network(format!("duplicate the egress namespace handle: {error}"))
-                })?,
-                egress_host_side: std::sync::Mutex::new(egress),
-                exec_only_runtime,
-            };
+        let sandbox = Self {
+            next_unallocated_slot: AtomicU32::new(config.uid_count),
+            config,
+            templates_dir,
+            templates,
+            identity_dir,
+            loopback_namespace,
+            egress_available: egress.is_some(),
+            egress: std::sync::Mutex::new(egress),
+            function_networks: Default::default(),
+            exec_only_runtime,
+        };
         Ok((sandbox, setup))
     }
 
@@ -234,7 +243,7 @@ impl Sandbox {
         runtimes.sort_unstable();
         let mut layers =
             vec!["own-uid", "mount-namespace", "read-only-root", "pid-namespace", "ipc-namespace", "uts-namespace"];
-        layers.push(if self.egress.is_some() { "network-policy" } else { "network-none-only" });
+        layers.push(if self.egress_available { "network-policy" } else { "network-none-only" });
         layers.extend(["no-capabilities", "no-new-privs"]);
         if self.exec_only_runtime {
             layers.push("exec-only-runtime");
@@ -247,10 +256,6 @@ impl Sandbox {
             uid_range: Some((self.config.uid_base, self.config.uid_base + self.config.uid_count - 1)),
             runtimes,
         }
-    }
-
-    pub fn loopback_namespace(&self) -> &OwnedFd {
-        &self.loopback_namespace
     }
 
     pub fn templates_dir(&self) -> &Path {
@@ -267,18 +272,33 @@ impl Sandbox {
     }
 
     pub fn egress_available(&self) -> bool {
-        self.egress.is_some()
+        self.egress_available
     }
 
-    /// The egress namespace, when this host can provide one.
-    pub fn egress_namespace(&self) -> Option<&OwnedFd> {
-        self.egress.as_ref()
+    /// The path a worker opens to join the loopback-only namespace (`/proc/SERVER/fd/N`).
+    pub fn loopback_namespace_path(&self) -> PathBuf {
+        descriptor_path(&self.loopback_namespace)
     }
 
-    /// Removes what the sandbox set up on the host (the egress link, its nftables table, the
-    /// database relay) once no worker runs any more. Blocking: it runs `ip` and `nft`.
+    /// The egress namespace of the function running as `uid`: created on first use, shared by its
+    /// versions while any of them is prepared (the pools hold it).
+    pub fn function_network(&self, uid: u32) -> Result<std::sync::Arc<network::FunctionNetwork>, String> {
+        let mut networks = self.function_networks.lock().map_err(|_| "the network table is poisoned".to_string())?;
+        if let Some(network) = networks.get(&uid).and_then(std::sync::Weak::upgrade) {
+            return Ok(network);
+        }
+        let host = self.egress.lock().map_err(|_| "the egress host is poisoned".to_string())?.clone();
+        let host = host.ok_or_else(|| "egress is not available on this server".to_string())?;
+        let network = std::sync::Arc::new(host.function_namespace()?);
+        networks.retain(|_, network| network.strong_count() > 0);
+        networks.insert(uid, std::sync::Arc::downgrade(&network));
+        Ok(network)
+    }
+
+    /// Removes what the sandbox set up on the host (its egress table; function namespaces and
+    /// their links go with their last worker). Blocking: it runs `nft`.
     pub fn release_host_side(&self) {
-        let released = self.egress_host_side.lock().map(|mut host_side| host_side.take());
+        let released = self.egress.lock().map(|mut host| host.take());
         drop(released);
     }
 

