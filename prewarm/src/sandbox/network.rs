@@ -383,6 +383,9 @@ fn in_new_namespace(configure: impl FnOnce() -> Result<(), String> + Send + 'sta
 /// refuses forwarding that involves no egress link of any server (`cp…`).
 pub fn ruleset(table: &str, block: EgressBlock, database: &[SocketAddr], only_ours: bool) -> String {
     let links = format!("{}*", block.link_prefix());
+    // TCP is refused with a reset: ICMP errors are rate-limited per destination, so after a
+    // burst of refusals further connects would hang until they time out instead of failing.
+    let tcp = "meta l4proto tcp reject with tcp reset";
     let reject = "reject with icmpx type admin-prohibited";
     let mut input = String::new();
     for address in database.iter().filter(|address| address.is_ipv4()) {
@@ -401,7 +404,8 @@ pub fn ruleset(table: &str, block: EgressBlock, database: &[SocketAddr], only_ou
          \x20 }}\n\
          \x20 chain forward {{\n\
          \x20   type filter hook forward priority 0; policy accept;\n\
-         \x20   iifname \"{links}\" ip daddr {{ 127.0.0.0/8, 169.254.0.0/16, 100.64.0.0/10, 100.100.100.200 }} {reject}\n\
+         \x20   iifname \"{links}\" ip daddr {{ {forbidden} }} {tcp}\n\
+         \x20   iifname \"{links}\" ip daddr {{ {forbidden} }} {reject}\n\
          \x20   iifname \"{links}\" accept\n\
          \x20   oifname \"{links}\" ct state established,related accept\n\
          \x20   oifname \"{links}\" drop\n\
@@ -411,10 +415,12 @@ pub fn ruleset(table: &str, block: EgressBlock, database: &[SocketAddr], only_ou
          \x20   type filter hook input priority 0; policy accept;\n\
          \x20   iifname \"{links}\" ct state established,related accept\n\
          {input}\
+         \x20   iifname \"{links}\" {tcp}\n\
          \x20   iifname \"{links}\" {reject}\n\
          \x20 }}\n\
          }}\n",
         network = block.network(),
+        forbidden = "127.0.0.0/8, 169.254.0.0/16, 100.64.0.0/10, 100.100.100.200",
     )
 }
 
@@ -529,10 +535,10 @@ mod tests {
     fn the_ruleset_lets_the_database_in_before_refusing_the_host() {
         let block = EgressBlock { index: 0x12 };
         let subnet = EgressSubnet { block, index: 0x3 };
-        assert_eq!(block.network(), "100.72.128.0".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(block.network(), "100.68.128.0".parse::<Ipv4Addr>().unwrap());
         assert_eq!(
             (subnet.host(), subnet.inside()),
-            ("100.72.128.13".parse().unwrap(), "100.72.128.14".parse().unwrap())
+            ("100.68.128.13".parse().unwrap(), "100.68.128.14".parse().unwrap())
         );
         assert_eq!(subnet.host_link(), "cp12003");
         let last = EgressSubnet { block: EgressBlock { index: 255 }, index: SUBNETS_PER_BLOCK - 1 };
@@ -541,8 +547,10 @@ mod tests {
         let accept = rules.find("iifname \"cp12*\" ip daddr 192.0.2.2 tcp dport 5433 accept").expect(&rules);
         let refuse = rules.rfind("iifname \"cp12*\" reject").expect(&rules);
         assert!(accept < refuse, "{rules}");
-        assert!(rules.contains("ip saddr 100.72.128.0/18 oifname != \"cp12*\" masquerade"), "{rules}");
+        assert!(rules.contains("ip saddr 100.68.128.0/18 oifname != \"cp12*\" masquerade"), "{rules}");
+        assert!(rules.contains("iifname \"cp12*\" meta l4proto tcp reject with tcp reset"), "{rules}");
         assert!(rules.contains("169.254.0.0/16") && rules.contains("100.64.0.0/10"), "{rules}");
+        assert!(rules.contains("iifname \"cp12*\" meta l4proto tcp reject with tcp reset"), "{rules}");
         assert!(rules.contains("iifname != \"cp*\" oifname != \"cp*\" drop"), "{rules}");
         assert!(!ruleset("t", block, &[], false).contains("\"cp*\""));
     }
