@@ -6,11 +6,12 @@
 //! namespace (the pool's pidfd and process group point at it); it mirrors the child's exit.
 //! The child, pid 1 of its own namespace, waits for the launch plan.
 //!
-//! At launch, in the child: [`enter_root`] (the function directory, a private `/tmp` and its
-//! own `/proc` on the runtime's template, then `pivot_root` and the old root detached),
-//! [`join_network`], rlimits and `chdir` (in the wrapper), [`drop_identity`] (capability
-//! bounding set emptied, no supplementary groups, the function's uid and gid), then `no_new_privs`
-//! and the system-call filter, then `execve`.
+//! At launch, in the child: [`join_network`] (by path, while the host's `/proc` is still in
+//! view), [`enter_root`] (the function directory, a private `/tmp` and its own `/proc` on the
+//! runtime's template, then `pivot_root` and the old root detached), rlimits and `chdir` (in the
+//! wrapper), [`drop_identity`] (capability bounding set emptied, no supplementary groups, the
+//! function's uid and gid), the Landlock ruleset (`exec_allowlist`), then `no_new_privs` and the
+//! system-call filter, then `execve`.
 
 use std::path::{Path, PathBuf};
 

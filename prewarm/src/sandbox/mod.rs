@@ -114,8 +114,7 @@ impl SandboxStatus {
 #[derive(Debug)]
 pub struct Sandbox {
     pub config: SandboxConfig,
-    /// Where the templates are mounted (only inside the spawner thread's mount namespace).
-    templates_dir: PathBuf,
+    /// Each runtime's template root (mounted only inside the spawner thread's mount namespace).
     templates: HashMap<Runtime, PathBuf>,
     identity_dir: PathBuf,
     loopback_namespace: OwnedFd,
@@ -226,7 +225,6 @@ impl Sandbox {
         let sandbox = Self {
             next_unallocated_slot: AtomicU32::new(config.uid_count),
             config,
-            templates_dir,
             templates,
             identity_dir,
             loopback_namespace,
@@ -256,10 +254,6 @@ impl Sandbox {
             uid_range: Some((self.config.uid_base, self.config.uid_base + self.config.uid_count - 1)),
             runtimes,
         }
-    }
-
-    pub fn templates_dir(&self) -> &Path {
-        &self.templates_dir
     }
 
     /// The template root of a runtime, when this host has that runtime.
