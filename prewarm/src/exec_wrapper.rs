@@ -14,9 +14,11 @@
 //!
 //! With the sandbox on (`sandbox::enter` has the details), a shell also creates its namespaces and
 //! forks into them right after step 2 (`--sandbox`), and a launch plan carries the sandbox steps
-//! (`--root`, `--bind`, `--tmp-bytes`, `--uid`, `--gid`, `--network`): the root is entered and the
-//! network joined before step 4, the function's identity taken after step 5, and the system-call
-//! filter installed just before step 6. A sandboxed shell refuses a plan without sandbox steps.
+//! (`--root`, `--bind`, `--tmp-bytes`, `--uid`, `--gid`, `--network`, `--netns`,
+//! `--exec-only-runtime`): the network namespace is joined and the root entered before step 4,
+//! the function's identity taken and the Landlock ruleset applied after step 5, and the
+//! system-call filter installed just before step 6. A sandboxed shell refuses a plan without
+//! sandbox steps.
 //!
 //! Why `--await-plan`: joining a cgroup takes the kernel's cgroup-wide threadgroup lock for
 //! writing, which waits for an RCU grace period unless another join happened just before: measured
