@@ -110,7 +110,7 @@ fn main() -> Result<()> {
         }
     }
 
-    let churn = runtime.block_on(sandboxed_churn(&settings, &wrapper, work.path()))?;
+    let churn = runtime.block_on(sandboxed_churn(&settings, &wrapper))?;
     let (first, last) = (churn.first.value_at_quantile(0.5), churn.last.value_at_quantile(0.5));
     println!("\n## 5. {} sandboxed cold starts in a row (python3 -S -c pass, spare shells refilling)", settings.churn);
     println!("| starts | p50 | p90 |\n|---|---|---|");
@@ -492,8 +492,7 @@ struct Churn {
 }
 
 /// Sandboxed cold starts one after another, with two spare shells refilling as a server keeps them.
-async fn sandboxed_churn(settings: &Settings, wrapper: &Path, work: &Path) -> Result<Churn> {
-    let _ = work;
+async fn sandboxed_churn(settings: &Settings, wrapper: &Path) -> Result<Churn> {
     let detected = detect_enforcement(&LimitsHost::default());
     let groups = SpareGroups::new(detected.enforcement.clone(), 4);
     let sandboxed = sandboxed_shells(wrapper, groups.clone(), 2, 903)?;
