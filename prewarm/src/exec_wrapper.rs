@@ -14,7 +14,7 @@
 //!
 //! With the sandbox on (`sandbox::enter` has the details), a shell also creates its namespaces and
 //! forks into them right after step 2 (`--sandbox`), and a launch plan carries the sandbox steps
-//! (`--root`, `--bind`, `--tmp-bytes`, `--uid`, `--gid`, `--network`, `--netns`,
+//! (`--root`, `--bind`, `--tmp-bytes`, `--uid`, `--gid`, `--netns`,
 //! `--exec-only-runtime`): the network namespace is joined and the root entered before step 4,
 //! the function's identity taken and the Landlock ruleset applied after step 5, and the
 //! system-call filter installed just before step 6. A sandboxed shell refuses a plan without
@@ -142,8 +142,6 @@ impl WrapperPlan {
                 args.push(flag.into());
                 args.push(value.to_string().into());
             }
-            args.push("--network".into());
-            args.push(steps.network.as_str().into());
             args.push("--netns".into());
             args.push(steps.network_namespace.clone().into_os_string());
             if steps.exec_only_runtime {
@@ -213,11 +211,6 @@ impl WrapperPlan {
                 }
                 Some("--netns") => {
                     plan.sandbox.get_or_insert_with(Default::default).network_namespace = value("--netns")?.into()
-                }
-                Some("--network") => {
-                    let raw = value("--network")?;
-                    let policy = raw.to_str().unwrap_or("").parse()?;
-                    plan.sandbox.get_or_insert_with(Default::default).network = policy;
                 }
                 Some("--join-cgroup") => plan.cgroup_procs_files.push(value("--join-cgroup")?.into()),
                 Some("--chdir") => plan.working_dir = Some(value("--chdir")?.into()),
@@ -405,7 +398,6 @@ mod tests {
                 tmp_bytes: 1 << 26,
                 uid: 200_002,
                 gid: 200_002,
-                network: crate::sandbox::NetworkPolicy::None,
                 network_namespace: "/proc/1/fd/7".into(),
                 exec_only_runtime: true,
             }),

@@ -251,8 +251,13 @@ impl Prewarm {
         };
         let spawner = spawn::Spawner::start(spawner_setup).map_err(StartError::Spawner)?;
         let groups = limits::SpareGroups::new(detected.enforcement.clone(), config.global_max_concurrency * 2);
-        let shells =
-            shells::ShellPool::new(spawner, groups, config.exec_wrapper.clone(), config.spare_shells, sandbox.clone());
+        let shells = shells::ShellPool::new(
+            spawner,
+            groups,
+            config.exec_wrapper.clone(),
+            config.spare_shells,
+            sandbox.is_some(),
+        );
         let (stray_logs, stray_receiver) = mpsc::channel(4096);
         let shared = Arc::new(Shared {
             host: WorkerHost {
@@ -384,7 +389,6 @@ impl Prewarm {
             tmp_bytes: spec.limits.memory_bytes,
             uid,
             gid: uid,
-            network,
             network_namespace,
             exec_only_runtime: sandbox.exec_only_runtime(),
         };

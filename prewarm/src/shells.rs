@@ -21,7 +21,6 @@ use crate::exec_wrapper::WrapperPlan;
 use crate::limits::{LimitsError, SpareGroups, WorkerConfinement, WorkerLimits};
 use crate::protocol::{REQUEST_FD, RESPONSE_FD};
 use crate::sandbox::enter::SandboxSteps;
-use crate::sandbox::Sandbox;
 use crate::spawn::{create_pipe, ChildProcess, SpawnCommand, SpawnError, Spawner};
 
 /// Why a shell could not be had or launched.
@@ -159,7 +158,8 @@ pub struct ShellPool {
     spawner: Spawner,
     groups: Arc<SpareGroups>,
     exec_wrapper: PathBuf,
-    sandbox: Option<Arc<Sandbox>>,
+    /// Shells create the worker's namespaces ahead of time (the sandbox is on).
+    sandboxed: bool,
     ready: Mutex<Vec<Shell>>,
     target: usize,
     refilling: AtomicBool,
@@ -175,14 +175,14 @@ impl ShellPool {
         groups: Arc<SpareGroups>,
         exec_wrapper: PathBuf,
         target: usize,
-        sandbox: Option<Arc<Sandbox>>,
+        sandboxed: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             cleanups: PendingCleanups::default(),
             spawner,
             groups,
             exec_wrapper,
-            sandbox,
+            sandboxed,
             ready: Mutex::new(Vec::new()),
             target,
             refilling: AtomicBool::new(false),
@@ -265,17 +265,21 @@ impl ShellPool {
             cgroup_procs_files: confinement.procs_files(),
             expected_parent: Some(std::process::id() as i32),
             await_plan: true,
-            sandbox_shell: self.sandbox.is_some(),
+            sandbox_shell: self.sandboxed,
             ..Default::default()
         };
-        let fds = vec![
-            (control_read, 0),
-            (stdout_write, 1),
-            (stderr_write, 2),
-            (request_read, REQUEST_FD),
-            (response_write, RESPONSE_FD),
-        ];
-        let command = SpawnCommand { wrapper: self.exec_wrapper.clone(), plan, env: Vec::new(), fds };
+        let command = SpawnCommand {
+            wrapper: self.exec_wrapper.clone(),
+            plan,
+            env: Vec::new(),
+            fds: vec![
+                (control_read, 0),
+                (stdout_write, 1),
+                (stderr_write, 2),
+                (request_read, REQUEST_FD),
+                (response_write, RESPONSE_FD),
+            ],
+        };
         let process = match self.spawner.spawn(command).await {
             Ok(process) => process,
             Err(error) => {

@@ -54,8 +54,6 @@ pub enum SpawnError {
     NulByte { what: String },
     #[error("create pipe: {0}")]
     Pipe(nix::Error),
-    #[error("duplicate a descriptor for the worker: {0}")]
-    Duplicate(std::io::Error),
 }
 
 struct SpawnJob {

@@ -22,7 +22,7 @@ use prewarm::exec_wrapper::WrapperPlan;
 use prewarm::limits::{detect_enforcement, LimitsHost, SpareGroups, WorkerLimits};
 use prewarm::protocol::{encode_request, InvocationEvent};
 use prewarm::sandbox::enter::SandboxSteps;
-use prewarm::sandbox::{NetworkPolicy, Sandbox, SandboxConfig, SandboxMode};
+use prewarm::sandbox::{Sandbox, SandboxConfig, SandboxMode};
 use prewarm::shells::{Launch, ShellPool};
 use prewarm::spawn::{create_pipe, SpawnCommand, Spawner};
 use prewarm::{EntryMode, FunctionSpec, InvocationRequest, Outcome, Prewarm, PrewarmConfig, Runtime, RuntimeInstall};
@@ -351,8 +351,8 @@ async fn spawn_overhead(settings: &Settings, wrapper: &Path) -> Result<SpawnOver
     let host = LimitsHost { forced: forced_enforcement(), ..LimitsHost::default() };
     let detected = detect_enforcement(&host);
     let groups = SpareGroups::new(detected.enforcement.clone(), 4);
-    let shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 1, None);
-    let cold_shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 0, None);
+    let shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 1, false);
+    let cold_shells = ShellPool::new(Spawner::start(None)?, groups.clone(), wrapper.to_path_buf(), 0, false);
     let sandboxed = sandboxed_shells(wrapper, groups.clone(), 1, 901)?;
     let sandboxed_cold = sandboxed.without_spares(groups.clone());
     let install =
@@ -426,6 +426,7 @@ struct SandboxedShells {
     shells: std::sync::Arc<ShellPool>,
     steps: SandboxSteps,
     spawner: Spawner,
+    /// Held for as long as the shells run: it owns the host side of their namespaces.
     sandbox: std::sync::Arc<Sandbox>,
     /// The function's network namespace, joined by path: kept open while the shells run.
     network: std::sync::Arc<prewarm::sandbox::network::FunctionNetwork>,
@@ -437,7 +438,7 @@ impl SandboxedShells {
     /// A pool of the same sandbox (same spawner namespace, same templates) that keeps no spares.
     fn without_spares(&self, groups: std::sync::Arc<SpareGroups>) -> SandboxedShells {
         SandboxedShells {
-            shells: ShellPool::new(self.spawner.clone(), groups, self.wrapper.clone(), 0, Some(self.sandbox.clone())),
+            shells: ShellPool::new(self.spawner.clone(), groups, self.wrapper.clone(), 0, true),
             steps: self.steps.clone(),
             spawner: self.spawner.clone(),
             sandbox: self.sandbox.clone(),
@@ -468,13 +469,12 @@ fn sandboxed_shells(
         tmp_bytes: 128 << 20,
         uid,
         gid: uid,
-        network: NetworkPolicy::Egress,
         network_namespace: network.namespace_path(),
         exec_only_runtime: sandbox.exec_only_runtime(),
     };
     let spawner = Spawner::start(Some(setup))?;
     let sandbox = std::sync::Arc::new(sandbox);
-    let shells = ShellPool::new(spawner.clone(), groups, wrapper.to_path_buf(), spare, Some(sandbox.clone()));
+    let shells = ShellPool::new(spawner.clone(), groups, wrapper.to_path_buf(), spare, true);
     Ok(SandboxedShells {
         shells,
         steps,

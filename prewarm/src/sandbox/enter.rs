@@ -21,7 +21,6 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Gid, Uid};
 
-use super::network::NetworkPolicy;
 use super::rootfs::{bind_read_only, mount_fs};
 
 /// The per-launch part of the sandbox, sent with the launch plan.
@@ -35,7 +34,6 @@ pub struct SandboxSteps {
     pub tmp_bytes: u64,
     pub uid: u32,
     pub gid: u32,
-    pub network: NetworkPolicy,
     /// The network namespace to join (`/proc/SERVER/fd/N`: the function's own for `egress`, the
     /// server's loopback-only one for `none`).
     pub network_namespace: PathBuf,
