@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{ForkResult, Gid, Uid};
 
-use super::rootfs::{bind_read_only, mount_fs};
+use super::rootfs::{bind_read_only, inside, mount_fs};
 
 /// The per-launch part of the sandbox, sent with the launch plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,9 +136,4 @@ pub fn drop_identity(uid: u32, gid: u32) -> Result<(), String> {
         return Err("the uid change did not hold".into());
     }
     Ok(())
-}
-
-/// `target` (absolute, as the worker sees it) under `root`.
-fn inside(root: &Path, target: &Path) -> PathBuf {
-    root.join(target.strip_prefix("/").unwrap_or(target))
 }

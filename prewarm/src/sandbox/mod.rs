@@ -131,13 +131,6 @@ pub struct Sandbox {
     next_unallocated_slot: AtomicU32,
 }
 
-/// `/proc/SERVER/fd/N` for one of the server's descriptors: a sandboxed shell opens it (as root,
-/// before it leaves the host's `/proc`) to join a namespace the server holds.
-fn descriptor_path(descriptor: &OwnedFd) -> PathBuf {
-    use std::os::fd::AsRawFd;
-    PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), descriptor.as_raw_fd()))
-}
-
 /// Work to run on the spawner thread before it spawns anything: its own mount namespace with
 /// the runtime templates in it.
 pub type SpawnerSetup = Box<dyn FnOnce() -> Result<(), String> + Send>;
@@ -194,10 +187,8 @@ impl Sandbox {
         for dir in [&templates_dir, &identity_dir] {
             std::fs::create_dir_all(dir).map_err(|source| SandboxError::IdentityFiles { path: dir.clone(), source })?;
         }
-        let templates: HashMap<Runtime, PathBuf> = files
-            .iter()
-            .map(|listed| (listed.runtime, templates_dir.join(rootfs::template_name(listed.runtime))))
-            .collect();
+        let templates: HashMap<Runtime, PathBuf> =
+            files.iter().map(|listed| (listed.runtime, templates_dir.join(listed.runtime.name()))).collect();
         for template in templates.values() {
             std::fs::create_dir_all(template)
                 .map_err(|source| SandboxError::IdentityFiles { path: template.clone(), source })?;
@@ -271,7 +262,7 @@ impl Sandbox {
 
     /// The path a worker opens to join the loopback-only namespace (`/proc/SERVER/fd/N`).
     pub fn loopback_namespace_path(&self) -> PathBuf {
-        descriptor_path(&self.loopback_namespace)
+        network::descriptor_path(&self.loopback_namespace)
     }
 
     /// The egress namespace of the function running as `uid`: created on first use, shared by its

@@ -92,7 +92,7 @@ fn bring_loopback_up() -> Result<(), String> {
     Ok(())
 }
 
-/// Prefix of our tables' names: `containerpub_PID_N`.
+/// Prefix of our tables' names: `containerpub_PID_N_BB` (BB: the server's address block).
 const TABLE_PREFIX: &str = "containerpub_";
 
 /// This server's share of the egress address space and its nftables table; removed when dropped.
@@ -242,8 +242,7 @@ pub struct FunctionNetwork {
 impl FunctionNetwork {
     /// The path a worker opens to join this namespace (`/proc/SERVER/fd/N`).
     pub fn namespace_path(&self) -> std::path::PathBuf {
-        use std::os::fd::AsRawFd;
-        std::path::PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), self.namespace.as_raw_fd()))
+        descriptor_path(&self.namespace)
     }
 
     /// Listens on `address` inside the namespace and forwards each connection to the same
@@ -292,6 +291,13 @@ impl Drop for FunctionNetwork {
     }
 }
 
+/// `/proc/SERVER/fd/N` for one of the server's descriptors: a sandboxed shell opens it (as root,
+/// before it leaves the host's `/proc`) to join a namespace the server holds.
+pub fn descriptor_path(descriptor: &OwnedFd) -> std::path::PathBuf {
+    use std::os::fd::AsRawFd;
+    std::path::PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), descriptor.as_raw_fd()))
+}
+
 const FORWARDING: &str = "/proc/sys/net/ipv4/ip_forward";
 /// Present while IPv4 forwarding is on because a server of ours switched it on (under `/run`,
 /// so a reboot forgets it with the setting).
@@ -317,8 +323,18 @@ fn restore_forwarding_when_unused() {
 }
 
 fn our_tables_remain() -> bool {
-    let Ok(output) = nft().args(["list", "tables"]).stdin(Stdio::null()).output() else { return false };
-    String::from_utf8_lossy(&output.stdout).lines().any(|line| line.contains(TABLE_PREFIX))
+    !our_tables().is_empty()
+}
+
+/// The names of every server's tables on this host (`containerpub_PID_N_BB`).
+fn our_tables() -> Vec<String> {
+    let Ok(output) = nft().args(["list", "tables"]).stdin(Stdio::null()).output() else { return Vec::new() };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("table inet "))
+        .filter(|name| name.starts_with(TABLE_PREFIX))
+        .map(str::to_string)
+        .collect()
 }
 
 fn link_exists(name: &str) -> bool {
@@ -332,16 +348,8 @@ fn free_block(instance: u64) -> Result<EgressBlock, String> {
     let links: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|links| links.flatten().map(|link| link.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    let claimed: Vec<u8> = nft()
-        .args(["list", "tables"])
-        .stdin(Stdio::null())
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.strip_prefix("table inet ")?.strip_prefix(TABLE_PREFIX))
-        .filter_map(|rest| u8::from_str_radix(rest.rsplit('_').next()?, 16).ok())
-        .collect();
+    let claimed: Vec<u8> =
+        our_tables().iter().filter_map(|name| u8::from_str_radix(name.rsplit('_').next()?, 16).ok()).collect();
     let start = u64::from(std::process::id()).wrapping_mul(7).wrapping_add(instance);
     for step in 0..256 {
         let block = EgressBlock { index: ((start + step) % 256) as u8 };
@@ -426,10 +434,8 @@ pub fn ruleset(table: &str, block: EgressBlock, database: &[SocketAddr], only_ou
 
 /// Removes the tables of servers that are gone (a crash leaves its table behind).
 pub fn remove_stale_tables() -> usize {
-    let Ok(output) = nft().args(["list", "tables"]).stdin(Stdio::null()).output() else { return 0 };
     let mut removed = 0;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Some(name) = line.strip_prefix("table inet ") else { continue };
+    for name in our_tables() {
         let Some(rest) = name.strip_prefix(TABLE_PREFIX) else { continue };
         let Some(pid) = rest.split('_').next().and_then(|pid| pid.parse::<i32>().ok()) else { continue };
         if pid as u32 != std::process::id()

@@ -2,7 +2,7 @@
 //!
 //! A template is a small tmpfs holding only what its runtime needs, bind-mounted read-only at the
 //! same paths as on the host: the interpreter, the shared libraries it and its extension modules
-//! load (asked of the dynamic loader through `ldd`), the runtime's own library directories, a few
+//! load (asked of the dynamic loader itself), the runtime's own library directories, a few
 //! `/etc` files (`hosts`, `nsswitch.conf`, `resolv.conf`, CA certificates, the loader cache), a
 //! minimal `/dev` (`null`, `zero`, `random`, `urandom`) and empty mount points for what each worker
 //! adds when it launches (`/fn`, `/tmp`, `/proc`, its `passwd` and `group`). No shell, no other
@@ -13,7 +13,6 @@
 //! with the server.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -133,30 +132,17 @@ fn collect_shared_objects(directory: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Every library the dynamic loader resolves for `files` (the first is the runtime's executable),
-/// and the loader itself. `ldd` is a shell script that starts a shell and the loader per file
-/// (15 ms each here); so it lists the executable only, which names the loader, and the loader
-/// lists the rest itself (`ld.so --list`, 2–3 ms a file).
+/// and the loader itself: the executable's ELF interpreter, asked with `--list` (what `ldd` does,
+/// without its shell: `ldd` starts a shell and the loader per file, 15 ms each here, the loader
+/// alone 2–3 ms). A static executable has no loader and nothing to list.
 fn shared_libraries(files: &[PathBuf]) -> Result<BTreeSet<PathBuf>, String> {
-    let Some((executable, modules)) = files.split_first() else { return Ok(BTreeSet::new()) };
-    let output = std::process::Command::new("ldd")
-        .arg(executable)
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|error| format!("run ldd to list the runtime's shared libraries: {error}"))?;
-    let mut libraries = parse_ldd(&String::from_utf8_lossy(&output.stdout));
-    let loader = libraries
-        .iter()
-        .find(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("ld-")))
-        .cloned();
-    let Some(loader) = loader else {
-        // A static executable: nothing to load for it, and its modules cannot be listed this way.
-        return Ok(libraries);
-    };
-    for module in modules {
+    let Some(executable) = files.first() else { return Ok(BTreeSet::new()) };
+    let Some(loader) = super::exec_allowlist::elf_interpreter(executable)? else { return Ok(BTreeSet::new()) };
+    let mut libraries = BTreeSet::new();
+    for file in files {
         let listed = std::process::Command::new(&loader)
             .arg("--list")
-            .arg(module)
+            .arg(file)
             .env_clear()
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -167,7 +153,7 @@ fn shared_libraries(files: &[PathBuf]) -> Result<BTreeSet<PathBuf>, String> {
     Ok(libraries)
 }
 
-/// Absolute paths in `ldd` output: `libc.so.6 => /lib/…/libc.so.6 (0x…)` and `/lib64/ld-….so.2 (0x…)`.
+/// Absolute paths in the loader's `--list` output (what `ldd` prints): `libc.so.6 => /lib/…/libc.so.6 (0x…)` and `/lib64/ld-….so.2 (0x…)`.
 fn parse_ldd(output: &str) -> BTreeSet<PathBuf> {
     output
         .lines()
@@ -303,8 +289,8 @@ fn is_under_bound(path: &Path, bound: &BTreeSet<PathBuf>) -> bool {
     path.ancestors().skip(1).any(|ancestor| bound.contains(ancestor))
 }
 
-/// `host` (absolute) as a path under `root`.
-fn inside(root: &Path, host: &Path) -> PathBuf {
+/// An absolute path (on the host, or as a worker sees it) as a path under `root`.
+pub(crate) fn inside(root: &Path, host: &Path) -> PathBuf {
     root.join(host.strip_prefix("/").unwrap_or(host))
 }
 
@@ -360,11 +346,6 @@ pub fn make_world_readable(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The name of a runtime's template directory under the sandbox's root directory.
-pub fn template_name(runtime: Runtime) -> &'static OsStr {
-    OsStr::new(runtime.name())
 }
 
 #[cfg(test)]
