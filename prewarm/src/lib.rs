@@ -45,8 +45,7 @@ pub use spec::{ConfigError, FunctionDatabase, FunctionLimits, FunctionSpec, Prew
 
 use logs::LogCollector;
 use pool::FunctionPool;
-use sandbox::enter::SandboxSteps;
-use sandbox::NetworkPolicy;
+use sandbox::SandboxLaunch;
 use worker::{WorkerHost, WorkerLaunch};
 
 /// One invocation to run.
@@ -145,13 +144,6 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").field("enforcement", &self.host.enforcement).finish_non_exhaustive()
     }
-}
-
-/// The sandbox's part of a version's launch: the steps, and the function's own network
-/// namespace, which the version's pool keeps alive while it runs.
-struct SandboxLaunch {
-    steps: SandboxSteps,
-    function_network: Option<Arc<sandbox::network::FunctionNetwork>>,
 }
 
 /// A host path as a sandboxed worker sees it: the first matching prefix replaced.
@@ -355,10 +347,10 @@ impl Prewarm {
     fn sandbox_steps(&self, spec: &FunctionSpec) -> Result<Option<SandboxLaunch>, PrepareError> {
         let Some(sandbox) = &self.shared.sandbox else { return Ok(None) };
         let refuse = |message: String| PrepareError::Sandbox(message);
-        let Some(root) = sandbox.template(spec.runtime) else {
+        if sandbox.template(spec.runtime).is_none() {
             // The runtime is missing on this host: prepare reports it as unavailable.
             return Ok(None);
-        };
+        }
         let uid = match spec.sandbox_uid {
             Some(uid) => uid,
             None => {
@@ -366,33 +358,10 @@ impl Prewarm {
             }
         };
         let network = spec.network.unwrap_or(sandbox.config.default_network);
-        if network == NetworkPolicy::Egress && !sandbox.egress_available() {
-            return Err(refuse("the egress network policy needs nftables on this server (apt-get install nftables), or deploy with network \"none\"".into()));
-        }
-        let (passwd, group) = sandbox.identity_files(uid).map_err(|error| refuse(error.to_string()))?;
+        let launch =
+            sandbox.launch(spec.runtime, &spec.directory, uid, network, spec.limits.memory_bytes).map_err(refuse)?;
         sandbox::rootfs::make_world_readable(&spec.directory).map_err(refuse)?;
-        let (function_network, network_namespace) = match network {
-            NetworkPolicy::Egress => {
-                let own = sandbox.function_network(uid).map_err(refuse)?;
-                let path = own.namespace_path();
-                (Some(own), path)
-            }
-            NetworkPolicy::None => (None, sandbox.loopback_namespace_path()),
-        };
-        let steps = SandboxSteps {
-            root: root.to_path_buf(),
-            binds: vec![
-                (spec.directory.clone(), PathBuf::from(sandbox::rootfs::FUNCTION_DIR)),
-                (passwd, PathBuf::from("/etc/passwd")),
-                (group, PathBuf::from("/etc/group")),
-            ],
-            tmp_bytes: spec.limits.memory_bytes,
-            uid,
-            gid: uid,
-            network_namespace,
-            exec_only_runtime: sandbox.exec_only_runtime(),
-        };
-        Ok(Some(SandboxLaunch { steps, function_network }))
+        Ok(Some(launch))
     }
 
     async fn launch_for(

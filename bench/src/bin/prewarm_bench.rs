@@ -22,7 +22,7 @@ use prewarm::exec_wrapper::WrapperPlan;
 use prewarm::limits::{detect_enforcement, LimitsHost, SpareGroups, WorkerLimits};
 use prewarm::protocol::{encode_request, InvocationEvent};
 use prewarm::sandbox::enter::SandboxSteps;
-use prewarm::sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use prewarm::sandbox::{NetworkPolicy, Sandbox, SandboxConfig, SandboxMode};
 use prewarm::shells::{Launch, ShellPool};
 use prewarm::spawn::{create_pipe, SpawnCommand, Spawner};
 use prewarm::{EntryMode, FunctionSpec, InvocationRequest, Outcome, Prewarm, PrewarmConfig, Runtime, RuntimeInstall};
@@ -461,17 +461,10 @@ fn sandboxed_shells(
     let function_dir = state.path().join("function");
     std::fs::create_dir_all(&function_dir)?;
     let uid = sandbox.unallocated_uid().context("a free uid")?;
-    let (passwd, group) = sandbox.identity_files(uid)?;
-    let network = sandbox.function_network(uid).map_err(anyhow::Error::msg)?;
-    let steps = SandboxSteps {
-        root: sandbox.template(Runtime::Python).context("python has a sandbox root")?.to_path_buf(),
-        binds: vec![(function_dir, "/fn".into()), (passwd, "/etc/passwd".into()), (group, "/etc/group".into())],
-        tmp_bytes: 128 << 20,
-        uid,
-        gid: uid,
-        network_namespace: network.namespace_path(),
-        exec_only_runtime: sandbox.exec_only_runtime(),
-    };
+    let launch = sandbox
+        .launch(Runtime::Python, &function_dir, uid, NetworkPolicy::Egress, 128 << 20)
+        .map_err(anyhow::Error::msg)?;
+    let (steps, network) = (launch.steps, launch.function_network.context("egress has a network namespace")?);
     let spawner = Spawner::start(Some(setup))?;
     let sandbox = std::sync::Arc::new(sandbox);
     let shells = ShellPool::new(spawner.clone(), groups, wrapper.to_path_buf(), spare, true);

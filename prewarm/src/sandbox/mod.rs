@@ -131,6 +131,14 @@ pub struct Sandbox {
     next_unallocated_slot: AtomicU32,
 }
 
+/// What a version's workers need from the sandbox: the launch steps, and the function's own
+/// network namespace (for `egress`), which the version's pool keeps alive while it runs.
+#[derive(Debug)]
+pub struct SandboxLaunch {
+    pub steps: enter::SandboxSteps,
+    pub function_network: Option<std::sync::Arc<network::FunctionNetwork>>,
+}
+
 /// Work to run on the spawner thread before it spawns anything: its own mount namespace with
 /// the runtime templates in it.
 pub type SpawnerSetup = Box<dyn FnOnce() -> Result<(), String> + Send>;
@@ -285,6 +293,45 @@ impl Sandbox {
     pub fn release_host_side(&self) {
         let released = self.egress.lock().map(|mut host| host.take());
         drop(released);
+    }
+
+    /// The steps that confine the workers of a function running as `uid` from `directory`, and its
+    /// own network namespace for `egress` (its version keeps that alive while it runs).
+    pub fn launch(
+        &self,
+        runtime: Runtime,
+        directory: &Path,
+        uid: u32,
+        network: NetworkPolicy,
+        tmp_bytes: u64,
+    ) -> Result<SandboxLaunch, String> {
+        let root = self.template(runtime).ok_or_else(|| format!("this server has no {} runtime", runtime.name()))?;
+        if network == NetworkPolicy::Egress && !self.egress_available {
+            return Err("the egress network policy needs nftables and iproute2 on this server (apt-get install nftables iproute2), or deploy with network \"none\"".into());
+        }
+        let (passwd, group) = self.identity_files(uid).map_err(|error| error.to_string())?;
+        let (function_network, network_namespace) = match network {
+            NetworkPolicy::Egress => {
+                let own = self.function_network(uid)?;
+                let path = own.namespace_path();
+                (Some(own), path)
+            }
+            NetworkPolicy::None => (None, self.loopback_namespace_path()),
+        };
+        let steps = enter::SandboxSteps {
+            root: root.to_path_buf(),
+            binds: vec![
+                (directory.to_path_buf(), PathBuf::from(rootfs::FUNCTION_DIR)),
+                (passwd, PathBuf::from("/etc/passwd")),
+                (group, PathBuf::from("/etc/group")),
+            ],
+            tmp_bytes,
+            uid,
+            gid: uid,
+            network_namespace,
+            exec_only_runtime: self.exec_only_runtime,
+        };
+        Ok(SandboxLaunch { steps, function_network })
     }
 
     /// A uid for a function prepared without one.
