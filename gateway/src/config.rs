@@ -22,42 +22,7 @@ pub struct Config {
     pub function_database: FunctionDatabaseConfig,
     pub deploy: DeployLimits,
     pub http: HttpLimits,
-    pub sandbox: SandboxSettings,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SandboxSettings {
-    /// `on` confines every worker; `off` runs functions unconfined (trusted code only).
-    pub mode: prewarm::SandboxMode,
-    /// The network policy of functions that do not choose one: `egress` or `none`.
-    pub network: prewarm::sandbox::NetworkPolicy,
-    /// Functions run as uid (and gid) `uid_base + slot`, one slot per function.
-    pub uid_base: u32,
-    pub uid_count: u32,
-}
-
-impl Default for SandboxSettings {
-    fn default() -> Self {
-        let defaults = prewarm::SandboxConfig::default();
-        Self {
-            mode: defaults.mode,
-            network: defaults.default_network,
-            uid_base: defaults.uid_base,
-            uid_count: defaults.uid_count,
-        }
-    }
-}
-
-impl SandboxSettings {
-    pub fn to_prewarm(&self) -> prewarm::SandboxConfig {
-        prewarm::SandboxConfig {
-            mode: self.mode,
-            default_network: self.network,
-            uid_base: self.uid_base,
-            uid_count: self.uid_count,
-        }
-    }
+    pub sandbox: prewarm::SandboxConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,7 +96,7 @@ impl Default for Config {
             function_database: FunctionDatabaseConfig::default(),
             deploy: DeployLimits::default(),
             http: HttpLimits::default(),
-            sandbox: SandboxSettings::default(),
+            sandbox: prewarm::SandboxConfig::default(),
         }
     }
 }
@@ -254,12 +219,7 @@ impl Config {
         if self.deploy.max_archive_bytes == 0 || self.deploy.max_expanded_bytes == 0 || self.deploy.max_entries == 0 {
             bail!("the [deploy] limits must be positive");
         }
-        if self.sandbox.uid_base == 0
-            || self.sandbox.uid_count == 0
-            || self.sandbox.uid_base.checked_add(self.sandbox.uid_count).is_none()
-        {
-            bail!("[sandbox] uid_base must be above 0, uid_count above 0, and uid_base + uid_count below 2^32");
-        }
+        self.sandbox.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
                 bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})");

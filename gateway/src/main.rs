@@ -183,7 +183,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.default_limits.max_workers = config.functions.max_concurrent;
     prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;
     prewarm_config.default_limits.max_queue_wait = Duration::from_millis(config.functions.max_queue_wait_ms);
-    prewarm_config.sandbox = config.sandbox.to_prewarm();
+    prewarm_config.sandbox = config.sandbox.clone();
     if let Some(url) = &config.function_database.url {
         prewarm_config.function_database = Some(prewarm::FunctionDatabase {
             url: url.clone(),

@@ -46,11 +46,14 @@ pub enum SandboxMode {
     Off,
 }
 
-/// `[sandbox]` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[sandbox]` settings (the gateway reads them from its config file as they are).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
+    /// `on` confines every worker; `off` runs functions unconfined (trusted code only).
     pub mode: SandboxMode,
-    /// The policy of functions that do not choose one.
+    /// The policy of functions that do not choose one (`network` in the config file).
+    #[serde(rename = "network")]
     pub default_network: NetworkPolicy,
     /// Functions run as `uid_base + slot` (and the same gid); slots are below `uid_count`.
     pub uid_base: u32,
@@ -67,6 +70,16 @@ impl SandboxConfig {
     /// The uid of a function's identity slot.
     pub fn uid_for_slot(&self, slot: u32) -> Option<u32> {
         (slot < self.uid_count).then(|| self.uid_base + slot)
+    }
+
+    /// Refuses a uid range that is empty, starts at root or does not fit in 32 bits.
+    pub fn check(&self) -> Result<(), String> {
+        if self.uid_base == 0 || self.uid_count == 0 || self.uid_base.checked_add(self.uid_count).is_none() {
+            return Err(
+                "[sandbox] uid_base must be above 0, uid_count above 0, and uid_base + uid_count below 2^32".into()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -85,8 +98,8 @@ pub enum SandboxError {
     Network(String),
     #[error("{0}")]
     Policy(#[from] seccomp::PolicyError),
-    #[error("[sandbox] uid_base = {0} must be above 0 and uid_base + uid_count must fit in 32 bits")]
-    BadUidRange(u32),
+    #[error("{0}")]
+    BadUidRange(String),
     #[error("cannot write the sandbox's identity files in {path}: {source}")]
     IdentityFiles { path: PathBuf, source: std::io::Error },
 }
@@ -157,9 +170,7 @@ impl Sandbox {
         if uid != 0 {
             return Err(SandboxError::NotRoot(uid));
         }
-        if config.uid_base == 0 || config.uid_base.checked_add(config.uid_count).is_none() {
-            return Err(SandboxError::BadUidRange(config.uid_base));
-        }
+        config.check().map_err(SandboxError::BadUidRange)?;
         // SAFETY: PR_GET_SECCOMP takes no pointers; it fails with EINVAL without seccomp support.
         if unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } < 0 {
             return Err(SandboxError::NoSeccomp(std::io::Error::last_os_error().to_string()));
