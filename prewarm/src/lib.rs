@@ -18,6 +18,7 @@ mod pool;
 pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
+mod script_mode;
 pub mod shells;
 pub mod spawn;
 mod spec;
@@ -41,7 +42,10 @@ pub use pool::{KillReason, PoolSizes};
 pub use protocol::InvocationEvent;
 pub use runtime::{EntryMode, Runtime, RuntimeInstall, RuntimeUnavailable};
 pub use sandbox::{SandboxConfig, SandboxMode, SandboxStatus};
-pub use spec::{ConfigError, FunctionDatabase, FunctionLimits, FunctionSpec, PrewarmConfig};
+pub use script_mode::script_advice;
+pub use spec::{
+    ConfigError, FunctionDatabase, FunctionEntry, FunctionLimits, FunctionSpec, PrewarmConfig, DEFAULT_FUNCTION,
+};
 
 use logs::LogCollector;
 use pool::FunctionPool;
@@ -83,8 +87,10 @@ pub enum PrepareError {
     ReservedEnv(String),
     #[error("environment variable name {0:?} is not valid (letters, digits and _, not starting with a digit)")]
     InvalidEnvName(String),
-    #[error("the function directory {0} has no {1}")]
-    MissingEntry(PathBuf, &'static str),
+    #[error("the function directory {0} has no entry file {1:?}")]
+    MissingEntry(PathBuf, String),
+    #[error("{0:?} cannot name the function to call: letters, digits and _, not starting with a digit")]
+    InvalidFunctionName(String),
     #[error("the function's workers failed to start: {0}")]
     WorkersFailed(String),
     #[error("the function cannot be confined: {0}")]
@@ -100,6 +106,10 @@ pub struct PrepareReport {
     pub runtime_unavailable: Option<String>,
     /// For Dart: why the function runs from source instead of a compiled executable.
     pub build_note: Option<String>,
+    /// The mode the version runs in: the spec's, or what loading it settled.
+    pub entry_mode: EntryMode,
+    /// Why, in words for the deploy's answer.
+    pub entry_reason: String,
     pub took: Duration,
 }
 
@@ -294,29 +304,55 @@ impl Prewarm {
 
     /// Registers a function version and starts its minimum idle workers; returns once they are
     /// ready, so the version's first invocation is warm. Preparing a key again replaces it.
-    pub async fn prepare(&self, spec: FunctionSpec) -> Result<PrepareReport, PrepareError> {
+    /// An entry to settle by loading (see [`FunctionEntry::settle_by_loading`]) is loaded first,
+    /// and the report says which mode it landed in and why.
+    pub async fn prepare(&self, mut spec: FunctionSpec) -> Result<PrepareReport, PrepareError> {
         let began = Instant::now();
         validate_env(&spec.env)?;
-        let entry = spec.directory.join(spec.runtime.entry_file());
-        if !entry.is_file() {
-            return Err(PrepareError::MissingEntry(spec.directory.clone(), spec.runtime.entry_file()));
+        if !spec.entry.file_is_contained() || !spec.directory.join(&spec.entry.file).is_file() {
+            return Err(PrepareError::MissingEntry(spec.directory.clone(), spec.entry.file.clone()));
+        }
+        if !spec.entry.function_is_identifier() {
+            return Err(PrepareError::InvalidFunctionName(spec.entry.function.clone()));
         }
         // Blocking: a new function's network namespace is made with a few `ip` runs.
         let (prewarm, for_sandbox) = (self.clone(), spec.clone());
         let sandbox_steps = tokio::task::spawn_blocking(move || prewarm.sandbox_steps(&for_sandbox))
             .await
             .map_err(|error| PrepareError::Sandbox(format!("preparing the sandbox failed: {error}")))??;
-        let (launch, build_note) = self.launch_for(&spec, sandbox_steps).await;
+        let (mut launch, build_note) = self.launch_for(&spec, sandbox_steps).await;
         let runtime_unavailable = launch.as_ref().err().cloned();
+        let mut warm = Vec::new();
+        let settle =
+            spec.entry.settle_by_loading && spec.entry.mode == EntryMode::Handler && spec.runtime != Runtime::Dart;
+        if settle && runtime_unavailable.is_none() {
+            let probe = FunctionPool::new(spec.clone(), launch.clone());
+            match probe.try_start_worker(&self.shared).await {
+                Ok(worker) => {
+                    let found = worker.handler.clone().unwrap_or_else(|| format!("`{}`", spec.entry.function));
+                    spec.entry.reason = format!("loading {} found {found}: served warm", spec.entry.file);
+                    warm.push(worker);
+                }
+                Err(failure) => match script_mode::script_reason(&spec.entry, &failure) {
+                    Some(reason) => {
+                        spec.entry.mode = EntryMode::Main;
+                        spec.entry.reason = reason;
+                        launch = launch.map(|handler_launch| self.as_script(&spec, handler_launch));
+                    }
+                    None => return Err(PrepareError::WorkersFailed(probe.record_start_failure(failure))),
+                },
+            }
+        }
         let pool = FunctionPool::new(spec.clone(), launch);
-        let warm_target = match spec.entry_mode {
+        // The worker that settled the mode was spawned for this pool.
+        pool.counters.spawns.fetch_add(warm.len() as u64, Ordering::Relaxed);
+        let warm_target = match spec.entry.mode {
             EntryMode::Handler if runtime_unavailable.is_none() => {
                 spec.limits.min_idle_workers.min(spec.limits.max_workers)
             }
             _ => 0,
         };
-        let starts = (0..warm_target).map(|_| pool.start_worker(&self.shared));
-        let mut warm = Vec::new();
+        let starts = (warm.len()..warm_target).map(|_| pool.start_worker(&self.shared));
         let mut failure = None;
         for started in futures_util::future::join_all(starts).await {
             match started {
@@ -338,8 +374,36 @@ impl Prewarm {
         if let Some(previous) = previous {
             previous.retire();
         }
-        tracing::info!(function = %spec.key, warm_workers, took_ms = began.elapsed().as_millis() as u64, "function version prepared");
-        Ok(PrepareReport { warm_workers, runtime_unavailable, build_note, took: began.elapsed() })
+        tracing::info!(function = %spec.key, warm_workers, mode = spec.entry.mode.as_str(), took_ms = began.elapsed().as_millis() as u64, "function version prepared");
+        Ok(PrepareReport {
+            warm_workers,
+            runtime_unavailable,
+            build_note,
+            entry_mode: spec.entry.mode,
+            entry_reason: spec.entry.reason,
+            took: began.elapsed(),
+        })
+    }
+
+    /// The launch of a version whose entry turned out to be a script: the same confinement and
+    /// environment, the entry run as a program instead of through the adapter.
+    fn as_script(&self, spec: &FunctionSpec, mut launch: WorkerLaunch) -> WorkerLaunch {
+        let adapters = self.worker_adapter_dir(launch.sandbox.is_some());
+        let entry = launch.directory.join(&spec.entry.file);
+        if let Ok((program, args)) =
+            self.shared.runtimes.command(spec.runtime, EntryMode::Main, &entry, &spec.entry.function, &adapters)
+        {
+            (launch.program, launch.args) = (program, args);
+        }
+        launch
+    }
+
+    /// Where workers find the adapters: fixed inside the sandbox, the state directory outside.
+    fn worker_adapter_dir(&self, sandboxed: bool) -> PathBuf {
+        match sandboxed {
+            true => PathBuf::from(sandbox::rootfs::ADAPTER_DIR),
+            false => self.shared.runtimes.adapter_dir().to_path_buf(),
+        }
     }
 
     /// How the sandbox confines this version's workers, or `None` with the sandbox off. Makes the
@@ -375,17 +439,18 @@ impl Prewarm {
         };
         let runtimes = &self.shared.runtimes;
         // Inside the sandbox the worker sees its files at fixed paths, not the host's.
-        let (directory, adapters) = match &sandbox {
-            Some(_) => (PathBuf::from(sandbox::rootfs::FUNCTION_DIR), PathBuf::from(sandbox::rootfs::ADAPTER_DIR)),
-            None => (spec.directory.clone(), runtimes.adapter_dir().to_path_buf()),
+        let directory = match &sandbox {
+            Some(_) => PathBuf::from(sandbox::rootfs::FUNCTION_DIR),
+            None => spec.directory.clone(),
         };
+        let adapters = self.worker_adapter_dir(sandbox.is_some());
         let mut build_note = None;
-        let command = match (spec.runtime, spec.entry_mode) {
+        let command = match (spec.runtime, spec.entry.mode) {
             (Runtime::Dart, EntryMode::Handler) => {
                 let build_dir = self.shared.config.state_dir.join("builds").join(sanitize(&spec.key));
                 let view =
                     sandbox.as_ref().map(|_| runtime::WorkerView { function_dir: &directory, adapter_dir: &adapters });
-                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &build_dir, view).await;
+                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &spec.entry, &build_dir, view).await;
                 prepared.map(|prepared| {
                     build_note = prepared.compile_note;
                     match &mut sandbox {
@@ -408,7 +473,9 @@ impl Prewarm {
                     }
                 })
             }
-            (runtime, mode) => runtimes.command(runtime, mode, &directory.join(runtime.entry_file()), &adapters),
+            (runtime, mode) => {
+                runtimes.command(runtime, mode, &directory.join(&spec.entry.file), &spec.entry.function, &adapters)
+            }
         };
         let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
             program,
@@ -429,6 +496,7 @@ impl Prewarm {
         env.insert("HOME".into(), directory.display().to_string());
         env.insert("LANG".into(), "C.UTF-8".into());
         env.insert("FUNCTION_NAME".into(), spec.name.clone());
+        env.insert("FUNCTION_VERSION".into(), spec.version.clone());
         env.insert("FUNCTION_TIMEOUT_MS".into(), spec.limits.timeout.as_millis().to_string());
         env.insert("FUNCTION_MAX_MEMORY_MB".into(), (spec.limits.memory_bytes >> 20).to_string());
         env.insert("DART_CLOUD_RESTRICTED".into(), "true".into());
@@ -499,10 +567,10 @@ impl Prewarm {
             }
         };
         let admitted_at = Instant::now();
-        let invocation = match pool.spec.entry_mode {
+        let invocation = match pool.spec.entry.mode {
             EntryMode::Handler => pool.invoke_warm(&self.shared, request, queued_at, admitted_at).await,
             EntryMode::Main => {
-                let run = oneshot::OneshotRun { host: &self.shared.host, launch, limits };
+                let run = oneshot::OneshotRun { host: &self.shared.host, launch, limits, spec: &pool.spec };
                 pool.counters.spawns.fetch_add(1, Ordering::Relaxed);
                 pool.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
                 let queue_us = admitted_at.duration_since(queued_at).as_micros() as u64;

@@ -13,10 +13,11 @@ use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::output::{drain_until_eof, OutputPipe};
 use crate::protocol::InvocationEvent;
+use crate::script_mode::script_advice;
 use crate::shells::{Launch, Launched, WorkerPipes};
 use crate::spawn::ExitStatus;
 use crate::worker::{WorkerHost, WorkerLaunch};
-use crate::FunctionLimits;
+use crate::{FunctionLimits, FunctionSpec};
 
 /// Linux refuses a single environment string over 32 pages (`MAX_ARG_STRLEN`).
 const MAX_ENV_VALUE_BYTES: usize = 128 * 1024 - 64;
@@ -44,6 +45,8 @@ pub(crate) struct OneshotRun<'a> {
     pub host: &'a WorkerHost,
     pub launch: &'a WorkerLaunch,
     pub limits: &'a FunctionLimits,
+    /// For the advice a script gets when its output is not a result.
+    pub spec: &'a FunctionSpec,
 }
 
 impl OneshotRun<'_> {
@@ -142,13 +145,24 @@ impl OneshotRun<'_> {
                         Outcome::Crashed,
                         InvocationError::new(
                             "invalid_output",
-                            format!("the last line printed is not JSON ({error}): {}", truncate(line, 200)),
+                            format!(
+                                "the last line printed is not JSON ({error}): {}. {}",
+                                truncate(line, 200),
+                                script_advice(self.spec.runtime, &self.spec.entry)
+                            ),
                         ),
                     ),
                 },
-                None => {
-                    (Outcome::Crashed, InvocationError::new("invalid_output", "the function printed no result line"))
-                }
+                None => (
+                    Outcome::Crashed,
+                    InvocationError::new(
+                        "invalid_output",
+                        format!(
+                            "the function printed no result line. {}",
+                            script_advice(self.spec.runtime, &self.spec.entry)
+                        ),
+                    ),
+                ),
             },
             OneshotEnd::Exited(ExitStatus::Exited(code)) => {
                 let mut error =

@@ -155,7 +155,18 @@ impl FunctionPool {
 
     /// Starts one worker outside any invocation (prepare and refill); start-up output is stray output.
     pub async fn start_worker(&self, shared: &Shared) -> Result<Worker, String> {
-        let launch = self.launch.as_ref().map_err(Clone::clone)?;
+        match self.try_start_worker(shared).await {
+            Ok(worker) => Ok(worker),
+            // Nothing was started: no kill to count, no back-off to set.
+            Err(StartFailure::Unavailable(message)) => Err(message),
+            Err(failure) => Err(self.record_start_failure(failure)),
+        }
+    }
+
+    /// [`Self::start_worker`], with the failure left for the caller to judge (prepare's load
+    /// check tells a script from a broken module).
+    pub(crate) async fn try_start_worker(&self, shared: &Shared) -> Result<Worker, StartFailure> {
+        let launch = self.launch.as_ref().map_err(|message| StartFailure::Unavailable(message.clone()))?;
         let id = shared.next_worker_id.fetch_add(1, Ordering::Relaxed);
         let mut startup_logs = LogCollector::new(self.spec.limits.max_log_bytes);
         self.counters.spawns.fetch_add(1, Ordering::Relaxed);
@@ -170,10 +181,10 @@ impl FunctionPool {
         )
         .await;
         shared.send_stray_output(&self.key, startup_logs);
-        started.map_err(|failure| self.record_start_failure(failure))
+        started
     }
 
-    fn record_start_failure(&self, failure: StartFailure) -> String {
+    pub(crate) fn record_start_failure(&self, failure: StartFailure) -> String {
         self.count_kill(KillReason::StartFailed);
         let message = failure.to_string();
         let mut state = self.lock();
@@ -293,7 +304,7 @@ impl FunctionPool {
 
     /// Starts workers in the background until `min_idle_workers` are idle or starting again.
     pub fn refill(self: &Arc<Self>, shared: &Arc<Shared>) {
-        if self.spec.entry_mode != EntryMode::Handler {
+        if self.spec.entry.mode != EntryMode::Handler {
             return;
         }
         let mut state = self.lock();

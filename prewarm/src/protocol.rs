@@ -87,9 +87,18 @@ pub enum WorkerFrame {
     Ready {
         #[serde(default)]
         runtime: String,
+        /// What the adapter found to call, in words (`module.exports, a function`).
+        #[serde(default)]
+        handler: Option<String>,
     },
-    /// The function could not be loaded (syntax error, missing `handler`, import failure).
+    /// The function could not be loaded (syntax error, import failure, a named function missing).
     LoadError { error: FunctionError },
+    /// The module loaded, but holds nothing callable under the entry's function name: it is a
+    /// script whose top level does the work. `message` says what it does export.
+    NoHandler {
+        #[serde(default)]
+        message: String,
+    },
     /// The reply to the request with this id.
     Response {
         id: String,
@@ -260,7 +269,7 @@ mod tests {
     #[test]
     fn worker_frames_parse_from_the_documented_json() {
         let ready: WorkerFrame = serde_json::from_str(r#"{"type":"ready","runtime":"node"}"#).unwrap();
-        assert_eq!(ready, WorkerFrame::Ready { runtime: "node".into() });
+        assert_eq!(ready, WorkerFrame::Ready { runtime: "node".into(), handler: None });
         let failed: WorkerFrame = serde_json::from_str(
             r#"{"type":"response","id":"7","ok":false,"error":{"type":"TypeError","message":"boom"}}"#,
         )

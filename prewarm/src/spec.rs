@@ -16,8 +16,10 @@ pub struct FunctionSpec {
     pub key: String,
     /// The function's name, for logs and metrics.
     pub name: String,
+    /// The version's name as users see it (`3`), for the function's context.
+    pub version: String,
     pub runtime: Runtime,
-    pub entry_mode: EntryMode,
+    pub entry: FunctionEntry,
     /// The function's own directory (its extracted artifact); the worker's working directory.
     pub directory: PathBuf,
     /// The function's configured environment variables; reserved names are refused by `prepare`.
@@ -29,6 +31,51 @@ pub struct FunctionSpec {
     /// What the function's workers can reach; `None` is the server's default.
     pub network: Option<NetworkPolicy>,
 }
+
+/// Which file of the function runs, which function of it is called, and how it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionEntry {
+    /// Relative to the function's directory, `/`-separated, never climbing out of it.
+    pub file: String,
+    /// The exported function a warm worker calls (`handler` unless the deploy named another).
+    pub function: String,
+    pub mode: EntryMode,
+    /// Node and Python: when `mode` is `Handler`, `prepare` loads the entry to settle it. A module
+    /// that loads without a callable `function` (or runs to its end) is served in `Main` mode.
+    pub settle_by_loading: bool,
+    /// Why the version runs in `mode`, in words users read (deploy answer, oneshot errors).
+    pub reason: String,
+}
+
+impl FunctionEntry {
+    /// The runtime's default entry file and `handler`, in `mode`, taken as given.
+    pub fn default_for(runtime: Runtime, mode: EntryMode) -> Self {
+        Self {
+            file: runtime.entry_file().to_string(),
+            function: DEFAULT_FUNCTION.to_string(),
+            mode,
+            settle_by_loading: false,
+            reason: String::new(),
+        }
+    }
+
+    /// True when `function` is a name every runtime accepts (it is written into Dart source).
+    pub fn function_is_identifier(&self) -> bool {
+        let mut chars = self.function.chars();
+        chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
+            && self.function.len() <= 128
+    }
+
+    /// True when `file` is a plain relative path inside the function's directory.
+    pub fn file_is_contained(&self) -> bool {
+        let path = std::path::Path::new(&self.file);
+        !self.file.is_empty() && path.components().all(|component| matches!(component, std::path::Component::Normal(_)))
+    }
+}
+
+/// The function a warm worker calls when the deploy named none.
+pub const DEFAULT_FUNCTION: &str = "handler";
 
 /// Limits of one function version. Defaults come from [`PrewarmConfig::default_limits`].
 #[derive(Debug, Clone, PartialEq)]

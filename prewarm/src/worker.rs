@@ -47,12 +47,18 @@ pub(crate) struct WorkerHost {
 /// Why a worker did not become ready.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartFailure {
+    /// The runtime is missing on this host.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Shell(#[from] ShellError),
     #[error("register the worker's pipes: {0}")]
     Pipes(std::io::Error),
     #[error("the function failed to load: {}: {}", .0.error_type, .0.message)]
     LoadError(FunctionError),
+    /// The module loaded but has nothing to call: a script (see `FunctionEntry::settle_by_loading`).
+    #[error("{0}")]
+    NoHandler(String),
     #[error("the worker {status} during start-up{}", describe_stderr(.stderr_tail))]
     Exited { status: ExitStatus, stderr_tail: Vec<String> },
     #[error("the worker did not report ready within {0:?}")]
@@ -107,6 +113,8 @@ pub(crate) struct Worker {
     pub served: u64,
     pub last_used: Instant,
     pub cleanups: PendingCleanups,
+    /// What the adapter said it calls (its `ready` frame), for the deploy's explanation.
+    pub handler: Option<String>,
 }
 
 impl Worker {
@@ -171,9 +179,13 @@ impl Worker {
             served: 0,
             last_used: started_at,
             cleanups: host.shells.cleanups.clone(),
+            handler: None,
         };
         match worker.await_ready(startup_timeout, startup_logs).await {
-            Ok(()) => Ok(worker),
+            Ok(handler) => {
+                worker.handler = handler;
+                Ok(worker)
+            }
             Err(failure) => {
                 worker.kill_and_reap().await;
                 Err(failure)
@@ -181,14 +193,20 @@ impl Worker {
         }
     }
 
-    async fn await_ready(&mut self, startup_timeout: Duration, logs: &mut LogCollector) -> Result<(), StartFailure> {
+    /// Waits for `ready`; returns what the adapter said it calls.
+    async fn await_ready(
+        &mut self,
+        startup_timeout: Duration,
+        logs: &mut LogCollector,
+    ) -> Result<Option<String>, StartFailure> {
         let deadline = Instant::now() + startup_timeout;
         loop {
             match self.next_event(deadline, logs, None).await {
                 Event::Frame(DecodedFrame::Frame(payload)) => {
                     return match serde_json::from_slice::<WorkerFrame>(&payload) {
-                        Ok(WorkerFrame::Ready { .. }) => Ok(()),
+                        Ok(WorkerFrame::Ready { handler, .. }) => Ok(handler),
                         Ok(WorkerFrame::LoadError { error }) => Err(StartFailure::LoadError(error)),
+                        Ok(WorkerFrame::NoHandler { message }) => Err(StartFailure::NoHandler(message)),
                         Ok(other) => Err(StartFailure::Protocol(format!("expected ready, got {other:?}"))),
                         Err(error) => Err(StartFailure::Protocol(format!("invalid frame: {error}"))),
                     };

@@ -171,7 +171,8 @@ fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> Func
         key: key.into(),
         name: key.into(),
         runtime: Runtime::Python,
-        entry_mode: mode,
+        version: "1".into(),
+        entry: prewarm::FunctionEntry::default_for(Runtime::Python, mode),
         directory: function_dir.to_path_buf(),
         env: Default::default(),
         limits,
@@ -232,8 +233,13 @@ async fn warm_calls(settings: &Settings, function_dir: &Path, config: PrewarmCon
 async fn raw_pipe(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<Histogram<u64>> {
     let install = RuntimeInstall::discover(std::env::var_os("PATH").as_deref(), &work.join("adapters-raw"))?;
     let adapters = install.adapter_dir().to_path_buf();
-    let (program, args) =
-        install.command(Runtime::Python, EntryMode::Handler, &function_dir.join("main.py"), &adapters)?;
+    let (program, args) = install.command(
+        Runtime::Python,
+        EntryMode::Handler,
+        &function_dir.join("main.py"),
+        prewarm::DEFAULT_FUNCTION,
+        &adapters,
+    )?;
     let spawner = Spawner::start(None)?;
     let (request_read, request_write) = create_pipe()?;
     let (response_read, response_write) = create_pipe()?;

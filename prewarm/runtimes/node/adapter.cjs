@@ -1,11 +1,15 @@
 // ContainerPub warm-worker adapter for Node functions. See prewarm/PROTOCOL.md.
 //
-// Loads the function once (`index.js`, CommonJS or ESM, exporting `handler`), writes a `ready` frame,
-// then serves one request at a time: read a frame on fd 3, call the handler, write the reply on fd 4.
-// stdout and stderr belong to the function: they are log pipes, never frames.
+// Usage: node adapter.cjs ENTRY [FUNCTION]. Loads the entry once (CommonJS or ESM, by Node's own
+// rules: .cjs/.mjs, package.json "type"), finds the function to call, writes a `ready` frame, then
+// serves one request at a time: read a frame on fd 3, call the function, write the reply on fd 4.
+// A module that loads but has nothing to call is a script: it gets a `no_handler` frame and the
+// platform runs it one process per call instead. stdout and stderr belong to the function: they
+// are log pipes, never frames.
 'use strict';
 
 const fs = require('fs');
+const path = require('path');
 const { pathToFileURL } = require('url');
 
 const REQUEST_FD = Number(process.env.CONTAINERPUB_REQUEST_FD || 3);
@@ -53,7 +57,11 @@ function handlerBody(event) {
   }
 }
 
-function requestObject(event) {
+// The second argument: the request as received, plus what a Lambda context carries that means
+// something here. `deadline_ms` is the invocation's budget, counted from the frame's arrival.
+function contextObject(frame, receivedAt) {
+  const event = frame.event || {};
+  const deadline = receivedAt + Number(frame.deadline_ms || 0);
   return {
     method: event.method,
     path: event.path,
@@ -61,13 +69,19 @@ function requestObject(event) {
     headers: event.headers || {},
     body: event.body === undefined ? null : event.body,
     isBase64Encoded: Boolean(event.body_is_base64),
+    invocationId: frame.id,
+    functionName: process.env.FUNCTION_NAME,
+    functionVersion: process.env.FUNCTION_VERSION,
+    memoryLimitInMB: Number(process.env.FUNCTION_MAX_MEMORY_MB),
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
 }
 
 async function invoke(handler, frame) {
+  const receivedAt = Date.now();
   try {
     const event = frame.event || {};
-    let result = await handler(handlerBody(event), requestObject(event));
+    let result = await handler(handlerBody(event), contextObject(frame, receivedAt));
     if (result === undefined) result = null;
     let encoded;
     try {
@@ -82,24 +96,69 @@ async function invoke(handler, frame) {
   }
 }
 
-async function load(entry) {
+function kindOf(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+// What a module exports, for the message a script gets: `helper (object), VERSION (string)`.
+function describeExports(loaded) {
+  const seen = new Map();
+  for (const [name, value] of Object.entries(loaded)) {
+    if (name !== 'default') seen.set(name, kindOf(value));
+  }
+  const fallback = loaded.default;
+  if (fallback && typeof fallback === 'object') {
+    for (const [name, value] of Object.entries(fallback)) seen.set(name, kindOf(value));
+  } else if (fallback !== undefined) {
+    seen.set('default', kindOf(fallback));
+  }
+  if (seen.size === 0) return 'it exports nothing';
+  return `it exports ${[...seen].map(([name, kind]) => `${name} (${kind})`).join(', ')}`;
+}
+
+// Finds the function to call: a named export, a property of `module.exports` (or of a default
+// export object), and, for the default name only, `module.exports` or `export default` itself.
+// A name the deploy chose must match exactly. Returns `[handler, what]` or `[null, exports]`.
+async function load(entry, name) {
   const loaded = await import(pathToFileURL(entry).href);
-  const candidates = [loaded.handler, loaded.default && loaded.default.handler, loaded.default];
-  const handler = candidates.find((candidate) => typeof candidate === 'function');
-  if (!handler) throw new TypeError(`${entry} does not export a function named handler`);
-  return handler;
+  // Modules Node loaded as CommonJS are in the require cache; ES modules never are.
+  const commonJs = require.cache[fs.realpathSync(entry)] !== undefined;
+  const fallback = loaded.default;
+  const candidates = [
+    [loaded[name], commonJs ? `\`exports.${name}\`` : `\`export ${name}\``],
+    [fallback ? fallback[name] : undefined, commonJs ? `\`module.exports.${name}\`` : `\`export default { ${name} }\``],
+  ];
+  if (name === 'handler') {
+    candidates.push([fallback, commonJs ? '`module.exports`' : '`export default`']);
+  }
+  const found = candidates.find(([candidate]) => typeof candidate === 'function');
+  if (found) {
+    const [handler, where] = found;
+    const kind = handler.constructor && handler.constructor.name === 'AsyncFunction' ? 'an async function' : 'a function';
+    return [handler, `${where}, ${kind}`];
+  }
+  return [null, describeExports(loaded)];
 }
 
 async function main() {
   const entry = process.argv[2];
+  const name = process.argv[3] || 'handler';
+  const shown = path.relative(process.cwd(), entry) || entry;
   let handler;
+  let where;
   try {
-    handler = await load(entry);
+    [handler, where] = await load(entry, name);
   } catch (error) {
     writeFrame({ type: 'load_error', error: describeError(error) });
     process.exit(1);
   }
-  writeFrame({ type: 'ready', runtime: 'node' });
+  if (!handler) {
+    writeFrame({ type: 'no_handler', message: `${shown} loaded without a callable \`${name}\` (${where})` });
+    process.exit(0);
+  }
+  writeFrame({ type: 'ready', runtime: 'node', handler: where });
 
   let pending = Buffer.alloc(0);
   let busy = Promise.resolve();

@@ -1,8 +1,11 @@
 """ContainerPub warm-worker adapter for Python functions. See prewarm/PROTOCOL.md.
 
-Loads the function once (`main.py` defining `handler`, `def` or `async def`), writes a `ready`
-frame, then serves one request at a time: read a frame on fd 3, call the handler, write the reply
-on fd 4. stdout and stderr belong to the function: they are log pipes, never frames.
+Usage: python3 adapter.py ENTRY [FUNCTION]. Loads the entry once, finds the function to call (any
+callable: `def`, `async def`, a lambda, a callable object), writes a `ready` frame, then serves one
+request at a time: read a frame on fd 3, call the function, write the reply on fd 4. A module that
+loads with nothing callable under that name is a script: it gets a `no_handler` frame and the
+platform runs it one process per call instead. stdout and stderr belong to the function: they are
+log pipes, never frames.
 """
 
 import asyncio
@@ -12,6 +15,7 @@ import json
 import os
 import struct
 import sys
+import time
 import traceback
 
 REQUEST_FD = int(os.environ.get("CONTAINERPUB_REQUEST_FD", "3"))
@@ -59,27 +63,79 @@ def handler_body(event):
         return body
 
 
-def request_object(event):
-    return {
-        "method": event.get("method"),
-        "path": event.get("path"),
-        "query": event.get("query") or {},
-        "headers": event.get("headers") or {},
-        "body": event.get("body"),
-        "isBase64Encoded": bool(event.get("body_is_base64")),
-    }
+class Context(dict):
+    """The second argument: the request as received (`context["path"]`, as before) plus what a
+    Lambda context carries that means something here, read as keys or attributes."""
+
+    def __init__(self, frame, received_at):
+        event = frame.get("event") or {}
+        super().__init__(
+            method=event.get("method"),
+            path=event.get("path"),
+            query=event.get("query") or {},
+            headers=event.get("headers") or {},
+            body=event.get("body"),
+            isBase64Encoded=bool(event.get("body_is_base64")),
+            invocation_id=frame.get("id"),
+            function_name=os.environ.get("FUNCTION_NAME"),
+            function_version=os.environ.get("FUNCTION_VERSION"),
+            memory_limit_in_mb=int(os.environ.get("FUNCTION_MAX_MEMORY_MB") or 0),
+        )
+        # `deadline_ms` is the invocation's budget, counted from the frame's arrival.
+        self._deadline = received_at + float(frame.get("deadline_ms") or 0) / 1000
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load(entry):
+class NoHandler(Exception):
+    """The module loaded, with nothing callable under the function's name."""
+
+
+def describe_callables(module):
+    names = sorted(
+        name for name, value in vars(module).items()
+        if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == module.__name__
+    )
+    return f"its functions: {', '.join(names)}" if names else "it defines no functions"
+
+
+def load(entry, name):
+    # Imports resolve from the entry's directory and from the function's root (the cwd).
     directory = os.path.dirname(os.path.abspath(entry))
-    sys.path.insert(0, directory)
-    spec = importlib.util.spec_from_file_location("main", entry)
+    for root in (os.getcwd(), directory):
+        if root not in sys.path:
+            sys.path.insert(0, root)
+    module_name = os.path.splitext(os.path.basename(entry))[0]
+    spec = importlib.util.spec_from_file_location(module_name, entry)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["main"] = module
-    spec.loader.exec_module(module)
-    handler = getattr(module, "handler", None)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exit:
+        # A script that ends itself with exit(0) while loading has no function to serve.
+        if exit.code in (None, 0):
+            raise NoHandler(f"it exited while loading ({describe_callables(module)})") from None
+        raise
+    handler = getattr(module, name, None)
     if not callable(handler):
-        raise TypeError(f"{entry} does not define a function named handler")
+        found = "" if handler is None else f", `{name}` is a {type(handler).__name__}"
+        raise NoHandler(f"{describe_callables(module)}{found}")
+    if inspect.iscoroutinefunction(handler):
+        kind = "an async function"
+    elif getattr(handler, "__name__", None) == "<lambda>":
+        kind = "a lambda"
+    elif inspect.isfunction(handler):
+        kind = "a function"
+    else:
+        kind = f"a callable {type(handler).__name__}"
+    where = f"`{name}`, {kind}"
     try:
         positional = [
             p for p in inspect.signature(handler).parameters.values()
@@ -88,13 +144,14 @@ def load(entry):
         wants_request = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
     except (TypeError, ValueError):
         wants_request = False
-    return handler, wants_request
+    return handler, wants_request, where
 
 
 def invoke(loop, handler, wants_request, frame):
+    received_at = time.monotonic()
     event = frame.get("event") or {}
     try:
-        args = (handler_body(event), request_object(event)) if wants_request else (handler_body(event),)
+        args = (handler_body(event), Context(frame, received_at)) if wants_request else (handler_body(event),)
         result = handler(*args)
         if inspect.isawaitable(result):
             result = loop.run_until_complete(result)
@@ -121,8 +178,14 @@ def flush_output():
 
 def main():
     entry = sys.argv[1]
+    name = sys.argv[2] if len(sys.argv) > 2 else "handler"
+    shown = os.path.relpath(entry) if os.path.isabs(entry) else entry
     try:
-        handler, wants_request = load(entry)
+        handler, wants_request, where = load(entry, name)
+    except NoHandler as missing:
+        flush_output()
+        write_frame({"type": "no_handler", "message": f"{shown} loaded without a callable `{name}` ({missing})"})
+        sys.exit(0)
     except BaseException as error:
         flush_output()
         write_frame({"type": "load_error", "error": describe_error(error)})
@@ -130,7 +193,7 @@ def main():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     flush_output()
-    write_frame({"type": "ready", "runtime": "python"})
+    write_frame({"type": "ready", "runtime": "python", "handler": where})
     while True:
         header = read_exactly(4)
         if header is None:

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{RuntimeInstall, RuntimeUnavailable, DART_ENTRY_TEMPLATE};
+use crate::FunctionEntry;
 
 /// How long `dart compile exe` may take before prepare falls back to `dart run`.
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(180);
@@ -23,10 +24,12 @@ pub struct PreparedDart {
     pub compile_note: Option<String>,
 }
 
-/// Renders the entry file that wires the function's `handler` to the adapter.
-pub fn render_entry(function_main: &Path, adapter: &Path) -> String {
+/// Renders the entry file that wires the function (`handler`, or the one the deploy named) to
+/// the adapter. `function` is an identifier (`FunctionEntry::function_is_identifier`).
+pub fn render_entry(function_main: &Path, function: &str, adapter: &Path) -> String {
     DART_ENTRY_TEMPLATE
         .replace("{{FUNCTION_MAIN_URI}}", &file_uri(function_main))
+        .replace("{{FUNCTION_NAME}}", function)
         .replace("{{ADAPTER_URI}}", &file_uri(adapter))
 }
 
@@ -55,10 +58,12 @@ pub struct WorkerView<'a> {
 pub async fn prepare_dart(
     install: &RuntimeInstall,
     function_dir: &Path,
+    function_entry: &FunctionEntry,
     build_dir: &Path,
     worker_view: Option<WorkerView<'_>>,
 ) -> Result<PreparedDart, RuntimeUnavailable> {
     let dart = install.executable(super::Runtime::Dart)?.to_path_buf();
+    let (file, function) = (function_entry.file.as_str(), function_entry.function.as_str());
     let entry = build_dir.join("containerpub_entry.dart");
     let adapter = install.adapter_dir().join("containerpub_adapter.dart");
     let run_entry = match worker_view {
@@ -66,11 +71,15 @@ pub async fn prepare_dart(
         None => entry.clone(),
     };
     let write = std::fs::create_dir_all(build_dir)
-        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join("main.dart"), &adapter)))
+        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join(file), function, &adapter)))
         .and_then(|()| match worker_view {
             Some(view) => std::fs::write(
                 &run_entry,
-                render_entry(&view.function_dir.join("main.dart"), &view.adapter_dir.join("containerpub_adapter.dart")),
+                render_entry(
+                    &view.function_dir.join(file),
+                    function,
+                    &view.adapter_dir.join("containerpub_adapter.dart"),
+                ),
             ),
             None => Ok(()),
         });
@@ -83,7 +92,7 @@ pub async fn prepare_dart(
     if let Err(error) = write {
         return Ok(PreparedDart {
             program: dart,
-            args: vec!["run".into(), function_dir.join("main.dart").display().to_string()],
+            args: vec!["run".into(), function_dir.join(file).display().to_string()],
             compiled: false,
             compile_note: Some(format!("could not write the entry file: {error}")),
         });
@@ -119,7 +128,8 @@ mod tests {
 
     #[test]
     fn entry_imports_escape_characters_dart_would_interpret() {
-        let entry = render_entry(Path::new("/srv/fn's $dir/main.dart"), Path::new("/opt/a/adapter.dart"));
+        let entry = render_entry(Path::new("/srv/fn's $dir/main.dart"), "handle", Path::new("/opt/a/adapter.dart"));
+        assert!(entry.contains("containerpub.serve(function.handle)"), "{entry}");
         assert!(entry.contains("import 'file:///srv/fn%27s%20%24dir/main.dart' as function;"), "{entry}");
         assert!(entry.contains("import 'file:///opt/a/adapter.dart' as containerpub;"));
     }

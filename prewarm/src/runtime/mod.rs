@@ -70,6 +70,15 @@ pub enum EntryMode {
     Main,
 }
 
+impl EntryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryMode::Handler => "handler",
+            EntryMode::Main => "main",
+        }
+    }
+}
+
 /// Executables found on the server's `PATH` and the adapters written for them.
 #[derive(Debug, Clone)]
 pub struct RuntimeInstall {
@@ -121,24 +130,27 @@ impl RuntimeInstall {
     }
 
     /// Program and arguments of a function: a warm worker runs the runtime's adapter with the
-    /// entry file (`Handler`), a oneshot run runs the entry file as a program (`Main`). Dart
-    /// handlers are started from what [`prepare_dart`] built instead.
+    /// entry file and the function to call (`Handler`), a oneshot run runs the entry file as a
+    /// program (`Main`). Dart handlers are started from what [`prepare_dart`] built instead.
     /// `entry` and `adapter_dir` are paths as the worker sees them (the sandbox moves both).
     pub fn command(
         &self,
         runtime: Runtime,
         mode: EntryMode,
         entry: &Path,
+        function: &str,
         adapter_dir: &Path,
     ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
         let program = self.executable(runtime)?.to_path_buf();
         let entry = entry.display().to_string();
         let adapter = |file: &str| adapter_dir.join(file).display().to_string();
         let args = match (runtime, mode) {
-            (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry],
+            (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry, function.into()],
             (Runtime::Node, EntryMode::Main) => vec![entry],
             // -B: never write .pyc files into the function's directory.
-            (Runtime::Python, EntryMode::Handler) => vec!["-B".into(), adapter("adapter.py"), entry],
+            (Runtime::Python, EntryMode::Handler) => {
+                vec!["-B".into(), adapter("adapter.py"), entry, function.into()]
+            }
             (Runtime::Python, EntryMode::Main) => vec!["-B".into(), entry],
             (Runtime::Dart, _) => vec!["run".into(), entry],
         };

@@ -53,13 +53,15 @@ impl Fixture {
         let directory = self.dir.path().join("functions").join(name);
         std::fs::create_dir_all(&directory).unwrap();
         for (file, contents) in files {
+            std::fs::create_dir_all(directory.join(file).parent().unwrap()).unwrap();
             std::fs::write(directory.join(file), contents).unwrap();
         }
         FunctionSpec {
             key: format!("{name}@1"),
             name: name.to_string(),
             runtime,
-            entry_mode: mode,
+            version: "1".into(),
+            entry: prewarm::FunctionEntry::default_for(runtime, mode),
             directory,
             env: BTreeMap::new(),
             limits: FunctionLimits { ..self.prewarm.config().default_limits.clone() },

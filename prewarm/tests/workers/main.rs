@@ -7,4 +7,5 @@ mod isolation;
 mod limits;
 mod oneshot;
 mod runtimes;
+mod shapes;
 mod warm;

@@ -67,7 +67,7 @@ async fn a_function_that_fails_to_load_fails_prepare_with_the_reason() {
     let message = error.to_string();
     assert!(message.contains("SyntaxError"), "{message}");
     let error = fixture.prewarm.prepare(fixture.node("nohandler", "exports.other = 1;")).await.unwrap_err();
-    assert!(error.to_string().contains("does not export a function named handler"), "{error}");
+    assert!(error.to_string().contains("loaded without a callable `handler` (it exports other (number))"), "{error}");
 }
 
 #[tokio::test]
@@ -125,6 +125,7 @@ fn dart_adapter_and_generated_entry_parse_with_tree_sitter_dart() {
     let adapter = include_str!("../../runtimes/dart/containerpub_adapter.dart");
     let entry = include_str!("../../runtimes/dart/entry.dart.template")
         .replace("{{FUNCTION_MAIN_URI}}", "file:///srv/fn/main.dart")
+        .replace("{{FUNCTION_NAME}}", "handler")
         .replace("{{ADAPTER_URI}}", "file:///srv/adapters/containerpub_adapter.dart");
     for (name, source) in
         [("containerpub_adapter.dart", adapter), ("entry.dart", entry.as_str()), ("function", DART_FUNCTION)]
