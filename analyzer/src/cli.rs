@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{render_json, render_sarif, render_text, Format};
 use crate::report::Verdict;
-use crate::{analyze, rules, Options, RuntimeChoice};
+use crate::{analyze, rules, EntrySpec, Options, RuntimeChoice};
 
 #[derive(Debug, Parser)]
 #[command(name = "containerpub-analyzer", version, about = "Checks a function package before ContainerPub deploys it")]
@@ -26,6 +26,10 @@ enum Command {
         format: Format,
         #[arg(long, value_enum, default_value_t)]
         runtime: RuntimeChoice,
+        /// The file that runs and the function to call, FILE[:FUNCTION] (`src/app.py:handle`);
+        /// by default the runtime's usual entry and `handler`.
+        #[arg(long, value_name = "FILE[:FUNCTION]")]
+        entry: Option<EntrySpec>,
         /// Allow a package that is on the deny list (repeatable).
         #[arg(long = "allow-dependency", value_name = "NAME")]
         allow_dependency: Vec<String>,
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> ExitCode {
             dir,
             format,
             runtime,
+            entry,
             allow_dependency,
             deny_dependency,
             allow_path_dependencies,
@@ -76,6 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
         } => {
             let options = Options {
                 runtime,
+                entry,
                 allowed_packages: allow_dependency,
                 denied_packages: deny_dependency,
                 allow_path_dependencies,

@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod dart;
 mod node;
+mod node_entry;
 pub mod output;
 pub mod package;
 mod pubspec;
@@ -35,10 +36,73 @@ pub enum RuntimeChoice {
     Python,
 }
 
+/// The function to call when none is named.
+pub const DEFAULT_FUNCTION: &str = "handler";
+
+/// An entry the deploy names: `FILE` or `FILE:FUNCTION` (`src/app.py:handle`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySpec {
+    /// Normalized, relative to the package directory.
+    pub file: String,
+    pub function: Option<String>,
+}
+
+impl std::str::FromStr for EntrySpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (file, function) = match text.rsplit_once(':') {
+            Some((file, function)) => (file, Some(function)),
+            None => (text, None),
+        };
+        if let Some(function) = function {
+            if !is_identifier(function) {
+                return Err(format!(
+                    "{function:?} cannot name a function: use letters, digits and _, not starting with a digit (FILE:FUNCTION, like src/app.py:handle)"
+                ));
+            }
+        }
+        if file.starts_with('/') || file.contains('\\') {
+            return Err(format!("{file:?} must be a path relative to the package directory, with / separators"));
+        }
+        let file = package::normalize(file).filter(|file| !file.is_empty()).ok_or_else(|| {
+            format!("{file:?} is not a file inside the package (FILE:FUNCTION, like src/app.py:handle)")
+        })?;
+        Ok(EntrySpec { file, function: function.map(str::to_string) })
+    }
+}
+
+impl EntrySpec {
+    /// The runtime the file's extension names, if it names one.
+    fn runtime(&self) -> Option<Runtime> {
+        match self.file.rsplit_once('.').map(|(_, extension)| extension) {
+            Some("dart") => Some(Runtime::Dart),
+            Some("js" | "mjs" | "cjs") => Some(Runtime::Node),
+            Some("py") => Some(Runtime::Python),
+            _ => None,
+        }
+    }
+
+    pub fn function(&self) -> &str {
+        self.function.as_deref().unwrap_or(DEFAULT_FUNCTION)
+    }
+}
+
+/// A name every runtime accepts for a function (it is written into Dart source).
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
+        && name.len() <= 128
+}
+
 /// What the gate allows beyond its defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub runtime: RuntimeChoice,
+    /// The entry the deploy names; `None` finds the runtime's usual one.
+    pub entry: Option<EntrySpec>,
     /// Packages allowed even though they are on the default deny list.
     pub allowed_packages: Vec<String>,
     /// Packages denied on top of the default deny list.
@@ -61,7 +125,7 @@ impl Options {
 pub enum AnalyzeError {
     #[error("cannot read the package directory {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{0} has no function: expected main.dart (Dart), index.js (Node) or main.py (Python)")]
+    #[error("{0} has no function: expected main.dart (Dart), package.json or index.js/.mjs/.cjs (Node) or main.py (Python), or name the entry (FILE:FUNCTION)")]
     NoRuntime(String),
 }
 
@@ -73,9 +137,12 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
         RuntimeChoice::Dart => Runtime::Dart,
         RuntimeChoice::Node => Runtime::Node,
         RuntimeChoice::Python => Runtime::Python,
-        RuntimeChoice::Auto => {
-            detect_runtime(&package).ok_or_else(|| AnalyzeError::NoRuntime(dir.display().to_string()))?
-        }
+        RuntimeChoice::Auto => options
+            .entry
+            .as_ref()
+            .and_then(EntrySpec::runtime)
+            .or_else(|| detect_runtime(&package))
+            .ok_or_else(|| AnalyzeError::NoRuntime(dir.display().to_string()))?,
     };
     let mut findings = Vec::new();
     for link in &package.symlinks {
@@ -97,8 +164,8 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             findings.extend(dart_findings);
             entry
         }
-        Runtime::Node => node::analyze(&package, &mut findings),
-        Runtime::Python => python::analyze(&package, &mut findings),
+        Runtime::Node => node::analyze(&package, options.entry.as_ref(), &mut findings),
+        Runtime::Python => python::analyze(&package, options.entry.as_ref(), &mut findings),
     };
     Ok(Report::new(runtime, entry, findings))
 }
@@ -107,7 +174,7 @@ fn detect_runtime(package: &Package) -> Option<Runtime> {
     let has = |name: &str| package.file(name).is_some();
     if has("main.dart") || has("pubspec.yaml") || package.with_extension("dart").next().is_some() {
         Some(Runtime::Dart)
-    } else if has("index.js") || has("package.json") {
+    } else if ["index.js", "index.mjs", "index.cjs", "package.json"].into_iter().any(has) {
         Some(Runtime::Node)
     } else if has("main.py") || has("requirements.txt") {
         Some(Runtime::Python)

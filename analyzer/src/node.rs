@@ -1,13 +1,14 @@
-//! The Node layer: denied core modules, native code, servers, and the entry.
+//! The Node layer: denied core modules, native code, servers, and the entry (`node_entry`).
 
 use tree_sitter::Node;
 
 use crate::package::Package;
 use crate::report::{Entry, EntryMode, Finding};
-use crate::rules::{missing_entry, native_code, node_denied_module, node_server};
+use crate::rules::{native_code, node_denied_module, node_server};
 use crate::syntax::{parse_files, plain_string, text, walk};
+use crate::{node_entry, EntrySpec, DEFAULT_FUNCTION};
 
-pub fn analyze(package: &Package, findings: &mut Vec<Finding>) -> Option<Entry> {
+pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut Vec<Finding>) -> Option<Entry> {
     let files = parse_files(package, &[".js", ".mjs", ".cjs"], tree_sitter_javascript::LANGUAGE.into(), findings);
     for file in &files {
         let source = file.source.as_str();
@@ -54,31 +55,19 @@ pub fn analyze(package: &Package, findings: &mut Vec<Finding>) -> Option<Entry> 
             }
         });
     }
-    let Some(index) = files.iter().find(|file| file.relative == "index.js") else {
-        findings.push(missing_entry::RULE.at_with_help(
-            "index.js",
-            1,
-            1,
-            "the package has no index.js at its root",
-            "Export `handler` from index.js.",
-        ));
-        return None;
-    };
-    let mut exports_handler = false;
-    walk(index.tree.root_node(), |node| {
-        let exporting = match node.kind() {
-            "export_statement" => true,
-            "assignment_expression" => node.child_by_field_name("left").is_some_and(|left| {
-                let left = text(left, &index.source);
-                left.starts_with("exports") || left.starts_with("module.exports")
-            }),
-            _ => false,
-        };
-        if exporting && text(node, &index.source).contains("handler") {
-            exports_handler = true;
-        }
-    });
-    Some(Entry { file: "index.js".into(), mode: if exports_handler { EntryMode::Handler } else { EntryMode::Main } })
+    let file = node_entry::entry_file(package, explicit, findings)?;
+    let function = explicit.map_or(DEFAULT_FUNCTION, EntrySpec::function);
+    match files.iter().find(|parsed| parsed.relative == file) {
+        Some(parsed) => Some(node_entry::entry_hint(parsed, function)),
+        // An entry that is not JavaScript by its name (`main: "server"` resolved to a file without
+        // an extension is still read by Node as CommonJS): loading it decides.
+        None => Some(Entry::new(
+            &file,
+            function,
+            EntryMode::Handler,
+            format!("{file} is not read as JavaScript here: loading it decides"),
+        )),
+    }
 }
 
 /// The module a node loads: `require('x')`, `import … from 'x'`, `import('x')`, `export … from 'x'`.

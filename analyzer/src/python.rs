@@ -8,9 +8,10 @@ use tree_sitter::Node;
 use crate::package::Package;
 use crate::report::{Entry, EntryMode, Finding};
 use crate::rules::{missing_entry, python_denied_module, python_process_call};
-use crate::syntax::{parse_files, plain_string, text, walk};
+use crate::syntax::{parse_files, plain_string, text, walk, ParsedFile};
+use crate::{EntrySpec, DEFAULT_FUNCTION};
 
-pub fn analyze(package: &Package, findings: &mut Vec<Finding>) -> Option<Entry> {
+pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut Vec<Finding>) -> Option<Entry> {
     let files = parse_files(package, &[".py"], tree_sitter_python::LANGUAGE.into(), findings);
     for file in &files {
         let source = file.source.as_str();
@@ -105,30 +106,52 @@ pub fn analyze(package: &Package, findings: &mut Vec<Finding>) -> Option<Entry> 
             }
         });
     }
-    let Some(main) = files.iter().find(|file| file.relative == "main.py") else {
-        findings.push(missing_entry::RULE.at_with_help(
-            "main.py",
-            1,
-            1,
-            "the package has no main.py at its root",
-            "Define `def handler(body):` in main.py.",
-        ));
+    let function = explicit.map_or(DEFAULT_FUNCTION, EntrySpec::function);
+    let wanted = explicit.map_or("main.py", |explicit| explicit.file.as_str());
+    let Some(main) = files.iter().find(|file| file.relative == wanted) else {
+        let (message, help) = match explicit {
+            None => ("the package has no main.py at its root".to_string(), "Define `def handler(body):` in main.py."),
+            Some(_) => (format!("the package has no {wanted} (named as the entry)"), "Name a .py file of the package."),
+        };
+        findings.push(missing_entry::RULE.at_with_help(wanted, 1, 1, message, help));
         return None;
     };
-    let root = main.tree.root_node();
-    let mut cursor = root.walk();
-    let defines_handler = root.named_children(&mut cursor).any(|statement| {
-        let definition = if statement.kind() == "decorated_definition" {
-            statement.child_by_field_name("definition")
-        } else {
-            Some(statement)
+    Some(entry_hint(main, function))
+}
+
+/// What the entry's source says about the mode: a module can only bind `function` by naming it
+/// (a `def`, an assignment, an import), by a string (`globals()["handler"] = …`) or by a
+/// `from … import *`. A file that does none of these is a script; anything else is settled by
+/// loading it.
+fn entry_hint(main: &ParsedFile, function: &str) -> Entry {
+    let mut mentioned = None;
+    walk(main.tree.root_node(), |node| {
+        if mentioned.is_some() {
+            return;
+        }
+        mentioned = match node.kind() {
+            "identifier" if text(node, &main.source) == function => Some(format!("names `{function}`")),
+            "string" if plain_string(node, &main.source).as_deref() == Some(function) => {
+                Some(format!("has the string {function:?}"))
+            }
+            "wildcard_import" => Some("has a `from … import *`".to_string()),
+            _ => None,
         };
-        definition.is_some_and(|definition| {
-            definition.kind() == "function_definition"
-                && definition.child_by_field_name("name").is_some_and(|name| text(name, &main.source) == "handler")
-        })
     });
-    Some(Entry { file: "main.py".into(), mode: if defines_handler { EntryMode::Handler } else { EntryMode::Main } })
+    match mentioned {
+        Some(how) => Entry::new(
+            &main.relative,
+            function,
+            EntryMode::Handler,
+            format!("{} {how}, so it may define `{function}`: loading it decides", main.relative),
+        ),
+        None => Entry::new(
+            &main.relative,
+            function,
+            EntryMode::Main,
+            format!("{} never mentions `{function}`: it runs as a script, one process per call", main.relative),
+        ),
+    }
 }
 
 fn first_string_argument(call: Node, source: &str) -> Option<String> {

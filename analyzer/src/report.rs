@@ -70,10 +70,25 @@ impl EntryMode {
     }
 }
 
+/// The file that runs, the function a warm worker calls, and what the source says about the mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    /// Relative to the package directory, `/`-separated.
     pub file: String,
+    /// The function a warm worker calls: `handler` unless the deploy named another.
+    pub function: String,
+    /// Dart: the mode, read from the `@function` annotation. Node and Python: `handler` when the
+    /// file may export `function` (the platform loads it to settle the mode), `main` when it
+    /// cannot (a script, never loaded at deploy).
     pub mode: EntryMode,
+    /// Why, in words for the deploy's answer.
+    pub reason: String,
+}
+
+impl Entry {
+    pub fn new(file: &str, function: &str, mode: EntryMode, reason: impl Into<String>) -> Self {
+        Self { file: file.into(), function: function.into(), mode, reason: reason.into() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

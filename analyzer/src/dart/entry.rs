@@ -1,5 +1,5 @@
-//! Finding the function's entry in `main.dart`: a top-level `@function` `handler` (warm) or
-//! `main` (oneshot).
+//! Finding the function's entry in `main.dart` (or the file the deploy named): a top-level
+//! `@function` `handler` (warm) or `main` (oneshot), or the `@function` the deploy named.
 
 use tree_sitter::Node;
 
@@ -7,9 +7,18 @@ use super::DartFile;
 use crate::report::{Entry, EntryMode, Finding};
 use crate::rules::{missing_entry, missing_function_annotation};
 
-pub fn find_entry(main: Option<&DartFile>, findings: &mut Vec<Finding>) -> Option<Entry> {
+pub fn find_entry(
+    file: &str,
+    main: Option<&DartFile>,
+    named: Option<&str>,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry> {
     let Some(main) = main else {
-        findings.push(missing_entry::RULE.at("main.dart", 1, 1, "the package has no main.dart at its root"));
+        let message = match file {
+            "main.dart" => "the package has no main.dart at its root".to_string(),
+            other => format!("the package has no {other} (named as the entry)"),
+        };
+        findings.push(missing_entry::RULE.at(file, 1, 1, message));
         return None;
     };
     let root = main.tree.root_node();
@@ -31,19 +40,31 @@ pub fn find_entry(main: Option<&DartFile>, findings: &mut Vec<Finding>) -> Optio
         candidates.push((name, annotated, declaration));
     }
     let annotated = |wanted: &str| candidates.iter().any(|(name, annotated, _)| name == wanted && *annotated);
-    if annotated("handler") {
-        return Some(Entry { file: "main.dart".into(), mode: EntryMode::Handler });
+    let warm = named.unwrap_or("handler");
+    if warm != "main" && annotated(warm) {
+        let reason = format!("{file} has `@function {warm}`: served warm");
+        return Some(Entry::new(file, warm, EntryMode::Handler, reason));
     }
-    if annotated("main") {
-        return Some(Entry { file: "main.dart".into(), mode: EntryMode::Main });
+    if annotated("main") && named.is_none_or(|named| named == "main") {
+        let reason = format!(
+            "{file} has `@function main` and no `@function handler`: it runs as a program, one process per call"
+        );
+        return Some(Entry::new(file, "handler", EntryMode::Main, reason));
     }
-    let (line, column, message) = match candidates.iter().find(|(name, _, _)| name == "handler" || name == "main") {
+    let wanted = |name: &str| match named {
+        Some(named) => name == named,
+        None => name == "handler" || name == "main",
+    };
+    let (line, column, message) = match candidates.iter().find(|(name, _, _)| wanted(name)) {
         Some((name, _, node)) => {
             let position = node.start_position();
             (position.row + 1, position.column + 1, format!("`{name}` is not annotated with `@function`"))
         }
-        None => (1, 1, "main.dart has no top-level `handler` or `main` function".to_string()),
+        None => match named {
+            Some(named) => (1, 1, format!("{file} has no top-level `{named}` function")),
+            None => (1, 1, format!("{file} has no top-level `handler` or `main` function")),
+        },
     };
-    findings.push(missing_function_annotation::RULE.at("main.dart", line, column, message));
+    findings.push(missing_function_annotation::RULE.at(file, line, column, message));
     None
 }

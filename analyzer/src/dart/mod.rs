@@ -105,7 +105,9 @@ fn check_files(
             scope::find_references(&files[member], &scope, findings);
         }
     }
-    entry::find_entry(files.iter().find(|file| file.relative == "main.dart"), findings)
+    let wanted = options.entry.as_ref().map_or("main.dart", |entry| entry.file.as_str());
+    let function = options.entry.as_ref().and_then(|entry| entry.function.as_deref());
+    entry::find_entry(wanted, files.iter().find(|file| file.relative == wanted), function, findings)
 }
 
 /// Parses one file and reports its syntax errors; the tree is kept even when it has errors, so

@@ -1,4 +1,4 @@
-//! The JSON report: `verdict`, `runtime`, `entry` (`file`, `mode`), `findings`.
+//! The JSON report: `verdict`, `runtime`, `entry` (`file`, `function`, `mode`, `reason`), `findings`.
 
 use crate::report::Report;
 

@@ -47,7 +47,11 @@ fn json_output_has_the_documented_fields() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["verdict"], "reject");
     assert_eq!(report["runtime"], "dart");
-    assert_eq!(report["entry"], serde_json::json!({"file": "main.dart", "mode": "handler"}));
+    assert_eq!(
+        report["entry"],
+        serde_json::json!({"file": "main.dart", "function": "handler", "mode": "handler",
+                           "reason": "main.dart has `@function handler`: served warm"})
+    );
     let first = &report["findings"][0];
     for field in ["rule", "severity", "file", "line", "column", "message", "help"] {
         assert!(!first[field].is_null(), "findings carry {field}: {first}");

@@ -83,3 +83,79 @@ fn a_symbolic_link_anywhere_in_the_package_rejects_it() {
     assert_eq!(links, vec!["lib/helpers.dart", "shared"]);
     assert_eq!(report.verdict, analyzer::Verdict::Reject);
 }
+
+fn package_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let package = tempfile::tempdir().unwrap();
+    for (file, contents) in files {
+        let path = package.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    package
+}
+
+fn with_entry(entry: &str) -> Options {
+    Options { entry: Some(entry.parse().unwrap()), ..Options::default() }
+}
+
+#[test]
+fn an_explicit_entry_picks_the_runtime_the_file_and_the_function() {
+    let package = package_with(&[
+        ("src/app.py", "def handle(body):\n    return body\n"),
+        ("main.py", "print('{}')\n"),
+        ("lib/app.js", "exports.serve = async () => 1;\n"),
+        ("lib/app.dart", "const function = 'function';\n@function\nint serve(Map<String, dynamic> body) => 1;\n"),
+    ]);
+    let cases = [
+        ("src/app.py:handle", "python", "src/app.py", "handle", "handler"),
+        ("./src/app.py", "python", "src/app.py", "handler", "main"),
+        ("lib/app.js:serve", "node", "lib/app.js", "serve", "handler"),
+        ("lib/app.dart:serve", "dart", "lib/app.dart", "serve", "handler"),
+    ];
+    for (entry, runtime, file, function, mode) in cases {
+        let report = analyze(package.path(), &with_entry(entry)).unwrap();
+        let found = report.entry.clone().unwrap_or_else(|| panic!("{entry}: {:?}", report.findings));
+        assert_eq!(report.runtime.as_str(), runtime, "{entry}");
+        assert_eq!(
+            (found.file.as_str(), found.function.as_str(), found.mode.as_str()),
+            (file, function, mode),
+            "{entry}"
+        );
+    }
+    // A Dart function the deploy names must carry `@function` like `handler` does.
+    let report = analyze(package.path(), &with_entry("lib/app.dart:other")).unwrap();
+    assert!(report.entry.is_none());
+    assert!(report.findings.iter().any(|finding| finding.message == "lib/app.dart has no top-level `other` function"));
+}
+
+#[test]
+fn an_explicit_entry_that_is_not_there_or_climbs_out_is_refused() {
+    let package = package_with(&[("main.py", "def handler(body):\n    return body\n")]);
+    let report = analyze(package.path(), &with_entry("app.py:handle")).unwrap();
+    assert!(report.entry.is_none());
+    assert!(report
+        .findings
+        .iter()
+        .any(|finding| finding.rule == "missing-entry" && finding.message.contains("no app.py (named as the entry)")));
+    for bad in ["../x.py", "/etc/passwd", "a.py:not-a-name", "a.py:1st", "", ".:handler"] {
+        assert!(bad.parse::<analyzer::EntrySpec>().is_err(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn the_entry_reason_says_why_a_file_is_a_script_or_is_loaded() {
+    let script = package_with(&[("main.py", "import json, os\nprint(json.dumps({'ok': True}))\n")]);
+    let entry = analyze(script.path(), &Options::default()).unwrap().entry.unwrap();
+    assert_eq!(entry.reason, "main.py never mentions `handler`: it runs as a script, one process per call");
+    let lambda = package_with(&[("main.py", "handler = lambda body: body\n")]);
+    let entry = analyze(lambda.path(), &Options::default()).unwrap().entry.unwrap();
+    assert_eq!(entry.reason, "main.py names `handler`, so it may define `handler`: loading it decides");
+    let cjs = package_with(&[("index.js", "async function main(e) { return e; }\nmodule.exports = main;\n")]);
+    let entry = analyze(cjs.path(), &Options::default()).unwrap().entry.unwrap();
+    assert_eq!(entry.mode.as_str(), "handler", "{}", entry.reason);
+    let this_export = package_with(&[("index.js", "this.handler = () => 1;\n")]);
+    assert_eq!(analyze(this_export.path(), &Options::default()).unwrap().entry.unwrap().mode.as_str(), "handler");
+    let inner_this =
+        package_with(&[("index.js", "function f() { return this; }\nconsole.log(JSON.stringify(f() ? 1 : 2));\n")]);
+    assert_eq!(analyze(inner_this.path(), &Options::default()).unwrap().entry.unwrap().mode.as_str(), "main");
+}

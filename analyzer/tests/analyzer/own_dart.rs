@@ -23,6 +23,7 @@ fn the_dart_runtime_adapter_and_generated_entry_pass_the_analyzer() {
     let entry = std::fs::read_to_string(runtimes.join("entry.dart.template"))
         .unwrap()
         .replace("{{FUNCTION_MAIN_URI}}", "main.dart")
+        .replace("{{FUNCTION_NAME}}", "handler")
         .replace("{{ADAPTER_URI}}", "containerpub_adapter.dart");
     std::fs::write(package.path().join("containerpub_entry.dart"), entry).unwrap();
 
