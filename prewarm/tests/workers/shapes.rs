@@ -13,7 +13,10 @@ fn settled(fixture: &Fixture, name: &str, runtime: Runtime, entry: &str, files: 
     spec
 }
 
-const WARM_SHAPES: [(&str, Runtime, &str, &[(&str, &str)]); 10] = [
+/// (name, runtime, entry file, the package's files)
+type Shape = (&'static str, Runtime, &'static str, &'static [(&'static str, &'static str)]);
+
+const WARM_SHAPES: [Shape; 10] = [
     ("cjs-arrow", Runtime::Node, "index.js", &[("index.js", "module.exports = async (event) => ({ ok: true, event });")]),
     (
         "cjs-named-main",
