@@ -28,7 +28,7 @@ pub fn entry_file(package: &Package, explicit: Option<&EntrySpec>, findings: &mu
             return Some(explicit.file.clone());
         }
         let message = format!("the package has no {} (named as the entry)", explicit.file);
-        findings.push(missing_entry::RULE.at(&explicit.file, 1, 1, message));
+        findings.push(missing_entry::RULE.at_with_help(&explicit.file, 1, 1, message, "Name a file of the package."));
         return None;
     }
     if let Some(manifest) = package.file("package.json") {

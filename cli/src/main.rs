@@ -90,6 +90,11 @@ enum Command {
         /// (loopback only). Default: the server's.
         #[arg(long, value_parser = ["egress", "none"])]
         network: Option<String>,
+        /// The file that runs and the function to call, FILE[:FUNCTION] (`src/app.py:handle`).
+        /// Default: the runtime's usual entry (main.dart, package.json main, index.js, main.py)
+        /// and `handler`.
+        #[arg(long, value_name = "FILE[:FUNCTION]")]
+        entry: Option<analyzer::EntrySpec>,
     },
     /// List your functions.
     List,
@@ -194,9 +199,11 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),
         Command::Init { name } => init::init(output, name),
-        Command::Deploy { path, name, public, env, timeout, memory, network } => {
-            deploy::deploy(&api, output, deploy::DeployArgs { path, name, public, env, timeout, memory, network })
-        }
+        Command::Deploy { path, name, public, env, timeout, memory, network, entry } => deploy::deploy(
+            &api,
+            output,
+            deploy::DeployArgs { path, name, public, env, timeout, memory, network, entry },
+        ),
         Command::List => functions::list(&api, output),
         Command::Info { name } => functions::info(&api, output, &name),
         Command::Invoke { name, data, query, method, headers, path, include } => {

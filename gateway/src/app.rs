@@ -32,6 +32,30 @@ pub struct VersionSettings {
     /// What the function can reach; `None` is the server's `[sandbox] network`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<prewarm::sandbox::NetworkPolicy>,
+    /// The function a warm worker calls, when the deploy named one (`--entry FILE:FUNCTION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_function: Option<String>,
+    /// Why the version runs in its entry mode (the analyzer's reading, or what loading found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_reason: Option<String>,
+}
+
+impl VersionSettings {
+    /// The stored settings of a version (`{}` for a row written before a field existed).
+    pub fn of(version: &VersionRecord) -> anyhow::Result<Self> {
+        Ok(serde_json::from_str(&version.settings)?)
+    }
+}
+
+/// A stored version's entry, as prewarm runs it (taken as stored: never settled again).
+pub fn entry_of(version: &VersionRecord, settings: &VersionSettings) -> prewarm::FunctionEntry {
+    prewarm::FunctionEntry {
+        file: version.entry_file.clone(),
+        function: settings.entry_function.clone().unwrap_or_else(|| prewarm::DEFAULT_FUNCTION.to_string()),
+        mode: if version.entry_mode == "main" { prewarm::EntryMode::Main } else { prewarm::EntryMode::Handler },
+        settle_by_loading: false,
+        reason: settings.entry_reason.clone().unwrap_or_default(),
+    }
 }
 
 /// What the hot path needs to know about a function's active version.
@@ -86,10 +110,9 @@ impl App {
         function: &FunctionRecord,
         version: &VersionRecord,
     ) -> anyhow::Result<prewarm::FunctionSpec> {
-        let settings: VersionSettings = serde_json::from_str(&version.settings)?;
+        let settings = VersionSettings::of(version)?;
         let runtime: prewarm::Runtime = version.runtime.parse().map_err(anyhow::Error::msg)?;
-        let entry_mode =
-            if version.entry_mode == "main" { prewarm::EntryMode::Main } else { prewarm::EntryMode::Handler };
+        let entry = entry_of(version, &settings);
         let mut limits = self.prewarm.config().default_limits.clone();
         if let Some(ms) = settings.timeout_ms {
             limits.timeout = Duration::from_millis(ms);
@@ -120,8 +143,9 @@ impl App {
         Ok(prewarm::FunctionSpec {
             key: pool_key(&function.id, version.version),
             name: function.name.clone(),
+            version: version.version.to_string(),
             runtime,
-            entry_mode,
+            entry,
             directory,
             network: settings.network,
             env: settings.env,

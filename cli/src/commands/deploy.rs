@@ -21,6 +21,8 @@ pub struct DeployArgs {
     pub timeout: Option<u64>,
     pub memory: Option<u64>,
     pub network: Option<String>,
+    /// `FILE[:FUNCTION]`: the file that runs and the function to call.
+    pub entry: Option<analyzer::EntrySpec>,
 }
 
 /// Reports upload progress as the multipart body is read.
@@ -64,8 +66,8 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         std::fs::create_dir_all(target.parent().expect("a file in a directory"))?;
         std::fs::copy(root.join(relative), &target)?;
     }
-    let report = analyzer::analyze(staged.path(), &analyzer::Options::default())
-        .context("the analyzer could not read the package")?;
+    let options = analyzer::Options { entry: args.entry.clone(), ..analyzer::Options::default() };
+    let report = analyzer::analyze(staged.path(), &options).context("the analyzer could not read the package")?;
     let report_json = serde_json::to_value(&report)?;
     let findings = report_json["findings"].as_array().cloned().unwrap_or_default();
     output::findings(output, &findings);
@@ -103,6 +105,10 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     if let Some(network) = &args.network {
         form = form.text("network", network.clone());
     }
+    if let Some(entry) = &args.entry {
+        let function = entry.function.as_deref().map(|function| format!(":{function}")).unwrap_or_default();
+        form = form.text("entry", format!("{}{function}", entry.file));
+    }
     let request =
         api.authed(Method::POST, "/api/functions/deploy")?.multipart(form).timeout(std::time::Duration::from_secs(600));
     let deployed = api.json(request)?;
@@ -120,6 +126,13 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
             deployed["runtime"].as_str().unwrap_or("?"),
             deployed["entry_mode"].as_str().unwrap_or("?")
         ));
+        if let Some(reason) = deployed["entry"]["reason"].as_str().filter(|reason| !reason.is_empty()) {
+            output.detail(&format!("entry: {reason}"));
+        }
+        // A deploy that lands in oneshot mode says why and what to change, before any call fails.
+        for warning in deployed["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            output.note(&format!("warning: {warning}"));
+        }
         if let Some(problem) = deployed["runtime_unavailable"].as_str() {
             output.note(&format!("warning: {problem}: calls will answer 503 until the server has it"));
         }

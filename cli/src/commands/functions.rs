@@ -28,6 +28,11 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
     for key in ["name", "id", "active_version", "runtime", "entry_mode", "public", "network"] {
         println!("{key:<15} {}", plain(&function[key]));
     }
+    if let Some(entry) = function["entry"].as_object() {
+        let field = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("?");
+        println!("{:<15} {}:{}", "entry", field("file"), field("function"));
+        println!("{:<15} {}", "entry_reason", field("reason"));
+    }
     println!("{:<15} {}", "url", api.url(function["url"].as_str().unwrap_or("")));
     if let Some(pool) = function["pool"].as_object() {
         let pool: Vec<String> = pool.iter().map(|(key, value)| format!("{key} {value}")).collect();

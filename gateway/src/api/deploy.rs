@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::Caller;
-use crate::app::{now_ms, valid_function_name, App, VersionSettings};
+use crate::app::{entry_of, now_ms, valid_function_name, App, VersionSettings};
 use crate::auth::new_id;
-use crate::deploy::{activate, archive, artifacts, ActivateError};
+use crate::deploy::{archive, artifacts, store_and_activate, ActivateError};
 use crate::store::{FunctionRecord, StoreError, VersionRecord};
 
 #[derive(Debug, Default)]
@@ -29,6 +29,7 @@ struct DeployForm {
     max_concurrency: Option<usize>,
     env: BTreeMap<String, String>,
     network: Option<prewarm::sandbox::NetworkPolicy>,
+    entry: Option<analyzer::EntrySpec>,
 }
 
 async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
@@ -73,6 +74,10 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
                         .parse()
                         .map_err(|message: String| bad("invalid_field", format!("network: {message}")))?,
                 )
+            }
+            "entry" => {
+                form.entry =
+                    Some(text()?.parse().map_err(|message: String| bad("invalid_field", format!("entry: {message}")))?)
             }
             "env" => {
                 form.env = serde_json::from_str(&text()?).map_err(|_| {
@@ -139,14 +144,17 @@ pub async fn deploy(
     };
     let bytes = archive_bytes.clone();
     let staged = staging.clone();
+    let entry_choice = form.entry.clone();
     let analysed = tokio::task::spawn_blocking(move || -> Result<(analyzer::Report, String), ApiError> {
         archive::extract(&bytes, &staged, &limits).map_err(|error| {
             let status = if error.is_size_limit() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
             ApiError::new(status, error.code(), error.to_string())
         })?;
-        let root = archive::package_root(&staged).map_err(|error| ApiError::internal(error.to_string()))?;
+        let root = archive::package_root(&staged, entry_choice.as_ref().map(|entry| entry.file.as_str()))
+            .map_err(|error| ApiError::internal(error.to_string()))?;
         let package_dir = root.strip_prefix(&staged).unwrap_or(std::path::Path::new("")).to_string_lossy().into_owned();
-        let options = analyzer::Options { runtime: runtime_choice, ..analyzer::Options::default() };
+        let options =
+            analyzer::Options { runtime: runtime_choice, entry: entry_choice, ..analyzer::Options::default() };
         let report = analyzer::analyze(&root, &options)
             .map_err(|error| ApiError::bad_request("archive_unreadable", error.to_string()))?;
         Ok((report, package_dir))
@@ -212,7 +220,7 @@ pub async fn deploy(
         }
     };
     let public = form.public.unwrap_or(function.public);
-    let settings = VersionSettings {
+    let mut settings = VersionSettings {
         timeout_ms: form.timeout_ms,
         memory_mb: form.memory_mb,
         max_concurrency: form.max_concurrency,
@@ -220,8 +228,10 @@ pub async fn deploy(
         public,
         package_dir,
         network: form.network,
+        entry_function: (entry.function != analyzer::DEFAULT_FUNCTION).then(|| entry.function.clone()),
+        entry_reason: Some(entry.reason.clone()),
     };
-    let version = VersionRecord {
+    let mut version = VersionRecord {
         function_id: function.id.clone(),
         version: app.store.next_version(&function.id).await?,
         artifact_sha256: sha256.clone(),
@@ -232,11 +242,11 @@ pub async fn deploy(
         analysis: analysis.to_string(),
         created_at: now,
     };
-    app.store.create_version(&version).await?;
-
-    let prepared =
-        activate(&app, &function, &version, public).await.map_err(|error| activation_error(error, version.version))?;
-    tracing::info!(function = %name, version = version.version, runtime = %version.runtime, "deployed");
+    let prepared = store_and_activate(&app, &function, &mut version, &mut settings, public)
+        .await
+        .map_err(|error| activation_error(error, version.version))?;
+    tracing::info!(function = %name, version = version.version, runtime = %version.runtime, mode = %version.entry_mode, "deployed");
+    let entry = entry_json(&version, &settings);
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -245,6 +255,8 @@ pub async fn deploy(
             "version": version.version,
             "runtime": version.runtime,
             "entry_mode": version.entry_mode,
+            "entry": entry,
+            "warnings": entry_warnings(&version, &settings),
             "public": public,
             "network": app.network_of(&settings).as_str(),
             "url": format!("/fn/{name}"),
@@ -254,6 +266,21 @@ pub async fn deploy(
             "runtime_unavailable": prepared.runtime_unavailable,
         })),
     ))
+}
+
+/// A version's entry for API answers: the file, the function, the mode and why.
+pub(super) fn entry_json(version: &VersionRecord, settings: &VersionSettings) -> Value {
+    let entry = entry_of(version, settings);
+    json!({ "file": entry.file, "function": entry.function, "mode": entry.mode.as_str(), "reason": entry.reason })
+}
+
+/// What a deploy that lands in oneshot mode is told: the mode, why, and the two ways out.
+fn entry_warnings(version: &VersionRecord, settings: &VersionSettings) -> Vec<String> {
+    let entry = entry_of(version, settings);
+    match (entry.mode, version.runtime.parse::<prewarm::Runtime>()) {
+        (prewarm::EntryMode::Main, Ok(runtime)) => vec![prewarm::script_advice(runtime, &entry)],
+        _ => Vec::new(),
+    }
 }
 
 /// A version that could not be made active: the store's error, or 422 `startup_failed` (the

@@ -37,6 +37,11 @@ async fn active_version(app: &App, function: &FunctionRecord) -> Result<Option<V
     })
 }
 
+fn version_entry(version: &VersionRecord) -> Value {
+    let settings = crate::app::VersionSettings::of(version).unwrap_or_default();
+    super::deploy::entry_json(version, &settings)
+}
+
 fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> Value {
     json!({
         "id": function.id,
@@ -46,6 +51,7 @@ fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> V
         "active_version": function.active_version,
         "runtime": active.map(|version| version.runtime.clone()),
         "entry_mode": active.map(|version| version.entry_mode.clone()),
+        "entry": active.map(version_entry),
         "created_at": function.created_at,
         "updated_at": function.updated_at,
     })
@@ -58,6 +64,7 @@ fn version_json(version: &VersionRecord, active: Option<i64>) -> Value {
         "runtime": version.runtime,
         "entry_file": version.entry_file,
         "entry_mode": version.entry_mode,
+        "entry": version_entry(version),
         "sha256": version.artifact_sha256,
         "settings": serde_json::from_str::<Value>(&version.settings).unwrap_or(Value::Null),
         "analysis": serde_json::from_str::<Value>(&version.analysis).unwrap_or(Value::Null),

@@ -6,7 +6,7 @@ pub mod artifacts;
 
 use std::sync::Arc;
 
-use crate::app::{now_ms, ActiveFunction, App};
+use crate::app::{now_ms, ActiveFunction, App, VersionSettings};
 use crate::store::{FunctionRecord, VersionRecord};
 
 /// Why a version could not be made active. The active version is untouched.
@@ -29,6 +29,39 @@ pub async fn activate(
     public: bool,
 ) -> Result<prewarm::PrepareReport, ActivateError> {
     let (report, key) = prepare(app, function, version).await?;
+    if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
+        app.prewarm.retire(&key);
+        return Err(error.into());
+    }
+    route(app, function, version.version, public, &key);
+    Ok(report)
+}
+
+/// A new version: prepares it, letting loading settle a Node or Python entry (see
+/// `prewarm::FunctionEntry::settle_by_loading`), stores it with the mode it landed in and why,
+/// then makes it active as [`activate`] does. A version that fails to start is stored as well,
+/// with the analyzer's reading, and the active version is unchanged.
+pub async fn store_and_activate(
+    app: &App,
+    function: &FunctionRecord,
+    version: &mut VersionRecord,
+    settings: &mut VersionSettings,
+    public: bool,
+) -> Result<prewarm::PrepareReport, ActivateError> {
+    let mut spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    spec.entry.settle_by_loading = true;
+    let key = spec.key.clone();
+    let prepared = app.prewarm.prepare(spec).await;
+    if let Ok(report) = &prepared {
+        version.entry_mode = report.entry_mode.as_str().to_string();
+        settings.entry_reason = Some(report.entry_reason.clone());
+        version.settings = serde_json::to_string(settings).expect("settings serialize");
+    }
+    if let Err(error) = app.store.create_version(version).await {
+        app.prewarm.retire(&key);
+        return Err(error.into());
+    }
+    let report = prepared.map_err(|error| ActivateError::Prepare(error.to_string()))?;
     if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
         app.prewarm.retire(&key);
         return Err(error.into());

@@ -9,3 +9,4 @@ mod http_limits;
 mod invocations;
 mod lifecycle;
 mod sandbox;
+mod shapes;

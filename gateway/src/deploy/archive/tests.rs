@@ -63,7 +63,7 @@ fn regular_files_and_directories_are_extracted() {
     assert_eq!(result, Ok(2));
     let out = parent.path().join("out");
     assert_eq!(std::fs::read(out.join("lib/src/a.dart")).unwrap(), b"void a() {}\n");
-    assert_eq!(package_root(&out).unwrap(), out);
+    assert_eq!(package_root(&out, None).unwrap(), out);
 }
 
 #[test]
@@ -72,7 +72,10 @@ fn a_single_wrapping_folder_is_the_package_root() {
     let (result, parent) = run(&archive, &DeployLimits::default());
     assert_eq!(result, Ok(2));
     let out = parent.path().join("out");
-    assert_eq!(package_root(&out).unwrap(), out.join("my-fn"));
+    assert_eq!(package_root(&out, None).unwrap(), out.join("my-fn"));
+    // An entry named from the archive's root keeps the root: the folder is part of the package.
+    assert_eq!(package_root(&out, Some("my-fn/main.dart")).unwrap(), out);
+    assert_eq!(package_root(&out, Some("main.dart")).unwrap(), out.join("my-fn"));
 }
 
 #[test]
