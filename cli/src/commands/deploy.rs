@@ -129,13 +129,15 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         if let Some(reason) = deployed["entry"]["reason"].as_str().filter(|reason| !reason.is_empty()) {
             output.detail(&format!("entry: {reason}"));
         }
-        // A deploy that lands in oneshot mode says why and what to change, before any call fails.
-        for warning in deployed["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            output.note(&format!("warning: {warning}"));
-        }
+
         if let Some(problem) = deployed["runtime_unavailable"].as_str() {
             output.note(&format!("warning: {problem}: calls will answer 503 until the server has it"));
         }
+    }
+    // A deploy that lands in oneshot mode says why and what to change, before any call fails:
+    // on stderr in both output modes (JSON output also carries it, in `warnings`).
+    for warning in deployed["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        output.note(&format!("warning: {warning}"));
     }
     Ok(())
 }

@@ -218,6 +218,31 @@ fn the_whole_workflow() {
     assert!(stderr.contains("main.py:1:"), "{stderr}");
     assert!(stderr.contains("the analyzer rejected the package"), "{stderr}");
 
+    // --entry names the file and the function; a deploy that lands in oneshot mode warns with
+    // the reason and the two ways out before any call fails.
+    let shaped = tempfile::tempdir().unwrap();
+    std::fs::create_dir(shaped.path().join("src")).unwrap();
+    std::fs::write(shaped.path().join("src/app.py"), "def handle(body):\n    return {'handled': body}\n").unwrap();
+    std::fs::write(shaped.path().join("script.py"), "import json\nprint(json.dumps({'script': True}))\n").unwrap();
+    let shaped_dir = shaped.path().to_str().unwrap();
+    let deployed: Value =
+        serde_json::from_str(&ok(run(&["deploy", shaped_dir, "--name", "shaped", "--entry", "src/app.py:handle"])))
+            .unwrap();
+    assert_eq!(deployed["entry"]["reason"], "loading src/app.py found `handle`, a function: served warm");
+    assert_eq!(text(&run(&["invoke", "shaped", "--data", "{\"a\":1}"])).0.trim(), r#"{"handled":{"a":1}}"#);
+    let info: Value = serde_json::from_str(&ok(run(&["info", "shaped"]))).unwrap();
+    assert_eq!(
+        (info["entry"]["file"].as_str(), info["entry"]["function"].as_str()),
+        (Some("src/app.py"), Some("handle"))
+    );
+    let script = run(&["deploy", shaped_dir, "--name", "script", "--entry", "script.py"]);
+    let (_, stderr) = text(&script);
+    ok(script);
+    assert!(stderr.contains("warning: script.py runs in main mode (script.py never mentions `handler`"), "{stderr}");
+    assert!(stderr.contains("print(json.dumps(result))"), "{stderr}");
+    let refused = run(&["deploy", shaped_dir, "--name", "shaped", "--entry", "../x.py"]);
+    assert_eq!(refused.status.code(), Some(2), "{:?}", text(&refused));
+
     // Versions, rollback, list, info, delete; --json output field by field. Version 2 runs with
     // no network; rolling back to version 1 brings back the server's default policy.
     ok(run(&["deploy", &dir, "--name", "hello", "--network", "none"]));
