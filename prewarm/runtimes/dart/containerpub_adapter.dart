@@ -7,11 +7,15 @@
 //
 // The protocol descriptors are opened as `/dev/fd/N` through `RandomAccessFile`, whose `read`
 // waits for data on a pipe; `File.openRead` is not used because its stream ends early on pipes.
+//
+// Every I/O call below is written against the Dart VM's own code (runtime/bin/file.cc,
+// runtime/bin/file_linux.cc); the comment beside each says what the VM does with it.
 import 'dart:async';
 import 'dart:convert';
 import 'dart:io';
 import 'dart:typed_data';
 
+// `Platform.environment` is read once from the process's environment (Platform::Environment).
 String _descriptorPath(String variable, int fallback) {
   final configured = Platform.environment[variable];
   final descriptor = configured == null ? fallback : int.parse(configured);
@@ -21,6 +25,9 @@ String _descriptorPath(String variable, int fallback) {
 Future<Uint8List?> _readExactly(RandomAccessFile requests, int count) async {
   final builder = BytesBuilder(copy: false);
   while (builder.length < count) {
+    // `read(n)` is File::Read, one `read(2)` of at most n bytes on the VM's I/O thread: on a pipe
+    // it waits for data, may return fewer bytes than asked (hence the loop), and returns an
+    // empty list at end of file (the platform closed the request pipe).
     final chunk = await requests.read(count - builder.length);
     if (chunk.isEmpty) {
       return null;
@@ -36,6 +43,8 @@ Future<void> _writeFrame(RandomAccessFile responses, Object? message) async {
   final frame = BytesBuilder(copy: false)
     ..add(header.buffer.asUint8List())
     ..add(payload);
+  // `writeFrom` is File_WriteFrom → File::WriteFully: `write(2)` repeated until every byte is
+  // written, so a frame larger than the pipe's buffer still goes out whole, in order.
   await responses.writeFrom(frame.takeBytes());
 }
 
@@ -126,6 +135,8 @@ Future<Map<String, Object?>> _invoke(Function handler, Map<String, dynamic> fram
   return completer.future;
 }
 
+// `stdout`/`stderr` are `_StdSink`s over fds 1 and 2 (File::OpenStdio, no open or seek); their
+// `flush` completes when what was added has been handed to `write(2)`.
 Future<void> _flushOutput() async {
   for (final sink in <IOSink>[stdout, stderr]) {
     try {
@@ -138,10 +149,18 @@ Future<void> _flushOutput() async {
 
 /// Serves requests with [handler] until the platform closes the request pipe.
 Future<void> serve(Function handler) async {
+  // File::Open first `stat`s the path, following the /dev/fd link: a FIFO is accepted (only
+  // directories and other non-file types are refused). `FileMode.read` is `O_RDONLY|O_CLOEXEC`
+  // with no seek; opening /dev/fd/N re-opens the pipe itself.
   final requests =
       await File(_descriptorPath('CONTAINERPUB_REQUEST_FD', 3)).open(mode: FileMode.read);
+  // Not `writeOnlyAppend`: DartModeToFileMode maps it to kWriteOnly without kTruncate, and
+  // File::Open then `lseek(fd, 0, SEEK_END)`s and fails the open when the seek fails — which it
+  // always does on a pipe (ESPIPE), so the worker would die before its `ready` frame.
+  // `writeOnly` is kWriteOnlyTruncate: `O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC` and no seek;
+  // `O_TRUNC` is ignored for a FIFO and `O_CREAT` does nothing to an existing one.
   final responses = await File(_descriptorPath('CONTAINERPUB_RESPONSE_FD', 4))
-      .open(mode: FileMode.writeOnlyAppend);
+      .open(mode: FileMode.writeOnly);
   await _writeFrame(responses, <String, Object?>{'type': 'ready', 'runtime': 'dart'});
   while (true) {
     final header = await _readExactly(requests, 4);
@@ -158,6 +177,8 @@ Future<void> serve(Function handler) async {
     await _flushOutput();
     await _writeFrame(responses, reply);
   }
+  // File::Close: `close(2)` of the descriptors this process opened; the inherited fds 3 and 4
+  // are separate descriptors and close when the process exits.
   await responses.close();
   await requests.close();
 }

@@ -169,3 +169,38 @@ async fn dart_functions_run_end_to_end_when_the_sdk_is_installed() {
     assert_eq!(invocation.result.unwrap()["greeting"], "Hello, Dart!");
     assert!(invocation.logs.iter().any(|line| line.text == "hello from dart"));
 }
+
+/// The Dart VM's `File::Open` (runtime/bin/file_linux.cc) seeks to the end for every append
+/// mode and fails the open when the seek fails. This replays its system calls on a real pipe:
+/// the append open the adapter once used cannot succeed, the `writeOnly` one it uses does.
+#[test]
+fn the_dart_adapter_opens_its_reply_pipe_the_way_the_vm_can() {
+    use std::os::fd::AsRawFd;
+    let (_read_end, write_end) = nix::unistd::pipe().unwrap();
+    let path = format!("/dev/fd/{}", write_end.as_raw_fd());
+    let open = |flags: nix::fcntl::OFlag| {
+        nix::fcntl::open(
+            path.as_str(),
+            flags | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap()
+    };
+    // FileMode.writeOnlyAppend → kWriteOnly: O_WRONLY|O_CREAT, then lseek(SEEK_END).
+    let append = open(nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT);
+    let seek = nix::unistd::lseek(&append, 0, nix::unistd::Whence::SeekEnd);
+    assert_eq!(seek, Err(nix::errno::Errno::ESPIPE), "an append open of a pipe fails in the VM");
+    // FileMode.writeOnly → kWriteOnlyTruncate: O_WRONLY|O_CREAT|O_TRUNC, no seek; writes arrive.
+    let write_only = open(nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_TRUNC);
+    assert_eq!(nix::unistd::write(&write_only, b"frame").unwrap(), 5);
+
+    let adapter = include_str!("../../runtimes/dart/containerpub_adapter.dart");
+    let opens: Vec<&str> = adapter.lines().filter(|line| line.contains(".open(mode:")).collect();
+    assert_eq!(opens.len(), 2, "{opens:?}");
+    for line in opens {
+        assert!(
+            line.contains("FileMode.read)") || line.contains("FileMode.writeOnly)"),
+            "the adapter opens a protocol pipe in a mode the VM seeks in: {line}"
+        );
+    }
+}
