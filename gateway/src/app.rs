@@ -38,6 +38,10 @@ pub struct VersionSettings {
     /// Why the version runs in its entry mode (the analyzer's reading, or what loading found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_reason: Option<String>,
+    /// Dart: what the deploy's build did (compiled or `dart run` and why, resolution and
+    /// compilation times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dart_build: Option<prewarm::runtime::DartBuild>,
 }
 
 impl VersionSettings {

@@ -91,6 +91,9 @@ pub enum PrepareError {
     MissingEntry(PathBuf, String),
     #[error("{0:?} cannot name the function to call: letters, digits and _, not starting with a digit")]
     InvalidFunctionName(String),
+    /// `dart pub get` failed; the text is pub's.
+    #[error("{0}")]
+    DependenciesUnresolved(String),
     #[error("the function's workers failed to start: {0}")]
     WorkersFailed(String),
     #[error("the function cannot be confined: {0}")]
@@ -104,8 +107,8 @@ pub struct PrepareReport {
     /// Set when the runtime is missing: the version is registered and every invocation is
     /// answered with this message, without spawning anything.
     pub runtime_unavailable: Option<String>,
-    /// For Dart: why the function runs from source instead of a compiled executable.
-    pub build_note: Option<String>,
+    /// For Dart: what the build did (resolution, compilation, their times, reuse).
+    pub dart_build: Option<runtime::DartBuild>,
     /// The mode the version runs in: the spec's, or what loading it settled.
     pub entry_mode: EntryMode,
     /// Why, in words for the deploy's answer.
@@ -320,7 +323,7 @@ impl Prewarm {
         let sandbox_steps = tokio::task::spawn_blocking(move || prewarm.sandbox_steps(&for_sandbox))
             .await
             .map_err(|error| PrepareError::Sandbox(format!("preparing the sandbox failed: {error}")))??;
-        let (mut launch, build_note) = self.launch_for(&spec, sandbox_steps).await;
+        let (mut launch, dart_build) = self.launch_for(&spec, sandbox_steps).await?;
         let runtime_unavailable = launch.as_ref().err().cloned();
         let mut warm = Vec::new();
         let settle =
@@ -378,7 +381,7 @@ impl Prewarm {
         Ok(PrepareReport {
             warm_workers,
             runtime_unavailable,
-            build_note,
+            dart_build,
             entry_mode: spec.entry.mode,
             entry_reason: spec.entry.reason,
             took: began.elapsed(),
@@ -428,11 +431,14 @@ impl Prewarm {
         Ok(Some(launch))
     }
 
+    /// How this version's workers start. The outer error fails `prepare` (a Dart function whose
+    /// dependencies cannot be resolved); the inner one is a missing runtime, which leaves the
+    /// version registered and answering `runtime_unavailable`.
     async fn launch_for(
         &self,
         spec: &FunctionSpec,
         sandbox: Option<SandboxLaunch>,
-    ) -> (Result<WorkerLaunch, String>, Option<String>) {
+    ) -> Result<(Result<WorkerLaunch, String>, Option<runtime::DartBuild>), PrepareError> {
         let (mut sandbox, function_network) = match sandbox {
             Some(launch) => (Some(launch.steps), launch.function_network),
             None => (None, None),
@@ -444,38 +450,50 @@ impl Prewarm {
             None => spec.directory.clone(),
         };
         let adapters = self.worker_adapter_dir(sandbox.is_some());
-        let mut build_note = None;
-        let command = match (spec.runtime, spec.entry.mode) {
-            (Runtime::Dart, EntryMode::Handler) => {
-                let build_dir = self.shared.config.state_dir.join("builds").join(sanitize(&spec.key));
-                let view =
-                    sandbox.as_ref().map(|_| runtime::WorkerView { function_dir: &directory, adapter_dir: &adapters });
-                let prepared = runtime::prepare_dart(runtimes, &spec.directory, &spec.entry, &build_dir, view).await;
-                prepared.map(|prepared| {
-                    build_note = prepared.compile_note;
-                    match &mut sandbox {
-                        None => (prepared.program, prepared.args),
-                        Some(steps) => {
-                            steps.binds.push((build_dir.clone(), PathBuf::from(sandbox::rootfs::BUILD_DIR)));
-                            let inside = |path: &str| {
-                                worker_path(
-                                    path,
-                                    &[
-                                        (&build_dir, sandbox::rootfs::BUILD_DIR),
-                                        (&spec.directory, sandbox::rootfs::FUNCTION_DIR),
-                                        (runtimes.adapter_dir(), sandbox::rootfs::ADAPTER_DIR),
-                                    ],
-                                )
-                            };
-                            let program = PathBuf::from(inside(&prepared.program.display().to_string()));
-                            (program, prepared.args.iter().map(|arg| inside(arg)).collect())
+        let mut dart_build = None;
+        let command = match spec.runtime {
+            Runtime::Dart => {
+                let settings = self.dart_build_settings();
+                let prepared =
+                    runtime::prepare_dart(runtimes, &settings, &spec.directory, &spec.entry, sandbox.is_some()).await;
+                match prepared {
+                    Err(runtime::DartPrepareError::Unavailable(unavailable)) => Err(unavailable),
+                    Err(runtime::DartPrepareError::DependenciesUnresolved(message)) => {
+                        return Err(PrepareError::DependenciesUnresolved(message))
+                    }
+                    Err(runtime::DartPrepareError::Build(message)) => return Err(PrepareError::WorkersFailed(message)),
+                    Ok(prepared) => {
+                        let build_dir = prepared.build_dir.clone();
+                        let needs_packages = !prepared.build.compiled && prepared.build.resolved_dependencies;
+                        dart_build = Some(prepared.build);
+                        match &mut sandbox {
+                            None => Ok((prepared.program, prepared.args)),
+                            Some(steps) => {
+                                // The build read-only at a fixed place; `dart run` also reads the
+                                // pub cache (its sandbox package config points there).
+                                steps.binds.push((build_dir.clone(), PathBuf::from(sandbox::rootfs::BUILD_DIR)));
+                                if needs_packages {
+                                    steps.binds.push((
+                                        settings.pub_cache.clone(),
+                                        PathBuf::from(sandbox::rootfs::PUB_CACHE_DIR),
+                                    ));
+                                }
+                                let inside =
+                                    |path: &str| worker_path(path, &[(&build_dir, sandbox::rootfs::BUILD_DIR)]);
+                                let program = PathBuf::from(inside(&prepared.program.display().to_string()));
+                                Ok((program, prepared.args.iter().map(|arg| inside(arg)).collect()))
+                            }
                         }
                     }
-                })
+                }
             }
-            (runtime, mode) => {
-                runtimes.command(runtime, mode, &directory.join(&spec.entry.file), &spec.entry.function, &adapters)
-            }
+            runtime => runtimes.command(
+                runtime,
+                spec.entry.mode,
+                &directory.join(&spec.entry.file),
+                &spec.entry.function,
+                &adapters,
+            ),
         };
         let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
             program,
@@ -485,7 +503,18 @@ impl Prewarm {
             sandbox,
             _function_network: function_network,
         });
-        (launch, build_note)
+        Ok((launch, dart_build))
+    }
+
+    fn dart_build_settings(&self) -> runtime::DartBuildSettings {
+        let config = &self.shared.config;
+        runtime::DartBuildSettings {
+            builds_dir: config.state_dir.join("builds"),
+            pub_cache: config.state_dir.join("pub-cache"),
+            path: config.worker_path.clone(),
+            resolve_timeout: config.dart_resolve_timeout,
+            compile_timeout: config.dart_compile_timeout,
+        }
     }
 
     /// The complete environment of a worker: documented variables and the function's own, nothing else.
@@ -667,10 +696,6 @@ pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), PrepareError> 
         }
     }
     Ok(())
-}
-
-fn sanitize(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
 async fn reap_idle_workers(shared: std::sync::Weak<Shared>) {

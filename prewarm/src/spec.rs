@@ -166,6 +166,10 @@ pub struct PrewarmConfig {
     pub spare_shells: usize,
     /// How workers are confined (`[sandbox]`).
     pub sandbox: SandboxConfig,
+    /// How long `dart pub get` may take at deploy.
+    pub dart_resolve_timeout: Duration,
+    /// How long `dart compile exe` may take before the function falls back to `dart run`.
+    pub dart_compile_timeout: Duration,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -192,6 +196,8 @@ impl PrewarmConfig {
             rss_watchdog_interval: Duration::from_millis(20),
             spare_shells: 2,
             sandbox: SandboxConfig::default(),
+            dart_resolve_timeout: Duration::from_secs(120),
+            dart_compile_timeout: Duration::from_secs(180),
         }
     }
 

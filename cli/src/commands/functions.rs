@@ -33,6 +33,20 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
         println!("{:<15} {}:{}", "entry", field("file"), field("function"));
         println!("{:<15} {}", "entry_reason", field("reason"));
     }
+    if let Some(build) = function["build"].as_object() {
+        let number = |key: &str| build.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let how = match build.get("note").and_then(Value::as_str) {
+            None => "compiled to a native executable".to_string(),
+            Some(note) => format!("runs with dart run: {note}"),
+        };
+        println!(
+            "{:<15} {how} ({}; resolved in {} ms, compiled in {} ms)",
+            "build",
+            build.get("sdk").and_then(Value::as_str).unwrap_or("?"),
+            number("resolve_ms"),
+            number("compile_ms")
+        );
+    }
     println!("{:<15} {}", "url", api.url(function["url"].as_str().unwrap_or("")));
     if let Some(pool) = function["pool"].as_object() {
         let pool: Vec<String> = pool.iter().map(|(key, value)| format!("{key} {value}")).collect();

@@ -230,6 +230,7 @@ pub async fn deploy(
         network: form.network,
         entry_function: (entry.function != analyzer::DEFAULT_FUNCTION).then(|| entry.function.clone()),
         entry_reason: Some(entry.reason.clone()),
+        dart_build: None,
     };
     let mut version = VersionRecord {
         function_id: function.id.clone(),
@@ -263,6 +264,7 @@ pub async fn deploy(
             "sha256": sha256,
             "analysis": analysis,
             "warm_workers": prepared.warm_workers,
+            "build": prepared.dart_build,
             "runtime_unavailable": prepared.runtime_unavailable,
         })),
     ))
@@ -288,6 +290,11 @@ fn entry_warnings(version: &VersionRecord, settings: &VersionSettings) -> Vec<St
 pub(super) fn activation_error(error: ActivateError, version: i64) -> ApiError {
     match error {
         ActivateError::Store(error) => error.into(),
+        ActivateError::Dependencies(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dependencies_unresolved",
+            format!("version {version}'s dependencies could not be resolved, so it is not active: {message}"),
+        ),
         other => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "startup_failed",

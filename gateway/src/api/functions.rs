@@ -52,6 +52,7 @@ fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> V
         "runtime": active.map(|version| version.runtime.clone()),
         "entry_mode": active.map(|version| version.entry_mode.clone()),
         "entry": active.map(version_entry),
+        "build": active.and_then(|version| crate::app::VersionSettings::of(version).ok()).and_then(|settings| settings.dart_build),
         "created_at": function.created_at,
         "updated_at": function.updated_at,
     })

@@ -16,6 +16,9 @@ pub enum ActivateError {
     Spec(String),
     #[error("{0}")]
     Prepare(String),
+    /// A Dart function's `dart pub get` failed; pub's message.
+    #[error("{0}")]
+    Dependencies(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -55,13 +58,14 @@ pub async fn store_and_activate(
     if let Ok(report) = &prepared {
         version.entry_mode = report.entry_mode.as_str().to_string();
         settings.entry_reason = Some(report.entry_reason.clone());
+        settings.dart_build = report.dart_build.clone();
         version.settings = serde_json::to_string(settings).expect("settings serialize");
     }
     if let Err(error) = app.store.create_version(version).await {
         app.prewarm.retire(&key);
         return Err(error.into());
     }
-    let report = prepared.map_err(|error| ActivateError::Prepare(error.to_string()))?;
+    let report = prepared.map_err(prepare_error)?;
     if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
         app.prewarm.retire(&key);
         return Err(error.into());
@@ -78,8 +82,15 @@ async fn prepare(
 ) -> Result<(prewarm::PrepareReport, String), ActivateError> {
     let spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
     let key = spec.key.clone();
-    let report = app.prewarm.prepare(spec).await.map_err(|error| ActivateError::Prepare(error.to_string()))?;
+    let report = app.prewarm.prepare(spec).await.map_err(prepare_error)?;
     Ok((report, key))
+}
+
+fn prepare_error(error: prewarm::PrepareError) -> ActivateError {
+    match error {
+        prewarm::PrepareError::DependenciesUnresolved(message) => ActivateError::Dependencies(message),
+        other => ActivateError::Prepare(other.to_string()),
+    }
 }
 
 /// Sends new calls to the prepared version `key`, and retires the one it replaces.

@@ -1,42 +1,99 @@
-//! Preparing a Dart function: a generated entry file, compiled ahead of time when the SDK can.
+//! Preparing a Dart function: its dependencies resolved with `dart pub get`, an entry generated,
+//! and the whole compiled ahead of time once per source and SDK, with `dart run` as the fallback.
 //!
 //! Published figures: `dart run` from source takes 0.45–0.7 s to reach `main` and an idle JIT VM
-//! holds 40+ MB; an AOT executable starts in 10–40 ms with about a tenth of the memory. So prepare
-//! runs `dart compile exe` on the generated entry and falls back to `dart run` when that fails.
+//! holds 40+ MB; an AOT executable starts in 10–40 ms with about a tenth of the memory.
+//!
+//! A build lives in `builds/KEY/`, KEY being a hash of the function's (content-addressed) directory,
+//! its entry, the SDK's version and the adapter's source, so it is made once and reused by every
+//! version with that source, by rollbacks and after restarts; a new SDK gets a new KEY. It holds:
+//! `package/` (a copy of the sources, where `pub get` writes `.dart_tool/` and `pubspec.lock`,
+//! never into the shared artifact tree), `containerpub_adapter.dart` and `containerpub_entry.dart`
+//! (imports relative, so the directory works wherever it is mounted), `worker` (the executable)
+//! and `build.json` (what happened). It is made in a staging directory and renamed into place, so
+//! a build directory that exists is complete.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{RuntimeInstall, RuntimeUnavailable, DART_ENTRY_TEMPLATE};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{EntryMode, RuntimeInstall, RuntimeUnavailable, DART_ADAPTER, DART_ENTRY_TEMPLATE};
 use crate::FunctionEntry;
 
-/// How long `dart compile exe` may take before prepare falls back to `dart run`.
-const COMPILE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Where builds go and what bounds them (from [`crate::PrewarmConfig`]).
+#[derive(Debug, Clone)]
+pub struct DartBuildSettings {
+    pub builds_dir: PathBuf,
+    /// The server-wide pub cache: a second deploy of the same dependencies resolves offline.
+    pub pub_cache: PathBuf,
+    /// `PATH` of the tools, the one workers get.
+    pub path: String,
+    pub resolve_timeout: Duration,
+    pub compile_timeout: Duration,
+}
 
-/// The command that starts a prepared Dart function's warm worker.
+/// What a build did; kept as `build.json` and reported by deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DartBuild {
+    /// `dart --version`'s line.
+    pub sdk: String,
+    /// True when the function runs as a native executable; false: `dart run` from source.
+    pub compiled: bool,
+    /// Why it was not compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// True when the package had a `pubspec.yaml` that was resolved.
+    pub resolved_dependencies: bool,
+    pub resolve_ms: u64,
+    pub compile_ms: u64,
+    /// True when this prepare found the build already made (a rollback, a restart, equal source).
+    #[serde(default)]
+    pub reused: bool,
+}
+
+/// How to start a prepared Dart function's workers (host paths).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedDart {
     pub program: PathBuf,
     pub args: Vec<String>,
-    /// True when the entry was compiled to a native executable.
-    pub compiled: bool,
-    /// Why compilation was skipped or failed, when it was.
-    pub compile_note: Option<String>,
+    pub build_dir: PathBuf,
+    pub build: DartBuild,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DartPrepareError {
+    #[error(transparent)]
+    Unavailable(#[from] RuntimeUnavailable),
+    /// `dart pub get` failed; the text is pub's own message.
+    #[error("{0}")]
+    DependenciesUnresolved(String),
+    #[error("cannot prepare the Dart build directory: {0}")]
+    Build(String),
+}
+
+/// The file the package config is written to for a sandboxed `dart run`: the pub cache seen at
+/// [`crate::sandbox::rootfs::PUB_CACHE_DIR`] instead of its host path.
+pub const SANDBOX_PACKAGE_CONFIG: &str = "package_config.sandbox.json";
 
 /// Renders the entry file that wires the function (`handler`, or the one the deploy named) to
-/// the adapter. `function` is an identifier (`FunctionEntry::function_is_identifier`).
-pub fn render_entry(function_main: &Path, function: &str, adapter: &Path) -> String {
+/// the adapter. `function` is an identifier (`FunctionEntry::function_is_identifier`); the URIs
+/// are relative to the entry's directory.
+pub fn render_entry(function_main: &str, function: &str, adapter: &str) -> String {
     DART_ENTRY_TEMPLATE
-        .replace("{{FUNCTION_MAIN_URI}}", &file_uri(function_main))
+        .replace("{{FUNCTION_MAIN_URI}}", &uri_path(function_main))
         .replace("{{FUNCTION_NAME}}", function)
-        .replace("{{ADAPTER_URI}}", &file_uri(adapter))
+        .replace("{{ADAPTER_URI}}", &uri_path(adapter))
 }
 
-fn file_uri(path: &Path) -> String {
-    // Dart reads import URIs as string literals; escape what would end or interpolate the literal.
-    let mut uri = String::from("file://");
-    for byte in path.display().to_string().bytes() {
+/// A path as a URI reference inside a Dart string literal: every byte that could end or
+/// interpolate the literal, or mean something in a URI, is percent-encoded.
+fn uri_path(path: &str) -> String {
+    let mut uri = String::new();
+    for byte in path.bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => uri.push(byte as char),
             other => uri.push_str(&format!("%{other:02X}")),
@@ -45,81 +102,247 @@ fn file_uri(path: &Path) -> String {
     uri
 }
 
-/// Where a sandboxed worker sees the function's directory and the adapters (`/fn`, …).
-#[derive(Debug, Clone, Copy)]
-pub struct WorkerView<'a> {
-    pub function_dir: &'a Path,
-    pub adapter_dir: &'a Path,
-}
-
-/// Writes the entry into `build_dir` and compiles it if the SDK allows; returns how to start workers.
-/// The compiler runs on the host, so its entry imports host paths; the `dart run` fallback runs
-/// in the worker, so with a `worker_view` (the sandbox) it gets an entry importing the worker's.
+/// Resolves, generates and compiles (or finds that done); returns how to start workers.
+/// `sandboxed` picks the package config a sandboxed `dart run` reads.
 pub async fn prepare_dart(
     install: &RuntimeInstall,
+    settings: &DartBuildSettings,
     function_dir: &Path,
-    function_entry: &FunctionEntry,
-    build_dir: &Path,
-    worker_view: Option<WorkerView<'_>>,
-) -> Result<PreparedDart, RuntimeUnavailable> {
+    entry: &FunctionEntry,
+    sandboxed: bool,
+) -> Result<PreparedDart, DartPrepareError> {
     let dart = install.executable(super::Runtime::Dart)?.to_path_buf();
-    let (file, function) = (function_entry.file.as_str(), function_entry.function.as_str());
-    let entry = build_dir.join("containerpub_entry.dart");
-    let adapter = install.adapter_dir().join("containerpub_adapter.dart");
-    let run_entry = match worker_view {
-        Some(_) => build_dir.join("containerpub_run_entry.dart"),
-        None => entry.clone(),
-    };
-    let write = std::fs::create_dir_all(build_dir)
-        .and_then(|()| std::fs::write(&entry, render_entry(&function_dir.join(file), function, &adapter)))
-        .and_then(|()| match worker_view {
-            Some(view) => std::fs::write(
-                &run_entry,
-                render_entry(
-                    &view.function_dir.join(file),
-                    function,
-                    &view.adapter_dir.join("containerpub_adapter.dart"),
-                ),
-            ),
-            None => Ok(()),
-        });
-    let packages = function_dir.join(".dart_tool/package_config.json");
-    let mut run_args = vec!["run".to_string()];
-    if packages.is_file() {
-        run_args.push(format!("--packages={}", packages.display()));
+    let sdk = install.dart_version().unwrap_or("unknown").to_string();
+    let build_dir = settings.builds_dir.join(build_key(function_dir, entry, &sdk));
+    if let Some(mut build) = read_build(&build_dir) {
+        build.reused = true;
+        return Ok(launch(&dart, build_dir, entry, build, sandboxed));
     }
-    run_args.push(run_entry.display().to_string());
-    if let Err(error) = write {
-        return Ok(PreparedDart {
-            program: dart,
-            args: vec!["run".into(), function_dir.join(file).display().to_string()],
-            compiled: false,
-            compile_note: Some(format!("could not write the entry file: {error}")),
-        });
+    let staging = staging_dir(&settings.builds_dir);
+    let made = make_build(&dart, settings, function_dir, entry, sdk, &staging).await;
+    let build = match made {
+        Ok(build) => build,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    // Another prepare of the same source may have finished first: its build is as good.
+    if std::fs::rename(&staging, &build_dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+        if let Some(theirs) = read_build(&build_dir) {
+            return Ok(launch(&dart, build_dir, entry, theirs, sandboxed));
+        }
+        return Err(DartPrepareError::Build(format!("cannot move the build into {}", build_dir.display())));
+    }
+    Ok(launch(&dart, build_dir, entry, build, sandboxed))
+}
+
+async fn make_build(
+    dart: &Path,
+    settings: &DartBuildSettings,
+    function_dir: &Path,
+    entry: &FunctionEntry,
+    sdk: String,
+    staging: &Path,
+) -> Result<DartBuild, DartPrepareError> {
+    let io = |what: &str, error: std::io::Error| DartPrepareError::Build(format!("{what}: {error}"));
+    std::fs::create_dir_all(&settings.pub_cache).map_err(|error| io("create the pub cache", error))?;
+    copy_sources(function_dir, &staging.join("package")).map_err(|error| io("copy the sources", error))?;
+    std::fs::write(staging.join("containerpub_adapter.dart"), DART_ADAPTER)
+        .and_then(|()| {
+            std::fs::write(
+                staging.join("containerpub_entry.dart"),
+                render_entry(&format!("package/{}", entry.file), &entry.function, "containerpub_adapter.dart"),
+            )
+        })
+        .map_err(|error| io("write the entry", error))?;
+    let tools = Tools { dart, settings, home: staging };
+
+    let package = staging.join("package");
+    let resolved_dependencies = package.join("pubspec.yaml").is_file();
+    let started = std::time::Instant::now();
+    if resolved_dependencies {
+        tools.resolve(&package).await?;
+        write_sandbox_package_config(&package, &settings.pub_cache)
+            .map_err(|error| io("write the package config", error))?;
+    }
+    let resolve_ms = started.elapsed().as_millis() as u64;
+
+    let started = std::time::Instant::now();
+    let mut compile = vec!["compile".to_string(), "exe".to_string()];
+    if let Some(config) = package_config(staging, false) {
+        compile.push(format!("--packages={}", config.display()));
+    }
+    compile.extend(["-o".to_string(), staging.join("worker").display().to_string()]);
+    compile.push(staging.join(compile_target(entry)).display().to_string());
+    let note = match tools.run(&compile, &package, settings.compile_timeout).await {
+        Ok(_) if staging.join("worker").is_file() => None,
+        Ok(_) => Some("dart compile exe reported success but wrote no executable".to_string()),
+        Err(failure) => Some(format!("dart compile exe failed: {failure}")),
+    };
+    let compile_ms = started.elapsed().as_millis() as u64;
+    if let Some(note) = &note {
+        tracing::warn!(function_dir = %function_dir.display(), %note, "falling back to dart run");
+    }
+    let build =
+        DartBuild { sdk, compiled: note.is_none(), note, resolved_dependencies, resolve_ms, compile_ms, reused: false };
+    let record = serde_json::to_vec_pretty(&build).expect("builds serialize");
+    std::fs::write(staging.join("build.json"), record).map_err(|error| io("write build.json", error))?;
+    Ok(build)
+}
+
+/// What `dart compile exe` and `dart run` start from, relative to the build directory: the
+/// generated entry for a handler, the function's own file for a `main()` program.
+fn compile_target(entry: &FunctionEntry) -> String {
+    match entry.mode {
+        EntryMode::Handler => "containerpub_entry.dart".into(),
+        EntryMode::Main => format!("package/{}", entry.file),
+    }
+}
+
+/// The build's package config, when dependencies were resolved.
+fn package_config(build_dir: &Path, sandboxed: bool) -> Option<PathBuf> {
+    let name = if sandboxed { SANDBOX_PACKAGE_CONFIG } else { "package_config.json" };
+    let path = build_dir.join("package/.dart_tool").join(name);
+    path.is_file().then_some(path)
+}
+
+fn launch(dart: &Path, build_dir: PathBuf, entry: &FunctionEntry, build: DartBuild, sandboxed: bool) -> PreparedDart {
+    let (program, args) = if build.compiled {
+        (build_dir.join("worker"), Vec::new())
+    } else {
+        let mut args = vec!["run".to_string()];
+        if let Some(config) = package_config(&build_dir, sandboxed) {
+            args.push(format!("--packages={}", config.display()));
+        }
+        args.push(build_dir.join(compile_target(entry)).display().to_string());
+        (dart.to_path_buf(), args)
+    };
+    PreparedDart { program, args, build_dir, build }
+}
+
+/// `dart` with the environment a worker has (nothing of the server's), a time limit, and no stdin.
+struct Tools<'a> {
+    dart: &'a Path,
+    settings: &'a DartBuildSettings,
+    home: &'a Path,
+}
+
+impl Tools<'_> {
+    /// `dart pub get`, offline first: with the server-wide cache holding every package the
+    /// constraints need, a second deploy never reaches the network.
+    async fn resolve(&self, package: &Path) -> Result<(), DartPrepareError> {
+        let timeout = self.settings.resolve_timeout;
+        if self.run(&["pub", "get", "--offline"], package, timeout).await.is_ok() {
+            return Ok(());
+        }
+        match self.run(&["pub", "get"], package, timeout).await {
+            Ok(_) => Ok(()),
+            Err(failure) => Err(DartPrepareError::DependenciesUnresolved(format!("dart pub get failed: {failure}"))),
+        }
     }
 
-    let executable = build_dir.join("worker");
-    let mut compile = tokio::process::Command::new(&dart);
-    compile.arg("compile").arg("exe");
-    if packages.is_file() {
-        compile.arg(format!("--packages={}", packages.display()));
-    }
-    compile.arg("-o").arg(&executable).arg(&entry).current_dir(function_dir).kill_on_drop(true);
-    compile.stdin(std::process::Stdio::null());
-    let note = match tokio::time::timeout(COMPILE_TIMEOUT, compile.output()).await {
-        Ok(Ok(output)) if output.status.success() && executable.is_file() => {
-            return Ok(PreparedDart { program: executable, args: Vec::new(), compiled: true, compile_note: None });
+    /// Runs `dart ARGS` in `cwd`; `Err` carries the exit status and pub's or the compiler's last lines.
+    async fn run(
+        &self,
+        args: &[impl AsRef<str>],
+        cwd: &Path,
+        timeout: Duration,
+    ) -> Result<std::process::Output, String> {
+        let mut command = tokio::process::Command::new(self.dart);
+        command
+            .args(args.iter().map(AsRef::as_ref))
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", &self.settings.path)
+            .env("HOME", self.home)
+            .env("LANG", "C.UTF-8")
+            .env("PUB_CACHE", &self.settings.pub_cache)
+            // The SDK's usage reporting would otherwise try the network and write under HOME.
+            .env("DART_SUPPRESS_ANALYTICS", "true")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match tokio::time::timeout(timeout, command.output()).await {
+            Err(_) => Err(format!("it took longer than {timeout:?} and was stopped")),
+            Ok(Err(error)) => Err(format!("it could not start: {error}")),
+            Ok(Ok(output)) if output.status.success() => Ok(output),
+            Ok(Ok(output)) => Err(format!("{} — {}", output.status, last_lines(&output))),
         }
-        Ok(Ok(output)) => format!(
-            "dart compile exe failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
-        ),
-        Ok(Err(error)) => format!("dart compile exe could not run: {error}"),
-        Err(_) => format!("dart compile exe took longer than {COMPILE_TIMEOUT:?}"),
-    };
-    tracing::warn!(function_dir = %function_dir.display(), %note, "falling back to dart run");
-    Ok(PreparedDart { program: dart, args: run_args, compiled: false, compile_note: Some(note) })
+    }
+}
+
+/// The end of what a tool said: stderr, or stdout when stderr is empty (pub writes its
+/// resolution errors to either), at most 20 lines and 4 KB.
+fn last_lines(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = if stderr.trim().is_empty() { stdout } else { stderr };
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let mut tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    if tail.len() > 4096 {
+        let cut = (tail.len() - 4096..tail.len()).find(|index| tail.is_char_boundary(*index)).unwrap_or(0);
+        tail = tail[cut..].to_string();
+    }
+    tail
+}
+
+/// The package config with the pub cache's host path replaced by where a sandboxed worker sees it.
+fn write_sandbox_package_config(package: &Path, pub_cache: &Path) -> std::io::Result<()> {
+    let tool = package.join(".dart_tool");
+    let config = std::fs::read_to_string(tool.join("package_config.json"))?;
+    let host = format!("file://{}", pub_cache.display());
+    let inside = format!("file://{}", crate::sandbox::rootfs::PUB_CACHE_DIR);
+    std::fs::write(tool.join(SANDBOX_PACKAGE_CONFIG), config.replace(&host, &inside))
+}
+
+/// Copies the function's sources: files and directories, never links (the analyzer refuses
+/// them), and not `.dart_tool/` or `build/` (machine output that is regenerated here).
+fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        let target = to.join(&name);
+        if kind.is_dir() {
+            if name != ".dart_tool" && name != "build" {
+                copy_sources(&entry.path(), &target)?;
+            }
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a build depends on: the (content-addressed) source directory, the entry, the SDK and the
+/// adapter and entry template compiled into this server.
+fn build_key(function_dir: &Path, entry: &FunctionEntry, sdk: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        function_dir.display().to_string().as_str(),
+        &entry.file,
+        &entry.function,
+        entry.mode.as_str(),
+        sdk,
+        DART_ADAPTER,
+        DART_ENTRY_TEMPLATE,
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..12])
+}
+
+fn read_build(build_dir: &Path) -> Option<DartBuild> {
+    let build: DartBuild = serde_json::from_slice(&std::fs::read(build_dir.join("build.json")).ok()?).ok()?;
+    (!build.compiled || build_dir.join("worker").is_file()).then_some(build)
+}
+
+fn staging_dir(builds_dir: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    builds_dir.join(format!(".staging-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 #[cfg(test)]
@@ -128,9 +351,20 @@ mod tests {
 
     #[test]
     fn entry_imports_escape_characters_dart_would_interpret() {
-        let entry = render_entry(Path::new("/srv/fn's $dir/main.dart"), "handle", Path::new("/opt/a/adapter.dart"));
+        let entry = render_entry("package/fn's $dir/main.dart", "handle", "containerpub_adapter.dart");
+        assert!(entry.contains("import 'package/fn%27s%20%24dir/main.dart' as function;"), "{entry}");
+        assert!(entry.contains("import 'containerpub_adapter.dart' as containerpub;"));
         assert!(entry.contains("containerpub.serve(function.handle)"), "{entry}");
-        assert!(entry.contains("import 'file:///srv/fn%27s%20%24dir/main.dart' as function;"), "{entry}");
-        assert!(entry.contains("import 'file:///opt/a/adapter.dart' as containerpub;"));
+    }
+
+    #[test]
+    fn a_build_key_changes_with_the_source_the_entry_and_the_sdk() {
+        let entry = FunctionEntry::default_for(super::super::Runtime::Dart, EntryMode::Handler);
+        let key = build_key(Path::new("/data/functions/abc"), &entry, "Dart SDK version: 3.5.0");
+        assert_eq!(key, build_key(Path::new("/data/functions/abc"), &entry, "Dart SDK version: 3.5.0"));
+        assert_ne!(key, build_key(Path::new("/data/functions/abd"), &entry, "Dart SDK version: 3.5.0"));
+        assert_ne!(key, build_key(Path::new("/data/functions/abc"), &entry, "Dart SDK version: 3.6.0"));
+        let main = FunctionEntry { mode: EntryMode::Main, ..entry };
+        assert_ne!(key, build_key(Path::new("/data/functions/abc"), &main, "Dart SDK version: 3.5.0"));
     }
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use dart::{prepare_dart, WorkerView};
+pub use dart::{
+    prepare_dart, render_entry, DartBuild, DartBuildSettings, DartPrepareError, PreparedDart, SANDBOX_PACKAGE_CONFIG,
+};
 
 /// A supported function runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,6 +86,8 @@ impl EntryMode {
 pub struct RuntimeInstall {
     executables: [Option<PathBuf>; 3],
     adapter_dir: PathBuf,
+    /// `dart --version`'s line: part of every Dart build's key, so a new SDK recompiles.
+    dart_version: Option<String>,
 }
 
 /// A runtime the host does not have.
@@ -110,7 +114,13 @@ impl RuntimeInstall {
         let executables = Runtime::ALL.map(|runtime| {
             find_on_path(search_path, runtime.executable_name()).map(|found| resolve_interpreter(runtime, found))
         });
-        Ok(Self { executables, adapter_dir: adapter_dir.to_path_buf() })
+        let dart_version = executables[Runtime::Dart as usize].as_deref().and_then(sdk_version);
+        Ok(Self { executables, adapter_dir: adapter_dir.to_path_buf(), dart_version })
+    }
+
+    /// The Dart SDK's version line, when there is an SDK.
+    pub fn dart_version(&self) -> Option<&str> {
+        self.dart_version.as_deref()
     }
 
     /// The runtime's executable, or the error users see when it is missing.
@@ -178,6 +188,20 @@ fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
         }
         _ => found,
     }
+}
+
+/// `dart --version`'s first line (older SDKs print it on stderr).
+fn sdk_version(dart: &Path) -> Option<String> {
+    let output = std::process::Command::new(dart)
+        .arg("--version")
+        .env_clear()
+        .env("DART_SUPPRESS_ANALYTICS", "true")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = [output.stdout, output.stderr].concat();
+    let line = String::from_utf8_lossy(&text).lines().map(str::trim).find(|line| !line.is_empty())?.to_string();
+    Some(line)
 }
 
 /// Finds an executable file on a `PATH`-style list.

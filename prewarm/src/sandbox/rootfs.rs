@@ -24,6 +24,8 @@ use crate::runtime::Runtime;
 pub const FUNCTION_DIR: &str = "/fn";
 pub const ADAPTER_DIR: &str = "/containerpub/adapters";
 pub const BUILD_DIR: &str = "/containerpub/build";
+/// Where a sandboxed `dart run` sees the server's pub cache (read-only).
+pub const PUB_CACHE_DIR: &str = "/containerpub/pub-cache";
 
 /// What one runtime's root holds, besides what every root holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +182,9 @@ pub fn build_template(root: &Path, files: &RuntimeFiles, adapters: &Path) -> Res
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("size=4m,nr_inodes=16384,mode=0755"),
     )?;
-    for directory in ["fn", "tmp", "proc", "dev", "etc", "containerpub/adapters", "containerpub/build"] {
+    for directory in
+        ["fn", "tmp", "proc", "dev", "etc", "containerpub/adapters", "containerpub/build", "containerpub/pub-cache"]
+    {
         make_dir(&root.join(directory))?;
     }
     write_file(&root.join("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;

@@ -3,6 +3,7 @@
 mod fixture;
 
 mod admission;
+mod dart_build;
 mod isolation;
 mod limits;
 mod oneshot;
