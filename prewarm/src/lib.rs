@@ -94,6 +94,9 @@ pub enum PrepareError {
     /// `dart pub get` failed; the text is pub's.
     #[error("{0}")]
     DependenciesUnresolved(String),
+    /// A resolved dependency would run code on the server at build time.
+    #[error("{0}")]
+    DependenciesRefused(String),
     #[error("the function's workers failed to start: {0}")]
     WorkersFailed(String),
     #[error("the function cannot be confined: {0}")]
@@ -460,6 +463,9 @@ impl Prewarm {
                     Err(runtime::DartPrepareError::Unavailable(unavailable)) => Err(unavailable),
                     Err(runtime::DartPrepareError::DependenciesUnresolved(message)) => {
                         return Err(PrepareError::DependenciesUnresolved(message))
+                    }
+                    Err(runtime::DartPrepareError::DependenciesRefused(message)) => {
+                        return Err(PrepareError::DependenciesRefused(message))
                     }
                     Err(runtime::DartPrepareError::Build(message)) => return Err(PrepareError::WorkersFailed(message)),
                     Ok(prepared) => {

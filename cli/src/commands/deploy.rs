@@ -126,6 +126,17 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
             deployed["runtime"].as_str().unwrap_or("?"),
             deployed["entry_mode"].as_str().unwrap_or("?")
         ));
+        if let Some(build) = deployed["build"].as_object() {
+            let number = |key: &str| build.get(key).and_then(Value::as_u64).unwrap_or(0);
+            let timings = format!("dependencies {} ms, compile {} ms", number("resolve_ms"), number("compile_ms"));
+            match build.get("note").and_then(Value::as_str) {
+                None if build.get("reused").and_then(Value::as_bool) == Some(true) => {
+                    output.note("Compiled: reused the executable built for this source and SDK")
+                }
+                None => output.note(&format!("Compiled to a native executable ({timings})")),
+                Some(note) => output.note(&format!("warning: runs with `dart run` (slower to start): {note}")),
+            }
+        }
         if let Some(reason) = deployed["entry"]["reason"].as_str().filter(|reason| !reason.is_empty()) {
             output.detail(&format!("entry: {reason}"));
         }

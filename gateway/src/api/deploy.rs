@@ -295,6 +295,11 @@ pub(super) fn activation_error(error: ActivateError, version: i64) -> ApiError {
             "dependencies_unresolved",
             format!("version {version}'s dependencies could not be resolved, so it is not active: {message}"),
         ),
+        ActivateError::DependenciesRefused(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dependencies_refused",
+            format!("version {version} is not active: {message}"),
+        ),
         other => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "startup_failed",

@@ -19,6 +19,9 @@ pub enum ActivateError {
     /// A Dart function's `dart pub get` failed; pub's message.
     #[error("{0}")]
     Dependencies(String),
+    /// A Dart function's resolved dependencies bring build hooks.
+    #[error("{0}")]
+    DependenciesRefused(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -89,6 +92,7 @@ async fn prepare(
 fn prepare_error(error: prewarm::PrepareError) -> ActivateError {
     match error {
         prewarm::PrepareError::DependenciesUnresolved(message) => ActivateError::Dependencies(message),
+        prewarm::PrepareError::DependenciesRefused(message) => ActivateError::DependenciesRefused(message),
         other => ActivateError::Prepare(other.to_string()),
     }
 }

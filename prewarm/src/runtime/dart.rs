@@ -71,6 +71,9 @@ pub enum DartPrepareError {
     /// `dart pub get` failed; the text is pub's own message.
     #[error("{0}")]
     DependenciesUnresolved(String),
+    /// A resolved package has build hooks: code the SDK would run on the server while compiling.
+    #[error("{0}")]
+    DependenciesRefused(String),
     #[error("cannot prepare the Dart build directory: {0}")]
     Build(String),
 }
@@ -164,6 +167,7 @@ async fn make_build(
     let started = std::time::Instant::now();
     if resolved_dependencies {
         tools.resolve(&package).await?;
+        refuse_build_hooks(&package)?;
         write_sandbox_package_config(&package, &settings.pub_cache)
             .map_err(|error| io("write the package config", error))?;
     }
@@ -285,6 +289,37 @@ fn last_lines(output: &std::process::Output) -> String {
         tail = tail[cut..].to_string();
     }
     tail
+}
+
+/// Build hooks (`hook/build.dart`, `hook/link.dart`) are Dart programs the SDK runs while it
+/// compiles (and on `dart run`) — on the server, outside any sandbox, for `dart compile exe`. The
+/// analyzer refuses them in the function's own package; a dependency can bring them too, which
+/// only the resolved packages show. Every package of the resolution is checked; any hook refuses.
+fn refuse_build_hooks(package: &Path) -> Result<(), DartPrepareError> {
+    let tool = package.join(".dart_tool");
+    let unreadable = |error: String| DartPrepareError::Build(format!("read the resolved package config: {error}"));
+    let text =
+        std::fs::read_to_string(tool.join("package_config.json")).map_err(|error| unreadable(error.to_string()))?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|error| unreadable(error.to_string()))?;
+    let mut hooked = Vec::new();
+    for entry in config["packages"].as_array().into_iter().flatten() {
+        let (Some(name), Some(root)) = (entry["name"].as_str(), entry["rootUri"].as_str()) else { continue };
+        let root = match root.strip_prefix("file://") {
+            Some(absolute) => PathBuf::from(absolute),
+            None => tool.join(root),
+        };
+        if ["hook/build.dart", "hook/link.dart"].iter().any(|hook| root.join(hook).exists()) {
+            hooked.push(name.to_string());
+        }
+    }
+    if hooked.is_empty() {
+        return Ok(());
+    }
+    Err(DartPrepareError::DependenciesRefused(format!(
+        "{} {} build hooks (hook/build.dart or hook/link.dart): code the Dart SDK runs on the server while compiling, which the platform does not allow; depend on a version without hooks",
+        hooked.join(", "),
+        if hooked.len() == 1 { "has" } else { "have" }
+    )))
 }
 
 /// The package config with the pub cache's host path replaced by where a sandboxed worker sees it.

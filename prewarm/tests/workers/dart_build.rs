@@ -243,3 +243,18 @@ async fn a_main_program_is_compiled_itself_and_a_package_without_pubspec_skips_p
     assert!(calls[0].contains("/worker /") && calls[0].contains("/package/bin/app.dart PATH="), "{}", calls[0]);
     assert!(prepared.build_dir.join("package/bin/app.dart").is_file());
 }
+
+#[tokio::test]
+async fn a_dependency_with_build_hooks_is_refused_before_anything_compiles() {
+    let (sdk, host) = (Sdk::new("3.5.0"), Host::new());
+    let hooked = host.settings().pub_cache.join("hosted/pub.dev/postgres-3.0.0/hook");
+    std::fs::create_dir_all(&hooked).unwrap();
+    std::fs::write(hooked.join("build.dart"), "void main(List<String> args) {}\n").unwrap();
+    let function = host.function("abc", &[("pubspec.yaml", PUBSPEC), ("main.dart", MAIN)]);
+    let install = sdk.install(&host.work.path().join("adapters"));
+    let error = prepare_dart(&install, &host.settings(), &function, &handler(), false).await.unwrap_err();
+    let DartPrepareError::DependenciesRefused(message) = error else { panic!("{error:?}") };
+    assert!(message.starts_with("postgres has build hooks (hook/build.dart or hook/link.dart)"), "{message}");
+    assert!(!sdk.calls().iter().any(|call| call.contains("compile")), "nothing compiled");
+    assert!(host.leftovers().is_empty());
+}
