@@ -170,6 +170,26 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
     Ok(Report::new(runtime, entry, findings))
 }
 
+/// A function the deploy named must at least be possible in the file: one the file cannot export
+/// is a finding, never a quiet switch to running the file as a script.
+pub(crate) fn named_function_exists(
+    entry: Entry,
+    explicit: Option<&EntrySpec>,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry> {
+    if entry.mode == EntryMode::Main && explicit.is_some_and(|explicit| explicit.function.is_some()) {
+        findings.push(rules::missing_entry::RULE.at_with_help(
+            &entry.file,
+            1,
+            1,
+            format!("{} cannot export `{}`, the function named as the entry", entry.file, entry.function),
+            "Define and export that function, or name another one (FILE:FUNCTION).",
+        ));
+        return None;
+    }
+    Some(entry)
+}
+
 fn detect_runtime(package: &Package) -> Option<Runtime> {
     let has = |name: &str| package.file(name).is_some();
     if has("main.dart") || has("pubspec.yaml") || package.with_extension("dart").next().is_some() {

@@ -58,7 +58,7 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
     let file = node_entry::entry_file(package, explicit, findings)?;
     let function = explicit.map_or(DEFAULT_FUNCTION, EntrySpec::function);
     match files.iter().find(|parsed| parsed.relative == file) {
-        Some(parsed) => Some(node_entry::entry_hint(parsed, function)),
+        Some(parsed) => crate::named_function_exists(node_entry::entry_hint(parsed, function), explicit, findings),
         // An entry that is not JavaScript by its name (`main: "server"` resolved to a file without
         // an extension is still read by Node as CommonJS): loading it decides.
         None => Some(Entry::new(

@@ -116,7 +116,7 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
         findings.push(missing_entry::RULE.at_with_help(wanted, 1, 1, message, help));
         return None;
     };
-    Some(entry_hint(main, function))
+    crate::named_function_exists(entry_hint(main, function), explicit, findings)
 }
 
 /// What the entry's source says about the mode: a module can only bind `function` by naming it

@@ -11,9 +11,14 @@ use crate::spawn::ExitStatus;
 use crate::worker::StartFailure;
 use crate::FunctionEntry;
 
-/// Why a failed load means "run it as a script", or `None` when the function is broken.
+/// Why a failed load means "run it as a script", or `None` when the function is broken. A
+/// function the deploy named (`FILE:FUNCTION`) was meant to be a handler: not finding it is an
+/// error to fix, never a quiet switch to oneshot mode.
 pub(crate) fn script_reason(entry: &FunctionEntry, failure: &StartFailure) -> Option<String> {
     let ran_as = "it runs as a script, one process per call";
+    if entry.function != crate::DEFAULT_FUNCTION {
+        return None;
+    }
     match failure {
         StartFailure::NoHandler(message) => Some(format!("{message}: {ran_as}")),
         StartFailure::Exited { status: ExitStatus::Exited(0), .. } => Some(format!(
@@ -71,6 +76,8 @@ mod tests {
         assert!(script_reason(&entry, &clean).unwrap().contains("exit status 0"));
         let crashed = StartFailure::Exited { status: ExitStatus::Exited(1), stderr_tail: Vec::new() };
         assert_eq!(script_reason(&entry, &crashed), None);
+        let named = FunctionEntry { function: "handle".into(), ..entry.clone() };
+        assert_eq!(script_reason(&named, &no_handler), None, "a named function that is missing is an error");
         let broken = StartFailure::LoadError(crate::protocol::FunctionError {
             error_type: "SyntaxError".into(),
             message: "Unexpected token".into(),

@@ -137,6 +137,13 @@ fn an_explicit_entry_that_is_not_there_or_climbs_out_is_refused() {
         .findings
         .iter()
         .any(|finding| finding.rule == "missing-entry" && finding.message.contains("no app.py (named as the entry)")));
+    // A named function the file cannot export is a finding, not a script.
+    let report = analyze(package.path(), &with_entry("main.py:serve")).unwrap();
+    assert!(report.entry.is_none());
+    assert!(report
+        .findings
+        .iter()
+        .any(|finding| finding.message == "main.py cannot export `serve`, the function named as the entry"));
     for bad in ["../x.py", "/etc/passwd", "a.py:not-a-name", "a.py:1st", "", ".:handler"] {
         assert!(bad.parse::<analyzer::EntrySpec>().is_err(), "{bad:?} was accepted");
     }

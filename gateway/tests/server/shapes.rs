@@ -179,6 +179,14 @@ fn an_explicit_entry_is_kept_with_the_version_and_checked_where_it_points() {
     }
     let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/missing.py")]);
     assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
+    // A named function that is not there: refused, never run as a script instead.
+    let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/app.py:serve")]);
+    assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
+    let node = [("app.js", "exports.handle = () => 1;\n")];
+    let (status, refused) = server.deploy(&token, "named", archive(&node), &[("entry", "app.js:serve")]);
+    assert_eq!((status, code(&refused)), (422, "startup_failed"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("app.js loaded without a callable `serve` (it exports handle (function))"), "{message}");
     // The version that answered before is still the one answering.
     let response = server.post_json("/fn/named", Some(&token), &json!({ "still": "v1" }));
     assert_eq!(response.json::<Value>().unwrap(), json!({ "still": "v1" }));

@@ -115,7 +115,9 @@ function describeExports(loaded) {
     seen.set('default', kindOf(fallback));
   }
   if (seen.size === 0) return 'it exports nothing';
-  return `it exports ${[...seen].map(([name, kind]) => `${name} (${kind})`).join(', ')}`;
+  const listed = [...seen].slice(0, 10).map(([name, kind]) => `${name} (${kind})`);
+  const more = seen.size > 10 ? ` and ${seen.size - 10} more` : '';
+  return `it exports ${listed.join(', ')}${more}`;
 }
 
 // Finds the function to call: a named export, a property of `module.exports` (or of a default

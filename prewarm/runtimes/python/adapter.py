@@ -103,7 +103,8 @@ def describe_callables(module):
         name for name, value in vars(module).items()
         if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == module.__name__
     )
-    return f"its functions: {', '.join(names)}" if names else "it defines no functions"
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"its functions: {', '.join(names[:10])}{more}" if names else "it defines no functions"
 
 
 def load(entry, name):

@@ -130,6 +130,10 @@ pub async fn prepare_dart(
             return Err(error);
         }
     };
+    // A build directory whose executable has gone is not a build: make way for this one.
+    if build_dir.exists() && read_build(&build_dir).is_none() {
+        let _ = std::fs::remove_dir_all(&build_dir);
+    }
     // Another prepare of the same source may have finished first: its build is as good.
     if std::fs::rename(&staging, &build_dir).is_err() {
         let _ = std::fs::remove_dir_all(&staging);

@@ -258,3 +258,16 @@ async fn a_dependency_with_build_hooks_is_refused_before_anything_compiles() {
     assert!(!sdk.calls().iter().any(|call| call.contains("compile")), "nothing compiled");
     assert!(host.leftovers().is_empty());
 }
+
+#[tokio::test]
+async fn a_build_whose_executable_went_missing_is_made_again() {
+    let (sdk, host) = (Sdk::new("3.5.0"), Host::new());
+    let function = host.function("abc", &[("main.dart", MAIN)]);
+    let install = sdk.install(&host.work.path().join("adapters"));
+    let first = prepare_dart(&install, &host.settings(), &function, &handler(), false).await.unwrap();
+    std::fs::remove_file(first.build_dir.join("worker")).unwrap();
+    let again = prepare_dart(&install, &host.settings(), &function, &handler(), false).await.unwrap();
+    assert!(!again.build.reused && again.build.compiled);
+    assert!(again.build_dir.join("worker").is_file());
+    assert!(host.leftovers().is_empty());
+}

@@ -196,12 +196,12 @@ async fn a_broken_module_or_a_missing_named_function_fails_prepare() {
     let error = fixture.prewarm.prepare(broken).await.unwrap_err().to_string();
     assert!(error.contains("ModuleNotFoundError"), "{error}");
 
-    // A function the deploy named is called by that name only: no fallback to the default export.
+    // A function the deploy named is called by that name only (no fallback to the default
+    // export), and not finding it fails prepare instead of turning the version into a script.
     let mut named = settled(&fixture, "named", Runtime::Node, "index.js", &[("index.js", "module.exports = () => 1;")]);
     named.entry.function = "handle".into();
-    let report = fixture.prewarm.prepare(named).await.unwrap();
-    assert_eq!(report.entry_mode, EntryMode::Main);
-    assert!(report.entry_reason.contains("without a callable `handle`"), "{}", report.entry_reason);
+    let error = fixture.prewarm.prepare(named).await.unwrap_err().to_string();
+    assert!(error.contains("index.js loaded without a callable `handle` (it exports default (function))"), "{error}");
 
     let mut invalid =
         settled(&fixture, "invalid", Runtime::Node, "index.js", &[("index.js", "exports.handler = () => 1;")]);
