@@ -55,13 +55,21 @@ impl Api {
         Ok(self.http.request(method, self.url(path)).bearer_auth(token).timeout(Duration::from_secs(60)))
     }
 
-    /// A request carrying the token when there is one (function URLs of public functions need none).
-    pub fn maybe_authed(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+    /// A call of a function URL (no client-side time limit: the function's deadline applies),
+    /// carrying the saved login only when `with_login` (public functions need none).
+    pub fn function_call(&self, method: reqwest::Method, path: &str, with_login: bool) -> RequestBuilder {
         let request = self.http.request(method, self.url(path));
         match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+            Some(token) if with_login => request.bearer_auth(token),
+            _ => request,
         }
+    }
+
+    /// True when the saved login owns the function `name` (its control-plane record answers).
+    /// Asked before invoking, so a login token never travels to somebody else's function.
+    pub fn owns_function(&self, name: &str) -> bool {
+        let Ok(request) = self.authed(reqwest::Method::GET, &format!("/api/functions/{name}")) else { return false };
+        request.send().is_ok_and(|response| response.status() == StatusCode::OK)
     }
 
     pub fn anonymous(&self, method: reqwest::Method, path: &str) -> RequestBuilder {

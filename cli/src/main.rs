@@ -121,6 +121,10 @@ enum Command {
         /// Print the status line and headers too.
         #[arg(short = 'i', long)]
         include: bool,
+        /// Send your login even if the function is not yours (by default it goes only to your
+        /// own functions, so another tenant's code never receives it).
+        #[arg(long)]
+        auth: bool,
     },
     /// Show a function's log lines.
     Logs {
@@ -206,8 +210,8 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         ),
         Command::List => functions::list(&api, output),
         Command::Info { name } => functions::info(&api, output, &name),
-        Command::Invoke { name, data, query, method, headers, path, include } => {
-            invoke::invoke(&api, output, invoke::InvokeArgs { name, data, query, method, headers, path, include })
+        Command::Invoke { name, data, query, method, headers, path, include, auth } => {
+            invoke::invoke(&api, output, invoke::InvokeArgs { name, data, query, method, headers, path, include, auth })
         }
         Command::Logs { name, follow, since, lines } => logs::logs(&api, output, &name, follow, since, lines),
         Command::Versions { name } => functions::versions(&api, output, &name),

@@ -16,6 +16,8 @@ pub struct InvokeArgs {
     pub headers: Vec<String>,
     pub path: String,
     pub include: bool,
+    /// Send the saved login even to a function this login does not own.
+    pub auth: bool,
 }
 
 fn body(data: &str) -> anyhow::Result<Vec<u8>> {
@@ -45,7 +47,11 @@ pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()
     for pair in &args.query {
         query.push(pair.split_once('=').with_context(|| format!("--query {pair:?}: use KEY=VALUE"))?);
     }
-    let mut request = api.maybe_authed(method, path.trim_end_matches('/')).query(&query);
+    // The login goes only to the caller's own functions (or with --auth): another tenant's public
+    // function would receive it in its request headers.
+    let send_login = args.auth || api.owns_function(&args.name);
+    let path = path.trim_end_matches('/');
+    let mut request = api.function_call(method, path, send_login).query(&query);
     for header in &args.headers {
         let (name, value) = header.split_once(':').with_context(|| format!("-H {header:?}: use NAME:VALUE"))?;
         request = request.header(name.trim(), value.trim());

@@ -376,3 +376,84 @@ fn init_makes_a_function_the_analyzer_accepts() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1), "init never overwrites");
 }
+
+/// An HTTP server that answers `404` to control-plane requests and `{}` to function calls, and
+/// records the head of every request it gets.
+fn recording_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut stream = stream;
+            'requests: loop {
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break 'requests; // the client closed this connection
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+                let answer = if head.starts_with("GET /api/functions/") {
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+                };
+                record.lock().unwrap().push(head);
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn invoking_a_function_you_do_not_own_sends_no_login() {
+    let (url, seen) = recording_server();
+    let home = tempfile::tempdir().unwrap();
+    // A login token for this server (the recording server never checks it).
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJjb250YWluZXJwdWIifQ.c2lnbmF0dXJl";
+    let with_token = |args: &[&str]| {
+        let mut child = Command::new(binary("dart_cloud"))
+            .args(args)
+            .env("DART_CLOUD_URL", &url)
+            .env("DART_CLOUD_TOKEN", token)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("HOME", home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take();
+        child.wait_with_output().unwrap()
+    };
+    ok(with_token(&["invoke", "someone-elses", "--data", "{}"]));
+    let heads = seen.lock().unwrap().clone();
+    let call = heads.iter().find(|head| head.starts_with("POST /fn/someone-elses")).expect("the function was called");
+    assert!(
+        !call.to_ascii_lowercase().contains("authorization"),
+        "the login went to a function it does not own: {call}"
+    );
+    let check =
+        heads.iter().find(|head| head.starts_with("GET /api/functions/someone-elses")).expect("ownership asked");
+    assert!(check.to_ascii_lowercase().contains("authorization: bearer"), "{check}");
+
+    // Asked for explicitly, it is sent.
+    ok(with_token(&["invoke", "someone-elses", "--data", "{}", "--auth"]));
+    let heads = seen.lock().unwrap().clone();
+    let last = heads.iter().rev().find(|head| head.starts_with("POST /fn/someone-elses")).unwrap();
+    assert!(last.to_ascii_lowercase().contains("authorization: bearer"), "{last}");
+}

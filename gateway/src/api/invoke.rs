@@ -47,8 +47,11 @@ pub async fn function_url(
     };
     let mut forwarded = BTreeMap::new();
     for (header, value) in &headers {
-        if !function.public && (header == "authorization" || header == "x-api-key") {
-            continue; // the platform credential is not the function's business
+        let credential_header = header == "authorization" || header == "x-api-key";
+        // A private function's caller authenticated with these; a public function gets the
+        // values it may implement itself, never one of the platform's own tokens or keys.
+        if credential_header && (!function.public || is_platform_credential(&app, value.as_bytes())) {
+            continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         forwarded
@@ -126,6 +129,19 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
         Some(caller) if caller.user_id == function.owner_id => Ok(function),
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
     }
+}
+
+/// True for a value holding one of this server's tokens or API keys, valid or not: forwarded
+/// to a function, a valid one would let its code act in the caller's name.
+fn is_platform_credential(app: &App, value: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(value);
+    let text = text.trim();
+    let credential = match text.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        Some(_) => return false,
+        None => text,
+    };
+    credential.starts_with(crate::auth::api_keys::KEY_PREFIX) || app.tokens.names_this_server(credential)
 }
 
 /// `application/x-www-form-urlencoded` pairs; a malformed escape is kept as written.

@@ -66,6 +66,14 @@ impl TokenKeys {
         IssuedToken { token, expires_at }
     }
 
+    /// True when `token` is one of this server's tokens, valid or not (expired, re-signed,
+    /// tampered): a JWT whose claims name this server as issuer. Such a value never reaches a
+    /// function (`api::invoke`), since a valid one acts in its holder's name.
+    pub fn names_this_server(&self, token: &str) -> bool {
+        jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+            .is_ok_and(|data| data.claims.get("iss").and_then(serde_json::Value::as_str) == Some(self.issuer.as_str()))
+    }
+
     /// The user id a valid token names, or why it is not valid.
     pub fn verify(&self, token: &str) -> Result<String, TokenError> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
@@ -103,6 +111,18 @@ mod tests {
         assert_eq!(keys.verify(&issued.token), Ok("usr_1".into()));
         let old = keys.issue("usr_1", now() - 7200);
         assert_eq!(keys.verify(&old.token), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn this_servers_tokens_are_recognised_valid_or_not() {
+        let keys = keys();
+        assert!(keys.names_this_server(&keys.issue("usr_1", now()).token));
+        assert!(keys.names_this_server(&keys.issue("usr_1", now() - 7200).token), "expired");
+        let other = TokenKeys::new(&[9u8; 32], "containerpub", "containerpub-api", 3600);
+        assert!(keys.names_this_server(&other.issue("usr_1", now()).token), "signed with another secret");
+        let foreign = TokenKeys::new(&[7u8; 32], "auth.example.com", "app", 3600);
+        assert!(!keys.names_this_server(&foreign.issue("usr_1", now()).token), "another issuer's token");
+        assert!(!keys.names_this_server("not-a-jwt"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! SQLite file and a real PostgreSQL database.
 
 mod accounts;
+mod credentials;
 mod dart_builds;
 mod deploys;
 mod function_database;
