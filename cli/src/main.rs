@@ -48,6 +48,10 @@ enum Command {
     Register {
         #[arg(long)]
         email: Option<String>,
+        /// A one-time invitation from an administrator (needed once the server's first account exists,
+        /// unless its registration is open).
+        #[arg(long, value_name = "CODE")]
+        invite: Option<String>,
     },
     /// Log in and keep the token (asks for email and password).
     Login {
@@ -155,6 +159,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Administer the server (administrators only): accounts and invitations.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
 }
@@ -164,9 +173,54 @@ enum KeysCommand {
     /// Create a key (shown once).
     Create {
         name: String,
+        /// invoke (call your private functions; the default), deploy (also the control plane),
+        /// or admin (administrators only).
+        #[arg(long, default_value = "invoke", value_parser = ["invoke", "deploy", "admin"])]
+        scope: String,
+        /// Limit the key to this function (repeatable).
+        #[arg(long = "function", value_name = "NAME")]
+        functions: Vec<String>,
+        /// The key stops working after this long: 30m, 12h, 90d.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
     },
     List,
     Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Accounts: list, create, disable, enable.
+    Users {
+        #[command(subcommand)]
+        command: AdminUsersCommand,
+    },
+    /// Make a one-time invitation code for `dart_cloud register --invite CODE`.
+    Invite {
+        /// How long it stays usable: 30m, 12h, 7d (default: the server's).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminUsersCommand {
+    List,
+    /// Create an account; its password is generated and printed once unless --password-stdin.
+    Create {
+        email: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: its logins, keys and public functions stop working at once.
+    Disable {
+        id: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
         id: String,
     },
 }
@@ -198,7 +252,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
     let api = Api::new(&base, token);
     use commands::*;
     match cli.command {
-        Command::Register { email } => account::register(&api, output, email),
+        Command::Register { email, invite } => account::register(&api, output, email, invite),
         Command::Login { email, token_stdin } => account::login(&api, output, email, token_stdin),
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),
@@ -218,9 +272,22 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Rollback { name, version } => functions::rollback(&api, output, &name, version),
         Command::Delete { name, yes } => functions::delete(&api, output, &name, yes),
         Command::Keys { command } => match command {
-            KeysCommand::Create { name } => account::create_key(&api, output, &name),
+            KeysCommand::Create { name, scope, functions, expires_in } => {
+                account::create_key(&api, output, &name, &scope, &functions, expires_in.as_deref())
+            }
             KeysCommand::List => account::list_keys(&api, output),
             KeysCommand::Revoke { id } => account::revoke_key(&api, output, &id),
+        },
+        Command::Admin { command } => match command {
+            AdminCommand::Users { command } => match command {
+                AdminUsersCommand::List => admin::list_users(&api, output),
+                AdminUsersCommand::Create { email, password_stdin } => {
+                    admin::create_user(&api, output, &email, password_stdin)
+                }
+                AdminUsersCommand::Disable { id } => admin::set_disabled(&api, output, &id, true),
+                AdminUsersCommand::Enable { id } => admin::set_disabled(&api, output, &id, false),
+            },
+            AdminCommand::Invite { expires_in } => admin::invite(&api, output, expires_in.as_deref()),
         },
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -80,6 +80,9 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub prewarm: prewarm::Prewarm,
     pub tokens: TokenKeys,
+    /// Administrators and disabled accounts, for every request.
+    pub accounts: crate::auth::accounts::AccountState,
+    pub login_throttle: crate::auth::throttle::LoginThrottle,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub function_database: crate::function_database::FunctionDatabaseStatus,

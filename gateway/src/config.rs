@@ -23,6 +23,7 @@ pub struct Config {
     pub deploy: DeployLimits,
     pub http: HttpLimits,
     pub sandbox: prewarm::SandboxConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +34,41 @@ pub struct AuthConfig {
     pub token_ttl_seconds: u64,
     pub issuer: String,
     pub audience: String,
+    /// Who may create an account: `first-user` (the first account is the administrator, then
+    /// only invitations), `open`, or `invite` (invitations only, once an administrator exists).
+    pub registration: Registration,
+    /// How long an invitation stays usable.
+    pub invite_ttl_seconds: u64,
+}
+
+/// `[auth] registration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Registration {
+    FirstUser,
+    Open,
+    Invite,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text.trim() {
+            "first-user" => Ok(Registration::FirstUser),
+            "open" => Ok(Registration::Open),
+            "invite" => Ok(Registration::Invite),
+            other => bail!("registration {other:?} is not valid: expected first-user, open or invite"),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (its labels name every
+    /// tenant's functions).
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +133,7 @@ impl Default for Config {
             deploy: DeployLimits::default(),
             http: HttpLimits::default(),
             sandbox: prewarm::SandboxConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -108,6 +145,8 @@ impl Default for AuthConfig {
             token_ttl_seconds: 24 * 3600,
             issuer: "containerpub".into(),
             audience: "containerpub-api".into(),
+            registration: Registration::FirstUser,
+            invite_ttl_seconds: 7 * 24 * 3600,
         }
     }
 }
@@ -195,6 +234,13 @@ impl Config {
         }
         if let Some(dir) = lookup("FUNCTIONS_DIR") {
             self.functions_dir = Some(dir.into());
+        }
+        if let Some(policy) = lookup("CONTAINERPUB_REGISTRATION") {
+            self.auth.registration =
+                policy.parse().map_err(|error| anyhow::anyhow!("CONTAINERPUB_REGISTRATION: {error}"))?;
+        }
+        if let Some(token) = lookup("CONTAINERPUB_METRICS_TOKEN") {
+            self.metrics.token = Some(token);
         }
         if let Some(mode) = lookup("CONTAINERPUB_SANDBOX") {
             self.sandbox.mode = match mode.trim() {

@@ -81,8 +81,10 @@ impl HttpServerApp for FrontDoor {
             });
             match body {
                 Ok(body) => {
-                    let request =
+                    let mut request =
                         axum::http::Request::from_parts(session.req_header().as_owned_parts(), Body::from(body));
+                    let address = session.client_addr().and_then(|address| address.as_inet()).map(|inet| inet.ip());
+                    request.extensions_mut().insert(crate::api::ClientAddress(address));
                     match self.router.clone().oneshot(request).await {
                         Ok(response) => response,
                         Err(never) => match never {},

@@ -199,11 +199,14 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let functions_dir = config.functions_dir();
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);
+    let accounts = auth::accounts::AccountState::load(store.as_ref()).await?;
     let app = Arc::new(App {
         config,
         store,
         prewarm,
         tokens,
+        accounts,
+        login_throttle: Default::default(),
         recorder,
         metrics: Default::default(),
         function_database,

@@ -20,6 +20,8 @@ struct Histogram {
 pub struct Metrics {
     invocations: DashMap<(String, &'static str), AtomicU64>,
     durations: DashMap<String, Histogram>,
+    /// Login attempts by result: `ok`, `failed` (wrong email or password), `throttled`.
+    logins: DashMap<&'static str, AtomicU64>,
 }
 
 impl Metrics {
@@ -41,7 +43,17 @@ impl Metrics {
         self.durations.remove(function);
     }
 
+    pub fn count_login(&self, result: &'static str) {
+        self.logins.entry(result).or_default().fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn render(&self, out: &mut String) {
+        out.push_str("# HELP containerpub_logins_total Login attempts by result (ok, failed, throttled).\n");
+        out.push_str("# TYPE containerpub_logins_total counter\n");
+        for result in ["ok", "failed", "throttled"] {
+            let count = self.logins.get(result).map_or(0, |count| count.load(Ordering::Relaxed));
+            let _ = writeln!(out, "containerpub_logins_total{{result=\"{result}\"}} {count}");
+        }
         out.push_str("# HELP containerpub_invocations_total Invocations by function and outcome.\n");
         out.push_str("# TYPE containerpub_invocations_total counter\n");
         let mut rows: Vec<_> = self

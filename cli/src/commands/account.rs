@@ -33,10 +33,17 @@ fn ask_credentials(email: Option<String>) -> anyhow::Result<(String, String)> {
     Ok((email, password))
 }
 
-pub fn register(api: &Api, output: &Output, email: Option<String>) -> anyhow::Result<()> {
+pub fn register(api: &Api, output: &Output, email: Option<String>, invite: Option<String>) -> anyhow::Result<()> {
     let (email, password) = ask_credentials(email)?;
     let credentials = json!({ "email": email, "password": password });
-    api.json(api.anonymous(Method::POST, "/api/auth/register").json(&credentials))?;
+    let mut registration = credentials.clone();
+    if let Some(invite) = invite {
+        registration["invite"] = Value::from(invite);
+    }
+    let created = api.json(api.anonymous(Method::POST, "/api/auth/register").json(&registration))?;
+    if created["admin"].as_bool() == Some(true) {
+        output.note("This is the server's first account: it is the administrator (dart_cloud admin --help).");
+    }
     output.note(&format!("Account {email} created on {}", api.base));
     let answer = api.json(api.anonymous(Method::POST, "/api/auth/login").json(&credentials))?;
     save_login(api, output, answer, email)
@@ -90,8 +97,23 @@ pub fn whoami(api: &Api, output: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn create_key(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
-    let key = api.json(api.authed(Method::POST, "/api/keys")?.json(&json!({ "name": name })))?;
+pub fn create_key(
+    api: &Api,
+    output: &Output,
+    name: &str,
+    scope: &str,
+    functions: &[String],
+    expires_in: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut request = json!({ "name": name, "scope": scope });
+    if !functions.is_empty() {
+        request["functions"] = json!(functions);
+    }
+    if let Some(text) = expires_in {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        request["expires_at"] = Value::from(now + duration_seconds(text)? * 1000);
+    }
+    let key = api.json(api.authed(Method::POST, "/api/keys")?.json(&request))?;
     if output.json() {
         output.line(&key);
     } else {
@@ -107,7 +129,7 @@ pub fn create_key(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> 
 pub fn list_keys(api: &Api, output: &Output) -> anyhow::Result<()> {
     let keys = api.json(api.authed(Method::GET, "/api/keys")?)?;
     let rows: Vec<Value> = keys["keys"].as_array().cloned().unwrap_or_default();
-    output.table(&["id", "name", "prefix", "created_at", "last_used_at"], &rows);
+    output.table(&["id", "name", "prefix", "scope", "functions", "expires_at", "last_used_at"], &rows);
     Ok(())
 }
 
@@ -115,4 +137,20 @@ pub fn revoke_key(api: &Api, output: &Output, id: &str) -> anyhow::Result<()> {
     api.json(api.authed(Method::DELETE, &format!("/api/keys/{id}"))?)?;
     output.note(&format!("API key {id} revoked"));
     Ok(())
+}
+
+/// `30s`, `30m`, `12h`, `7d` (or plain seconds) as seconds.
+pub fn duration_seconds(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().with_context(|| format!("{text:?} is not a duration: use 30m, 12h or 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => anyhow::bail!("{text:?} is not a duration: use 30m, 12h or 7d"),
+    };
+    anyhow::ensure!(number > 0, "{text:?}: the duration must be above 0");
+    Ok(number * factor)
 }

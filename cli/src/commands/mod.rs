@@ -1,6 +1,7 @@
 //! One file per group of commands.
 
 pub mod account;
+pub mod admin;
 pub mod deploy;
 pub mod functions;
 pub mod init;

@@ -457,3 +457,59 @@ fn invoking_a_function_you_do_not_own_sends_no_login() {
     let last = heads.iter().rev().find(|head| head.starts_with("POST /fn/someone-elses")).unwrap();
     assert!(last.to_ascii_lowercase().contains("authorization: bearer"), "{last}");
 }
+
+#[test]
+fn administrators_invite_create_and_disable_accounts() {
+    let server = start_server();
+    let admin_home = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str], input: &str| cli(admin_home.path(), &server.url, args, input);
+    let (_, stderr) = text(&admin(&["register", "--email", "root@example.com"], "correct horse battery\n"));
+    assert!(stderr.contains("it is the administrator"), "{stderr}");
+
+    // Registration is then closed, unless invited.
+    let guest_home = tempfile::tempdir().unwrap();
+    let guest = |args: &[&str], input: &str| cli(guest_home.path(), &server.url, args, input);
+    let refused = failed(guest(&["register", "--email", "guest@example.com"], "correct horse battery\n"));
+    assert!(refused.contains("registration is closed"), "{refused}");
+    let invite: Value = serde_json::from_str(&ok(admin(&["admin", "invite", "--expires-in", "1h"], ""))).unwrap();
+    let code = invite["code"].as_str().unwrap();
+    ok(guest(&["register", "--email", "guest@example.com", "--invite", code], "correct horse battery\n"));
+    let again = failed(cli(
+        tempfile::tempdir().unwrap().path(),
+        &server.url,
+        &["register", "--email", "x@example.com", "--invite", code],
+        "correct horse battery\n",
+    ));
+    assert!(again.contains("invitation is unknown, used or expired"), "{again}");
+
+    // Accounts made by an administrator, listed, disabled.
+    let made: Value = serde_json::from_str(&ok(admin(&["admin", "users", "create", "made@example.com"], ""))).unwrap();
+    assert!(made["password"].as_str().is_some_and(|password| password.len() >= 16), "{made}");
+    let users: Vec<Value> =
+        ok(admin(&["admin", "users", "list"], "")).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(users.len(), 3, "{users:?}");
+    let guest_id =
+        users.iter().find(|user| user["email"] == "guest@example.com").unwrap()["id"].as_str().unwrap().to_string();
+    ok(guest(&["whoami"], ""));
+    ok(admin(&["admin", "users", "disable", &guest_id], ""));
+    let cut_off = failed(guest(&["whoami"], ""));
+    assert!(cut_off.contains("this account is disabled"), "{cut_off}");
+    let not_admin = failed(cli(guest_home.path(), &server.url, &["admin", "users", "list"], ""));
+    assert!(not_admin.contains("disabled"), "{not_admin}");
+    ok(admin(&["admin", "users", "enable", &guest_id], ""));
+    let denied = failed(guest(&["admin", "users", "list"], ""));
+    assert!(denied.contains("admin scope"), "{denied}");
+
+    // Scoped keys.
+    let key: Value = serde_json::from_str(&ok(guest(
+        &["keys", "create", "ci", "--scope", "deploy", "--function", "alpha", "--expires-in", "1d"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!((key["scope"].as_str(), key["functions"][0].as_str()), (Some("deploy"), Some("alpha")), "{key}");
+    assert!(key["expires_at"].is_u64() || key["expires_at"].is_i64(), "{key}");
+    let default: Value = serde_json::from_str(&ok(guest(&["keys", "create", "caller"], ""))).unwrap();
+    assert_eq!(default["scope"], "invoke");
+    let escalation = failed(guest(&["keys", "create", "root", "--scope", "admin"], ""));
+    assert!(escalation.contains("admin scope"), "{escalation}");
+}

@@ -110,6 +110,7 @@ pub async fn deploy(
             format!("{name:?} is not a valid function name: lower-case letters, digits and -, starting with a letter, at most 63"),
         ));
     }
+    caller.may_use(&name)?;
     let archive_bytes = form
         .archive
         .clone()

@@ -24,9 +24,11 @@ pub async fn owned_function(app: &App, caller: &Caller, name_or_id: &str) -> Res
     } else {
         app.store.function_by_name(name_or_id).await?
     };
-    found
+    let function = found
         .filter(|function| function.owner_id == caller.user_id)
-        .ok_or_else(|| ApiError::not_found(format!("you have no function {name_or_id:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("you have no function {name_or_id:?}")))?;
+    caller.may_use(&function.name)?;
+    Ok(function)
 }
 
 /// The record of the function's active version, if it has one.
@@ -76,6 +78,9 @@ fn version_json(version: &VersionRecord, active: Option<i64>) -> Value {
 pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut functions = Vec::new();
     for function in app.store.functions_of(&caller.user_id).await? {
+        if caller.may_use(&function.name).is_err() {
+            continue; // a key limited to some functions lists only those
+        }
         let active = active_version(&app, &function).await?;
         functions.push(function_json(&function, active.as_ref()));
     }

@@ -118,6 +118,14 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
     let function = app
         .active_by_name_or_id(name)
         .ok_or_else(|| ApiError::not_found(format!("no function {name:?} is deployed")))?;
+    // A disabled account's functions stop answering, public ones included.
+    if app.accounts.is_disabled(&function.owner_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+            format!("{name} belongs to a disabled account"),
+        ));
+    }
     if function.public {
         return Ok(function);
     }
@@ -126,7 +134,11 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
             "unauthenticated",
             format!("{name} is private: send its owner's token or API key (Authorization: Bearer …)"),
         )),
-        Some(caller) if caller.user_id == function.owner_id => Ok(function),
+        Some(caller) if caller.user_id == function.owner_id => {
+            // Every scope may invoke; a key limited to some functions only those.
+            caller.may_use(&function.name)?;
+            Ok(function)
+        }
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
     }
 }

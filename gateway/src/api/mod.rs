@@ -2,6 +2,7 @@
 //! (`front_door.rs`), which owns connections, timeouts and shutdown.
 
 mod accounts;
+mod admin;
 mod caller;
 mod deploy;
 pub mod error;
@@ -16,7 +17,8 @@ use axum::Router;
 
 use crate::app::App;
 
-pub use caller::Caller;
+pub use accounts::ClientAddress;
+pub use caller::{AdminCaller, Caller};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -27,6 +29,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/auth/me", get(accounts::me))
         .route("/api/keys", post(accounts::create_key).get(accounts::list_keys))
         .route("/api/keys/{id}", delete(accounts::revoke_key))
+        .route("/api/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/api/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/api/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/api/admin/invites", post(admin::create_invite))
         .route("/api/functions", get(functions::list))
         .route("/api/functions/deploy", post(deploy::deploy))
         .route("/api/functions/{name}", get(functions::info).delete(functions::delete))

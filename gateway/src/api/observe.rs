@@ -16,10 +16,13 @@ use super::error::ApiError;
 use super::functions::owned_function;
 use super::Caller;
 use crate::app::{now_ms, App};
+use crate::auth::scopes::Scope;
 use crate::metrics::family;
 use crate::store::LogRecord;
 
-pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+/// `{"status"}` for anyone (load balancers); the details — store, runtimes, sandbox, function
+/// database — only for an administrator's token or admin key.
+pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let store = tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await;
     let store_ok = matches!(store, Ok(Ok(())));
     let (enforcement, _) = app.prewarm.enforcement();
@@ -33,8 +36,21 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
         .collect();
     let draining = app.draining.load(Ordering::Relaxed);
     let healthy = store_ok && !draining;
+    let status_text = if healthy {
+        "ok"
+    } else if draining {
+        "draining"
+    } else {
+        "degraded"
+    };
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let admin =
+        matches!(super::caller::authenticate(&app, &headers).await, Ok(Some(caller)) if caller.scope == Scope::Admin);
+    if !admin {
+        return (status, Json(json!({ "status": status_text }))).into_response();
+    }
     let body = json!({
-        "status": if healthy { "ok" } else if draining { "draining" } else { "degraded" },
+        "status": status_text,
         "store": { "kind": app.store.kind(), "reachable": store_ok },
         "memory_enforcement": enforcement.name(),
         "sandbox": app.prewarm.sandbox_status(),
@@ -42,11 +58,23 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
         "functions_active": app.active.len(),
         "function_database": app.function_database,
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Prometheus text; with `[metrics] token` set, only for `Authorization: Bearer <token>`.
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &app.config.metrics.token {
+        let sent = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
+        let sent = sent.strip_prefix("Bearer ").unwrap_or("");
+        let expected = crate::auth::api_keys::hash(token);
+        if !crate::auth::api_keys::hashes_match(&crate::auth::api_keys::hash(sent), &expected) {
+            return ApiError::unauthorized(
+                "unauthenticated",
+                "/metrics needs `Authorization: Bearer <[metrics] token>` on this server",
+            )
+            .into_response();
+        }
+    }
     let mut out = String::new();
     app.metrics.render(&mut out);
     let stats = app.prewarm.stats();

@@ -1,8 +1,12 @@
 //! Who is calling: bearer tokens (JWT) from `login`, API keys, and the secrets behind them.
 
+pub mod accounts;
 pub mod api_keys;
+pub mod invites;
 pub mod passwords;
+pub mod scopes;
 pub mod secret;
+pub mod throttle;
 pub mod tokens;
 
 /// Random bytes from the operating system.

@@ -34,9 +34,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    /// Stores a new account; it is the administrator when it is the server's first (decided in
+    /// the same statement). Returns the stored row.
+    async fn create_user(&self, user: &User) -> StoreResult<User>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn has_users(&self) -> StoreResult<bool>;
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Sets or clears `disabled_at`; false when there is no such account.
+    async fn set_user_disabled(&self, id: &str, disabled_at: Option<i64>) -> StoreResult<bool>;
+
+    async fn create_invite(&self, invite: &Invite) -> StoreResult<()>;
+    /// Marks an unused, unexpired invitation used; false when there is none to use.
+    async fn use_invite(&self, code_hash: &str, now_ms: i64, user_id: &str) -> StoreResult<bool>;
+    /// Makes a used invitation usable again (its account could not be created).
+    async fn release_invite(&self, code_hash: &str) -> StoreResult<()>;
 
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     async fn api_keys(&self, user_id: &str) -> StoreResult<Vec<ApiKey>>;

@@ -8,6 +8,21 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// The first account of a server is its administrator; administrators make others.
+    pub is_admin: bool,
+    /// A disabled account's tokens, keys and public functions stop working.
+    pub disabled_at: Option<i64>,
+}
+
+/// A one-time invitation to register (`[auth] registration`); only its hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Invite {
+    pub code_hash: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -22,6 +37,11 @@ pub struct ApiKey {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// `invoke`, `deploy` or `admin` (see `auth::scopes`).
+    pub scope: String,
+    /// JSON array of the function names the key may use; `None`: all of its owner's.
+    pub functions: Option<String>,
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -4,7 +4,9 @@
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::{ApiKey, FunctionRecord, InvocationRecord, LogRecord, Store, StoreError, StoreResult, User, VersionRecord};
+use super::{
+    ApiKey, FunctionRecord, Invite, InvocationRecord, LogRecord, Store, StoreError, StoreResult, User, VersionRecord,
+};
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit (13 columns × 500).
 const BATCH_ROWS: usize = 500;
@@ -44,15 +46,74 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn create_user(&self, user: &User) -> StoreResult<()> {
-                sqlx::query("INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-                    .bind(&user.id)
-                    .bind(&user.email)
-                    .bind(&user.password_hash)
-                    .bind(user.created_at)
+            async fn create_user(&self, user: &User) -> StoreResult<User> {
+                sqlx::query(
+                    "INSERT INTO users (id, email, password_hash, created_at, is_admin) \
+                     SELECT $1, $2, $3, $4, NOT EXISTS (SELECT 1 FROM users)",
+                )
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.password_hash)
+                .bind(user.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(self.user_by_id(&user.id).await?.expect("the account was just stored"))
+            }
+
+            async fn has_users(&self) -> StoreResult<bool> {
+                let found: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM users LIMIT 1").fetch_optional(&self.pool).await?;
+                Ok(found.is_some())
+            }
+
+            async fn users(&self) -> StoreResult<Vec<User>> {
+                Ok(sqlx::query_as::<$db, User>("SELECT * FROM users ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn set_user_disabled(&self, id: &str, disabled_at: Option<i64>) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                    .bind(disabled_at)
+                    .bind(id)
                     .execute(&self.pool)
-                    .await
-                    .map_err(conflict_or)?;
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO invites (code_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&invite.code_hash)
+                .bind(&invite.created_by)
+                .bind(invite.created_at)
+                .bind(invite.expires_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(())
+            }
+
+            async fn use_invite(&self, code_hash: &str, now_ms: i64, user_id: &str) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE invites SET used_at = $1, used_by = $2 \
+                     WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1",
+                )
+                .bind(now_ms)
+                .bind(user_id)
+                .bind(code_hash)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_invite(&self, code_hash: &str) -> StoreResult<()> {
+                sqlx::query("UPDATE invites SET used_at = NULL, used_by = NULL WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -72,8 +133,8 @@ macro_rules! sql_store {
 
             async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, scope, functions, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&key.id)
                 .bind(&key.user_id)
@@ -81,6 +142,9 @@ macro_rules! sql_store {
                 .bind(&key.prefix)
                 .bind(&key.key_hash)
                 .bind(key.created_at)
+                .bind(&key.scope)
+                .bind(&key.functions)
+                .bind(key.expires_at)
                 .execute(&self.pool)
                 .await
                 .map_err(conflict_or)?;

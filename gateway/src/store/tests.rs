@@ -36,7 +36,14 @@ async fn deletes_succeed_while_log_batches_are_written() {
     let store = connect(&format!("sqlite://{}", dir.path().join("s.db").display()), 8).await.unwrap();
     store.migrate().await.unwrap();
     store
-        .create_user(&User { id: "usr_1".into(), email: "a@b.c".into(), password_hash: "x".into(), created_at: 0 })
+        .create_user(&User {
+            id: "usr_1".into(),
+            email: "a@b.c".into(),
+            password_hash: "x".into(),
+            created_at: 0,
+            is_admin: false,
+            disabled_at: None,
+        })
         .await
         .unwrap();
     let writer_store: Arc<dyn Store> = store.clone();

@@ -19,7 +19,7 @@ fn function_database_limits_are_enforced_by_postgres() {
         ("FUNCTION_DB_TIMEOUT_MS", "250".to_string()),
     ];
     let server = Server::start_with_env(Backend::Sqlite, &env).unwrap();
-    let health: Value = server.get("/healthz", None).json().unwrap();
+    let health: Value = server.health();
     assert_eq!(health["function_database"]["connection_limit"], 2, "{health}");
     assert_eq!(health["function_database"]["statement_timeout_ms"], 250, "{health}");
 

@@ -22,6 +22,10 @@ pub enum Backend {
 
 /// Small caps, so limit tests are quick.
 pub const CONFIG: &str = r#"
+[auth]
+# Tests register several accounts; the sign-up policy test sets CONTAINERPUB_REGISTRATION.
+registration = "open"
+
 [functions]
 max_queue_length = 1
 max_queue_wait_ms = 10000
@@ -45,7 +49,13 @@ pub struct Server {
     pub database_url: String,
     log_path: PathBuf,
     pub client: Client,
+    /// A login of the server's first account, its administrator (`ADMIN_EMAIL`), made when the
+    /// server first starts.
+    pub admin: String,
 }
+
+/// The administrator every test server gets: the first account of its data directory.
+pub const ADMIN_EMAIL: &str = "admin@containerpub.test";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -131,8 +141,22 @@ impl Server {
             database_url: database_url.to_string(),
             log_path,
             client,
+            admin: String::new(),
         };
-        server.wait_ready().then_some(server)
+        if !server.wait_ready() {
+            return None;
+        }
+        // The first account is the administrator (registered on first start, logged in after).
+        let credentials = json!({ "email": ADMIN_EMAIL, "password": "correct horse battery" });
+        let registered = server.post_json("/api/auth/register", None, &credentials).status().as_u16();
+        assert!(registered == 201 || registered == 409, "the administrator could not register: {registered}");
+        server.admin = server.login(ADMIN_EMAIL);
+        Some(server)
+    }
+
+    /// `/healthz` as an administrator sees it (anyone else gets only `status`).
+    pub fn health(&self) -> Value {
+        self.get("/healthz", Some(&self.admin)).json().unwrap()
     }
 
     /// True once the server answers; false when it exited because its port was taken.

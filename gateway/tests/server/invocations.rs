@@ -139,7 +139,7 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     assert!(seen.contains("data: {"), "{seen}");
 
     // Health and metrics.
-    let health: Value = server.get("/healthz", None).json().unwrap();
+    let health: Value = server.health();
     assert_eq!(health["status"], "ok");
     assert!(health["memory_enforcement"].is_string() && health["runtimes"]["python"].is_string(), "{health}");
     let metrics = server.get("/metrics", None).text().unwrap();

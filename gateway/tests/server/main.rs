@@ -12,3 +12,4 @@ mod invocations;
 mod lifecycle;
 mod sandbox;
 mod shapes;
+mod tenancy;

@@ -178,7 +178,7 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     }
     refused(&started["ctypes_clone3"], "clone3", Some(38));
     refused(&started["exec_shell"], "exec of /bin/sh", Some(2));
-    let health: Value = server.get("/healthz", None).json().unwrap();
+    let health: Value = server.health();
     if health["sandbox"]["layers"].as_array().unwrap().iter().any(|layer| layer == "exec-only-runtime") {
         refused(&started["exec_shipped"], "exec of a program in the function's own archive", Some(13));
     } else {
@@ -325,7 +325,7 @@ fn uids_are_allocated_stored_and_stable(server: Server) {
     if !sandbox_runs_here() {
         return;
     }
-    let health: Value = server.get("/healthz", None).json().unwrap();
+    let health: Value = server.health();
     assert_eq!(health["sandbox"]["mode"], "on", "{health}");
     let layers: Vec<&str> =
         health["sandbox"]["layers"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
@@ -405,8 +405,15 @@ fn wait_for_health(port: u16, child: &mut Child) -> Value {
     let client = reqwest::blocking::Client::new();
     let started = Instant::now();
     loop {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/healthz")).send() {
-            return response.json().unwrap();
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().is_ok() {
+            // The details are for administrators: the first account of this fresh server is one.
+            let base = format!("http://127.0.0.1:{port}");
+            let credentials = serde_json::json!({ "email": "admin@example.com", "password": "correct horse battery" });
+            client.post(format!("{base}/api/auth/register")).json(&credentials).send().unwrap();
+            let login: Value =
+                client.post(format!("{base}/api/auth/login")).json(&credentials).send().unwrap().json().unwrap();
+            let token = login["token"].as_str().unwrap();
+            return client.get(format!("{base}/healthz")).bearer_auth(token).send().unwrap().json().unwrap();
         }
         if let Some(status) = child.try_wait().unwrap() {
             let mut stderr = String::new();
