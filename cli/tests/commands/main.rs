@@ -281,7 +281,7 @@ fn the_whole_workflow() {
     assert!(table.starts_with("NAME") && table.contains("hello"), "{table}");
 
     // Keys: created, usable as a token, revoked.
-    let key: Value = serde_json::from_str(&ok(run(&["keys", "create", "ci"]))).unwrap();
+    let key: Value = serde_json::from_str(&ok(run(&["keys", "create", "ci", "--scope", "deploy"]))).unwrap();
     let key_text = key["key"].as_str().unwrap();
     let as_key = ok(cli(home.path(), &server.url, &["whoami", "--token", key_text], ""));
     assert!(as_key.contains("ada@example.com"));
