@@ -159,6 +159,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// A function's secrets: environment variables kept encrypted, never shown back.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Administer the server (administrators only): accounts and invitations.
     Admin {
         #[command(subcommand)]
@@ -188,6 +193,17 @@ enum KeysCommand {
     Revoke {
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Set a secret; the value is read from standard input (or asked for on a terminal), never
+    /// taken as an argument, so it stays out of shell history and process listings.
+    Set { function: String, name: String },
+    /// The function's secrets: names and dates, never values.
+    List { function: String },
+    /// Remove a secret.
+    Unset { function: String, name: String },
 }
 
 #[derive(Subcommand)]
@@ -277,6 +293,11 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
             }
             KeysCommand::List => account::list_keys(&api, output),
             KeysCommand::Revoke { id } => account::revoke_key(&api, output, &id),
+        },
+        Command::Secrets { command } => match command {
+            SecretsCommand::Set { function, name } => secrets::set(&api, output, &function, &name),
+            SecretsCommand::List { function } => secrets::list(&api, output, &function),
+            SecretsCommand::Unset { function, name } => secrets::unset(&api, output, &function, &name),
         },
         Command::Admin { command } => match command {
             AdminCommand::Users { command } => match command {

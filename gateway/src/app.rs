@@ -83,6 +83,8 @@ pub struct App {
     /// Administrators and disabled accounts, for every request.
     pub accounts: crate::auth::accounts::AccountState,
     pub login_throttle: crate::auth::throttle::LoginThrottle,
+    /// Functions' secrets: sealing, opening, masking.
+    pub secrets: crate::secrets::Secrets,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub function_database: crate::function_database::FunctionDatabaseStatus,

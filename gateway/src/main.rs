@@ -14,6 +14,7 @@ mod front_door;
 mod function_database;
 mod metrics;
 mod recorder;
+mod secrets;
 mod shutdown;
 mod store;
 
@@ -200,6 +201,8 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);
     let accounts = auth::accounts::AccountState::load(store.as_ref()).await?;
+    let secrets =
+        secrets::Secrets::load_or_create(std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(), &config.data_dir)?;
     let app = Arc::new(App {
         config,
         store,
@@ -207,6 +210,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         tokens,
         accounts,
         login_throttle: Default::default(),
+        secrets,
         recorder,
         metrics: Default::default(),
         function_database,

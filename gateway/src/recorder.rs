@@ -132,7 +132,7 @@ pub async fn forward_stray_logs(app: Arc<crate::app::App>, mut lines: mpsc::Rece
             invocation_id: None,
             timestamp_us: stray.line.timestamp_us,
             stream: stray.line.stream.as_str().to_string(),
-            message: stray.line.text.clone(),
+            message: app.secrets.mask(function_id, &stray.line.text).into_owned(),
         }));
     }
 }

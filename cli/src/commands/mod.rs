@@ -7,3 +7,4 @@ pub mod functions;
 pub mod init;
 pub mod invoke;
 pub mod logs;
+pub mod secrets;

@@ -280,6 +280,15 @@ fn the_whole_workflow() {
     let table = ok(run(&["list", "-o", "table", "--no-color"]));
     assert!(table.starts_with("NAME") && table.contains("hello"), "{table}");
 
+    // Secrets: the value from standard input, listed by name only, removed.
+    ok(cli(home.path(), &server.url, &["secrets", "set", "hello", "SERVICE_KEY"], "value-from-stdin-123\n"));
+    let listed = ok(run(&["secrets", "list", "hello"]));
+    assert!(listed.contains("\"name\":\"SERVICE_KEY\"") && !listed.contains("value-from-stdin-123"), "{listed}");
+    let empty = failed(cli(home.path(), &server.url, &["secrets", "set", "hello", "EMPTY"], ""));
+    assert!(empty.contains("no value on standard input"), "{empty}");
+    ok(run(&["secrets", "unset", "hello", "SERVICE_KEY"]));
+    assert!(!ok(run(&["secrets", "list", "hello"])).contains("SERVICE_KEY"));
+
     // Keys: created, usable as a token, revoked.
     let key: Value = serde_json::from_str(&ok(run(&["keys", "create", "ci", "--scope", "deploy"]))).unwrap();
     let key_text = key["key"].as_str().unwrap();

@@ -171,6 +171,7 @@ pub async fn delete(
         artifacts::remove(&app.artifacts_dir(), &app.functions_dir(), &sha256);
     }
     app.metrics.forget(&function.name);
+    app.secrets.forget(&function.id);
     tracing::info!(function = %function.name, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }

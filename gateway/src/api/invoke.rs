@@ -305,7 +305,7 @@ fn record(
             invocation_id: Some(invocation.id.clone()),
             timestamp_us: line.timestamp_us,
             stream: line.stream.as_str().to_string(),
-            message: line.text.clone(),
+            message: app.secrets.mask(&function.id, &line.text).into_owned(),
         }));
     }
 }

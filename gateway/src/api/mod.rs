@@ -9,6 +9,7 @@ pub mod error;
 mod functions;
 mod invoke;
 mod observe;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/functions/{name}/invoke", post(invoke::api_invoke))
         .route("/api/functions/{name}/logs", get(observe::logs))
         .route("/api/functions/{name}/invocations", get(observe::invocations))
+        .route("/api/functions/{name}/secrets", get(secrets::list))
+        .route("/api/functions/{name}/secrets/{secret}", axum::routing::put(secrets::put).delete(secrets::delete))
         .route("/fn/{name}", any(invoke::function_url))
         .route("/fn/{name}/", any(invoke::function_url))
         .route("/fn/{name}/{*rest}", any(invoke::function_url))

@@ -12,16 +12,27 @@ pub const MIN_SECRET_BYTES: usize = 32;
 const FILE_NAME: &str = "jwt_secret";
 
 pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    load_or_create_named(configured, data_dir, FILE_NAME, "JWT_SECRET")
+}
+
+/// A secret of at least 32 bytes: `configured` (from `variable`), or the data directory's
+/// `file_name`, generated on first start with mode 0600.
+pub fn load_or_create_named(
+    configured: Option<&str>,
+    data_dir: &Path,
+    file_name: &str,
+    variable: &str,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = configured {
         if secret.len() < MIN_SECRET_BYTES {
             bail!(
-                "JWT_SECRET is {} bytes; it must be at least {MIN_SECRET_BYTES} (try: openssl rand -hex 32)",
+                "{variable} is {} bytes; it must be at least {MIN_SECRET_BYTES} (try: openssl rand -hex 32)",
                 secret.len()
             );
         }
         return Ok(secret.as_bytes().to_vec());
     }
-    let path = data_dir.join(FILE_NAME);
+    let path = data_dir.join(file_name);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
@@ -51,7 +62,7 @@ pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Resu
                 .with_context(|| format!("cannot create {}", path.display()))?;
             file.write_all(secret.as_bytes())?;
             file.sync_all()?;
-            tracing::info!(path = %path.display(), "generated a token signing secret");
+            tracing::info!(path = %path.display(), "generated {file_name}");
             Ok(secret.into_bytes())
         }
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),

@@ -54,7 +54,7 @@ pub async fn store_and_activate(
     settings: &mut VersionSettings,
     public: bool,
 ) -> Result<prewarm::PrepareReport, ActivateError> {
-    let mut spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let mut spec = spec_with_secrets(app, function, version).await?;
     spec.entry.settle_by_loading = true;
     let key = spec.key.clone();
     let prepared = app.prewarm.prepare(spec).await;
@@ -83,10 +83,27 @@ async fn prepare(
     function: &FunctionRecord,
     version: &VersionRecord,
 ) -> Result<(prewarm::PrepareReport, String), ActivateError> {
-    let spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let spec = spec_with_secrets(app, function, version).await?;
     let key = spec.key.clone();
     let report = app.prewarm.prepare(spec).await.map_err(prepare_error)?;
     Ok((report, key))
+}
+
+/// The version's spec, its environment completed with the function's secrets (which win over a
+/// plain `env` setting of the same name).
+async fn spec_with_secrets(
+    app: &App,
+    function: &FunctionRecord,
+    version: &VersionRecord,
+) -> Result<prewarm::FunctionSpec, ActivateError> {
+    let mut spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let secrets = app
+        .secrets
+        .environment(app.store.as_ref(), &function.id)
+        .await
+        .map_err(|error| ActivateError::Spec(error.to_string()))?;
+    spec.env.extend(secrets);
+    Ok(spec)
 }
 
 fn prepare_error(error: prewarm::PrepareError) -> ActivateError {

@@ -76,6 +76,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn versions(&self, function_id: &str) -> StoreResult<Vec<VersionRecord>>;
     async fn version(&self, function_id: &str, version: i64) -> StoreResult<Option<VersionRecord>>;
 
+    /// Stores or replaces a sealed secret; true when it is new.
+    async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<bool>;
+    /// The function's secrets, sealed, by name.
+    async fn secrets(&self, function_id: &str) -> StoreResult<Vec<SecretRecord>>;
+    /// False when the function has no such secret.
+    async fn delete_secret(&self, function_id: &str, name: &str) -> StoreResult<bool>;
+
     async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()>;
     async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
     /// Newest first.

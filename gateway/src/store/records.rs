@@ -100,3 +100,13 @@ pub struct LogRecord {
     pub stream: String,
     pub message: String,
 }
+
+/// A function's secret, sealed (see `crate::secrets`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SecretRecord {
+    pub function_id: String,
+    pub name: String,
+    pub sealed: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}

@@ -5,7 +5,8 @@
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
-    ApiKey, FunctionRecord, Invite, InvocationRecord, LogRecord, Store, StoreError, StoreResult, User, VersionRecord,
+    ApiKey, FunctionRecord, Invite, InvocationRecord, LogRecord, SecretRecord, Store, StoreError, StoreResult, User,
+    VersionRecord,
 };
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit (13 columns × 500).
@@ -77,6 +78,46 @@ macro_rules! sql_store {
                 let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
                     .bind(disabled_at)
                     .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn put_secret(&self, secret: &SecretRecord) -> StoreResult<bool> {
+                let existed: Option<(String,)> =
+                    sqlx::query_as("SELECT name FROM function_secrets WHERE function_id = $1 AND name = $2")
+                        .bind(&secret.function_id)
+                        .bind(&secret.name)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                sqlx::query(
+                    "INSERT INTO function_secrets (function_id, name, sealed, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (function_id, name) \
+                     DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                )
+                .bind(&secret.function_id)
+                .bind(&secret.name)
+                .bind(&secret.sealed)
+                .bind(secret.created_at)
+                .bind(secret.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(existed.is_none())
+            }
+
+            async fn secrets(&self, function_id: &str) -> StoreResult<Vec<SecretRecord>> {
+                Ok(sqlx::query_as::<$db, SecretRecord>(
+                    "SELECT * FROM function_secrets WHERE function_id = $1 ORDER BY name",
+                )
+                .bind(function_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn delete_secret(&self, function_id: &str, name: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM function_secrets WHERE function_id = $1 AND name = $2")
+                    .bind(function_id)
+                    .bind(name)
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
@@ -269,7 +310,7 @@ macro_rules! sql_store {
                 // A write first: in SQLite's WAL mode a transaction that reads and then writes
                 // after another connection committed fails at once with SQLITE_BUSY (its snapshot
                 // is stale), where a transaction that starts by writing waits for the lock.
-                for table in ["function_logs", "function_invocations"] {
+                for table in ["function_logs", "function_invocations", "function_secrets"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE function_id = $1"))
                         .bind(function_id)
                         .execute(&mut *tx)

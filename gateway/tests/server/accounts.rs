@@ -83,8 +83,9 @@ fn accounts_tokens_and_keys(server: Server) {
     assert_eq!(none.status(), 401);
     assert_eq!(code(&none.json().unwrap()), "unauthenticated");
 
-    // API keys: shown once, usable, listed without the secret, revocable.
-    let created = server.post_json("/api/keys", Some(jwt), &json!({ "name": "ci" }));
+    // API keys: shown once, usable, listed without the secret, revocable. (`deploy`: a key with
+    // the default `invoke` scope reads nothing, /api/auth/me included; `tenancy.rs` has scopes.)
+    let created = server.post_json("/api/keys", Some(jwt), &json!({ "name": "ci", "scope": "deploy" }));
     assert_eq!(created.status(), 201);
     let created: Value = created.json().unwrap();
     let key = created["key"].as_str().unwrap().to_string();

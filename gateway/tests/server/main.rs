@@ -11,5 +11,6 @@ mod http_limits;
 mod invocations;
 mod lifecycle;
 mod sandbox;
+mod secrets;
 mod shapes;
 mod tenancy;
