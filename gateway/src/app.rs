@@ -157,6 +157,7 @@ impl App {
             entry,
             directory,
             network: settings.network,
+            database_url: None,
             env: settings.env,
             limits,
             sandbox_uid,

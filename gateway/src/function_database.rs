@@ -1,22 +1,138 @@
-//! The PostgreSQL database functions may use (`FUNCTION_DATABASE_URL`). Its limits are enforced
-//! by PostgreSQL itself, on the role the URL names (which only functions should use): at start
-//! the server sets that role's `CONNECTION LIMIT` (`FUNCTION_DB_MAX_CONNECTIONS`, across all
-//! functions) and its default `statement_timeout` (`FUNCTION_DB_TIMEOUT_MS`). Functions get the
-//! URL as `DATABASE_URL` and the timeout as `DB_TIMEOUT_MS`.
+//! The PostgreSQL database functions may use (`FUNCTION_DATABASE_URL`). Limits are PostgreSQL's
+//! own, set on roles: `CONNECTION LIMIT` (`FUNCTION_DB_MAX_CONNECTIONS`) and a default
+//! `statement_timeout` (`FUNCTION_DB_TIMEOUT_MS`). Functions get their URL as `DATABASE_URL` and
+//! the timeout as `DB_TIMEOUT_MS`.
+//!
+//! **Per function** (when the configured role may create roles and schemas in the database):
+//! each function gets its own role and a schema of the same name at its first deploy, dropped
+//! with the function. The role owns only its schema, `search_path` is that schema, its password
+//! is generated and stored sealed (like a secret), and the limits are set on it: one function's
+//! connections and slow statements are its own. No function can read, write or drop another's
+//! tables. **Shared** (otherwise, with a warning): every function uses the configured role, as
+//! the seed did, and the limits are set on that role.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
+use crate::app::App;
 use crate::config::FunctionDatabaseConfig;
+use crate::store::{FunctionDatabaseRecord, FunctionRecord};
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// The seed's pool of 5 connections, per function.
+pub const DEFAULT_CONNECTIONS_PER_FUNCTION: u32 = 5;
+pub const PER_FUNCTION: &str = "per-function";
+pub const SHARED: &str = "shared";
+
+/// The configured role may make a role and a schema per function.
+async fn can_make_roles_and_schemas(connection: &mut PgConnection) -> bool {
+    let allowed: Result<(bool,), _> = sqlx::query_as(
+        "SELECT (rolcreaterole OR rolsuper) AND has_database_privilege(current_database(), 'CREATE') \
+         FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(connection)
+    .await;
+    allowed.is_ok_and(|(allowed,)| allowed)
+}
+
+/// The function's own `DATABASE_URL`, making its role and schema on first use; `None` when the
+/// server shares one role among functions (or has no function database).
+pub async fn ensure(app: &App, function: &FunctionRecord) -> anyhow::Result<Option<String>> {
+    let (Some(manager_url), Some(PER_FUNCTION)) = (&app.config.function_database.url, app.function_database.mode)
+    else {
+        return Ok(None);
+    };
+    let record = match app.store.function_database(&function.id).await? {
+        Some(record) => record,
+        None => create(app, manager_url, function).await?,
+    };
+    let password = app.secrets.open(&function.id, PASSWORD_NAME, &record.sealed_password)?;
+    Ok(Some(role_url(manager_url, &record.role, &password)?))
+}
+
+/// The name under which a function role's password is sealed.
+const PASSWORD_NAME: &str = "function-database-password";
+
+fn role_name(function: &FunctionRecord) -> String {
+    // `fn_` + 32 hex: the role (and schema) is `cpfn_` + 24 of them, a plain identifier.
+    let hex: String = function.id.chars().filter(char::is_ascii_hexdigit).take(24).collect();
+    format!("cpfn_{hex}")
+}
+
+fn role_url(manager_url: &str, role: &str, password: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(manager_url)?;
+    url.set_username(role).map_err(|()| anyhow::anyhow!("FUNCTION_DATABASE_URL cannot carry a user name"))?;
+    url.set_password(Some(password)).map_err(|()| anyhow::anyhow!("FUNCTION_DATABASE_URL cannot carry a password"))?;
+    Ok(url.to_string())
+}
+
+async fn create(app: &App, manager_url: &str, function: &FunctionRecord) -> anyhow::Result<FunctionDatabaseRecord> {
+    let role = role_name(function);
+    let password = hex::encode(crate::auth::random_bytes::<24>());
+    let config = &app.config.function_database;
+    let limit = config.max_connections.unwrap_or(DEFAULT_CONNECTIONS_PER_FUNCTION);
+    let timeout = config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    let mut manager = PgConnection::connect(manager_url).await?;
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut manager).await?;
+    let database = database.replace('"', "\"\"");
+    // Identifiers and the password are generated here (hex), numbers are ours: nothing a user
+    // wrote is interpolated into these statements (DDL takes no bind parameters).
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN NOINHERIT PASSWORD '{password}' CONNECTION LIMIT {limit}"),
+        format!("ALTER ROLE {role} SET statement_timeout = {timeout}"),
+        format!("ALTER ROLE {role} SET search_path = {role}"),
+        format!("GRANT CREATE ON DATABASE \"{database}\" TO {role}"),
+    ] {
+        sqlx::query(&statement).execute(&mut manager).await?;
+    }
+    // The schema is made by the role itself (the configured role need not be a member of it),
+    // then the role loses the right to make more.
+    let mut own = PgConnection::connect(&role_url(manager_url, &role, &password)?).await?;
+    sqlx::query(&format!("CREATE SCHEMA {role}")).execute(&mut own).await?;
+    let _ = own.close().await;
+    sqlx::query(&format!("REVOKE CREATE ON DATABASE \"{database}\" FROM {role}")).execute(&mut manager).await?;
+    let _ = manager.close().await;
+    let record = FunctionDatabaseRecord {
+        function_id: function.id.clone(),
+        role: role.clone(),
+        sealed_password: app.secrets.seal(&function.id, PASSWORD_NAME, &password),
+        created_at: crate::app::now_ms(),
+    };
+    app.store.put_function_database(&record).await?;
+    tracing::info!(function = %function.name, role = %role, "made the function's database role and schema");
+    Ok(record)
+}
+
+/// Drops the function's schema (with its tables) and role. Problems are logged: the function is
+/// gone either way.
+pub async fn drop_for(app: &App, function: &FunctionRecord) {
+    let Some(manager_url) = &app.config.function_database.url else { return };
+    let Ok(Some(record)) = app.store.function_database(&function.id).await else { return };
+    let dropped = async {
+        let password = app.secrets.open(&function.id, PASSWORD_NAME, &record.sealed_password)?;
+        let mut own = PgConnection::connect(&role_url(manager_url, &record.role, &password)?).await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", record.role)).execute(&mut own).await?;
+        let _ = own.close().await;
+        let mut manager = PgConnection::connect(manager_url).await?;
+        sqlx::query(&format!("DROP ROLE IF EXISTS {}", record.role)).execute(&mut manager).await?;
+        let _ = manager.close().await;
+        anyhow::Ok(())
+    };
+    if let Err(error) = dropped.await {
+        tracing::warn!(function = %function.name, role = %record.role, %error, "cannot drop the function's database role");
+    }
+}
 
 /// What was enforced, for `/healthz`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FunctionDatabaseStatus {
     pub configured: bool,
+    /// `per-function` (a role and schema each) or `shared` (one role for all); absent when no
+    /// function database is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
     pub connection_limit: Option<u32>,
     pub statement_timeout_ms: Option<u64>,
     /// Why a limit could not be set (the server still starts: functions get the URL).
@@ -38,6 +154,26 @@ pub async fn enforce_limits(config: &FunctionDatabaseConfig) -> FunctionDatabase
             return status;
         }
     };
+    let per_function = can_make_roles_and_schemas(&mut connection).await;
+    status.mode = Some(if per_function { PER_FUNCTION } else { SHARED });
+    let timeout = config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if per_function {
+        // The limits are set on each function's own role when it is made (`ensure`).
+        status.connection_limit = Some(config.max_connections.unwrap_or(DEFAULT_CONNECTIONS_PER_FUNCTION));
+        status.statement_timeout_ms = Some(timeout);
+        // Before PostgreSQL 15 everyone may create tables in `public`; functions keep to their schema.
+        if let Err(error) = sqlx::query("REVOKE CREATE ON SCHEMA public FROM PUBLIC").execute(&mut connection).await {
+            status.problems.push(format!("cannot revoke CREATE on schema public from PUBLIC: {error}"));
+        }
+        let _ = connection.close().await;
+        for problem in &status.problems {
+            tracing::warn!(problem, "function database");
+        }
+        return status;
+    }
+    status.problems.push(
+        "the function database role cannot create roles and schemas (grant it CREATEROLE and CREATE on the database): every function shares one role and can read the others' tables".into(),
+    );
     // Numbers only are interpolated (DDL takes no bind parameters).
     if let Some(limit) = config.max_connections {
         match sqlx::query(&format!("ALTER ROLE CURRENT_USER CONNECTION LIMIT {limit}")).execute(&mut connection).await {
@@ -47,7 +183,6 @@ pub async fn enforce_limits(config: &FunctionDatabaseConfig) -> FunctionDatabase
             )),
         }
     }
-    let timeout = config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     match sqlx::query(&format!("ALTER ROLE CURRENT_USER SET statement_timeout = {timeout}"))
         .execute(&mut connection)
         .await

@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             limits: FunctionLimits::default(),
             sandbox_uid: None,
             network: None,
+            database_url: None,
         })
         .await?; // its first worker is warm when this returns
     let event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }

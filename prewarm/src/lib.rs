@@ -542,7 +542,8 @@ impl Prewarm {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
         }
         if let Some(database) = &config.function_database {
-            env.insert("DATABASE_URL".into(), database.url.clone());
+            let url = spec.database_url.clone().unwrap_or_else(|| database.url.clone());
+            env.insert("DATABASE_URL".into(), url);
             env.insert("DB_TIMEOUT_MS".into(), database.statement_timeout_ms.to_string());
         }
         env.into_iter().collect()

@@ -30,6 +30,9 @@ pub struct FunctionSpec {
     pub sandbox_uid: Option<u32>,
     /// What the function's workers can reach; `None` is the server's default.
     pub network: Option<NetworkPolicy>,
+    /// The function's own `DATABASE_URL` (its role and schema); `None`: the server's shared
+    /// function database, if any.
+    pub database_url: Option<String>,
 }
 
 /// Which file of the function runs, which function of it is called, and how it is served.

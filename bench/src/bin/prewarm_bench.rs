@@ -178,6 +178,7 @@ fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> Func
         limits,
         sandbox_uid: None,
         network: None,
+        database_url: None,
     }
 }
 

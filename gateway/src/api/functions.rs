@@ -166,6 +166,7 @@ pub async fn delete(
     let lock = app.name_lock(&function.name);
     let _serialized = lock.lock().await;
     deploy::deactivate(&app, &function.name);
+    crate::function_database::drop_for(&app, &function).await;
     let freed = app.store.delete_function(&function.id).await?;
     for sha256 in freed {
         artifacts::remove(&app.artifacts_dir(), &app.functions_dir(), &sha256);

@@ -103,6 +103,9 @@ async fn spec_with_secrets(
         .await
         .map_err(|error| ActivateError::Spec(error.to_string()))?;
     spec.env.extend(secrets);
+    spec.database_url = crate::function_database::ensure(app, function)
+        .await
+        .map_err(|error| ActivateError::Spec(format!("the function's database: {error}")))?;
     Ok(spec)
 }
 

@@ -83,6 +83,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// False when the function has no such secret.
     async fn delete_secret(&self, function_id: &str, name: &str) -> StoreResult<bool>;
 
+    async fn function_database(&self, function_id: &str) -> StoreResult<Option<FunctionDatabaseRecord>>;
+    async fn put_function_database(&self, record: &FunctionDatabaseRecord) -> StoreResult<()>;
+
     async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()>;
     async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
     /// Newest first.

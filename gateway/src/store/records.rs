@@ -110,3 +110,12 @@ pub struct SecretRecord {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// A function's own PostgreSQL role and schema (both named `role`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FunctionDatabaseRecord {
+    pub function_id: String,
+    pub role: String,
+    pub sealed_password: String,
+    pub created_at: i64,
+}

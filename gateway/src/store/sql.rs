@@ -5,8 +5,8 @@
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
-    ApiKey, FunctionRecord, Invite, InvocationRecord, LogRecord, SecretRecord, Store, StoreError, StoreResult, User,
-    VersionRecord,
+    ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, SecretRecord, Store,
+    StoreError, StoreResult, User, VersionRecord,
 };
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit (13 columns × 500).
@@ -121,6 +121,30 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn function_database(&self, function_id: &str) -> StoreResult<Option<FunctionDatabaseRecord>> {
+                Ok(sqlx::query_as::<$db, FunctionDatabaseRecord>(
+                    "SELECT * FROM function_databases WHERE function_id = $1",
+                )
+                .bind(function_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn put_function_database(&self, record: &FunctionDatabaseRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO function_databases (function_id, role, sealed_password, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&record.function_id)
+                .bind(&record.role)
+                .bind(&record.sealed_password)
+                .bind(record.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or)?;
+                Ok(())
             }
 
             async fn create_invite(&self, invite: &Invite) -> StoreResult<()> {
@@ -310,7 +334,7 @@ macro_rules! sql_store {
                 // A write first: in SQLite's WAL mode a transaction that reads and then writes
                 // after another connection committed fails at once with SQLITE_BUSY (its snapshot
                 // is stale), where a transaction that starts by writing waits for the lock.
-                for table in ["function_logs", "function_invocations", "function_secrets"] {
+                for table in ["function_logs", "function_invocations", "function_secrets", "function_databases"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE function_id = $1"))
                         .bind(function_id)
                         .execute(&mut *tx)

@@ -5,61 +5,112 @@ use serde_json::{json, Value};
 
 use crate::harness::{archive, example, postgres_url, psql, Backend, Server};
 
-#[test]
-fn function_database_limits_are_enforced_by_postgres() {
-    let Some(admin) = postgres_url() else { return };
-    let role = format!("functions_{}", std::process::id());
-    psql(&admin, &format!("CREATE ROLE {role} LOGIN CREATEROLE")).unwrap();
-    psql(&admin, &format!("CREATE DATABASE {role} OWNER {role}")).unwrap();
+/// A role and database for the functions of one test server; `createrole` lets the server make
+/// a role and schema per function.
+fn function_database(admin: &str, createrole: bool) -> (String, String) {
+    let role = format!("functions_{}_{}", std::process::id(), if createrole { "own" } else { "shared" });
+    let attributes = if createrole { "LOGIN CREATEROLE" } else { "LOGIN" };
+    psql(admin, &format!("CREATE ROLE {role} {attributes}")).unwrap();
+    psql(admin, &format!("CREATE DATABASE {role} OWNER {role}")).unwrap();
     let base = admin.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
-    let url = format!("postgres://{role}@{base}/{role}");
+    (role.clone(), format!("postgres://{role}@{base}/{role}"))
+}
+
+fn query(server: &Server, token: &str, name: &str, body: Value) -> Value {
+    server.post_json(&format!("/fn/{name}"), Some(token), &body).json().unwrap()
+}
+
+#[test]
+fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
+    let Some(admin) = postgres_url() else { return };
+    let (database, url) = function_database(&admin, true);
     let env = [
         ("FUNCTION_DATABASE_URL", url.clone()),
         ("FUNCTION_DB_MAX_CONNECTIONS", "2".to_string()),
         ("FUNCTION_DB_TIMEOUT_MS", "250".to_string()),
     ];
     let server = Server::start_with_env(Backend::Sqlite, &env).unwrap();
-    let health: Value = server.health();
+    let health = server.health();
+    assert_eq!(health["function_database"]["mode"], "per-function", "{health}");
     assert_eq!(health["function_database"]["connection_limit"], 2, "{health}");
     assert_eq!(health["function_database"]["statement_timeout_ms"], 250, "{health}");
 
-    // PostgreSQL refuses a long statement and a third connection of the role.
-    let slow = psql(&url, "SELECT pg_sleep(1)").unwrap_err();
-    assert!(slow.contains("statement timeout"), "{slow}");
-    let holders: Vec<_> = (0..2)
-        .map(|_| {
-            std::process::Command::new("psql")
-                .args([url.as_str(), "-X", "-q", "-c", "SET statement_timeout = 0; SELECT pg_sleep(3)"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let third = psql(&url, "SELECT 1").unwrap_err();
-    assert!(third.contains("too many connections for role"), "{third}");
-    for mut holder in holders {
-        holder.wait().unwrap();
-    }
-
-    // A function sees the database and the limit it works under.
+    // The examples see their database and the limit they work under.
     let ada = server.user("ada@example.com");
     assert_eq!(server.deploy(&ada, "db", example("examples/python/database-function"), &[]).0, 201);
-    let seen: Value = server.post_json("/fn/db", Some(&ada), &json!({})).json().unwrap();
-    assert_eq!(seen, json!({ "database": role, "host": "127.0.0.1", "statement_timeout_ms": 250 }));
+    let seen = query(&server, &ada, "db", json!({}));
+    assert_eq!(seen, json!({ "database": database, "host": "127.0.0.1", "statement_timeout_ms": 250 }));
     assert_eq!(server.deploy(&ada, "db-node", example("examples/node/database-function"), &[]).0, 201);
-    let seen: Value = server.post_json("/fn/db-node", Some(&ada), &json!({})).json().unwrap();
-    assert_eq!(seen, json!({ "database": role, "host": "127.0.0.1", "statement_timeout_ms": 250 }));
+    let seen = query(&server, &ada, "db-node", json!({}));
+    assert_eq!(seen, json!({ "database": database, "host": "127.0.0.1", "statement_timeout_ms": 250 }));
 
-    // From inside the sandbox (egress policy), the function really reaches the database on the
-    // host's loopback, and PostgreSQL applies the role's statement timeout to its session.
-    assert_eq!(server.deploy(&ada, "db-wire", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
-    let queried: Value =
-        server.post_json("/fn/db-wire", Some(&ada), &json!({ "sql": "SELECT current_user" })).json().unwrap();
-    assert_eq!(queried["rows"], json!([role]), "{queried}");
-    let slow: Value =
-        server.post_json("/fn/db-wire", Some(&ada), &json!({ "sql": "SELECT pg_sleep(1)" })).json().unwrap();
+    // Two tenants, from inside the sandbox: each makes a table of the same name in its own schema.
+    let eve = server.user("eve@example.com");
+    assert_eq!(server.deploy(&ada, "ada-db", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
+    assert_eq!(server.deploy(&eve, "eve-db", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
+    let mut roles = Vec::new();
+    for (token, name, note) in [(&ada, "ada-db", "ada-note"), (&eve, "eve-db", "eve-note")] {
+        let made = query(
+            &server,
+            token,
+            name,
+            json!({ "sql": format!("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('{note}'); SELECT body FROM notes") }),
+        );
+        assert_eq!(made["rows"], json!([note]), "{name}: {made}");
+        let who = query(&server, token, name, json!({ "sql": "SELECT current_user" }));
+        let role = who["rows"][0].as_str().unwrap().to_string();
+        assert!(role.starts_with("cpfn_"), "{who}");
+        let path = query(&server, token, name, json!({ "sql": "SHOW search_path" }));
+        assert_eq!(path["rows"], json!([role]), "its schema is its search path");
+        roles.push(role);
+    }
+    // Neither can read, write or drop the other's table, nor create outside its schema.
+    let eve_role = &roles[1];
+    for sql in [
+        format!("SELECT body FROM {eve_role}.notes"),
+        format!("INSERT INTO {eve_role}.notes VALUES ('ada was here')"),
+        format!("DROP TABLE {eve_role}.notes"),
+        format!("CREATE TABLE {eve_role}.mine (x int)"),
+        "CREATE TABLE public.shared (x int)".to_string(),
+    ] {
+        let refused = query(&server, &ada, "ada-db", json!({ "sql": sql }));
+        assert!(refused["error"].as_str().unwrap_or("").contains("permission denied"), "{sql}: {refused}");
+    }
+    let intact = query(&server, &eve, "eve-db", json!({ "sql": "SELECT body FROM notes" }));
+    assert_eq!(intact["rows"], json!(["eve-note"]), "{intact}");
+
+    // PostgreSQL's own limits, on the function's role: the statement timeout and the connections.
+    let slow = query(&server, &ada, "ada-db", json!({ "sql": "SELECT pg_sleep(1)" }));
     assert!(slow["error"].as_str().unwrap_or("").contains("statement timeout"), "{slow}");
+    let crowded = query(&server, &ada, "ada-db", json!({ "sql": "SELECT 1", "connections": 3 }));
+    assert!(crowded["error"].as_str().unwrap_or("").contains("too many connections for role"), "{crowded}");
+    // Eve's connections are her own: Ada's crowd does not count against her.
+    let fine = query(&server, &eve, "eve-db", json!({ "sql": "SELECT 1", "connections": 2 }));
+    assert_eq!(fine["rows"], json!(["1"]), "{fine}");
+
+    // The role's password is stored sealed; deleting the function drops its role and schema.
+    let stored = std::fs::read(server.data_dir.path().join("containerpub.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("password '"), "no clear password in the store");
+    let ada_role = &roles[0];
+    let deleted = server.client.delete(server.url("/api/functions/ada-db")).bearer_auth(&ada).send().unwrap();
+    assert_eq!(deleted.status(), 204);
+    let left = psql(&admin, &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{ada_role}'")).unwrap();
+    assert_eq!(left.trim(), "0", "the role is dropped with its function");
+}
+
+#[test]
+fn a_role_that_cannot_make_roles_shares_one_role_and_says_so() {
+    let Some(admin) = postgres_url() else { return };
+    let (role, url) = function_database(&admin, false);
+    let server = Server::start_with_env(Backend::Sqlite, &[("FUNCTION_DATABASE_URL", url)]).unwrap();
+    let health = server.health();
+    assert_eq!(health["function_database"]["mode"], "shared", "{health}");
+    let problems = health["function_database"]["problems"].to_string();
+    assert!(problems.contains("every function shares one role"), "{health}");
+    let ada = server.user("ada@example.com");
+    assert_eq!(server.deploy(&ada, "db-wire", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
+    let who = query(&server, &ada, "db-wire", json!({ "sql": "SELECT current_user" }));
+    assert_eq!(who["rows"], json!([role]), "{who}");
 }
 
 /// A function speaking PostgreSQL's wire protocol itself (no client library needed): trust
@@ -82,17 +133,28 @@ def messages(sock):
         yield kind, buffer[5:1 + length]
         buffer = buffer[1 + length:]
 
-def handler(body):
-    url = urlsplit(os.environ["DATABASE_URL"])
+def connect(url):
     sock = socket.create_connection((url.hostname, url.port or 5432), timeout=5)
     params = b"user\0" + url.username.encode() + b"\0database\0" + url.path.lstrip("/").encode() + b"\0\0"
     sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
-    rows, error = [], None
     for kind, payload in messages(sock):
         if kind == b"Z":
-            break
+            return sock, None
         if kind == b"E":
-            return {"error": payload.decode(errors="replace")}
+            return None, payload.decode(errors="replace")
+    return None, "the server closed the connection"
+
+def handler(body):
+    url = urlsplit(os.environ["DATABASE_URL"])
+    # `connections`: hold that many sessions open at once (the role's connection limit).
+    held = []
+    for _ in range(body.get("connections", 1)):
+        sock, error = connect(url)
+        if error:
+            return {"error": error}
+        held.append(sock)
+    sock = held[0]
+    rows, error = [], None
     query = body["sql"].encode() + b"\0"
     sock.sendall(b"Q" + struct.pack("!i", 4 + len(query)) + query)
     for kind, payload in messages(sock):

@@ -67,6 +67,7 @@ impl Fixture {
             limits: FunctionLimits { ..self.prewarm.config().default_limits.clone() },
             sandbox_uid: None,
             network: None,
+            database_url: None,
         }
     }
 
