@@ -38,6 +38,10 @@ pub struct VersionSettings {
     /// Why the version runs in its entry mode (the analyzer's reading, or what loading found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_reason: Option<String>,
+    /// Connections the function's database role may hold (per-function mode), when the deploy
+    /// set it; `None`: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_connections: Option<u32>,
     /// Dart: what the deploy's build did (compiled or `dart run` and why, resolution and
     /// compilation times).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -92,7 +92,10 @@ pub struct FunctionDefaults {
 pub struct FunctionDatabaseConfig {
     /// A PostgreSQL database functions may use (`DATABASE_URL` inside the function).
     pub url: Option<String>,
+    /// Connections each function's role may hold (the shared role's, in shared mode); default 5.
     pub max_connections: Option<u32>,
+    /// The most a deploy may ask for with `db_connections` (per-function mode); default 20.
+    pub max_connections_per_function: Option<u32>,
     pub timeout_ms: Option<u64>,
 }
 

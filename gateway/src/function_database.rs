@@ -37,9 +37,13 @@ async fn can_make_roles_and_schemas(connection: &mut PgConnection) -> bool {
     allowed.is_ok_and(|(allowed,)| allowed)
 }
 
-/// The function's own `DATABASE_URL`, making its role and schema on first use; `None` when the
+/// The most connections a deploy may ask for, per function.
+pub const DEFAULT_MAX_CONNECTIONS_PER_FUNCTION: u32 = 20;
+
+/// The function's own `DATABASE_URL`, making its role and schema on first use and setting its
+/// connection limit (`connections`, the version's own, or the server's default); `None` when the
 /// server shares one role among functions (or has no function database).
-pub async fn ensure(app: &App, function: &FunctionRecord) -> anyhow::Result<Option<String>> {
+pub async fn ensure(app: &App, function: &FunctionRecord, connections: Option<u32>) -> anyhow::Result<Option<String>> {
     let (Some(manager_url), Some(PER_FUNCTION)) = (&app.config.function_database.url, app.function_database.mode)
     else {
         return Ok(None);
@@ -48,6 +52,12 @@ pub async fn ensure(app: &App, function: &FunctionRecord) -> anyhow::Result<Opti
         Some(record) => record,
         None => create(app, manager_url, function).await?,
     };
+    if let Some(limit) = connections {
+        // The version asked for its own limit (checked against the server's maximum at deploy).
+        let mut manager = PgConnection::connect(manager_url).await?;
+        sqlx::query(&format!("ALTER ROLE {} CONNECTION LIMIT {limit}", record.role)).execute(&mut manager).await?;
+        let _ = manager.close().await;
+    }
     let password = app.secrets.open(&function.id, PASSWORD_NAME, &record.sealed_password)?;
     Ok(Some(role_url(manager_url, &record.role, &password)?))
 }

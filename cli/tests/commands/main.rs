@@ -509,6 +509,24 @@ fn administrators_invite_create_and_disable_accounts() {
     let denied = failed(guest(&["admin", "users", "list"], ""));
     assert!(denied.contains("admin scope"), "{denied}");
 
+    // The administrator calls the guest's public function: its login never reaches the guest's code.
+    let echo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        echo.path().join("index.js"),
+        "exports.handler = async (body, request) => ({ headers: request.headers });\n",
+    )
+    .unwrap();
+    ok(guest(&["deploy", echo.path().to_str().unwrap(), "--name", "echo-headers", "--public"], ""));
+    let seen = ok(admin(&["invoke", "echo-headers", "--data", "{}"], ""));
+    assert!(!seen.to_ascii_lowercase().contains("authorization"), "{seen}");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(admin_home.path().join("dart_cloud/credentials.json")).unwrap())
+            .unwrap();
+    let token = saved["servers"][&server.url]["token"].as_str().expect("the admin's saved login");
+    assert!(!seen.contains(token), "{seen}");
+    let forced = ok(admin(&["invoke", "echo-headers", "--data", "{}", "--auth"], ""));
+    assert!(!forced.to_ascii_lowercase().contains("authorization"), "the gateway drops it even when sent: {forced}");
+
     // Scoped keys.
     let key: Value = serde_json::from_str(&ok(guest(
         &["keys", "create", "ci", "--scope", "deploy", "--function", "alpha", "--expires-in", "1d"],

@@ -30,6 +30,7 @@ struct DeployForm {
     env: BTreeMap<String, String>,
     network: Option<prewarm::sandbox::NetworkPolicy>,
     entry: Option<analyzer::EntrySpec>,
+    db_connections: Option<u32>,
 }
 
 async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
@@ -67,6 +68,7 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
             "timeout_ms" => form.timeout_ms = Some(number(text()?)?),
             "memory_mb" => form.memory_mb = Some(number(text()?)?),
             "max_concurrency" => form.max_concurrency = Some(number(text()?)? as usize),
+            "db_connections" => form.db_connections = Some(number(text()?)?.min(u32::MAX as u64) as u32),
             "network" => {
                 form.network = Some(
                     text()?
@@ -232,6 +234,7 @@ pub async fn deploy(
         entry_function: (entry.function != analyzer::DEFAULT_FUNCTION).then(|| entry.function.clone()),
         entry_reason: Some(entry.reason.clone()),
         dart_build: None,
+        db_connections: form.db_connections,
     };
     let mut version = VersionRecord {
         function_id: function.id.clone(),
@@ -325,6 +328,22 @@ fn check_limits(app: &App, form: &DeployForm) -> Result<(), ApiError> {
                 "invalid_field",
                 format!("memory_mb must be 16 to {}", limits.max_memory_mb),
             ));
+        }
+    }
+    if let Some(count) = form.db_connections {
+        let maximum = app
+            .config
+            .function_database
+            .max_connections_per_function
+            .unwrap_or(crate::function_database::DEFAULT_MAX_CONNECTIONS_PER_FUNCTION);
+        if app.function_database.mode != Some(crate::function_database::PER_FUNCTION) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "db_connections needs a function database in per-function mode on this server",
+            ));
+        }
+        if count == 0 || count > maximum {
+            return Err(ApiError::bad_request("invalid_field", format!("db_connections must be 1 to {maximum}")));
         }
     }
     if let Some(count) = form.max_concurrency {

@@ -103,7 +103,8 @@ async fn spec_with_secrets(
         .await
         .map_err(|error| ActivateError::Spec(error.to_string()))?;
     spec.env.extend(secrets);
-    spec.database_url = crate::function_database::ensure(app, function)
+    let connections = crate::app::VersionSettings::of(version).ok().and_then(|settings| settings.db_connections);
+    spec.database_url = crate::function_database::ensure(app, function, connections)
         .await
         .map_err(|error| ActivateError::Spec(format!("the function's database: {error}")))?;
     Ok(spec)

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{archive, example, postgres_url, psql, Backend, Server};
+use crate::harness::{archive, code, example, postgres_url, psql, Backend, Server};
 
 /// A role and database for the functions of one test server; `createrole` lets the server make
 /// a role and schema per function.
@@ -47,7 +47,12 @@ fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
     // Two tenants, from inside the sandbox: each makes a table of the same name in its own schema.
     let eve = server.user("eve@example.com");
     assert_eq!(server.deploy(&ada, "ada-db", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
-    assert_eq!(server.deploy(&eve, "eve-db", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
+    // Eve's function asks for more connections than the server's default, within its maximum.
+    let (status, refused) =
+        server.deploy(&eve, "eve-db", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[("db_connections", "999")]);
+    assert_eq!((status, code(&refused)), (400, "invalid_field"), "{refused}");
+    let eve_db = archive(&[("main.py", POSTGRES_WIRE_PY)]);
+    assert_eq!(server.deploy(&eve, "eve-db", eve_db, &[("db_connections", "3")]).0, 201);
     let mut roles = Vec::new();
     for (token, name, note) in [(&ada, "ada-db", "ada-note"), (&eve, "eve-db", "eve-note")] {
         let made = query(
@@ -84,8 +89,8 @@ fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
     assert!(slow["error"].as_str().unwrap_or("").contains("statement timeout"), "{slow}");
     let crowded = query(&server, &ada, "ada-db", json!({ "sql": "SELECT 1", "connections": 3 }));
     assert!(crowded["error"].as_str().unwrap_or("").contains("too many connections for role"), "{crowded}");
-    // Eve's connections are her own: Ada's crowd does not count against her.
-    let fine = query(&server, &eve, "eve-db", json!({ "sql": "SELECT 1", "connections": 2 }));
+    // Eve's connections are her own (Ada's crowd does not count against her), under her own limit.
+    let fine = query(&server, &eve, "eve-db", json!({ "sql": "SELECT 1", "connections": 3 }));
     assert_eq!(fine["rows"], json!(["1"]), "{fine}");
 
     // The role's password is stored sealed; deleting the function drops its role and schema.
