@@ -85,6 +85,9 @@ pub struct FunctionDefaults {
     /// Upper bounds a deploy may ask for.
     pub max_timeout_ms: u64,
     pub max_memory_mb: u64,
+    /// Accept (and keep) versions whose runtime this server lacks; they answer 503 until it has
+    /// it. Off by default: such a deploy is refused with 422 `runtime_unavailable`.
+    pub park_missing_runtimes: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -164,6 +167,7 @@ impl Default for FunctionDefaults {
             max_queue_wait_ms: 10_000,
             max_timeout_ms: 300_000,
             max_memory_mb: 2048,
+            park_missing_runtimes: false,
         }
     }
 }

@@ -33,16 +33,36 @@ pub struct RecorderCounters {
 pub struct Recorder {
     sender: mpsc::Sender<Record>,
     pub counters: Arc<RecorderCounters>,
+    progress: Arc<Progress>,
+}
+
+/// How far the writer is: records accepted, records handled (written or dropped by a refusing
+/// database), and the signals between readers, the writer and shutdown.
+#[derive(Debug)]
+struct Progress {
+    accepted: AtomicU64,
+    handled: tokio::sync::watch::Sender<u64>,
+    /// A reader waits: write the current batch now instead of after `BATCH_WAIT`.
+    hurry: tokio::sync::Notify,
+    /// Shutdown: write what is buffered, then end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Recorder {
-    /// Starts the writer task on the current runtime. The task ends, after a last flush, when
-    /// every `Recorder` clone is dropped; await the returned handle to know it has.
+    /// Starts the writer task on the current runtime. The task ends, after a last flush, on
+    /// [`Recorder::close`] or when every `Recorder` clone is dropped; await the returned handle
+    /// to know it has.
     pub fn start(store: Arc<dyn Store>) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(BUFFER_ITEMS);
         let counters = Arc::new(RecorderCounters::default());
-        let writer = tokio::spawn(write_batches(store, receiver, counters.clone()));
-        (Recorder { sender, counters }, writer)
+        let progress = Arc::new(Progress {
+            accepted: AtomicU64::new(0),
+            handled: tokio::sync::watch::Sender::new(0),
+            hurry: tokio::sync::Notify::new(),
+            closing: tokio::sync::watch::Sender::new(false),
+        });
+        let writer = tokio::spawn(write_batches(store, receiver, counters.clone(), progress.clone()));
+        (Recorder { sender, counters, progress }, writer)
     }
 
     pub fn record(&self, record: Record) {
@@ -50,23 +70,65 @@ impl Recorder {
         if self.sender.try_send(record).is_err() {
             let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
             counter.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.progress.accepted.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Read your own writes: waits (at most `bound`) until every record accepted before this
+    /// call has been handed to the database, hurrying the writer's current batch.
+    pub async fn caught_up(&self, bound: Duration) {
+        let target = self.progress.accepted.load(Ordering::SeqCst);
+        let mut handled = self.progress.handled.subscribe();
+        if *handled.borrow() >= target {
+            return;
+        }
+        self.progress.hurry.notify_one();
+        let _ = tokio::time::timeout(bound, handled.wait_for(|handled| *handled >= target)).await;
+    }
+
+    /// Shutdown: the writer writes what is buffered and ends (await its handle).
+    pub fn close(&self) {
+        self.progress.closing.send_replace(true);
+        self.progress.hurry.notify_one();
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Record>, counters: Arc<RecorderCounters>) {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Record>,
+    counters: Arc<RecorderCounters>,
+    progress: Arc<Progress>,
+) {
     let mut invocations = Vec::new();
     let mut logs = Vec::new();
+    let mut closing = progress.closing.subscribe();
     loop {
-        let Some(first) = receiver.recv().await else { break };
+        let first = tokio::select! {
+            first = receiver.recv() => first,
+            _ = closing.wait_for(|closing| *closing) => receiver.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
         let mut pending = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
         while pending.len() < BATCH_ROWS {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(record)) => pending.push(record),
-                Ok(None) | Err(_) => break,
+            // Take what is already there at once; wait for more only while nobody is waiting.
+            if let Ok(record) = receiver.try_recv() {
+                pending.push(record);
+                continue;
+            }
+            if *closing.borrow() {
+                break;
+            }
+            tokio::select! {
+                received = tokio::time::timeout_at(deadline, receiver.recv()) => match received {
+                    Ok(Some(record)) => pending.push(record),
+                    Ok(None) | Err(_) => break,
+                },
+                _ = progress.hurry.notified() => break,
             }
         }
+        let count = pending.len() as u64;
         for record in pending {
             match record {
                 Record::Invocation(row) => invocations.push(row),
@@ -74,6 +136,7 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Recor
             }
         }
         flush(&*store, &mut invocations, &mut logs, &counters).await;
+        progress.handled.send_modify(|handled| *handled += count);
     }
     flush(&*store, &mut invocations, &mut logs, &counters).await;
 }
@@ -103,18 +166,6 @@ fn account(written: StoreResult<()>, rows: usize, what: &str, dropped: &AtomicU6
         tracing::warn!(%error, rows, "dropping {what} the database refused");
         counters.failed_writes.fetch_add(1, Ordering::Relaxed);
         dropped.fetch_add(rows as u64, Ordering::Relaxed);
-    }
-}
-
-impl Recorder {
-    /// Waits until every buffered record has been handed to the database (or `timeout`).
-    pub async fn flush(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.sender.capacity() < self.sender.max_capacity() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // The last batch was taken off the buffer; give its write a moment to land.
-        tokio::time::sleep(BATCH_WAIT * 2).await;
     }
 }
 

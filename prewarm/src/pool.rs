@@ -132,6 +132,19 @@ enum LeaseError {
     WaitExceeded,
 }
 
+/// A stack trace with the function's files relative to its directory (`main.py`, not
+/// `/fn/main.py` or the server's data directory) and the platform's own frames marked as such,
+/// so no server path reaches its owner's logs or screen.
+pub(crate) fn relative_stack(stack: &str, function_dir: &std::path::Path) -> String {
+    let host = format!("{}/", function_dir.display());
+    let inside = format!("{}/", crate::sandbox::rootfs::FUNCTION_DIR);
+    let mut text = stack.replace(&host, "").replace(&format!("file://{inside}"), "").replace(&inside, "");
+    for platform_dir in [crate::sandbox::rootfs::ADAPTER_DIR, crate::sandbox::rootfs::BUILD_DIR] {
+        text = text.replace(platform_dir, "<platform>");
+    }
+    text
+}
+
 impl FunctionPool {
     pub fn new(spec: FunctionSpec, launch: Result<WorkerLaunch, String>) -> Arc<Self> {
         Arc::new(Self {
@@ -497,7 +510,7 @@ impl FunctionPool {
                 }
                 let mut invocation_error = InvocationError::new("function_error", error.message);
                 invocation_error.error_type = Some(error.error_type);
-                invocation_error.stack = error.stack;
+                invocation_error.stack = error.stack.map(|stack| relative_stack(&stack, &self.spec.directory));
                 Classified { bytes_out, ..Classified::failed(Outcome::FunctionError, invocation_error, None) }
             }
             RawReply::TooLarge { declared_bytes } => Classified::failed(

@@ -183,6 +183,10 @@ pub async fn deploy(
         .with_detail("analysis", analysis));
     }
     let entry = report.entry.clone().expect("an accepted package has an entry");
+    if let Err(refusal) = runtime_available(&app, report.runtime) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(refusal);
+    }
 
     let sha256 = artifacts::sha256_hex(&archive_bytes);
     let artifacts_dir = app.artifacts_dir();
@@ -271,6 +275,29 @@ pub async fn deploy(
             "build": prepared.dart_build,
             "runtime_unavailable": prepared.runtime_unavailable,
         })),
+    ))
+}
+
+/// A runtime the server lacks refuses the deploy, saying what to install (unless the operator
+/// parks such versions: `[functions] park_missing_runtimes`).
+fn runtime_available(app: &App, runtime: analyzer::Runtime) -> Result<(), ApiError> {
+    let Ok(runtime) = runtime.as_str().parse::<prewarm::Runtime>() else { return Ok(()) };
+    let installed = app.prewarm.runtimes().into_iter().any(|(found, path)| found == runtime && path.is_some());
+    if installed || app.config.functions.park_missing_runtimes {
+        return Ok(());
+    }
+    let install = match runtime {
+        prewarm::Runtime::Dart => "the Dart SDK (README, \"Dart on the server\")",
+        prewarm::Runtime::Node => "Node.js (apt-get install nodejs)",
+        prewarm::Runtime::Python => "Python 3 (apt-get install python3)",
+    };
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "runtime_unavailable",
+        format!(
+            "this server has no {} runtime: its operator must install {install} and restart it; nothing was deployed",
+            runtime.name()
+        ),
     ))
 }
 

@@ -41,8 +41,8 @@ pub async fn function_url(
 ) -> Response {
     let name = params.get("name").cloned().unwrap_or_default();
     let rest = params.get("rest").map(|rest| format!("/{rest}")).unwrap_or_else(|| "/".into());
-    let function = match authorize(&app, &name, &headers).await {
-        Ok(function) => function,
+    let (function, owner) = match authorize(&app, &name, &headers).await {
+        Ok(authorized) => authorized,
         Err(error) => return error.into_response(),
     };
     let mut forwarded = BTreeMap::new();
@@ -71,7 +71,7 @@ pub async fn function_url(
         body_is_base64: false,
     }
     .with_raw_body(&body);
-    run(&app, &function, event).await
+    run(&app, &function, event, owner).await
 }
 
 #[derive(Deserialize)]
@@ -89,8 +89,8 @@ pub async fn api_invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let function = match authorize(&app, &name, &headers).await {
-        Ok(function) => function,
+    let (function, owner) = match authorize(&app, &name, &headers).await {
+        Ok(authorized) => authorized,
         Err(error) => return error.into_response(),
     };
     let request: ApiInvoke = if body.is_empty() {
@@ -109,12 +109,13 @@ pub async fn api_invoke(
         body: (!request.body.is_null()).then(|| request.body.to_string()),
         body_is_base64: false,
     };
-    run(&app, &function, event).await
+    run(&app, &function, event, owner).await
 }
 
 /// The active function `name` if the caller may call it: anyone for a public function, its
 /// owner otherwise (401 without credentials, 403 with someone else's).
-async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<ActiveFunction>, ApiError> {
+/// The function to call, and whether the caller is its owner (who alone sees its stack traces).
+async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<(Arc<ActiveFunction>, bool), ApiError> {
     let function = app
         .active_by_name_or_id(name)
         .ok_or_else(|| ApiError::not_found(format!("no function {name:?} is deployed")))?;
@@ -127,7 +128,9 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
         ));
     }
     if function.public {
-        return Ok(function);
+        // Anyone may call; a caller presenting the owner's credential is the owner.
+        let owner = matches!(authenticate(app, headers).await, Ok(Some(caller)) if caller.user_id == function.owner_id);
+        return Ok((function, owner));
     }
     match authenticate(app, headers).await? {
         None => Err(ApiError::unauthorized(
@@ -137,7 +140,7 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<Arc<Act
         Some(caller) if caller.user_id == function.owner_id => {
             // Every scope may invoke; a key limited to some functions only those.
             caller.may_use(&function.name)?;
-            Ok(function)
+            Ok((function, true))
         }
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
     }
@@ -161,7 +164,7 @@ fn parse_query(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent) -> Response {
+async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent, owner: bool) -> Response {
     let id = new_id("inv");
     let started_at = now_ms();
     let bytes_in = event.body.as_ref().map_or(0, |body| body.len());
@@ -179,7 +182,7 @@ async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent) -> Re
             .into_response()
         }
     };
-    let mut response = respond(&invocation);
+    let mut response = respond(&invocation, owner);
     let headers = response.headers_mut();
     headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
     let timing = format!(
@@ -193,7 +196,9 @@ async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent) -> Re
     response
 }
 
-fn respond(invocation: &Invocation) -> Response {
+/// The HTTP answer of an invocation. A function error carries its type and message; its stack
+/// trace (paths relative to the function) only for the function's owner — it is in the logs too.
+fn respond(invocation: &Invocation, owner: bool) -> Response {
     let detail = invocation.error.as_ref();
     let error = |status: StatusCode, code: &'static str, fallback: &str| {
         let message = detail.map(|error| error.message.clone()).filter(|message| !message.is_empty());
@@ -215,14 +220,14 @@ fn respond(invocation: &Invocation) -> Response {
         Outcome::FunctionError => {
             let mut failure =
                 error(StatusCode::INTERNAL_SERVER_ERROR, "function_error", "the function raised an error");
-            failure = failure.with_detail(
-                "function_error",
-                json!({
-                    "type": detail.and_then(|error| error.error_type.clone()),
-                    "message": detail.map(|error| error.message.clone()),
-                    "stack": detail.and_then(|error| error.stack.clone()),
-                }),
-            );
+            let mut function_error = json!({
+                "type": detail.and_then(|error| error.error_type.clone()),
+                "message": detail.map(|error| error.message.clone()),
+            });
+            if owner {
+                function_error["stack"] = json!(detail.and_then(|error| error.stack.clone()));
+            }
+            failure = failure.with_detail("function_error", function_error);
             failure.into_response()
         }
         Outcome::Timeout => {
@@ -297,7 +302,26 @@ fn record(
         bytes_out: invocation.bytes_out as i64,
         started_at,
     }));
-    for line in &invocation.logs {
+    // The owner finds a function error's stack trace in the function's logs (stderr).
+    let stack_lines = invocation
+        .error
+        .as_ref()
+        .filter(|_| invocation.outcome == Outcome::FunctionError)
+        .and_then(|error| error.stack.as_deref())
+        .map(|stack| {
+            let finished_us = (started_at + ((invocation.queue_us + invocation.exec_us) / 1000) as i64) * 1000;
+            stack
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| prewarm::LogLine {
+                    timestamp_us: finished_us,
+                    stream: prewarm::LogStream::Stderr,
+                    text: line.to_string(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for line in invocation.logs.iter().chain(&stack_lines) {
         app.recorder.record(Record::Log(LogRecord {
             id: 0,
             function_id: function.id.clone(),

@@ -20,6 +20,9 @@ use crate::auth::scopes::Scope;
 use crate::metrics::family;
 use crate::store::LogRecord;
 
+/// The longest a read of logs or invocations waits for records accepted before it began.
+const READ_YOUR_WRITES: Duration = Duration::from_millis(250);
+
 /// `{"status"}` for anyone (load balancers); the details — store, runtimes, sandbox, function
 /// database — only for an administrator's token or admin key.
 pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -147,6 +150,8 @@ pub async fn invocations(
 ) -> Result<Json<Value>, ApiError> {
     let function = owned_function(&app, &caller, &name).await?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    // Read your own writes: what the recorder had accepted when this read began is included.
+    app.recorder.caught_up(READ_YOUR_WRITES).await;
     let rows = app.store.invocations(&function.id, limit).await?;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -196,6 +201,8 @@ pub async fn logs(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let function = owned_function(&app, &caller, &name).await?;
+    // Read your own writes (the follow stream too starts with everything already accepted).
+    app.recorder.caught_up(READ_YOUR_WRITES).await;
     let since_us = match query.since.as_deref() {
         None | Some("") => 0,
         Some(text) => parse_since(text).ok_or_else(|| {

@@ -140,7 +140,10 @@ pub async fn restore_active(app: &App) -> anyhow::Result<usize> {
     let mut restored = 0;
     for (function, version) in app.store.active_functions().await? {
         match prepare(app, &function, &version).await {
-            Ok((_, key)) => {
+            Ok((report, key)) => {
+                if let Some(problem) = &report.runtime_unavailable {
+                    tracing::warn!(function = %function.name, version = version.version, %problem, "the active version's runtime is missing on this server: its calls answer 503 until it is installed");
+                }
                 route(app, &function, version.version, function.public, &key);
                 restored += 1;
             }

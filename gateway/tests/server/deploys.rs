@@ -31,14 +31,20 @@ fn deploy_versions_rollback_delete(server: Server) {
         assert_eq!((status, result["message"].as_str()), (200, Some("Hello, Ada!")), "{name}");
     }
 
-    // A Dart function deploys; without the SDK on the server it answers 503, with no spawn.
+    // A Dart function deploys where the server has the SDK; elsewhere the deploy is refused,
+    // saying what the operator must install (nothing is stored).
     let (status, dart) = server.deploy(&ada, "dart-hello", example("examples/dart/simple-function"), &[]);
-    assert_eq!((status, dart["runtime"].as_str()), (201, Some("dart")), "{dart}");
-    let (status, answer) = call(&server, Some(&ada), "dart-hello");
-    if dart["runtime_unavailable"].is_string() {
-        crate::harness::skip("dart not on PATH (the Dart example answers 503 runtime_unavailable instead)");
-        assert_eq!((status, code(&answer)), (503, "runtime_unavailable"), "{answer}");
+    if server.health()["runtimes"]["dart"].is_null() {
+        crate::harness::skip(
+            "dart not on PATH (the Dart example's deploy is refused with runtime_unavailable instead)",
+        );
+        assert_eq!((status, code(&dart)), (422, "runtime_unavailable"), "{dart}");
+        let message = dart["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Dart SDK") && message.contains("Dart on the server"), "{message}");
+        assert_eq!(server.get("/api/functions/dart-hello", Some(&ada)).status(), 404, "nothing was stored");
     } else {
+        assert_eq!((status, dart["runtime"].as_str()), (201, Some("dart")), "{dart}");
+        let (status, answer) = call(&server, Some(&ada), "dart-hello");
         assert_eq!((status, answer["message"].as_str()), (200, Some("Hello, Ada!")), "{answer}");
     }
 

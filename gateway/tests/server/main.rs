@@ -5,6 +5,7 @@ mod accounts;
 mod credentials;
 mod dart_builds;
 mod deploys;
+mod first_hour;
 mod function_database;
 mod harness;
 mod http_limits;
