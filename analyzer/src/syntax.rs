@@ -56,36 +56,100 @@ pub fn read_source(file: &PackageFile, findings: &mut Vec<Finding>) -> Option<St
     }
 }
 
-/// One finding per syntax error, at most 10 per file.
+/// One finding per syntax error, at most 10 per file: at the innermost place the parser marked,
+/// saying what it expected when it knows (a missing token), with the runtime's own checker as help.
 pub fn report_syntax_errors(relative: &str, source: &str, root: Node, findings: &mut Vec<Finding>) {
     if !root.has_error() {
         return;
     }
-    let mut reported = 0;
+    let help = checker_help(relative);
+    let mut seen: Vec<(usize, usize)> = Vec::new();
     let mut cursor = root.walk();
     'walk: loop {
         let node = cursor.node();
         if node.is_error() || node.is_missing() {
-            let position = node.start_position();
-            let snippet: String = source[node.byte_range()].chars().take(40).collect();
-            let message = if node.is_missing() {
-                format!("syntax error: expected `{}`", node.kind())
-            } else {
-                format!("syntax error near `{}`", snippet.trim())
+            let Some((position, message)) = describe(node, source) else {
+                if !cursor.goto_next_sibling() && !climb(&mut cursor) {
+                    break 'walk;
+                }
+                continue;
             };
-            findings.push(parse_error::RULE.at(relative, position.row + 1, position.column + 1, message));
-            reported += 1;
-            if reported == 10 {
-                break;
+            let place = (position.row + 1, position.column + 1);
+            if !seen.contains(&place) {
+                seen.push(place);
+                findings.push(parse_error::RULE.at_with_help(relative, place.0, place.1, message, help.clone()));
+                if seen.len() == 10 {
+                    break;
+                }
             }
         } else if node.has_error() && cursor.goto_first_child() {
             continue;
         }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
+        if !cursor.goto_next_sibling() && !climb(&mut cursor) {
+            break 'walk;
         }
+    }
+}
+
+/// Up to the next unvisited sibling of an ancestor; false at the root.
+fn climb(cursor: &mut tree_sitter::TreeCursor) -> bool {
+    loop {
+        if !cursor.goto_parent() {
+            return false;
+        }
+        if cursor.goto_next_sibling() {
+            return true;
+        }
+    }
+}
+
+/// Grammar artifacts tree-sitter sometimes reports as missing (not tokens anyone types).
+fn is_artifact(node: Node) -> bool {
+    node.is_missing() && matches!(node.kind(), "block_comment" | "comment" | "documentation_comment")
+}
+
+/// Where an error node really is and what to say about it; `None` for an artifact.
+fn describe(node: Node, source: &str) -> Option<(tree_sitter::Point, String)> {
+    if is_artifact(node) {
+        return None;
+    }
+    if node.is_missing() {
+        return Some((node.start_position(), format!("syntax error: expected `{}`", node.kind())));
+    }
+    // A missing token inside the error region is the most precise thing tree-sitter knows.
+    let mut missing = None;
+    walk(node, |inner| {
+        if missing.is_none() && inner.is_missing() && !is_artifact(inner) {
+            missing = Some(inner);
+        }
+    });
+    if let Some(inner) = missing {
+        return Some((inner.start_position(), format!("syntax error: expected `{}`", inner.kind())));
+    }
+    let text = &source[node.byte_range()];
+    let first_line = text.lines().next().unwrap_or("").trim_end();
+    // A Python block opener without its colon: the commonest slip, and one tree-sitter swallows
+    // whole into an ERROR node.
+    let opener = first_line.split_whitespace().next().unwrap_or("");
+    let python_block =
+        ["def", "class", "if", "elif", "else", "for", "while", "with", "try", "except", "finally", "async"];
+    if python_block.contains(&opener) && !first_line.ends_with(':') && text.contains('\n') {
+        let start = node.start_position();
+        let end = tree_sitter::Point { row: start.row, column: start.column + first_line.len() };
+        return Some((end, format!("syntax error: expected `:` at the end of `{}`", first_line.trim())));
+    }
+    let snippet: String = first_line.trim().chars().take(40).collect();
+    Some((node.start_position(), format!("syntax error near `{snippet}`")))
+}
+
+/// How to see the error with the runtime's own tools.
+fn checker_help(relative: &str) -> String {
+    let extension = relative.rsplit_once('.').map_or("", |(_, extension)| extension);
+    match extension {
+        "py" => format!("Run `python3 -m py_compile {relative}` to see the error as Python reports it."),
+        "js" | "mjs" | "cjs" => format!("Run `node --check {relative}` to see the error as Node reports it."),
+        "dart" => "Run `dart analyze` in the package to see the error as Dart reports it.".to_string(),
+        _ => "Fix the syntax error; if the file is not part of the function, leave it out of the upload.".to_string(),
     }
 }
 

@@ -51,6 +51,11 @@ pub fn find_entry(
         );
         return Some(Entry::new(file, "handler", EntryMode::Main, reason));
     }
+    // A file that does not parse has its parse errors; guessing at its entry would only add a
+    // finding asking for what may well be there.
+    if root.has_error() {
+        return None;
+    }
     let wanted = |name: &str| match named {
         Some(named) => name == named,
         None => name == "handler" || name == "main",

@@ -10,5 +10,5 @@ pub const RULE: RuleInfo = RuleInfo {
     what: "Any syntax error in any source file of the package, at the first place the parser could not read.",
     why: "The analyzer cannot vouch for code it cannot read, and a file the compiler reads differently from the analyzer is the classic way to smuggle code past a checker. The gate fails closed.",
     example: "void main() { print('hi') }   // missing `;`",
-    instead: "Fix the syntax error (run `dart analyze` locally); if the file is not part of the function, leave it out of the upload.",
+    instead: "Fix the syntax error (each finding names the runtime's own checker: `dart analyze`, `python3 -m py_compile`, `node --check`); if the file is not part of the function, leave it out of the upload.",
 };

@@ -166,3 +166,31 @@ fn the_entry_reason_says_why_a_file_is_a_script_or_is_loaded() {
         package_with(&[("index.js", "function f() { return this; }\nconsole.log(JSON.stringify(f() ? 1 : 2));\n")]);
     assert_eq!(analyze(inner_this.path(), &Options::default()).unwrap().entry.unwrap().mode.as_str(), "main");
 }
+
+#[test]
+fn syntax_errors_are_placed_and_explained_with_each_runtimes_own_checker() {
+    let python = package_with(&[("main.py", "def handler(body)\n    return {'ok': True}\n")]);
+    let report = analyze(python.path(), &Options::default()).unwrap();
+    let error = report.findings.iter().find(|finding| finding.rule == "parse-error").unwrap();
+    assert_eq!((error.line, error.column), (1, 18), "{error:?}");
+    assert_eq!(error.message, "syntax error: expected `:` at the end of `def handler(body)`");
+    assert!(error.help.contains("python3 -m py_compile main.py"), "{}", error.help);
+
+    let node = package_with(&[("index.js", "exports.handler = async (body) => {\n  return { ok: true \n};\n")]);
+    let report = analyze(node.path(), &Options::default()).unwrap();
+    let error = report.findings.iter().find(|finding| finding.rule == "parse-error").unwrap();
+    assert!(error.message.starts_with("syntax error: expected"), "{error:?}");
+    assert!(error.help.contains("node --check index.js"), "{}", error.help);
+
+    // A Dart file missing a `}`: the parse error only, no finding asking for an annotation that is there.
+    let dart = package_with(&[(
+        "main.dart",
+        "const function = 'function';\n@function\nint other(Map<String, dynamic> body) {\n  if (true) {\n    return 1;\n  \n  return 2;\n}\n",
+    )]);
+    let report = analyze(dart.path(), &Options::default()).unwrap();
+    let rules: Vec<&str> = report.findings.iter().map(|finding| finding.rule).collect();
+    assert!(rules.iter().all(|rule| *rule == "parse-error"), "{:?}", report.findings);
+    let error = &report.findings[0];
+    assert_eq!(error.message, "syntax error: expected `}`", "{error:?}");
+    assert!(error.help.contains("dart analyze"), "{}", error.help);
+}
