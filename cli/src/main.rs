@@ -84,9 +84,21 @@ enum Command {
         /// Environment variable for the function, repeatable.
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
-        /// Deadline in milliseconds.
-        #[arg(long, value_name = "MS")]
-        timeout: Option<u64>,
+        /// Deadline: 500ms, 5s, 2m (a plain number is milliseconds).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// Force the runtime instead of detecting it from the files.
+        #[arg(long, value_parser = ["dart", "node", "python"])]
+        runtime: Option<String>,
+        /// Calls of this function running at once (within the server's cap).
+        #[arg(long, value_name = "N")]
+        max_concurrency: Option<u64>,
+        /// Environment variables from a file of KEY=VALUE lines (# comments), before --env.
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// Analyse and list what would be uploaded, without uploading.
+        #[arg(long)]
+        dry_run: bool,
         /// Memory cap in MB.
         #[arg(long, value_name = "MB")]
         memory: Option<u64>,
@@ -273,10 +285,36 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),
         Command::Init { name } => init::init(output, name),
-        Command::Deploy { path, name, public, env, timeout, memory, network, entry } => deploy::deploy(
+        Command::Deploy {
+            path,
+            name,
+            public,
+            env,
+            timeout,
+            memory,
+            network,
+            entry,
+            runtime,
+            max_concurrency,
+            env_file,
+            dry_run,
+        } => deploy::deploy(
             &api,
             output,
-            deploy::DeployArgs { path, name, public, env, timeout, memory, network, entry },
+            deploy::DeployArgs {
+                path,
+                name,
+                public,
+                env,
+                timeout,
+                memory,
+                network,
+                entry,
+                runtime,
+                max_concurrency,
+                env_file,
+                dry_run,
+            },
         ),
         Command::List => functions::list(&api, output),
         Command::Info { name } => functions::info(&api, output, &name),

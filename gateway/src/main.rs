@@ -28,6 +28,24 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use crate::config::Config;
 
+/// `serve --help`: the environment, which overrides the configuration file (flags override both).
+const SERVE_ENVIRONMENT: &str = "Environment (overrides --config; flags override both):
+  DATABASE_URL                  sqlite://PATH or postgres://… [default: sqlite://DATA_DIR/containerpub.db]
+  PORT                          port to listen on
+  JWT_SECRET                    token signing secret, 32+ bytes [default: generated in DATA_DIR/jwt_secret]
+  FUNCTION_TIMEOUT_MS           default deadline [default: 5000] (or FUNCTION_TIMEOUT_SECONDS)
+  FUNCTION_MAX_MEMORY_MB        default memory cap [default: 128]
+  FUNCTION_MAX_CONCURRENT       invocations at once, server-wide [default: 10]
+  FUNCTION_DATABASE_URL         PostgreSQL for functions (a role and schema each when it may)
+  FUNCTION_DB_MAX_CONNECTIONS   connection limit per function role [default: 5]
+  FUNCTION_DB_TIMEOUT_MS        statement timeout of function roles [default: 5000]
+  FUNCTIONS_DIR                 extracted versions [default: DATA_DIR/functions]
+  CONTAINERPUB_REGISTRATION     first-user | open | invite [default: first-user]
+  CONTAINERPUB_METRICS_TOKEN    bearer token /metrics requires [default: none]
+  CONTAINERPUB_SECRETS_KEY      key material for secrets [default: generated in DATA_DIR/secrets_key]
+  CONTAINERPUB_SANDBOX          on | off [default: on]
+  RUST_LOG                      log filter [default: info]";
+
 #[derive(Parser)]
 #[command(name = "containerpub", version, about = "ContainerPub: deploy Dart functions and call them over HTTP")]
 struct Cli {
@@ -38,21 +56,22 @@ struct Cli {
 #[derive(clap::Args)]
 struct Common {
     /// TOML configuration file (see configs/containerpub.toml). Environment variables override it.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Where the database (SQLite), artifacts, functions and secrets live.
-    #[arg(long)]
+    /// Where the database (SQLite), artifacts, functions and secrets live [default: ./data]
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
+    #[command(after_help = SERVE_ENVIRONMENT)]
     Serve {
         #[command(flatten)]
         common: Common,
-        /// Address to listen on, like 127.0.0.1:8080 (`PORT` changes only the port).
-        #[arg(long)]
+        /// Address to listen on [default: 127.0.0.1:8080] [env: PORT changes only the port]
+        #[arg(long, value_name = "ADDRESS")]
         listen: Option<std::net::SocketAddr>,
     },
     /// Create or upgrade the database schema, then exit.
@@ -69,6 +88,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,pingora_core=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,

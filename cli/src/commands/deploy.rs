@@ -18,11 +18,54 @@ pub struct DeployArgs {
     pub name: Option<String>,
     pub public: bool,
     pub env: Vec<String>,
-    pub timeout: Option<u64>,
+    pub timeout: Option<String>,
     pub memory: Option<u64>,
     pub network: Option<String>,
     /// `FILE[:FUNCTION]`: the file that runs and the function to call.
     pub entry: Option<analyzer::EntrySpec>,
+    pub runtime: Option<String>,
+    pub max_concurrency: Option<u64>,
+    pub env_file: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// `500ms`, `5s`, `2m`, or plain milliseconds, as milliseconds.
+fn duration_ms(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().with_context(|| format!("--timeout {text:?}: use 500ms, 5s or 2m"))?;
+    let factor = match unit {
+        "" | "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        _ => anyhow::bail!("--timeout {text:?}: use 500ms, 5s or 2m"),
+    };
+    anyhow::ensure!(number > 0, "--timeout must be above 0");
+    Ok(number * factor)
+}
+
+/// KEY=VALUE lines; blank lines and `#` comments skipped; an optional `export ` prefix allowed.
+fn read_env_file(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut pairs = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, value) =
+            line.split_once('=').with_context(|| format!("{}:{}: expected KEY=VALUE", path.display(), number + 1))?;
+        let value = value.trim();
+        let unquoted = value
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')))
+            .unwrap_or(value);
+        pairs.push(format!("{}={unquoted}", key.trim()));
+    }
+    Ok(pairs)
 }
 
 /// Reports upload progress as the multipart body is read.
@@ -50,8 +93,19 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         .clone()
         .or_else(|| package::default_name(root))
         .context("cannot tell the function's name: pass --name")?;
+    // Before any work: a deploy that cannot be uploaded (not logged in, an expired login) says
+    // so first, not after the analysis.
+    if !args.dry_run {
+        api.json(api.authed(Method::GET, "/api/auth/me")?)?;
+    }
+    let timeout_ms = args.timeout.as_deref().map(duration_ms).transpose()?;
+    let mut pairs = match &args.env_file {
+        Some(file) => read_env_file(file)?,
+        None => Vec::new(),
+    };
+    pairs.extend(args.env.iter().cloned());
     let mut env = serde_json::Map::new();
-    for pair in &args.env {
+    for pair in &pairs {
         let (key, value) = pair.split_once('=').with_context(|| format!("--env {pair:?}: use KEY=VALUE"))?;
         env.insert(key.to_string(), Value::from(value));
     }
@@ -66,7 +120,11 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         std::fs::create_dir_all(target.parent().expect("a file in a directory"))?;
         std::fs::copy(root.join(relative), &target)?;
     }
-    let options = analyzer::Options { entry: args.entry.clone(), ..analyzer::Options::default() };
+    let runtime = match args.runtime.as_deref() {
+        Some(name) => <analyzer::RuntimeChoice as clap::ValueEnum>::from_str(name, true).map_err(anyhow::Error::msg)?,
+        None => analyzer::RuntimeChoice::Auto,
+    };
+    let options = analyzer::Options { entry: args.entry.clone(), runtime, ..analyzer::Options::default() };
     let report = analyzer::analyze(staged.path(), &options).context("the analyzer could not read the package")?;
     let report_json = serde_json::to_value(&report)?;
     let findings = report_json["findings"].as_array().cloned().unwrap_or_default();
@@ -74,6 +132,19 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     if report.verdict != analyzer::Verdict::Accept {
         let errors = report.findings.iter().filter(|finding| finding.severity == analyzer::Severity::Error).count();
         return Err(CliError::Rejected { errors }.into());
+    }
+    if args.dry_run {
+        for file in &built.files {
+            println!("{}", file.display());
+        }
+        output.note(&format!(
+            "Dry run: the analyzer accepts {name} ({} warning(s), runtime {}); these {} file(s), {} bytes compressed, would be uploaded",
+            findings.len(),
+            report.runtime.as_str(),
+            built.files.len(),
+            built.archive.len()
+        ));
+        return Ok(());
     }
     output.note(&format!("Analyzer: accepted ({} warning(s)); uploading {name}…", findings.len()));
 
@@ -96,8 +167,14 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     if !env.is_empty() {
         form = form.text("env", Value::Object(env).to_string());
     }
-    if let Some(timeout) = args.timeout {
+    if let Some(timeout) = timeout_ms {
         form = form.text("timeout_ms", timeout.to_string());
+    }
+    if let Some(runtime) = &args.runtime {
+        form = form.text("runtime", runtime.clone());
+    }
+    if let Some(count) = args.max_concurrency {
+        form = form.text("max_concurrency", count.to_string());
     }
     if let Some(memory) = args.memory {
         form = form.text("memory_mb", memory.to_string());

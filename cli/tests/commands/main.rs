@@ -540,3 +540,55 @@ fn administrators_invite_create_and_disable_accounts() {
     let escalation = failed(guest(&["keys", "create", "root", "--scope", "admin"], ""));
     assert!(escalation.contains("admin scope"), "{escalation}");
 }
+
+#[test]
+fn deploy_checks_the_login_first_and_takes_files_durations_and_a_dry_run() {
+    let server = start_server();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: &str| cli(home.path(), &server.url, args, input);
+    let package = tempfile::tempdir().unwrap();
+    std::fs::write(
+        package.path().join("main.py"),
+        "import os\ndef handler(body):\n    return {'greeting': os.environ.get('GREETING')}\n",
+    )
+    .unwrap();
+    let dir = package.path().to_str().unwrap();
+
+    // Not logged in: said before any analysis or upload; a dry run needs no login.
+    let refused = failed(run(&["deploy", dir, "--name", "shaped"], ""));
+    assert!(refused.contains("not logged in") && !refused.contains("Analyzer"), "{refused}");
+    let listed = ok(run(&["deploy", dir, "--name", "shaped", "--dry-run"], ""));
+    assert_eq!(listed.trim(), "main.py");
+
+    ok(run(&["register", "--email", "ada@example.com"], "correct horse battery\n"));
+    let env_file = package.path().join("prod.env");
+    std::fs::write(&env_file, "# the production values\nexport GREETING=\"hello from a file\"\n\nLEVEL=3\n").unwrap();
+    let deployed: Value = serde_json::from_str(&ok(run(
+        &[
+            "deploy",
+            dir,
+            "--name",
+            "shaped",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "--timeout",
+            "2s",
+            "--runtime",
+            "python",
+            "--max-concurrency",
+            "1",
+        ],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(deployed["runtime"], "python", "{deployed}");
+    let versions: Vec<Value> =
+        ok(run(&["versions", "shaped"], "")).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let settings = &versions[0]["settings"];
+    assert_eq!(settings["timeout_ms"], 2000, "{settings}");
+    assert_eq!(settings["max_concurrency"], 1, "{settings}");
+    assert_eq!(settings["env"], json!({ "GREETING": "hello from a file", "LEVEL": "3" }), "{settings}");
+    assert_eq!(ok(run(&["invoke", "shaped", "--data", "{}"], "")).trim(), r#"{"greeting":"hello from a file"}"#);
+    let bad = failed(run(&["deploy", dir, "--name", "shaped", "--timeout", "5 seconds"], ""));
+    assert!(bad.contains("use 500ms, 5s or 2m"), "{bad}");
+}
