@@ -122,10 +122,15 @@ pub fn error_from(response: Response) -> CliError {
     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let body: Value = response.json().unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().unwrap_or("unknown").to_string();
-    let message = body["error"]["message"]
+    let mut message = body["error"]["message"]
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| format!("the server answered {status}"));
+    // A function's error: its type and message (the trace is printed with -v by `invoke`).
+    let raised = &body["error"]["function_error"];
+    if let (Some(kind), Some(what)) = (raised["type"].as_str(), raised["message"].as_str()) {
+        message = format!("the function raised {kind}: {what}");
+    }
     match (status, code.as_str()) {
         (401, "token_expired") => CliError::LoginNeeded { message: "your login has expired".into() },
         (401, "invalid_token" | "unauthenticated" | "unknown_user") => CliError::LoginNeeded { message },

@@ -79,7 +79,14 @@ pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()
         if !invocation.is_empty() {
             output.detail(&format!("invocation {invocation}"));
         }
-        return Err(error_from(response).into());
+        let error = error_from(response);
+        // The owner gets the function's stack trace: shown with -v.
+        if let crate::client::CliError::Server { body, .. } = &error {
+            if let Some(stack) = body["error"]["function_error"]["stack"].as_str() {
+                output.detail(stack.trim_end());
+            }
+        }
+        return Err(error.into());
     }
     let bytes = response.bytes()?;
     std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
@@ -87,6 +94,7 @@ pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()
         println!();
     }
     output.detail(&format!("invocation {invocation}"));
-    anyhow::ensure!(status.is_success() || args.include, "the function answered {status}");
+    // The exit status says whether the call succeeded, with -i as without.
+    anyhow::ensure!(status.is_success(), "the function answered {status}");
     Ok(())
 }

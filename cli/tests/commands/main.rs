@@ -591,4 +591,16 @@ fn deploy_checks_the_login_first_and_takes_files_durations_and_a_dry_run() {
     assert_eq!(ok(run(&["invoke", "shaped", "--data", "{}"], "")).trim(), r#"{"greeting":"hello from a file"}"#);
     let bad = failed(run(&["deploy", dir, "--name", "shaped", "--timeout", "5 seconds"], ""));
     assert!(bad.contains("use 500ms, 5s or 2m"), "{bad}");
+
+    // A function error: its type and message; the trace with -v; -i keeps the exit status.
+    let failing = tempfile::tempdir().unwrap();
+    std::fs::write(failing.path().join("main.py"), "def handler(body):\n    raise KeyError('order')\n").unwrap();
+    ok(run(&["deploy", failing.path().to_str().unwrap(), "--name", "failing"], ""));
+    let plain = failed(run(&["invoke", "failing", "--data", "{}"], ""));
+    assert!(plain.contains("the function raised KeyError: 'order'") && !plain.contains("Traceback"), "{plain}");
+    let verbose = failed(run(&["invoke", "failing", "--data", "{}", "-v"], ""));
+    assert!(verbose.contains("Traceback") && verbose.contains("File \"main.py\", line 2"), "{verbose}");
+    let (stdout, _) = text(&run(&["invoke", "failing", "--data", "{}", "-i"], ""));
+    assert!(stdout.starts_with("HTTP/1.1 500"), "{stdout}");
+    assert_eq!(run(&["invoke", "failing", "--data", "{}", "-i"], "").status.code(), Some(1));
 }
