@@ -14,13 +14,13 @@ pub enum CliError {
     Unreachable { url: String, detail: String },
     #[error("not logged in: run `dart_cloud login` (or pass --token / DART_CLOUD_TOKEN)")]
     NotLoggedIn,
-    #[error("{message}: run `dart_cloud login`")]
-    LoginNeeded { message: String },
+    #[error("{message}: run `dart_cloud login` [{status} {code}]")]
+    LoginNeeded { message: String, status: u16, code: String },
     /// The analyzer refused the package; its findings were printed already.
     #[error("the analyzer rejected the package ({errors} error(s)); fix the findings above and deploy again")]
     Rejected { errors: usize },
-    #[error("{message} (retry in {retry_after} s)")]
-    Retry { message: String, retry_after: u64 },
+    #[error("{message} (retry in {retry_after} s) [{status} {code}]")]
+    Retry { message: String, retry_after: u64, status: u16, code: String },
     #[error("{message} [{status} {code}]")]
     Server { status: u16, code: String, message: String, body: Value },
     #[error("{0}")]
@@ -132,10 +132,12 @@ pub fn error_from(response: Response) -> CliError {
         message = format!("the function raised {kind}: {what}");
     }
     match (status, code.as_str()) {
-        (401, "token_expired") => CliError::LoginNeeded { message: "your login has expired".into() },
-        (401, "invalid_token" | "unauthenticated" | "unknown_user") => CliError::LoginNeeded { message },
-        (429, _) => CliError::Retry { message, retry_after: retry_after.unwrap_or(1) },
-        (503, _) if retry_after.is_some() => CliError::Retry { message, retry_after: retry_after.unwrap_or(1) },
+        (401, "token_expired") => CliError::LoginNeeded { message: "your login has expired".into(), status, code },
+        (401, "invalid_token" | "unauthenticated" | "unknown_user") => CliError::LoginNeeded { message, status, code },
+        (429, _) => CliError::Retry { message, retry_after: retry_after.unwrap_or(1), status, code },
+        (503, _) if retry_after.is_some() => {
+            CliError::Retry { message, retry_after: retry_after.unwrap_or(1), status, code }
+        }
         _ => CliError::Server { status, code, message, body },
     }
 }

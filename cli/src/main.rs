@@ -18,29 +18,42 @@ use crate::output::{Format, Output};
 #[command(name = "dart_cloud", version, about = "Deploy Dart functions to ContainerPub and call them")]
 struct Cli {
     /// The ContainerPub server.
-    #[arg(long, global = true, env = "DART_CLOUD_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "DART_CLOUD_URL",
+        default_value = "http://127.0.0.1:8080",
+        help_heading = "Global options"
+    )]
     url: String,
     /// A token or API key to use instead of the saved login.
-    #[arg(long, global = true, env = "DART_CLOUD_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "DART_CLOUD_TOKEN", hide_env_values = true, help_heading = "Global options")]
     token: Option<String>,
     /// Output format (default: table on a terminal, JSON lines otherwise).
-    #[arg(short = 'o', long = "output", global = true, value_enum)]
+    #[arg(short = 'o', long = "output", global = true, value_enum, help_heading = "Global options")]
     output: Option<Format>,
     /// Same as `-o json`.
-    #[arg(long, global = true, conflicts_with = "output")]
+    #[arg(long, global = true, conflicts_with = "output", help_heading = "Global options")]
     json: bool,
     /// No colours (also when NO_COLOR is set).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     no_color: bool,
     /// Print only results.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Global options")]
     quiet: bool,
     /// Say more about what is happening.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
+
+const DEPLOY_EXAMPLES: &str = "Examples:
+  dart_cloud deploy                                  the function in this directory
+  dart_cloud deploy ./hello --name hello --public    anyone may call it, no credentials
+  dart_cloud deploy --env GREETING=hi --env-file prod.env --timeout 2s --memory 256
+  dart_cloud deploy --entry src/app.py:handle        another file and function
+  dart_cloud deploy --dry-run                        analyse and list what would upload";
 
 #[derive(Subcommand)]
 enum Command {
@@ -71,6 +84,7 @@ enum Command {
         name: Option<String>,
     },
     /// Check a function with the analyzer, upload it and make it live.
+    #[command(after_help = DEPLOY_EXAMPLES)]
     Deploy {
         /// The function's directory.
         #[arg(default_value = ".")]

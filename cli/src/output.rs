@@ -66,7 +66,7 @@ impl Output {
             return;
         }
         let cells: Vec<Vec<String>> =
-            rows.iter().map(|row| columns.iter().map(|column| cell(&row[*column])).collect()).collect();
+            rows.iter().map(|row| columns.iter().map(|column| table_cell(column, &row[*column])).collect()).collect();
         let widths: Vec<usize> = columns
             .iter()
             .enumerate()
@@ -79,6 +79,46 @@ impl Output {
             let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             println!("{}", line.join("  ").trim_end());
         }
+    }
+}
+
+/// A table cell: times (`*_at`, Unix milliseconds) as UTC dates, the rest as they are.
+fn table_cell(column: &str, value: &Value) -> String {
+    match value.as_i64() {
+        Some(ms) if column.ends_with("_at") && ms > 0 => utc_date(ms),
+        _ => cell(value),
+    }
+}
+
+/// `2026-11-29 23:05:01` (UTC) from Unix milliseconds (the civil calendar from days, Howard
+/// Hinnant's algorithm).
+pub fn utc_date(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60,
+        second_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(super::utc_date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc_date(1_796_338_727_000), "2026-12-03 22:58:47");
+        assert_eq!(super::utc_date(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
 

@@ -215,8 +215,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     }
     let function_database = function_database::enforce_limits(&config.function_database).await;
     let (prewarm, stray_logs) = prewarm::Prewarm::start(prewarm_config)?;
-    let (enforcement, passed_over) = prewarm.enforcement();
-    tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), ?passed_over, "platform starting");
+    // Prewarm logged the limit mechanism and what it passed over; this line says what runs.
+    let (enforcement, _) = prewarm.enforcement();
+    tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), "platform starting");
 
     let (recorder, recorder_task) = recorder::Recorder::start(store.clone());
     let functions_dir = config.functions_dir();

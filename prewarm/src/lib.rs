@@ -380,7 +380,7 @@ impl Prewarm {
         if let Some(previous) = previous {
             previous.retire();
         }
-        tracing::info!(function = %spec.key, warm_workers, mode = spec.entry.mode.as_str(), took_ms = began.elapsed().as_millis() as u64, "function version prepared");
+        tracing::info!(function = %spec.name, key = %spec.key, warm_workers, mode = spec.entry.mode.as_str(), took_ms = began.elapsed().as_millis() as u64, "function version prepared");
         Ok(PrepareReport {
             warm_workers,
             runtime_unavailable,

@@ -206,7 +206,7 @@ impl FunctionPool {
             .as_ref()
             .map_or(FIRST_START_BACKOFF, |previous| (previous.delay * 2).min(MAX_START_BACKOFF));
         state.start_backoff = Some(StartBackoff { until: Instant::now() + delay, delay, message: message.clone() });
-        tracing::warn!(function = %self.key, %message, backoff_ms = delay.as_millis() as u64, "worker failed to start");
+        tracing::warn!(function = %self.spec.name, key = %self.key, %message, backoff_ms = delay.as_millis() as u64, "worker failed to start");
         message
     }
 

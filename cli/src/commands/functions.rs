@@ -10,7 +10,13 @@ use crate::output::Output;
 
 pub fn list(api: &Api, output: &Output) -> anyhow::Result<()> {
     let listed = api.json(api.authed(Method::GET, "/api/functions")?)?;
-    let rows = listed["functions"].as_array().cloned().unwrap_or_default();
+    let mut rows = listed["functions"].as_array().cloned().unwrap_or_default();
+    // Absolute URLs, as `deploy` and `info` print them: ready to paste.
+    for row in &mut rows {
+        if let Some(path) = row["url"].as_str().map(str::to_string) {
+            row["url"] = Value::from(api.url(&path));
+        }
+    }
     if rows.is_empty() && !output.json() {
         output.note("No functions yet: dart_cloud deploy DIR");
         return Ok(());

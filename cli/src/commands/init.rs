@@ -8,12 +8,16 @@ use crate::output::Output;
 
 const MAIN: &str = r#"// Called with the request body parsed as JSON (an empty map for an empty body). Return a JSON
 // value, or an envelope: {'statusCode': 201, 'headers': {...}, 'body': ...}.
+// GREETING comes from the deploy: dart_cloud deploy --env GREETING=Hi
+import 'dart:io' show Platform;
+
 const function = 'function';
 
 @function
 Future<Map<String, dynamic>> handler(Map<String, dynamic> body) async {
+  final greeting = Platform.environment['GREETING'] ?? 'Hello';
   final name = body['name'] ?? 'world';
-  return {'message': 'Hello, $name!'};
+  return {'message': '$greeting, $name!'};
 }
 "#;
 
@@ -62,10 +66,10 @@ pub fn init(output: &Output, name: Option<String>) -> anyhow::Result<()> {
         std::fs::create_dir_all(path.parent().expect("a file in a directory"))?;
         std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    let dir = name.as_deref().unwrap_or(".");
     output.note(&format!(
-        "Created {} (function {function_name}). Next: dart_cloud deploy {}",
+        "Created {} (function {function_name}). Next:\n  dart_cloud deploy {dir}\n  dart_cloud invoke {function_name} --data '{{\"name\":\"Ada\"}}'\n  dart_cloud deploy {dir} --env GREETING=Hi    # then invoke again\n  dart_cloud logs {function_name}",
         directory.display(),
-        name.as_deref().unwrap_or(".")
     ));
     Ok(())
 }

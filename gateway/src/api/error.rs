@@ -78,6 +78,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// serde's message without the parser's position wording: "missing field `password`", not
+/// "missing field `password` at line 1 column 30".
+fn field_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(index) => text[..index].to_string(),
+        None => text,
+    }
+}
+
 /// Parses a JSON request body, naming what is wrong: not JSON at all, or a missing or mistyped
 /// field (serde's message names it).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -85,7 +95,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         return Err(ApiError::bad_request("invalid_json", "the request body is empty; send a JSON object"));
     }
     serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => ApiError::bad_request("invalid_request", error.to_string()),
+        serde_json::error::Category::Data => ApiError::bad_request("invalid_request", field_problem(&error)),
         _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {error}")),
     })
 }
