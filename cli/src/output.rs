@@ -112,16 +112,6 @@ pub fn utc_date(ms: i64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_read_as_utc_dates() {
-        assert_eq!(super::utc_date(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc_date(1_796_338_727_000), "2026-12-03 22:58:47");
-        assert_eq!(super::utc_date(951_782_400_000), "2000-02-29 00:00:00");
-    }
-}
-
 fn cell(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
@@ -148,5 +138,15 @@ pub fn findings(output: &Output, findings: &[Value]) {
                 eprintln!("{}{line}", if index == 0 { "  help: " } else { "        " });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(super::utc_date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc_date(1_796_338_727_000), "2026-12-03 22:58:47");
+        assert_eq!(super::utc_date(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
