@@ -54,9 +54,16 @@ pub async fn ensure(app: &App, function: &FunctionRecord, connections: Option<u3
     };
     if let Some(limit) = connections {
         // The version asked for its own limit (checked against the server's maximum at deploy).
-        let mut manager = PgConnection::connect(manager_url).await?;
-        sqlx::query(&format!("ALTER ROLE {} CONNECTION LIMIT {limit}", record.role)).execute(&mut manager).await?;
-        let _ = manager.close().await;
+        // Failing to set it leaves the role's current limit: the function still starts.
+        let altered = async {
+            let mut manager = PgConnection::connect(manager_url).await?;
+            sqlx::query(&format!("ALTER ROLE {} CONNECTION LIMIT {limit}", record.role)).execute(&mut manager).await?;
+            let _ = manager.close().await;
+            anyhow::Ok(())
+        };
+        if let Err(error) = altered.await {
+            tracing::warn!(function = %function.name, %error, "cannot set the function database role's connection limit");
+        }
     }
     let password = app.secrets.open(&function.id, PASSWORD_NAME, &record.sealed_password)?;
     Ok(Some(role_url(manager_url, &record.role, &password)?))

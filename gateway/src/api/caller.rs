@@ -142,7 +142,9 @@ async fn check_api_key(app: &App, key: &str) -> Result<Caller, ApiError> {
     // can deploy, not administer.
     let role = Scope::of_account(app.accounts.is_admin(&stored.user_id));
     let scope = stored.scope.parse::<Scope>().unwrap_or(Scope::Invoke).min(role);
-    let functions = stored.functions.as_deref().and_then(|names| serde_json::from_str::<Vec<String>>(names).ok());
+    // A list that does not read limits the key to nothing: fail closed, never open.
+    let functions =
+        stored.functions.as_deref().map(|names| serde_json::from_str::<Vec<String>>(names).unwrap_or_default());
     // Off the request path: a slow database must not slow every keyed call.
     let store = app.store.clone();
     tokio::spawn(async move {
