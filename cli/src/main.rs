@@ -4,10 +4,9 @@
 mod client;
 mod commands;
 mod credentials;
+mod duration;
 mod output;
 mod package;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -85,47 +84,7 @@ enum Command {
     },
     /// Check a function with the analyzer, upload it and make it live.
     #[command(after_help = DEPLOY_EXAMPLES)]
-    Deploy {
-        /// The function's directory.
-        #[arg(default_value = ".")]
-        path: PathBuf,
-        /// Function name (default: the package's name).
-        #[arg(long)]
-        name: Option<String>,
-        /// Let anyone call it without credentials.
-        #[arg(long)]
-        public: bool,
-        /// Environment variable for the function, repeatable.
-        #[arg(long = "env", value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// Deadline: 500ms, 5s, 2m (a plain number is milliseconds).
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<String>,
-        /// Force the runtime instead of detecting it from the files.
-        #[arg(long, value_parser = ["dart", "node", "python"])]
-        runtime: Option<String>,
-        /// Calls of this function running at once (within the server's cap).
-        #[arg(long, value_name = "N")]
-        max_concurrency: Option<u64>,
-        /// Environment variables from a file of KEY=VALUE lines (# comments), before --env.
-        #[arg(long, value_name = "FILE")]
-        env_file: Option<PathBuf>,
-        /// Analyse and list what would be uploaded, without uploading.
-        #[arg(long)]
-        dry_run: bool,
-        /// Memory cap in MB.
-        #[arg(long, value_name = "MB")]
-        memory: Option<u64>,
-        /// What the function can reach: `egress` (outbound, not the server's host) or `none`
-        /// (loopback only). Default: the server's.
-        #[arg(long, value_parser = ["egress", "none"])]
-        network: Option<String>,
-        /// The file that runs and the function to call, FILE[:FUNCTION] (`src/app.py:handle`).
-        /// Default: the runtime's usual entry (main.dart, package.json main, index.js, main.py)
-        /// and `handler`.
-        #[arg(long, value_name = "FILE[:FUNCTION]")]
-        entry: Option<analyzer::EntrySpec>,
-    },
+    Deploy(commands::deploy::DeployArgs),
     /// List your functions.
     List,
     /// Show a function.
@@ -299,37 +258,7 @@ fn run(cli: Cli, output: &Output) -> anyhow::Result<()> {
         Command::Logout => account::logout(&api, output),
         Command::Whoami => account::whoami(&api, output),
         Command::Init { name } => init::init(output, name),
-        Command::Deploy {
-            path,
-            name,
-            public,
-            env,
-            timeout,
-            memory,
-            network,
-            entry,
-            runtime,
-            max_concurrency,
-            env_file,
-            dry_run,
-        } => deploy::deploy(
-            &api,
-            output,
-            deploy::DeployArgs {
-                path,
-                name,
-                public,
-                env,
-                timeout,
-                memory,
-                network,
-                entry,
-                runtime,
-                max_concurrency,
-                env_file,
-                dry_run,
-            },
-        ),
+        Command::Deploy(args) => deploy::deploy(&api, output, args),
         Command::List => functions::list(&api, output),
         Command::Info { name } => functions::info(&api, output, &name),
         Command::Invoke { name, data, query, method, headers, path, include, auth } => {

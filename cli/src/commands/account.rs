@@ -142,15 +142,8 @@ pub fn revoke_key(api: &Api, output: &Output, id: &str) -> anyhow::Result<()> {
 /// `30s`, `30m`, `12h`, `7d` (or plain seconds) as seconds.
 pub fn duration_seconds(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().with_context(|| format!("{text:?} is not a duration: use 30m, 12h or 7d"))?;
-    let factor = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => anyhow::bail!("{text:?} is not a duration: use 30m, 12h or 7d"),
-    };
-    anyhow::ensure!(number > 0, "{text:?}: the duration must be above 0");
-    Ok(number * factor)
+    let seconds = crate::duration::parse(text, crate::duration::SECONDS)
+        .with_context(|| format!("{text:?} is not a duration: use 30m, 12h or 7d"))?;
+    anyhow::ensure!(seconds > 0, "{text:?}: the duration must be above 0");
+    Ok(seconds)
 }

@@ -13,36 +13,56 @@ use crate::client::{Api, CliError};
 use crate::output::{self, Output};
 use crate::package;
 
+/// `dart_cloud deploy`'s options (its help text comes from these comments).
+#[derive(clap::Args)]
 pub struct DeployArgs {
+    /// The function's directory.
+    #[arg(default_value = ".")]
     pub path: PathBuf,
+    /// Function name (default: the package's name).
+    #[arg(long)]
     pub name: Option<String>,
+    /// Let anyone call it without credentials.
+    #[arg(long)]
     pub public: bool,
+    /// Environment variable for the function, repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Deadline: 500ms, 5s, 2m (a plain number is milliseconds).
+    #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    pub memory: Option<u64>,
-    pub network: Option<String>,
-    /// `FILE[:FUNCTION]`: the file that runs and the function to call.
-    pub entry: Option<analyzer::EntrySpec>,
+    /// Force the runtime instead of detecting it from the files.
+    #[arg(long, value_parser = ["dart", "node", "python"])]
     pub runtime: Option<String>,
+    /// Calls of this function running at once (within the server's cap).
+    #[arg(long, value_name = "N")]
     pub max_concurrency: Option<u64>,
+    /// Environment variables from a file of KEY=VALUE lines (# comments), before --env.
+    #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+    /// Analyse and list what would be uploaded, without uploading.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Memory cap in MB.
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u64>,
+    /// What the function can reach: `egress` (outbound, not the server's host) or `none`
+    /// (loopback only). Default: the server's.
+    #[arg(long, value_parser = ["egress", "none"])]
+    pub network: Option<String>,
+    /// The file that runs and the function to call, FILE[:FUNCTION] (`src/app.py:handle`).
+    /// Default: the runtime's usual entry (main.dart, package.json main, index.js, main.py)
+    /// and `handler`.
+    #[arg(long, value_name = "FILE[:FUNCTION]")]
+    pub entry: Option<analyzer::EntrySpec>,
 }
 
 /// `500ms`, `5s`, `2m`, or plain milliseconds, as milliseconds.
 fn duration_ms(text: &str) -> anyhow::Result<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().with_context(|| format!("--timeout {text:?}: use 500ms, 5s or 2m"))?;
-    let factor = match unit {
-        "" | "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        _ => anyhow::bail!("--timeout {text:?}: use 500ms, 5s or 2m"),
-    };
-    anyhow::ensure!(number > 0, "--timeout must be above 0");
-    Ok(number * factor)
+    let ms = crate::duration::parse(text, crate::duration::MILLISECONDS)
+        .with_context(|| format!("--timeout {:?}: use 500ms, 5s or 2m", text.trim()))?;
+    anyhow::ensure!(ms > 0, "--timeout must be above 0");
+    Ok(ms)
 }
 
 /// KEY=VALUE lines; blank lines and `#` comments skipped; an optional `export ` prefix allowed.
