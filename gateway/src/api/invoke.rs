@@ -71,7 +71,7 @@ pub async fn function_url(
         body_is_base64: false,
     }
     .with_raw_body(&body);
-    run(&app, &function, event, owner).await
+    run(&app, &function, event, owner, &headers).await
 }
 
 #[derive(Deserialize)]
@@ -109,12 +109,13 @@ pub async fn api_invoke(
         body: (!request.body.is_null()).then(|| request.body.to_string()),
         body_is_base64: false,
     };
-    run(&app, &function, event, owner).await
+    run(&app, &function, event, owner, &headers).await
 }
 
 /// The active function `name` if the caller may call it: anyone for a public function, its
-/// owner otherwise (401 without credentials, 403 with someone else's).
-/// The function to call, and whether the caller is its owner (who alone sees its stack traces).
+/// owner otherwise (401 without credentials, 403 with someone else's). Also whether the caller
+/// was authenticated as its owner: a private function's caller always is; a public function's
+/// caller is not asked here (see `run`).
 async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<(Arc<ActiveFunction>, bool), ApiError> {
     let function = app
         .active_by_name_or_id(name)
@@ -128,9 +129,7 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<(Arc<Ac
         ));
     }
     if function.public {
-        // Anyone may call; a caller presenting the owner's credential is the owner.
-        let owner = matches!(authenticate(app, headers).await, Ok(Some(caller)) if caller.user_id == function.owner_id);
-        return Ok((function, owner));
+        return Ok((function, false));
     }
     match authenticate(app, headers).await? {
         None => Err(ApiError::unauthorized(
@@ -164,7 +163,13 @@ fn parse_query(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent, owner: bool) -> Response {
+async fn run(
+    app: &App,
+    function: &ActiveFunction,
+    event: InvocationEvent,
+    mut owner: bool,
+    headers: &HeaderMap,
+) -> Response {
     let id = new_id("inv");
     let started_at = now_ms();
     let bytes_in = event.body.as_ref().map_or(0, |body| body.len());
@@ -182,6 +187,11 @@ async fn run(app: &App, function: &ActiveFunction, event: InvocationEvent, owner
             .into_response()
         }
     };
+    // Only a function error's stack trace depends on who called: a public function's caller is
+    // authenticated then, not on every call.
+    if invocation.outcome == Outcome::FunctionError && function.public && !owner {
+        owner = matches!(authenticate(app, headers).await, Ok(Some(caller)) if caller.user_id == function.owner_id);
+    }
     let mut response = respond(&invocation, owner);
     let headers = response.headers_mut();
     headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
