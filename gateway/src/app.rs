@@ -117,13 +117,14 @@ impl App {
         self.name_locks.entry(name.to_string()).or_default().clone()
     }
 
-    /// The prewarm spec of a stored version.
+    /// The prewarm spec of a stored version, from its (already read) settings.
     pub fn spec_for(
         &self,
         function: &FunctionRecord,
         version: &VersionRecord,
+        settings: &VersionSettings,
     ) -> anyhow::Result<prewarm::FunctionSpec> {
-        let settings = VersionSettings::of(version)?;
+        let settings = settings.clone();
         let runtime: prewarm::Runtime = version.runtime.parse().map_err(anyhow::Error::msg)?;
         let entry = entry_of(version, &settings);
         let mut limits = self.prewarm.config().default_limits.clone();

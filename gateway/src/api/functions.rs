@@ -45,6 +45,7 @@ fn version_entry(version: &VersionRecord) -> Value {
 }
 
 fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> Value {
+    let settings = active.map(|version| crate::app::VersionSettings::of(version).unwrap_or_default());
     json!({
         "id": function.id,
         "name": function.name,
@@ -53,8 +54,8 @@ fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> V
         "active_version": function.active_version,
         "runtime": active.map(|version| version.runtime.clone()),
         "entry_mode": active.map(|version| version.entry_mode.clone()),
-        "entry": active.map(version_entry),
-        "build": active.and_then(|version| crate::app::VersionSettings::of(version).ok()).and_then(|settings| settings.dart_build),
+        "entry": active.zip(settings.as_ref()).map(|(version, settings)| super::deploy::entry_json(version, settings)),
+        "build": settings.and_then(|settings| settings.dart_build),
         "created_at": function.created_at,
         "updated_at": function.updated_at,
     })

@@ -96,15 +96,16 @@ async fn spec_with_secrets(
     function: &FunctionRecord,
     version: &VersionRecord,
 ) -> Result<prewarm::FunctionSpec, ActivateError> {
-    let mut spec = app.spec_for(function, version).map_err(|error| ActivateError::Spec(error.to_string()))?;
+    let spec_error = |error: anyhow::Error| ActivateError::Spec(error.to_string());
+    let settings = VersionSettings::of(version).map_err(spec_error)?;
+    let mut spec = app.spec_for(function, version, &settings).map_err(spec_error)?;
     let secrets = app
         .secrets
         .environment(app.store.as_ref(), &function.id)
         .await
         .map_err(|error| ActivateError::Spec(error.to_string()))?;
     spec.env.extend(secrets);
-    let connections = crate::app::VersionSettings::of(version).ok().and_then(|settings| settings.db_connections);
-    spec.database_url = crate::function_database::ensure(app, function, connections)
+    spec.database_url = crate::function_database::ensure(app, function, settings.db_connections)
         .await
         .map_err(|error| ActivateError::Spec(format!("the function's database: {error}")))?;
     Ok(spec)
