@@ -88,7 +88,7 @@ pub struct App {
     pub accounts: crate::auth::accounts::AccountState,
     pub login_throttle: crate::auth::throttle::LoginThrottle,
     /// Functions' secrets: sealing, opening, masking.
-    pub secrets: crate::secrets::Secrets,
+    pub secrets: Arc<crate::secrets::Secrets>,
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub function_database: crate::function_database::FunctionDatabaseStatus,

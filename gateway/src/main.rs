@@ -219,13 +219,15 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let (enforcement, _) = prewarm.enforcement();
     tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), "platform starting");
 
-    let (recorder, recorder_task) = recorder::Recorder::start(store.clone());
+    let secrets = Arc::new(secrets::Secrets::load_or_create(
+        std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(),
+        &config.data_dir,
+    )?);
+    let (recorder, recorder_task) = recorder::Recorder::start(store.clone(), secrets.clone());
     let functions_dir = config.functions_dir();
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);
     let accounts = auth::accounts::AccountState::load(store.as_ref()).await?;
-    let secrets =
-        secrets::Secrets::load_or_create(std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(), &config.data_dir)?;
     let app = Arc::new(App {
         config,
         store,

@@ -32,6 +32,8 @@ pub struct RecorderCounters {
 #[derive(Debug, Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<Record>,
+    /// Every log line passes here: a function's secret values are masked before it is kept.
+    secrets: Arc<crate::secrets::Secrets>,
     pub counters: Arc<RecorderCounters>,
     progress: Arc<Progress>,
 }
@@ -52,7 +54,10 @@ impl Recorder {
     /// Starts the writer task on the current runtime. The task ends, after a last flush, on
     /// [`Recorder::close`] or when every `Recorder` clone is dropped; await the returned handle
     /// to know it has.
-    pub fn start(store: Arc<dyn Store>) -> (Recorder, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        secrets: Arc<crate::secrets::Secrets>,
+    ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(BUFFER_ITEMS);
         let counters = Arc::new(RecorderCounters::default());
         let progress = Arc::new(Progress {
@@ -62,10 +67,15 @@ impl Recorder {
             closing: tokio::sync::watch::Sender::new(false),
         });
         let writer = tokio::spawn(write_batches(store, receiver, counters.clone(), progress.clone()));
-        (Recorder { sender, counters, progress }, writer)
+        (Recorder { sender, secrets, counters, progress }, writer)
     }
 
-    pub fn record(&self, record: Record) {
+    pub fn record(&self, mut record: Record) {
+        if let Record::Log(line) = &mut record {
+            if let std::borrow::Cow::Owned(masked) = self.secrets.mask(&line.function_id, &line.message) {
+                line.message = masked;
+            }
+        }
         let is_log = matches!(record, Record::Log(_));
         if self.sender.try_send(record).is_err() {
             let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
@@ -183,7 +193,7 @@ pub async fn forward_stray_logs(app: Arc<crate::app::App>, mut lines: mpsc::Rece
             invocation_id: None,
             timestamp_us: stray.line.timestamp_us,
             stream: stray.line.stream.as_str().to_string(),
-            message: app.secrets.mask(function_id, &stray.line.text).into_owned(),
+            message: stray.line.text.clone(),
         }));
     }
 }
