@@ -80,12 +80,12 @@ pub enum DartPrepareError {
 
 /// The file the package config is written to for a sandboxed `dart run`: the pub cache seen at
 /// [`crate::sandbox::rootfs::PUB_CACHE_DIR`] instead of its host path.
-pub const SANDBOX_PACKAGE_CONFIG: &str = "package_config.sandbox.json";
+const SANDBOX_PACKAGE_CONFIG: &str = "package_config.sandbox.json";
 
 /// Renders the entry file that wires the function (`handler`, or the one the deploy named) to
 /// the adapter. `function` is an identifier (`FunctionEntry::function_is_identifier`); the URIs
 /// are relative to the entry's directory.
-pub fn render_entry(function_main: &str, function: &str, adapter: &str) -> String {
+fn render_entry(function_main: &str, function: &str, adapter: &str) -> String {
     DART_ENTRY_TEMPLATE
         .replace("{{FUNCTION_MAIN_URI}}", &uri_path(function_main))
         .replace("{{FUNCTION_NAME}}", function)

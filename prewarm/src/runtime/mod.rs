@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use dart::{
-    prepare_dart, render_entry, DartBuild, DartBuildSettings, DartPrepareError, PreparedDart, SANDBOX_PACKAGE_CONFIG,
-};
+pub use dart::{prepare_dart, DartBuild, DartBuildSettings, DartPrepareError, PreparedDart};
 
 /// A supported function runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
