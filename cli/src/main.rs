@@ -50,6 +50,7 @@ struct Cli {
 const DEPLOY_EXAMPLES: &str = "Examples:
   dart_cloud deploy                                  the function in this directory
   dart_cloud deploy ./hello --name hello --public    anyone may call it, no credentials
+  dart_cloud deploy hello ./hello                    the same name and directory (the seed's form)
   dart_cloud deploy --env GREETING=hi --env-file prod.env --timeout 2s --memory 256
   dart_cloud deploy --entry src/app.py:handle        another file and function
   dart_cloud deploy --dry-run                        analyse and list what would upload";
@@ -91,11 +92,12 @@ enum Command {
     Info { name: String },
     /// Call a function through its URL.
     Invoke {
+        /// The function's name or id (`fn_…`, shown by `list` and `info`).
         name: String,
         /// Request body: JSON text, @FILE, or - for standard input.
-        #[arg(short, long)]
+        #[arg(short, long, visible_alias = "body")]
         data: Option<String>,
-        /// Query parameter, repeatable.
+        /// Query parameter, repeatable; or a JSON object of them (the seed's `--query '{"k":"v"}'`).
         #[arg(long = "query", value_name = "KEY=VALUE")]
         query: Vec<String>,
         /// HTTP method (default: POST with --data, GET without).

@@ -16,9 +16,10 @@ use crate::package;
 /// `dart_cloud deploy`'s options (its help text comes from these comments).
 #[derive(clap::Args)]
 pub struct DeployArgs {
-    /// The function's directory.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
+    /// The function's directory (default: this one). Given two words, the seed's form
+    /// `deploy NAME PATH`: the function's name, then its directory.
+    #[arg(value_name = "[NAME] PATH", num_args = 0..=2)]
+    pub targets: Vec<String>,
     /// Function name (default: the package's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -105,14 +106,31 @@ impl<R: Read> Read for Progress<R> {
     }
 }
 
+/// The directory and the name asked for: `deploy [PATH] [--name NAME]` or the seed's
+/// `deploy NAME PATH`.
+fn target(args: &DeployArgs) -> anyhow::Result<(PathBuf, Option<String>)> {
+    match args.targets.as_slice() {
+        [] => Ok((PathBuf::from("."), args.name.clone())),
+        [path] => Ok((PathBuf::from(path), args.name.clone())),
+        [name, path] => {
+            if let Some(flag) = args.name.as_ref().filter(|flag| *flag != name) {
+                anyhow::bail!("two names: {name:?} (before the path) and --name {flag:?}; give one");
+            }
+            Ok((PathBuf::from(path), Some(name.clone())))
+        }
+        _ => unreachable!("clap allows at most two"),
+    }
+}
+
 pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
-    let root = &args.path;
-    anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
-    let name = args
-        .name
-        .clone()
-        .or_else(|| package::default_name(root))
-        .context("cannot tell the function's name: pass --name")?;
+    let (path, name) = target(&args)?;
+    let root = &path;
+    anyhow::ensure!(
+        root.is_dir(),
+        "{} is not a directory (usage: deploy [PATH] [--name NAME], or deploy NAME PATH)",
+        root.display()
+    );
+    let name = name.or_else(|| package::default_name(root)).context("cannot tell the function's name: pass --name")?;
     // Before any work: a deploy that cannot be uploaded (not logged in, an expired login) says
     // so first, not after the analysis.
     if !args.dry_run {

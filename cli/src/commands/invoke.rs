@@ -34,6 +34,30 @@ fn body(data: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// `--query KEY=VALUE`, repeatable, or the seed's JSON object `--query '{"key": "value"}'`
+/// (string, number and boolean values).
+fn query_pairs(arguments: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for argument in arguments {
+        if argument.trim_start().starts_with('{') {
+            let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(argument)
+                .with_context(|| format!("--query {argument:?} is not a JSON object (or use KEY=VALUE)"))?;
+            for (key, value) in object {
+                let value = match value {
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
+                    other => anyhow::bail!("--query {key}: {other} is not a string, number or boolean"),
+                };
+                pairs.push((key, value));
+            }
+        } else {
+            let (key, value) = argument.split_once('=').with_context(|| format!("--query {argument:?}: use KEY=VALUE"))?;
+            pairs.push((key.to_string(), value.to_string()));
+        }
+    }
+    Ok(pairs)
+}
+
 pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()> {
     let body = args.data.as_deref().map(body).transpose()?;
     let method = match &args.method {
@@ -43,10 +67,7 @@ pub fn invoke(api: &Api, output: &Output, args: InvokeArgs) -> anyhow::Result<()
         None => Method::GET,
     };
     let path = format!("/fn/{}/{}", args.name, args.path.trim_start_matches('/'));
-    let mut query = Vec::new();
-    for pair in &args.query {
-        query.push(pair.split_once('=').with_context(|| format!("--query {pair:?}: use KEY=VALUE"))?);
-    }
+    let query = query_pairs(&args.query)?;
     // The login goes only to the caller's own functions (or with --auth): another tenant's public
     // function would receive it in its request headers.
     let send_login = args.auth || api.owns_function(&args.name);

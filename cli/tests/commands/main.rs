@@ -202,7 +202,7 @@ fn the_whole_workflow() {
     follower.wait().unwrap();
 
     // A function's own error answer is printed as it is (not taken for a platform error).
-    ok(run(&["deploy", &example("examples/python/http-function"), "--name", "http"]));
+    ok(run(&["deploy", &example("examples/python/envelope-function"), "--name", "http"]));
     let own_error = run(&["invoke", "http", "--data", "[1]"]);
     assert_eq!(text(&own_error).0.trim(), r#"{"error":"send a JSON object"}"#);
     assert!(failed(own_error).contains("the function answered 400"));
@@ -603,4 +603,53 @@ fn deploy_checks_the_login_first_and_takes_files_durations_and_a_dry_run() {
     let (stdout, _) = text(&run(&["invoke", "failing", "--data", "{}", "-i"], ""));
     assert!(stdout.starts_with("HTTP/1.1 500"), "{stdout}");
     assert_eq!(run(&["invoke", "failing", "--data", "{}", "-i"], "").status.code(), Some(1));
+}
+
+#[test]
+fn the_seeds_command_forms_work() {
+    let server = start_server();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| cli(home.path(), &server.url, args, "");
+    ok(cli(home.path(), &server.url, &["register", "--email", "ada@example.com"], "correct horse battery\n"));
+    let dir = example("examples/python/envelope-function");
+
+    // `deploy NAME PATH`, as the seed documents it, beside `deploy PATH --name NAME`.
+    let deployed: Value = serde_json::from_str(&ok(run(&["deploy", "my-function", &dir]))).unwrap();
+    assert_eq!((&deployed["name"], &deployed["version"]), (&json!("my-function"), &json!(1)), "{deployed}");
+    let again: Value = serde_json::from_str(&ok(run(&["deploy", "my-function", &dir, "--name", "my-function"]))).unwrap();
+    assert_eq!(again["version"], 2, "the same name twice is no conflict: {again}");
+    let two_names = failed(run(&["deploy", "my-function", &dir, "--name", "other"]));
+    assert!(two_names.contains("two names") && two_names.contains("give one"), "{two_names}");
+    let not_a_directory = failed(run(&["deploy", "my-function", "./no/such/dir"]));
+    assert!(not_a_directory.contains("deploy NAME PATH"), "{not_a_directory}");
+    assert_eq!(run(&["deploy", "a", "b", "c"]).status.code(), Some(2), "three words are a usage error");
+
+    // `invoke <function-id> --body '…'`: the id (`list` shows it) works like the name, and
+    // `--body` is `--data`.
+    let id = deployed["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("fn_"), "{deployed}");
+    let listed = ok(run(&["list"]));
+    assert!(listed.contains(&id), "{listed}");
+    let answer = ok(run(&["invoke", &id, "--body", r#"{"action": "list"}"#]));
+    assert_eq!(answer.trim(), r#"{"received": {"action": "list"}}"#, "the Python example's json.dumps");
+    let by_name = ok(run(&["invoke", "my-function", "--body", r#"{"action": "list"}"#]));
+    assert_eq!(by_name, answer);
+    let conflict = run(&["invoke", &id, "--body", "{}", "--data", "{}"]);
+    assert_eq!(conflict.status.code(), Some(2), "--body and --data are one option");
+
+    // The seed's `--query '{"param": "value"}'` beside `--query KEY=VALUE`.
+    let seed_query = ok(run(&["invoke", &id, "-X", "GET", "--query", r#"{"name": "Ada"}"#]));
+    assert!(seed_query.starts_with("Hello, Ada!"), "{seed_query}");
+    let pairs = ok(run(&["invoke", &id, "-X", "GET", "--query", "name=Bo"]));
+    assert!(pairs.starts_with("Hello, Bo!"), "{pairs}");
+    let bad = failed(run(&["invoke", &id, "--query", r#"{"name": ["a"]}"#]));
+    assert!(bad.contains("is not a string, number or boolean"), "{bad}");
+
+    // The id works for the other per-function commands too.
+    let info: Value = serde_json::from_str(&ok(run(&["info", &id]))).unwrap();
+    assert_eq!(info["name"], "my-function");
+    ok(run(&["logs", &id, "-n", "1"]));
+    ok(run(&["delete", &id, "--yes"]));
+    let gone = failed(run(&["invoke", "my-function", "--body", "{}"]));
+    assert!(gone.contains("not_found") || gone.contains("no function"), "{gone}");
 }

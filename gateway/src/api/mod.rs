@@ -24,6 +24,8 @@ pub use caller::{AdminCaller, Caller};
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(observe::healthz))
+        // The seed served its health check here.
+        .route("/health", get(observe::healthz))
         .route("/metrics", get(observe::metrics))
         .route("/api/auth/register", post(accounts::register))
         .route("/api/auth/login", post(accounts::login))

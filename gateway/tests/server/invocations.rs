@@ -155,7 +155,7 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     }
 
     // The other examples answer as documented.
-    assert_eq!(server.deploy(&ada, "http-py", example("examples/python/http-function"), &[("public", "true")]).0, 201);
+    assert_eq!(server.deploy(&ada, "http-py", example("examples/python/envelope-function"), &[("public", "true")]).0, 201);
     let text = server.client.get(server.url("/fn/http-py/hi?name=Bo")).send().unwrap();
     assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(text.text().unwrap(), "Hello, Bo! You asked for /hi\n");

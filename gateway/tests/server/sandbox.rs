@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::both_stores;
 use crate::harness::{archive, skip, Backend, Server};
+use crate::test_host::TestHost;
 
 const PROBE_PY: &str = include_str!("hostile/main.py");
 const PROBE_JS: &str = include_str!("hostile/index.js");
@@ -502,65 +503,5 @@ impl AnsweringListener {
             }
         });
         Self { port }
-    }
-}
-
-/// A host on the far side of a veth pair, in a network namespace of its own, answering TCP with
-/// `test-host` and UDP with `pong`. Removed (namespace, link, server) when dropped.
-struct TestHost {
-    namespace: String,
-    address: Ipv4Addr,
-    port: u16,
-    server: Child,
-}
-
-impl TestHost {
-    fn start() -> Self {
-        static HOSTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let id = std::process::id() % 100_000 * 10 + HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
-        let namespace = format!("cpt{id}");
-        let (host_side, far_side) = (format!("cph{id}"), format!("cpn{id}"));
-        // 198.18.0.0/15 is reserved for benchmarking: no real host has it.
-        let subnet = (id % 16_000) * 4;
-        let octets =
-            |last: u32| Ipv4Addr::new(198, 18 + (subnet >> 16) as u8, (subnet >> 8) as u8, (subnet as u8) + last as u8);
-        let (host_ip, far_ip) = (octets(1), octets(2));
-        let ip = |args: &[&str]| {
-            let status = Command::new("ip").args(args).status().unwrap();
-            assert!(status.success(), "ip {args:?} failed");
-        };
-        let _ = Command::new("ip").args(["netns", "del", &namespace]).stderr(Stdio::null()).status();
-        ip(&["netns", "add", &namespace]);
-        ip(&["link", "add", &host_side, "type", "veth", "peer", "name", &far_side]);
-        ip(&["link", "set", &far_side, "netns", &namespace]);
-        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_side]);
-        ip(&["link", "set", &host_side, "up"]);
-        ip(&["-n", &namespace, "addr", "add", &format!("{far_ip}/30"), "dev", &far_side]);
-        ip(&["-n", &namespace, "link", "set", &far_side, "up"]);
-        ip(&["-n", &namespace, "link", "set", "lo", "up"]);
-        let port = 18_080;
-        let script = format!(
-            "import socket, threading\n\
-             def udp():\n    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    u.bind(('{far_ip}', {port}))\n    \
-             while True:\n        data, peer = u.recvfrom(64)\n        u.sendto(b'pong', peer)\n\
-             threading.Thread(target=udp, daemon=True).start()\n\
-             s = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('{far_ip}', {port}))\ns.listen(16)\n\
-             while True:\n    c, _ = s.accept()\n    c.sendall(b'HTTP/1.0 200 OK\\r\\n\\r\\ntest-host')\n    c.close()\n"
-        );
-        let server = Command::new("ip").args(["netns", "exec", &namespace, "python3", "-c", &script]).spawn().unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect_timeout(&(far_ip, port).into(), Duration::from_millis(200)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "the test host did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { namespace, address: far_ip, port, server }
-    }
-}
-
-impl Drop for TestHost {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.namespace]).status();
     }
 }

@@ -243,6 +243,8 @@ fn the_public_sees_only_status_and_metrics_can_need_a_token() {
     };
     let public: Value = server.get("/healthz", None).json().unwrap();
     assert_eq!(public, json!({ "status": "ok" }));
+    let seed_path: Value = server.get("/health", None).json().unwrap();
+    assert_eq!(seed_path, public, "the seed's health path answers the same");
     let user = server.user("someone@example.com");
     let as_user: Value = server.get("/healthz", Some(&user)).json().unwrap();
     assert_eq!(as_user, json!({ "status": "ok" }), "details are for administrators");
