@@ -37,6 +37,80 @@ pub use network::NetworkPolicy;
 
 use crate::runtime::{Runtime, RuntimeInstall};
 
+/// A layer of the sandbox: its name in `/healthz`, what it keeps from a function, and how a
+/// function meets it (docs/security.md renders this list).
+#[derive(Debug)]
+pub struct Layer {
+    pub name: &'static str,
+    pub confines: &'static str,
+    pub refusal: &'static str,
+}
+
+/// Every layer, in the order the exec wrapper applies them. `network-none-only` stands in for
+/// `network-policy` on a host that cannot provide egress; `exec-only-runtime` needs Landlock.
+pub const LAYERS: &[Layer] = &[
+    Layer {
+        name: "own-uid",
+        confines: "each function runs as its own unprivileged uid and gid, never root and never another tenant's",
+        refusal: "other tenants' files and processes answer `EACCES`/`EPERM`",
+    },
+    Layer {
+        name: "mount-namespace",
+        confines: "a file system view of its own: the runtime, its libraries and the function's directory, nothing of the host or the server",
+        refusal: "host paths do not exist (`ENOENT`): `/etc/shadow`, the server's data directory, other functions",
+    },
+    Layer {
+        name: "read-only-root",
+        confines: "everything is read-only but a private, size-capped `/tmp` (its pages count against the memory cap)",
+        refusal: "writing the function's own files or the runtime answers `EROFS`; write to `/tmp`",
+    },
+    Layer {
+        name: "pid-namespace",
+        confines: "the worker is pid 1 of a namespace holding only itself",
+        refusal: "other processes cannot be seen or signalled (`ESRCH`)",
+    },
+    Layer {
+        name: "ipc-namespace",
+        confines: "System V queues, semaphores and shared memory of its own",
+        refusal: "another function's queues are not found (`ENOENT`)",
+    },
+    Layer {
+        name: "uts-namespace",
+        confines: "its own host name (`function`)",
+        refusal: "the server's host name is not visible",
+    },
+    Layer {
+        name: "network-policy",
+        confines: "`egress`: outbound TCP and UDP and DNS through its own namespace, never the server's host, loopback, link-local or metadata addresses, nor other functions; `none`: loopback only",
+        refusal: "refused addresses answer at once with `ECONNREFUSED`; under `none`, no route (`ENETUNREACH`)",
+    },
+    Layer {
+        name: "network-none-only",
+        confines: "a host without `nft`/`ip` offers only `none`: loopback only",
+        refusal: "every outside address: no route (`ENETUNREACH`)",
+    },
+    Layer {
+        name: "no-capabilities",
+        confines: "no capabilities in any set",
+        refusal: "privileged operations answer `EPERM`",
+    },
+    Layer {
+        name: "no-new-privs",
+        confines: "nothing it runs can gain privileges (set-uid bits are ignored)",
+        refusal: "set-uid programs run without their privileges",
+    },
+    Layer {
+        name: "exec-only-runtime",
+        confines: "Landlock: the runtime is the only program that can be executed, not a binary the function ships",
+        refusal: "`execve` of anything else answers `EACCES`",
+    },
+    Layer {
+        name: "seccomp",
+        confines: "a system-call filter: no new processes, namespaces, mounts, raw sockets or servers (the table below)",
+        refusal: "the call answers `EPERM` (`clone3`: `ENOSYS`); the worker is never killed for trying",
+    },
+];
+
 /// Whether workers are confined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -249,14 +323,16 @@ impl Sandbox {
     pub fn status(&self) -> SandboxStatus {
         let mut runtimes: Vec<&'static str> = self.templates.keys().map(|runtime| runtime.name()).collect();
         runtimes.sort_unstable();
-        let mut layers =
-            vec!["own-uid", "mount-namespace", "read-only-root", "pid-namespace", "ipc-namespace", "uts-namespace"];
-        layers.push(if self.egress_available { "network-policy" } else { "network-none-only" });
-        layers.extend(["no-capabilities", "no-new-privs"]);
-        if self.exec_only_runtime {
-            layers.push("exec-only-runtime");
-        }
-        layers.push("seccomp");
+        let layers = LAYERS
+            .iter()
+            .filter(|layer| match layer.name {
+                "network-policy" => self.egress_available,
+                "network-none-only" => !self.egress_available,
+                "exec-only-runtime" => self.exec_only_runtime,
+                _ => true,
+            })
+            .map(|layer| layer.name)
+            .collect();
         SandboxStatus {
             mode: "on",
             layers,

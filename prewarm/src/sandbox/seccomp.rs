@@ -3,17 +3,7 @@
 //! A function is a client: it computes, reads its own files, talks to the network (under its
 //! network policy) and answers. The kernel refuses a worker everything else, with an ordinary
 //! error the function sees as an exception (`EPERM`, "Operation not permitted"), never by killing
-//! it:
-//!
-//! | refused | system calls | why |
-//! |---|---|---|
-//! | new processes | `fork`, `vfork`, `clone` without `CLONE_THREAD`, `execveat` (`clone3` answers `ENOSYS`, so the C library falls back to `clone`, which is checked) | "no process execution, no shell access"; threads still work |
-//! | looking into other processes | `ptrace`, `process_vm_readv`, `process_vm_writev`, `kcmp`, `pidfd_getfd` | reading or steering another worker |
-//! | changing the file system view | `mount`, `umount2`, `pivot_root`, `chroot`, `open_tree`, `move_mount`, `fsopen`, `fsconfig`, `fsmount`, `fspick`, `mount_setattr` | escaping the read-only root |
-//! | new or other namespaces | `unshare`, `setns` | a user namespace hands out capabilities; namespaces are how sandboxes are escaped |
-//! | kernel attack surface | `bpf`, `perf_event_open`, `userfaultfd`, `io_uring_setup`, `io_uring_enter`, `io_uring_register`, `keyctl`, `add_key`, `request_key`, `open_by_handle_at`, `name_to_handle_at`, `lookup_dcookie`, `uselib`, `personality` (other than querying it) | the calls behind most container escapes; no function needs them |
-//! | the machine itself | `init_module`, `finit_module`, `delete_module`, `kexec_load`, `kexec_file_load`, `reboot`, `swapon`, `swapoff`, `acct`, `syslog`, `quotactl`, `iopl`, `ioperm`, `vhangup`, `settimeofday`, `clock_settime`, `sethostname`, `setdomainname` | administration, never a function's business |
-//! | servers and raw networking | `socket` of any family but IPv4 and IPv6, `socket` of type `SOCK_RAW` or `SOCK_PACKET`, `socketpair` of any family but Unix, `bind`, `listen` | raw and packet sockets, netlink, abstract Unix sockets of the host; a function never serves connections |
+//! it. [`REFUSED`] lists what is refused, by purpose (docs/security.md renders it).
 //!
 //! Everything else is allowed. The filter is installed last, just before the runtime's `execve`,
 //! after `no_new_privs` is set; it is inherited by every thread and cannot be removed. It is built
@@ -33,62 +23,110 @@ pub struct SyscallPolicy {
     pub filters: Vec<BpfProgram>,
 }
 
-/// System calls refused unconditionally.
-const ALWAYS_REFUSED: &[i64] = &[
-    libc::SYS_fork,
-    libc::SYS_vfork,
-    libc::SYS_execveat,
-    libc::SYS_ptrace,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_kcmp,
-    libc::SYS_pidfd_getfd,
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_chroot,
-    libc::SYS_open_tree,
-    libc::SYS_move_mount,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_mount_setattr,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_userfaultfd,
-    libc::SYS_io_uring_setup,
-    libc::SYS_io_uring_enter,
-    libc::SYS_io_uring_register,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_uselib,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_reboot,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_acct,
-    libc::SYS_syslog,
-    libc::SYS_quotactl,
-    libc::SYS_iopl,
-    libc::SYS_ioperm,
-    libc::SYS_vhangup,
-    libc::SYS_settimeofday,
-    libc::SYS_clock_settime,
-    libc::SYS_sethostname,
-    libc::SYS_setdomainname,
-    libc::SYS_bind,
-    libc::SYS_listen,
+/// One purpose of the policy: the calls refused outright, and those refused on a condition
+/// (checked by the rules in [`SyscallPolicy::build`], described here for people).
+#[derive(Debug)]
+pub struct RefusedCalls {
+    pub purpose: &'static str,
+    pub calls: &'static [(&'static str, i64)],
+    pub conditional: &'static str,
+    pub why: &'static str,
+}
+
+macro_rules! calls {
+    ($($name:ident),* $(,)?) => { &[$((stringify!($name), libc::$name)),*] };
+}
+
+/// Everything the filter refuses, by purpose. Each refused call answers `EPERM`, except `clone3`
+/// (`ENOSYS`, see `conditional`).
+pub const REFUSED: &[RefusedCalls] = &[
+    RefusedCalls {
+        purpose: "new processes",
+        calls: calls!(SYS_fork, SYS_vfork, SYS_execveat),
+        conditional: "`clone` without `CLONE_THREAD`; `clone3` answers `ENOSYS`, so the C library falls back to `clone`, which is checked",
+        why: "no process execution, no shell access; threads still work",
+    },
+    RefusedCalls {
+        purpose: "looking into other processes",
+        calls: calls!(SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_kcmp, SYS_pidfd_getfd),
+        conditional: "",
+        why: "reading or steering another worker",
+    },
+    RefusedCalls {
+        purpose: "changing the file system view",
+        calls: calls!(
+            SYS_mount,
+            SYS_umount2,
+            SYS_pivot_root,
+            SYS_chroot,
+            SYS_open_tree,
+            SYS_move_mount,
+            SYS_fsopen,
+            SYS_fsconfig,
+            SYS_fsmount,
+            SYS_fspick,
+            SYS_mount_setattr,
+        ),
+        conditional: "",
+        why: "escaping the read-only root",
+    },
+    RefusedCalls {
+        purpose: "new or other namespaces",
+        calls: calls!(SYS_unshare, SYS_setns),
+        conditional: "",
+        why: "a user namespace hands out capabilities; namespaces are how sandboxes are escaped",
+    },
+    RefusedCalls {
+        purpose: "the kernel's riskier interfaces",
+        calls: calls!(
+            SYS_bpf,
+            SYS_perf_event_open,
+            SYS_userfaultfd,
+            SYS_io_uring_setup,
+            SYS_io_uring_enter,
+            SYS_io_uring_register,
+            SYS_keyctl,
+            SYS_add_key,
+            SYS_request_key,
+            SYS_open_by_handle_at,
+            SYS_name_to_handle_at,
+            SYS_lookup_dcookie,
+            SYS_uselib,
+        ),
+        conditional: "`personality` other than querying it",
+        why: "the calls behind most container escapes; no function needs them",
+    },
+    RefusedCalls {
+        purpose: "administering the machine",
+        calls: calls!(
+            SYS_init_module,
+            SYS_finit_module,
+            SYS_delete_module,
+            SYS_kexec_load,
+            SYS_kexec_file_load,
+            SYS_reboot,
+            SYS_swapon,
+            SYS_swapoff,
+            SYS_acct,
+            SYS_syslog,
+            SYS_quotactl,
+            SYS_iopl,
+            SYS_ioperm,
+            SYS_vhangup,
+            SYS_settimeofday,
+            SYS_clock_settime,
+            SYS_sethostname,
+            SYS_setdomainname,
+        ),
+        conditional: "",
+        why: "never a function's business",
+    },
+    RefusedCalls {
+        purpose: "servers and raw networking",
+        calls: calls!(SYS_bind, SYS_listen),
+        conditional: "`socket` of any family but IPv4 and IPv6, or of type `SOCK_RAW` or `SOCK_PACKET`; `socketpair` of any family but Unix",
+        why: "raw and packet sockets, netlink, abstract Unix sockets of the host; a function never serves connections",
+    },
 ];
 
 /// `personality(0xffffffff)` only reads the current persona.
@@ -106,7 +144,7 @@ impl SyscallPolicy {
     /// The policy above, compiled for this machine.
     pub fn build() -> Result<Self, PolicyError> {
         let mut refused: BTreeMap<i64, Vec<SeccompRule>> =
-            ALWAYS_REFUSED.iter().map(|&number| (number, Vec::new())).collect();
+            REFUSED.iter().flat_map(|group| group.calls).map(|&(_, number)| (number, Vec::new())).collect();
         // A new process, not a new thread: clone's first argument lacks CLONE_THREAD.
         refused.insert(
             libc::SYS_clone,
@@ -177,8 +215,9 @@ mod tests {
     #[test]
     fn every_refused_call_is_listed_once() {
         let mut seen = std::collections::HashSet::new();
-        for number in ALWAYS_REFUSED {
-            assert!(seen.insert(number), "system call {number} is listed twice");
+        for (name, number) in REFUSED.iter().flat_map(|group| group.calls) {
+            assert!(seen.insert(number), "system call {name} is listed twice");
+            assert!(name.starts_with("SYS_"), "{name}: the names are libc's constants");
         }
         for conditional in [libc::SYS_clone, libc::SYS_socket, libc::SYS_socketpair, libc::SYS_personality] {
             assert!(!seen.contains(&conditional), "{conditional} has conditions and must not be refused outright");
