@@ -89,7 +89,7 @@ const CAPABILITIES: &[Capability] = &[
         allowed: false,
         at_deploy: &["file-outside-package", "non-literal-path", "import-outside-package", "symlink-in-package"],
         at_run_time: &["mount-namespace", "read-only-root", "own-uid"],
-        shows_as: "a finding (Dart); at run time the path does not exist (`ENOENT`) or is read-only (`EROFS`)",
+        shows_as: "a finding (Dart); at run time the path does not exist (`ENOENT`) or cannot be written (`EACCES`, `EROFS`)",
     },
     Capability {
         what: "See or touch other tenants and the server: processes, files, queues, memory",

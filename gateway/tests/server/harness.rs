@@ -89,6 +89,31 @@ impl Server {
     }
 
     fn launch(data_dir: Arc<tempfile::TempDir>, database_url: String, env: &[(&str, String)]) -> Server {
+        let config = data_dir.path().join("test.toml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let mut server = Server::launch_with(data_dir, &database_url, Some(&config), env);
+        // The first account is the administrator (registered on first start, logged in after).
+        let credentials = json!({ "email": ADMIN_EMAIL, "password": "correct horse battery" });
+        let registered = server.post_json("/api/auth/register", None, &credentials).status().as_u16();
+        assert!(registered == 201 || registered == 409, "the administrator could not register: {registered}");
+        server.admin = server.login(ADMIN_EMAIL);
+        server
+    }
+
+    /// The server as a newcomer starts it: built-in defaults (no configuration file), SQLite in
+    /// its data directory, no account yet (`admin` is empty).
+    pub fn newcomer(env: &[(&str, String)]) -> Server {
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let database_url = format!("sqlite://{}", data_dir.path().join("containerpub.db").display());
+        Server::launch_with(data_dir, &database_url, None, env)
+    }
+
+    fn launch_with(
+        data_dir: Arc<tempfile::TempDir>,
+        database_url: &str,
+        config: Option<&Path>,
+        env: &[(&str, String)],
+    ) -> Server {
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_containerpub"));
         let wrapper = binary.with_file_name("containerpub-worker-exec");
         assert!(
@@ -96,11 +121,9 @@ impl Server {
             "{} is missing: build it with `cargo build -p prewarm --bin containerpub-worker-exec` (scripts/test does)",
             wrapper.display()
         );
-        let config = data_dir.path().join("test.toml");
-        std::fs::write(&config, CONFIG).unwrap();
         // A free port can be taken between asking and binding (tests run in parallel): try again.
         for _ in 0..3 {
-            if let Some(server) = Server::try_launch(&binary, &wrapper, &config, data_dir.clone(), &database_url, env) {
+            if let Some(server) = Server::try_launch(&binary, &wrapper, config, data_dir.clone(), database_url, env) {
                 return server;
             }
         }
@@ -110,7 +133,7 @@ impl Server {
     fn try_launch(
         binary: &Path,
         wrapper: &Path,
-        config: &Path,
+        config: Option<&Path>,
         data_dir: Arc<tempfile::TempDir>,
         database_url: &str,
         env: &[(&str, String)],
@@ -118,11 +141,12 @@ impl Server {
         let port = free_port();
         let log_path = data_dir.path().join(format!("server-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(binary)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-            .arg(data_dir.path())
-            .arg("--config")
-            .arg(config)
+        let mut command = Command::new(binary);
+        command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir.path());
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", SECRET)
             .env("CONTAINERPUB_WORKER_EXEC", wrapper)
@@ -143,15 +167,7 @@ impl Server {
             client,
             admin: String::new(),
         };
-        if !server.wait_ready() {
-            return None;
-        }
-        // The first account is the administrator (registered on first start, logged in after).
-        let credentials = json!({ "email": ADMIN_EMAIL, "password": "correct horse battery" });
-        let registered = server.post_json("/api/auth/register", None, &credentials).status().as_u16();
-        assert!(registered == 201 || registered == 409, "the administrator could not register: {registered}");
-        server.admin = server.login(ADMIN_EMAIL);
-        Some(server)
+        server.wait_ready().then_some(server)
     }
 
     /// `/healthz` as an administrator sees it (anyone else gets only `status`).

@@ -62,7 +62,7 @@ pub const LAYERS: &[Layer] = &[
     Layer {
         name: "read-only-root",
         confines: "everything is read-only but a private, size-capped `/tmp` (its pages count against the memory cap)",
-        refusal: "writing the function's own files or the runtime answers `EROFS`; write to `/tmp`",
+        refusal: "writing the function's own files or the runtime answers `EACCES` (they are not its uid's) or `EROFS`; write to `/tmp`",
     },
     Layer {
         name: "pid-namespace",
