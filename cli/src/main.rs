@@ -176,10 +176,10 @@ enum KeysCommand {
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
     },
+    /// Your keys: names, prefixes, scopes, expiry and last use (never the key itself).
     List,
-    Revoke {
-        id: String,
-    },
+    /// Revoke a key: it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +210,7 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum AdminUsersCommand {
+    /// Every account, with its role and whether it is disabled.
     List,
     /// Create an account; its password is generated and printed once unless --password-stdin.
     Create {
@@ -219,13 +220,9 @@ enum AdminUsersCommand {
         password_stdin: bool,
     },
     /// Disable an account: its logins, keys and public functions stop working at once.
-    Disable {
-        id: String,
-    },
+    Disable { id: String },
     /// Enable a disabled account again.
-    Enable {
-        id: String,
-    },
+    Enable { id: String },
 }
 
 fn main() -> std::process::ExitCode {

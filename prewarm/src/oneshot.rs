@@ -32,7 +32,10 @@ pub fn oneshot_env(event: &InvocationEvent) -> Vec<(String, String)> {
         Some(text) => serde_json::Value::String(text.clone()),
     };
     let query = serde_json::to_string(&event.query).expect("maps of strings serialize");
-    let input = serde_json::json!({ "body": body_value, "query": event.query });
+    // The seed's shape: its executor passed `body`, `query`, `headers` and `method`.
+    let input = serde_json::json!({
+        "body": body_value, "query": event.query, "headers": event.headers, "method": event.method,
+    });
     vec![
         ("FUNCTION_INPUT".into(), input.to_string()),
         ("HTTP_BODY".into(), event.body.clone().unwrap_or_default()),
@@ -279,7 +282,10 @@ mod tests {
             .with_raw_body(br#"{"name":"Ada"}"#);
         event.query.insert("lang".into(), "en".into());
         let env: std::collections::HashMap<_, _> = oneshot_env(&event).into_iter().collect();
-        assert_eq!(env["FUNCTION_INPUT"], r#"{"body":{"name":"Ada"},"query":{"lang":"en"}}"#);
+        assert_eq!(
+            env["FUNCTION_INPUT"],
+            r#"{"body":{"name":"Ada"},"headers":{},"method":"POST","query":{"lang":"en"}}"#
+        );
         assert_eq!(env["HTTP_BODY"], r#"{"name":"Ada"}"#);
         assert_eq!(env["HTTP_QUERY"], r#"{"lang":"en"}"#);
         assert_eq!(env["HTTP_METHOD"], "POST");

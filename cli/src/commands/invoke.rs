@@ -51,7 +51,8 @@ fn query_pairs(arguments: &[String]) -> anyhow::Result<Vec<(String, String)>> {
                 pairs.push((key, value));
             }
         } else {
-            let (key, value) = argument.split_once('=').with_context(|| format!("--query {argument:?}: use KEY=VALUE"))?;
+            let (key, value) =
+                argument.split_once('=').with_context(|| format!("--query {argument:?}: use KEY=VALUE"))?;
             pairs.push((key.to_string(), value.to_string()));
         }
     }

@@ -616,7 +616,8 @@ fn the_seeds_command_forms_work() {
     // `deploy NAME PATH`, as the seed documents it, beside `deploy PATH --name NAME`.
     let deployed: Value = serde_json::from_str(&ok(run(&["deploy", "my-function", &dir]))).unwrap();
     assert_eq!((&deployed["name"], &deployed["version"]), (&json!("my-function"), &json!(1)), "{deployed}");
-    let again: Value = serde_json::from_str(&ok(run(&["deploy", "my-function", &dir, "--name", "my-function"]))).unwrap();
+    let again: Value =
+        serde_json::from_str(&ok(run(&["deploy", "my-function", &dir, "--name", "my-function"]))).unwrap();
     assert_eq!(again["version"], 2, "the same name twice is no conflict: {again}");
     let two_names = failed(run(&["deploy", "my-function", &dir, "--name", "other"]));
     assert!(two_names.contains("two names") && two_names.contains("give one"), "{two_names}");

@@ -47,10 +47,7 @@ pub async fn function_url(
     };
     let mut forwarded = BTreeMap::new();
     for (header, value) in &headers {
-        let credential_header = header == "authorization" || header == "x-api-key";
-        // A private function's caller authenticated with these; a public function gets the
-        // values it may implement itself, never one of the platform's own tokens or keys.
-        if credential_header && (!function.public || is_platform_credential(&app, value.as_bytes())) {
+        if !reaches_function(&app, &function, header.as_str(), value.as_bytes()) {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -74,6 +71,7 @@ pub async fn function_url(
     run(&app, &function, event, owner, &headers).await
 }
 
+/// The seed's call: the request as JSON (its executor took `body`, `query`, `headers`, `method`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ApiInvoke {
@@ -81,6 +79,9 @@ struct ApiInvoke {
     body: Value,
     #[serde(default)]
     query: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    method: Option<String>,
 }
 
 pub async fn api_invoke(
@@ -94,18 +95,37 @@ pub async fn api_invoke(
         Err(error) => return error.into_response(),
     };
     let request: ApiInvoke = if body.is_empty() {
-        ApiInvoke { body: Value::Null, query: BTreeMap::new() }
+        ApiInvoke { body: Value::Null, query: BTreeMap::new(), headers: BTreeMap::new(), method: None }
     } else {
         match parse_json(&body) {
             Ok(request) => request,
             Err(error) => return error.into_response(),
         }
     };
+    let method = match request
+        .method
+        .as_deref()
+        .map(|method| Method::from_bytes(method.to_ascii_uppercase().as_bytes()))
+    {
+        None => Method::POST,
+        Some(Ok(method)) => method,
+        Some(Err(_)) => {
+            return ApiError::bad_request("invalid_request", "`method` is not an HTTP method, like \"GET\" or \"POST\"")
+                .into_response()
+        }
+    };
+    let mut forwarded: BTreeMap<String, String> = request
+        .headers
+        .into_iter()
+        .map(|(header, value)| (header.to_ascii_lowercase(), value))
+        .filter(|(header, value)| reaches_function(&app, &function, header, value.as_bytes()))
+        .collect();
+    forwarded.entry("content-type".to_string()).or_insert_with(|| "application/json".to_string());
     let event = InvocationEvent {
-        method: "POST".into(),
+        method: method.to_string(),
         path: "/".into(),
         query: request.query,
-        headers: BTreeMap::from([("content-type".to_string(), "application/json".to_string())]),
+        headers: forwarded,
         body: (!request.body.is_null()).then(|| request.body.to_string()),
         body_is_base64: false,
     };
@@ -143,6 +163,14 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<(Arc<Ac
         }
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
     }
+}
+
+/// Whether a request header may reach the function. A private function's caller authenticated
+/// with `Authorization`/`X-API-Key`; a public function gets the values it may implement itself,
+/// never one of the platform's own tokens or keys.
+fn reaches_function(app: &App, function: &ActiveFunction, header: &str, value: &[u8]) -> bool {
+    let credential_header = header.eq_ignore_ascii_case("authorization") || header.eq_ignore_ascii_case("x-api-key");
+    !(credential_header && (!function.public || is_platform_credential(app, value)))
 }
 
 /// True for a value holding one of this server's tokens or API keys, valid or not: forwarded

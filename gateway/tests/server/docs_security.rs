@@ -40,7 +40,7 @@ const CAPABILITIES: &[Capability] = &[
         allowed: true,
         at_deploy: &[],
         at_run_time: &["network-policy"],
-        shows_as: "its own role and schema, under a connection limit and a statement timeout: PostgreSQL's own errors when they bite ([database-access.md](database-access.md))",
+        shows_as: "its own role and schema, under a connection limit and a statement timeout: PostgreSQL's own errors when they bite ([database-access.md](database-access.md)); not under `--network none`",
     },
     Capability {
         what: "Read the files of its own package; write in `/tmp`",
@@ -230,11 +230,8 @@ fn layers_table() -> String {
 fn system_calls_table() -> String {
     let mut table = String::from("| refused | system calls | why |\n|---|---|---|\n");
     for group in REFUSED {
-        let mut calls: Vec<String> = group
-            .calls
-            .iter()
-            .map(|(name, _)| format!("`{}`", name.strip_prefix("SYS_").unwrap_or(name)))
-            .collect();
+        let mut calls: Vec<String> =
+            group.calls.iter().map(|(name, _)| format!("`{}`", name.strip_prefix("SYS_").unwrap_or(name))).collect();
         if !group.conditional.is_empty() {
             calls.push(group.conditional.to_string());
         }

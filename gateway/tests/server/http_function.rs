@@ -14,8 +14,7 @@ fn call(server: &Server, token: &str, name: &str, body: Value) -> (u16, Option<S
 
 fn answer(response: Response) -> (u16, Option<String>, Value) {
     let status = response.status().as_u16();
-    let platform_error =
-        response.headers().get("x-containerpub-error").map(|code| code.to_str().unwrap().to_string());
+    let platform_error = response.headers().get("x-containerpub-error").map(|code| code.to_str().unwrap().to_string());
     (status, platform_error, response.json().unwrap())
 }
 
@@ -79,6 +78,9 @@ fn the_http_function_calls_an_outside_api_with_a_timeout_and_handles_failure() {
         let logs = server.get(&format!("/api/functions/{name}/logs?since=10m"), Some(&ada)).text().unwrap();
         assert!(logs.contains("timed out after 300 ms"), "{runtime}: {logs}");
         let info: Value = server.get(&format!("/api/functions/{name}"), Some(&ada)).json().unwrap();
-        assert_eq!(info["pool"]["spawns"], 1, "{runtime}: every call served by the one worker started at deploy: {info}");
+        assert_eq!(
+            info["pool"]["spawns"], 1,
+            "{runtime}: every call served by the one worker started at deploy: {info}"
+        );
     }
 }

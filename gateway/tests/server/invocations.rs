@@ -55,6 +55,24 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     assert_eq!(invoked.status(), 202);
     let invoked: Value = invoked.json().unwrap();
     assert_eq!((invoked["body"].clone(), invoked["query"].clone()), (json!({ "b": 2 }), json!({ "q": "1" })));
+    assert_eq!(invoked["method"], "POST");
+    // All of its fields: a method and headers too, with a platform credential among them removed.
+    let invoked: Value = server
+        .post_json(
+            "/api/functions/echo/invoke",
+            Some(&ada),
+            &json!({ "method": "delete", "headers": { "X-Custom": "seed", "Authorization": format!("Bearer {ada}") } }),
+        )
+        .json()
+        .unwrap();
+    assert_eq!(
+        (&invoked["method"], &invoked["header"], &invoked["auth"]),
+        (&json!("DELETE"), &json!("seed"), &Value::Null)
+    );
+    let unknown = server.post_json("/api/functions/echo/invoke", Some(&ada), &json!({ "name": "Ada" }));
+    assert_eq!(unknown.status(), 400, "a bare body is refused, not taken for the request: wrap it in {{\"body\": …}}");
+    let bad_method = server.post_json("/api/functions/echo/invoke", Some(&ada), &json!({ "method": "GE T" }));
+    assert_eq!(bad_method.status(), 400);
     let malformed =
         server.client.post(server.url("/api/functions/echo/invoke")).bearer_auth(&ada).body("{oops").send().unwrap();
     assert_eq!(malformed.status(), 400);
@@ -155,7 +173,10 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     }
 
     // The other examples answer as documented.
-    assert_eq!(server.deploy(&ada, "http-py", example("examples/python/envelope-function"), &[("public", "true")]).0, 201);
+    assert_eq!(
+        server.deploy(&ada, "http-py", example("examples/python/envelope-function"), &[("public", "true")]).0,
+        201
+    );
     let text = server.client.get(server.url("/fn/http-py/hi?name=Bo")).send().unwrap();
     assert_eq!(text.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(text.text().unwrap(), "Hello, Bo! You asked for /hi\n");

@@ -5,6 +5,7 @@ mod accounts;
 mod credentials;
 mod dart_builds;
 mod deploys;
+mod docs_reference;
 mod docs_runnable;
 mod docs_security;
 mod first_hour;
