@@ -92,8 +92,10 @@ pub struct App {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub function_database: crate::function_database::FunctionDatabaseStatus,
-    /// Active versions by function name.
+    /// Active versions by function name (changed only through `set_active`/`remove_active`).
     pub active: DashMap<String, Arc<ActiveFunction>>,
+    /// The names of active functions by id, so a call by id (`/fn/fn_…`) is one lookup more.
+    pub active_ids: DashMap<String, String>,
     /// Deploys, rollbacks and deletes of one name run one at a time.
     pub name_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Set on SIGTERM: new requests are refused while in-flight ones finish.
@@ -184,17 +186,23 @@ impl App {
             version,
             key: pool_key(&function.id, version),
         });
+        self.active_ids.insert(function.id.clone(), function.name.clone());
         self.active.insert(function.name.clone(), active)
+    }
+
+    /// Stops routing to the function `name`; its active version, when it had one.
+    pub fn remove_active(&self, name: &str) -> Option<Arc<ActiveFunction>> {
+        let (_, active) = self.active.remove(name)?;
+        self.active_ids.remove(&active.id);
+        Some(active)
     }
 
     pub fn active_by_name_or_id(&self, name_or_id: &str) -> Option<Arc<ActiveFunction>> {
         if let Some(found) = self.active.get(name_or_id) {
             return Some(found.clone());
         }
-        if name_or_id.starts_with("fn_") {
-            return self.active.iter().find(|entry| entry.id == name_or_id).map(|entry| entry.clone());
-        }
-        None
+        let name = self.active_ids.get(name_or_id)?.clone();
+        self.active.get(&name).map(|found| found.clone())
     }
 }
 

@@ -240,6 +240,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         metrics: Default::default(),
         function_database,
         active: Default::default(),
+        active_ids: Default::default(),
         name_locks: Default::default(),
         draining: Default::default(),
         drain_signal: tokio::sync::watch::Sender::new(false),

@@ -129,7 +129,7 @@ fn route(app: &App, function: &FunctionRecord, version: i64, public: bool, key: 
 
 /// Stops routing to a function and its workers.
 pub fn deactivate(app: &App, name: &str) -> Option<Arc<ActiveFunction>> {
-    let (_, active) = app.active.remove(name)?;
+    let active = app.remove_active(name)?;
     app.prewarm.retire(&active.key);
     Some(active)
 }
