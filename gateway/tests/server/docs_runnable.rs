@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{postgres_url, psql, skip, Server};
+use crate::harness::{postgres_url, role_and_database, skip, Server};
 
 /// The address the documents use; blocks get the test server's instead.
 const DOCUMENTED_ADDRESS: &str = "http://127.0.0.1:8080";
@@ -121,10 +121,7 @@ fn function_database(admin_url: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let role = format!("docs_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    psql(admin_url, &format!("CREATE ROLE {role} LOGIN CREATEROLE")).unwrap();
-    psql(admin_url, &format!("CREATE DATABASE {role} OWNER {role}")).unwrap();
-    let base = admin_url.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
-    format!("postgres://{role}@{base}/{role}")
+    role_and_database(admin_url, &role, "CREATEROLE")
 }
 
 fn new_place(needs_postgres: bool) -> Option<Place> {

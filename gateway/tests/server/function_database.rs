@@ -3,17 +3,14 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{archive, code, example, postgres_url, psql, Backend, Server};
+use crate::harness::{archive, code, example, postgres_url, psql, role_and_database, Backend, Server};
 
 /// A role and database for the functions of one test server; `createrole` lets the server make
 /// a role and schema per function.
 fn function_database(admin: &str, createrole: bool) -> (String, String) {
     let role = format!("functions_{}_{}", std::process::id(), if createrole { "own" } else { "shared" });
-    let attributes = if createrole { "LOGIN CREATEROLE" } else { "LOGIN" };
-    psql(admin, &format!("CREATE ROLE {role} {attributes}")).unwrap();
-    psql(admin, &format!("CREATE DATABASE {role} OWNER {role}")).unwrap();
-    let base = admin.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
-    (role.clone(), format!("postgres://{role}@{base}/{role}"))
+    let url = role_and_database(admin, &role, if createrole { "CREATEROLE" } else { "" });
+    (role, url)
 }
 
 fn query(server: &Server, token: &str, name: &str, body: Value) -> Value {

@@ -325,6 +325,15 @@ pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     }
 }
 
+/// A login role with `attributes` (`LOGIN` is implied) and a database of the same name it owns,
+/// on the test PostgreSQL server at `admin_url`; its URL.
+pub fn role_and_database(admin_url: &str, role: &str, attributes: &str) -> String {
+    psql(admin_url, &format!("CREATE ROLE {role} LOGIN {attributes}")).unwrap();
+    psql(admin_url, &format!("CREATE DATABASE {role} OWNER {role}")).unwrap();
+    let base = admin_url.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
+    format!("postgres://{role}@{base}/{role}")
+}
+
 fn fresh_postgres_database(server_url: &str) -> String {
     let name = format!("containerpub_test_{}", std::process::id()) + &format!("_{}", rand_suffix());
     let status = Command::new("psql")

@@ -46,7 +46,7 @@ pub struct Layer {
     pub refusal: &'static str,
 }
 
-/// Every layer, in the order the exec wrapper applies them. `network-none-only` stands in for
+/// Every layer, in the order `/healthz` lists them. `network-none-only` stands in for
 /// `network-policy` on a host that cannot provide egress; `exec-only-runtime` needs Landlock.
 pub const LAYERS: &[Layer] = &[
     Layer {
