@@ -1,8 +1,8 @@
 //! SIGTERM drains before pingora stops: pingora's own graceful path sleeps a fixed grace period
 //! and then drops whatever is still running. Instead this watch, on SIGTERM, makes new requests
 //! answer 503 (and close their connections), waits until in-flight requests have finished (or
-//! the drain timeout passes), and only then lets pingora close the listeners, with no further
-//! grace period. SIGINT stops at once, like pingora's default.
+//! the drain timeout passes) and their records are written, and only then lets pingora close the
+//! listeners, with no further grace period. SIGINT stops at once, like pingora's default.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +13,9 @@ use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::app::App;
+
+/// How long the drain waits for the drained calls' records to be written.
+const RECORDS_BEFORE_STOP: Duration = Duration::from_secs(5);
 
 pub struct DrainThenStop {
     pub app: Arc<App>,
@@ -50,6 +53,10 @@ impl ShutdownSignalWatch for DrainThenStop {
             }
         }
         tracing::info!(took = ?started.elapsed(), "drained");
+        // The drained calls' records are written now, while pingora's runtime still runs: the
+        // store's PostgreSQL connections opened on its threads die with it, and a write racing
+        // its shutdown fails ("a Tokio context ... is being shut down") and loses the batch.
+        self.app.recorder.caught_up(RECORDS_BEFORE_STOP).await;
         ShutdownSignal::GracefulTerminate
     }
 }

@@ -87,9 +87,19 @@ fn restart_keeps_everything_and_sigterm_drains(backend: Backend) {
     let versions: Value = restarted.get("/api/functions/slow/versions", Some(&token)).json().unwrap();
     assert_eq!(versions["active_version"], 1);
     let logs = restarted.get("/api/functions/slow/logs?limit=100", Some(&token)).text().unwrap();
-    assert_eq!(logs.lines().filter(|line| line.contains("working")).count(), 6, "{logs}");
+    assert_eq!(
+        logs.lines().filter(|line| line.contains("working")).count(),
+        6,
+        "{logs}\n--- the first server's log ---\n{}",
+        server.log()
+    );
     let history: Value = restarted.get("/api/functions/slow/invocations", Some(&token)).json().unwrap();
-    assert_eq!(history["invocations"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        history["invocations"].as_array().unwrap().len(),
+        6,
+        "{history}\n--- the first server's log ---\n{}",
+        server.log()
+    );
     assert_eq!(restarted.post_json("/fn/slow", Some(&token), &json!({})).status(), 200);
 }
 
