@@ -17,6 +17,7 @@
 //!   is on `PATH`. Otherwise the block prints a `skipped:` line.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -141,7 +142,10 @@ fn run(block: &Block, place: &Place) {
     }
     let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
     let script = block.script.replace(DOCUMENTED_ADDRESS, &place.server.base);
+    // Its own process group, so a timeout stops whatever the block started, not only bash
+    // (a survivor would hold the output pipes open and the test would wait forever).
     let mut child = Command::new("bash")
+        .process_group(0)
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(place.directory.path())
         .env("PATH", path)
@@ -178,7 +182,8 @@ fn run(block: &Block, place: &Place) {
             break Some(status);
         }
         if started.elapsed() > BLOCK_TIMEOUT {
-            let _ = child.kill();
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
             break None;
         }
