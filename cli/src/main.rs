@@ -84,7 +84,10 @@ enum Command {
         name: Option<String>,
     },
     /// Check a function with the analyzer, upload it and make it live.
-    #[command(after_help = DEPLOY_EXAMPLES)]
+    #[command(
+        after_help = DEPLOY_EXAMPLES,
+        override_usage = "dart_cloud deploy [OPTIONS] [PATH]\n       dart_cloud deploy [OPTIONS] NAME PATH"
+    )]
     Deploy(commands::deploy::DeployArgs),
     /// List your functions.
     List,

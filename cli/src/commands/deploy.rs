@@ -18,7 +18,7 @@ use crate::package;
 pub struct DeployArgs {
     /// The function's directory (default: this one). Given two words, the seed's form
     /// `deploy NAME PATH`: the function's name, then its directory.
-    #[arg(value_name = "[NAME] PATH", num_args = 0..=2)]
+    #[arg(value_name = "PATH", num_args = 0..=2)]
     pub targets: Vec<String>,
     /// Function name (default: the package's name).
     #[arg(long)]
