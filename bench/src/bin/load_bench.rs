@@ -1,0 +1,365 @@
+//! The warm path under load, side by side in one run: a bare hyper server (the limit), the release
+//! `containerpub` (its 404, a warm Python and a warm Node no-op through `/fn/NAME`, a oneshot
+//! Python script) and OpenFaaS of-watchdog with its Python echo (`../shared/bench-peers/`), each
+//! driven by `wrk` (POST of a 16-byte JSON body). Prints the table with ratios to bare hyper,
+//! the connection curve, p99s and memory, and exits 1 when a target of bench/README.md is missed.
+//!
+//! `load-bench [--quick]`; `scripts/bench` installs `wrk` and builds of-watchdog when missing.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const PY_NOOP: &str = "def handler(body):\n    return {\"ok\": True}\n";
+const NODE_NOOP: &str = "exports.handler = async (body) => ({ ok: true });\n";
+const PY_ONESHOT: &str = "import json\nprint(json.dumps({\"ok\": True}))\n";
+/// 16 bytes of JSON.
+const BODY: &str = r#"{"bench":"16by"}"#;
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port()
+}
+
+/// Waits until a POST to `url` answers with `expected`.
+fn wait_for(url: &str, expected: u16, what: &str) {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().expect("a client");
+    let started = Instant::now();
+    loop {
+        if client.post(url).body(BODY).send().is_ok_and(|answer| answer.status().as_u16() == expected) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{what} did not answer {expected} at {url}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `wrk` measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    requests_per_second: f64,
+    /// Answers that were not 2xx or 3xx, per second.
+    errors_per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+impl Load {
+    fn goodput(&self) -> f64 {
+        (self.requests_per_second - self.errors_per_second).max(0.0)
+    }
+}
+
+/// `wrk`'s duration (`34.00us`, `1.20ms`, `2.00s`) in microseconds.
+fn wrk_micros(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(number) = text.strip_suffix("us") {
+        (number, 1.0)
+    } else if let Some(number) = text.strip_suffix("ms") {
+        (number, 1_000.0)
+    } else if let Some(number) = text.strip_suffix('m') {
+        (number, 60_000_000.0)
+    } else if let Some(number) = text.strip_suffix('s') {
+        (number, 1_000_000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|number| number * factor)
+}
+
+fn parse_wrk(output: &str, seconds: f64) -> Load {
+    let mut load = Load::default();
+    for line in output.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", rate] => load.requests_per_second = rate.parse().unwrap_or(0.0),
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                load.errors_per_second = count.parse::<f64>().unwrap_or(0.0) / seconds
+            }
+            ["50%", value] => load.p50_us = wrk_micros(value).unwrap_or(f64::NAN),
+            ["99%", value] => load.p99_us = wrk_micros(value).unwrap_or(f64::NAN),
+            _ => {}
+        }
+    }
+    load
+}
+
+/// Runs `wrk` against `url` with `connections` for `seconds`.
+fn wrk(script: &Path, url: &str, connections: usize, seconds: u64) -> Load {
+    let threads = connections.min(2).to_string();
+    let output = Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("wrk runs (scripts/bench installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "wrk failed against {url}: {text}{}", String::from_utf8_lossy(&output.stderr));
+    parse_wrk(&text, seconds as f64)
+}
+
+fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, contents) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, contents.as_bytes()).expect("tar");
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&builder.into_inner().expect("tar")).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// Resident memory of a process, in MB.
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Mean RSS of the processes whose command line contains `needle` (idle workers of a runtime).
+fn mean_rss_of(needle: &str) -> Option<(usize, f64)> {
+    let mut sizes = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let command = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&command).contains(needle) {
+            sizes.extend(rss_mb(pid));
+        }
+    }
+    (!sizes.is_empty()).then(|| (sizes.len(), sizes.iter().sum::<f64>() / sizes.len() as f64))
+}
+
+struct Gateway {
+    process: Running,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+fn start_gateway(release: &Path) -> Gateway {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let address = format!("127.0.0.1:{}", free_port());
+    let process = Running(
+        Command::new(release.join("containerpub"))
+            .args(["serve", "--listen", &address, "--data-dir"])
+            .arg(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("containerpub starts (cargo build --release)"),
+    );
+    let base = format!("http://{address}");
+    let client = reqwest::blocking::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().map(|r| !r.status().is_success()).unwrap_or(true) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let credentials = json!({ "email": "bench@example.com", "password": "benchmark password" });
+    client.post(format!("{base}/api/auth/register")).json(&credentials).send().expect("register");
+    let login: Value =
+        client.post(format!("{base}/api/auth/login")).json(&credentials).send().expect("login").json().expect("json");
+    let token = login["token"].as_str().expect("a token").to_string();
+    for (name, file, source) in
+        [("noop-py", "main.py", PY_NOOP), ("noop-node", "index.js", NODE_NOOP), ("oneshot-py", "main.py", PY_ONESHOT)]
+    {
+        let form = reqwest::blocking::multipart::Form::new().text("name", name).text("public", "true").part(
+            "archive",
+            reqwest::blocking::multipart::Part::bytes(tar_gz(&[(file, source)])).file_name("f.tar.gz"),
+        );
+        let deployed = client
+            .post(format!("{base}/api/functions/deploy"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .expect("deploy");
+        assert_eq!(deployed.status(), 201, "{name}: {}", deployed.text().unwrap_or_default());
+    }
+    Gateway { process, base, _data: data }
+}
+
+/// of-watchdog with its Python echo, when the peer is built (`build.sh`); `None` says why not.
+fn start_of_watchdog(peers: &Path) -> Result<(Running, String), String> {
+    let start = peers.join("of-watchdog/start.sh");
+    if !start.exists() {
+        return Err(format!("{} is missing (../shared beside the clone)", start.display()));
+    }
+    if std::net::TcpListener::bind("0.0.0.0:8081").is_err() {
+        return Err("port 8081 is taken (of-watchdog binds it for its metrics)".into());
+    }
+    let port = free_port();
+    let child = Command::new(&start)
+        .arg(port.to_string())
+        .env("FN_PORT", free_port().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|error| format!("start.sh: {error}"))?;
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for(&url, 200, "of-watchdog");
+    Ok((Running(child), url))
+}
+
+struct Row {
+    label: &'static str,
+    load: Load,
+    p50_one: f64,
+}
+
+fn main() {
+    // Every process this run started is stopped when `run` returns, before the exit status.
+    let missed = run();
+    if missed > 0 {
+        println!("\n{missed} load target(s) missed");
+        std::process::exit(1);
+    }
+    println!("\nall load targets met");
+}
+
+/// The whole run; how many targets it missed.
+fn run() -> usize {
+    let quick = std::env::args().any(|arg| arg == "--quick");
+    let seconds = if quick { 2 } else { 6 };
+    let release: PathBuf = std::env::current_exe().expect("own path").parent().expect("a directory").to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+    let script_dir = tempfile::tempdir().expect("a temp dir");
+    let script = script_dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        format!("wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"),
+    )
+    .expect("the wrk script");
+
+    let hyper_address = format!("127.0.0.1:{}", free_port());
+    let _hyper = Running(
+        Command::new(release.join("bare-hyper")).arg(&hyper_address).stderr(Stdio::null()).spawn().expect("bare-hyper"),
+    );
+    let hyper_url = format!("http://{hyper_address}/");
+    wait_for(&hyper_url, 200, "bare-hyper");
+    let gateway = start_gateway(&release);
+    let function = |name: &str| format!("{}/fn/{name}", gateway.base);
+    wait_for(&function("noop-py"), 200, "the Python no-op");
+    wait_for(&function("noop-node"), 200, "the Node no-op");
+    let watchdog = start_of_watchdog(&root.join("../shared/bench-peers"));
+
+    // Each target: at 50 connections, then p50 at one connection.
+    let measure = |label: &'static str, url: &str| -> Row {
+        let load = wrk(&script, url, 50, seconds);
+        let one = wrk(&script, url, 1, seconds.min(3));
+        Row { label, load, p50_one: one.p50_us }
+    };
+    let hyper = measure("bare hyper 1.x (the limit)", &hyper_url);
+    let not_found = measure("gateway 404 (front door + router)", &format!("{}/no-such-route", gateway.base));
+    let python = measure("gateway, warm Python no-op (/fn/NAME)", &function("noop-py"));
+    let node = measure("gateway, warm Node no-op", &function("noop-node"));
+    let peer = match &watchdog {
+        Ok((_, url)) => Some(measure("of-watchdog 0.11.6, http mode, Python echo", url)),
+        Err(why) => {
+            println!("of-watchdog not measured: {why}");
+            None
+        }
+    };
+    let oneshot = {
+        let load = wrk(&script, &function("oneshot-py"), 2, seconds.min(3));
+        Row { label: "gateway, oneshot Python (a process per call)", load, p50_one: load.p50_us }
+    };
+
+    println!("## Load: wrk, POST of a 16-byte JSON body, {seconds} s per run (p50 at 1 connection from its own run)\n");
+    println!("| target | req/s at 50 conns | × bare hyper | p99 at 50 | p50 at 1 conn |\n|---|---|---|---|---|");
+    for row in [Some(&hyper), Some(&not_found), Some(&python), Some(&node), peer.as_ref(), Some(&oneshot)]
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "| {} | {:.0} | {:.3}× | {:.0} µs | {:.0} µs |",
+            row.label,
+            row.load.requests_per_second,
+            row.load.requests_per_second / hyper.load.requests_per_second,
+            row.load.p99_us,
+            row.p50_one
+        );
+    }
+
+    // The curve: goodput (2xx) and refusals (429) of the warm Python no-op by connections.
+    println!("\n## Warm Python no-op by connections (goodput = 2xx answers; the rest are 429 queue_full)\n");
+    println!("| connections | goodput/s | refused/s | p99 |\n|---|---|---|---|");
+    let mut curve = Vec::new();
+    for connections in [1, 10, 50, 100, 200] {
+        let load = wrk(&script, &function("noop-py"), connections, seconds.min(3));
+        println!("| {connections} | {:.0} | {:.0} | {:.0} µs |", load.goodput(), load.errors_per_second, load.p99_us);
+        curve.push((connections, load));
+    }
+
+    // Memory: the gateway itself, and idle warm workers per runtime.
+    std::thread::sleep(Duration::from_millis(500));
+    println!("\n## Memory (RSS)\n");
+    if let Some(mb) = rss_mb(gateway.process.0.id()) {
+        println!("- containerpub: {mb:.1} MB");
+    }
+    for (runtime, needle) in [("Python", "adapters/adapter.py"), ("Node", "adapters/adapter.cjs")] {
+        match mean_rss_of(needle) {
+            Some((count, mb)) => println!("- {runtime} worker: {mb:.1} MB each ({count} running)"),
+            None => println!("- {runtime} worker: none found"),
+        }
+    }
+
+    // The targets of bench/README.md, as ratios measured in this run.
+    let ratio = |row: &Row| row.load.requests_per_second / hyper.load.requests_per_second;
+    let peak = curve.iter().map(|(_, load)| load.goodput()).fold(0.0, f64::max);
+    let mut targets = vec![
+        ("warm Python ≥ 0.35× bare hyper at 50 connections", ratio(&python) >= 0.35, format!("{:.3}×", ratio(&python))),
+        ("gateway 404 ≥ 0.7× bare hyper", ratio(&not_found) >= 0.7, format!("{:.3}×", ratio(&not_found))),
+        (
+            "warm p50 at 1 connection ≤ bare hyper's + 60 µs",
+            python.p50_one <= hyper.p50_one + 60.0,
+            format!("{:.0} µs vs {:.0} + 60 µs", python.p50_one, hyper.p50_one),
+        ),
+        (
+            "Node warm ≥ Python warm (within 5 %)",
+            node.load.requests_per_second >= 0.95 * python.load.requests_per_second,
+            format!("{:.0} vs {:.0} req/s", node.load.requests_per_second, python.load.requests_per_second),
+        ),
+        (
+            "no cliff from 1 to 200 connections (goodput ≥ half the peak everywhere past 1)",
+            curve.iter().skip(1).all(|(_, load)| load.goodput() >= 0.5 * peak),
+            format!("peak {peak:.0}/s, at 200: {:.0}/s", curve.last().map(|(_, load)| load.goodput()).unwrap_or(0.0)),
+        ),
+    ];
+    match &peer {
+        Some(peer) => targets.push((
+            "warm Python ≥ 3× of-watchdog's Python echo",
+            python.load.requests_per_second >= 3.0 * peer.load.requests_per_second,
+            format!("{:.2}×", python.load.requests_per_second / peer.load.requests_per_second),
+        )),
+        None => targets.push(("warm Python ≥ 3× of-watchdog's Python echo", false, "not measured".into())),
+    }
+    println!("\n## Targets\n");
+    let mut missed = 0;
+    for (what, met, figure) in &targets {
+        println!("- {} {what}: {figure}", if *met { "met" } else { "MISSED" });
+        missed += usize::from(!met);
+    }
+    missed
+}
