@@ -8,24 +8,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bench::Gateway;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
 
 const ECHO: &str = "def handler(body):\n    return {'n': body.get('n')}\n";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
 
 /// One request on a kept-alive connection; returns the status.
 fn round_trip(reader: &mut BufReader<TcpStream>, request: &[u8]) -> u16 {
@@ -94,17 +82,6 @@ fn throughput(address: &str, request: &[u8], clients: usize, duration: Duration)
     total as f64 / duration.as_secs_f64()
 }
 
-fn tar_gz(name: &str, contents: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(contents.len() as u64);
-    header.set_mode(0o644);
-    builder.append_data(&mut header, name, contents.as_bytes()).expect("tar");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&builder.into_inner().expect("tar")).expect("gzip");
-    encoder.finish().expect("gzip")
-}
-
 fn micros(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     histogram.value_at_quantile(quantile) as f64 / 1000.0
 }
@@ -112,40 +89,10 @@ fn micros(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let count = if quick { 2_000 } else { 20_000 };
-    let binary: PathBuf = std::env::current_exe().expect("own path").with_file_name("containerpub");
-    assert!(binary.exists(), "{} is missing: cargo build --release", binary.display());
-    let data = tempfile::tempdir().expect("a temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port();
-    let address = format!("127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(&binary)
-            .args(["serve", "--listen", &address, "--data-dir"])
-            .arg(data.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the server starts"),
-    );
-    let base = format!("http://{address}");
-    let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/healthz")).send().map(|r| !r.status().is_success()).unwrap_or(true) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let credentials = json!({ "email": "bench@example.com", "password": "benchmark password" });
-    client.post(format!("{base}/api/auth/register")).json(&credentials).send().expect("register");
-    let login: Value =
-        client.post(format!("{base}/api/auth/login")).json(&credentials).send().expect("login").json().expect("json");
-    let token = login["token"].as_str().expect("a token");
-    let form = reqwest::blocking::multipart::Form::new()
-        .text("name", "echo")
-        .text("public", "true")
-        .part("archive", reqwest::blocking::multipart::Part::bytes(tar_gz("main.py", ECHO)).file_name("f.tar.gz"));
-    let deployed =
-        client.post(format!("{base}/api/functions/deploy")).bearer_auth(token).multipart(form).send().expect("deploy");
-    assert_eq!(deployed.status(), 201, "{}", deployed.text().unwrap_or_default());
+    let release = std::env::current_exe().expect("own path").parent().expect("a directory").to_path_buf();
+    let gateway = Gateway::start(&release);
+    gateway.deploy_public("echo", &[("main.py", ECHO)]);
+    let address = gateway.address.clone();
 
     let not_found = request("GET", "/no-such-route", "");
     let invoke = request("POST", "/fn/echo", r#"{"n":1}"#);
@@ -169,6 +116,7 @@ fn main() {
         println!("throughput, {clients} client(s): {rate:.0} invocations/s");
     }
     let p50_ms = micros(&function, 0.5) / 1000.0;
+    drop(gateway); // stopped before the exit status: `process::exit` runs no destructors
     if p50_ms <= 1.0 {
         println!("\nall gateway targets met (warm invocation p50 {p50_ms:.2} ms ≤ 1 ms)");
     } else {

@@ -6,39 +6,18 @@
 //!
 //! `load-bench [--quick]`; `scripts/bench` installs `wrk` and builds of-watchdog when missing.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use bench::{free_port, Gateway, Running};
 
 const PY_NOOP: &str = "def handler(body):\n    return {\"ok\": True}\n";
 const NODE_NOOP: &str = "exports.handler = async (body) => ({ ok: true });\n";
 const PY_ONESHOT: &str = "import json\nprint(json.dumps({\"ok\": True}))\n";
 /// 16 bytes of JSON.
 const BODY: &str = r#"{"bench":"16by"}"#;
-
-/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < give_up {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("address").port()
-}
 
 /// Waits until a POST to `url` answers with `expected`.
 fn wait_for(url: &str, expected: u16, what: &str) {
@@ -116,19 +95,6 @@ fn wrk(script: &Path, url: &str, connections: usize, seconds: u64) -> Load {
     parse_wrk(&text, seconds as f64)
 }
 
-fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, contents) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, contents.as_bytes()).expect("tar");
-    }
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&builder.into_inner().expect("tar")).expect("gzip");
-    encoder.finish().expect("gzip")
-}
-
 /// Resident memory of a process, in MB.
 fn rss_mb(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -148,55 +114,6 @@ fn mean_rss_of(needle: &str) -> Option<(usize, f64)> {
         }
     }
     (!sizes.is_empty()).then(|| (sizes.len(), sizes.iter().sum::<f64>() / sizes.len() as f64))
-}
-
-struct Gateway {
-    process: Running,
-    base: String,
-    _data: tempfile::TempDir,
-}
-
-fn start_gateway(release: &Path) -> Gateway {
-    let data = tempfile::tempdir().expect("a temp dir");
-    let address = format!("127.0.0.1:{}", free_port());
-    let process = Running(
-        Command::new(release.join("containerpub"))
-            .args(["serve", "--listen", &address, "--data-dir"])
-            .arg(data.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("containerpub starts (cargo build --release)"),
-    );
-    let base = format!("http://{address}");
-    let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/healthz")).send().map(|r| !r.status().is_success()).unwrap_or(true) {
-        assert!(started.elapsed() < Duration::from_secs(60), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let credentials = json!({ "email": "bench@example.com", "password": "benchmark password" });
-    client.post(format!("{base}/api/auth/register")).json(&credentials).send().expect("register");
-    let login: Value =
-        client.post(format!("{base}/api/auth/login")).json(&credentials).send().expect("login").json().expect("json");
-    let token = login["token"].as_str().expect("a token").to_string();
-    for (name, file, source) in
-        [("noop-py", "main.py", PY_NOOP), ("noop-node", "index.js", NODE_NOOP), ("oneshot-py", "main.py", PY_ONESHOT)]
-    {
-        let form = reqwest::blocking::multipart::Form::new().text("name", name).text("public", "true").part(
-            "archive",
-            reqwest::blocking::multipart::Part::bytes(tar_gz(&[(file, source)])).file_name("f.tar.gz"),
-        );
-        let deployed = client
-            .post(format!("{base}/api/functions/deploy"))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-            .expect("deploy");
-        assert_eq!(deployed.status(), 201, "{name}: {}", deployed.text().unwrap_or_default());
-    }
-    Gateway { process, base, _data: data }
 }
 
 /// of-watchdog with its Python echo, when the peer is built (`build.sh`); `None` says why not.
@@ -258,7 +175,10 @@ fn run() -> usize {
     );
     let hyper_url = format!("http://{hyper_address}/");
     wait_for(&hyper_url, 200, "bare-hyper");
-    let gateway = start_gateway(&release);
+    let gateway = Gateway::start(&release);
+    gateway.deploy_public("noop-py", &[("main.py", PY_NOOP)]);
+    gateway.deploy_public("noop-node", &[("index.js", NODE_NOOP)]);
+    gateway.deploy_public("oneshot-py", &[("main.py", PY_ONESHOT)]);
     let function = |name: &str| format!("{}/fn/{name}", gateway.base);
     wait_for(&function("noop-py"), 200, "the Python no-op");
     wait_for(&function("noop-node"), 200, "the Node no-op");
