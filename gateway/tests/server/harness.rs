@@ -114,8 +114,8 @@ impl Server {
         config: Option<&Path>,
         env: &[(&str, String)],
     ) -> Server {
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_containerpub"));
-        let wrapper = binary.with_file_name("containerpub-worker-exec");
+        let binary = workspace_binary("containerpub");
+        let wrapper = workspace_binary("containerpub-worker-exec");
         assert!(
             wrapper.exists(),
             "{} is missing: build it with `cargo build -p prewarm --bin containerpub-worker-exec` (scripts/test does)",
@@ -365,9 +365,19 @@ pub fn archive(files: &[(&str, &str)]) -> Vec<u8> {
     gzip(&builder.into_inner().unwrap())
 }
 
+/// The repository's root.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("gateway/ is in the repository").to_path_buf()
+}
+
+/// A binary of the workspace, built beside `containerpub`.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_containerpub")).with_file_name(name)
+}
+
 /// A `.tar.gz` of an example directory of the repository.
 pub fn example(relative: &str) -> Vec<u8> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    let dir = repository().join(relative);
     let mut builder = tar::Builder::new(Vec::new());
     builder.append_dir_all(".", &dir).unwrap();
     gzip(&builder.into_inner().unwrap())
@@ -406,17 +416,22 @@ pub fn code(body: &Value) -> &str {
 #[macro_export]
 macro_rules! both_stores {
     ($name:ident) => {
+        $crate::both_stores!($name, env = []);
+    };
+    // The same, with extra environment variables for both servers.
+    ($name:ident, env = $env:expr) => {
         mod $name {
             #[test]
             fn sqlite() {
-                if let Some(server) = $crate::harness::Server::start($crate::harness::Backend::Sqlite) {
+                if let Some(server) = $crate::harness::Server::start_with_env($crate::harness::Backend::Sqlite, &$env) {
                     super::$name(server);
                 }
             }
 
             #[test]
             fn postgres() {
-                if let Some(server) = $crate::harness::Server::start($crate::harness::Backend::Postgres) {
+                if let Some(server) = $crate::harness::Server::start_with_env($crate::harness::Backend::Postgres, &$env)
+                {
                     super::$name(server);
                 }
             }

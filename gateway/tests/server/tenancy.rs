@@ -4,11 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::both_stores;
 use crate::harness::{archive, code, Backend, Server, ADMIN_EMAIL};
-
-fn start(backend: Backend, env: &[(&str, String)]) -> Option<Server> {
-    Server::start_with_env(backend, env)
-}
 
 fn register(server: &Server, email: &str, invite: Option<&str>) -> (u16, Value) {
     let mut body = json!({ "email": email, "password": "correct horse battery" });
@@ -23,9 +20,7 @@ fn status_of(response: reqwest::blocking::Response) -> (u16, Value) {
     (response.status().as_u16(), response.json().unwrap_or(Value::Null))
 }
 
-fn sign_up_policy_and_disabled_accounts(backend: Backend) {
-    let env = [("CONTAINERPUB_REGISTRATION", "first-user".to_string())];
-    let Some(server) = start(backend, &env) else { return };
+fn sign_up_policy_and_disabled_accounts(server: Server) {
     // The harness registered the server's first account: it is the administrator.
     let me: Value = server.get("/api/auth/me", Some(&server.admin)).json().unwrap();
     assert_eq!((me["email"].as_str(), me["admin"].as_bool()), (Some(ADMIN_EMAIL), Some(true)), "{me}");
@@ -102,23 +97,18 @@ fn sign_up_policy_and_disabled_accounts(backend: Backend) {
     assert_eq!(server.post_json("/fn/ada-public", None, &json!({})).status(), 200);
 }
 
-#[test]
-fn sign_up_policy_and_disabled_accounts_sqlite() {
-    sign_up_policy_and_disabled_accounts(Backend::Sqlite);
-}
-
-#[test]
-fn sign_up_policy_and_disabled_accounts_postgres() {
-    if crate::harness::postgres_url().is_some() {
-        sign_up_policy_and_disabled_accounts(Backend::Postgres);
-    }
-}
+both_stores!(sign_up_policy_and_disabled_accounts, env = [("CONTAINERPUB_REGISTRATION", "first-user".to_string())]);
 
 #[test]
 fn open_and_invite_only_registration() {
-    let Some(open) = start(Backend::Sqlite, &[("CONTAINERPUB_REGISTRATION", "open".to_string())]) else { return };
+    let Some(open) = Server::start_with_env(Backend::Sqlite, &[("CONTAINERPUB_REGISTRATION", "open".to_string())])
+    else {
+        return;
+    };
     assert_eq!(register(&open, "anyone@example.com", None).0, 201);
-    let Some(invite_only) = start(Backend::Sqlite, &[("CONTAINERPUB_REGISTRATION", "invite".to_string())]) else {
+    let Some(invite_only) =
+        Server::start_with_env(Backend::Sqlite, &[("CONTAINERPUB_REGISTRATION", "invite".to_string())])
+    else {
         return;
     };
     let (status, refused) = register(&invite_only, "anyone@example.com", None);
@@ -127,7 +117,7 @@ fn open_and_invite_only_registration() {
 
 #[test]
 fn password_guessing_is_throttled_without_locking_the_user_out() {
-    let Some(server) = start(Backend::Sqlite, &[]) else { return };
+    let Some(server) = Server::start_with_env(Backend::Sqlite, &[]) else { return };
     server.user("target@example.com");
     let attempt = |password: &str| {
         server.post_json("/api/auth/login", None, &json!({ "email": "target@example.com", "password": password }))
@@ -160,8 +150,7 @@ fn password_guessing_is_throttled_without_locking_the_user_out() {
     assert!(!metrics.contains("containerpub_logins_total{result=\"throttled\"} 0"), "{metrics}");
 }
 
-fn key_scopes(backend: Backend) {
-    let Some(server) = start(backend, &[]) else { return };
+fn key_scopes(server: Server) {
     let owner = server.user("owner@example.com");
     let python = archive(&[("main.py", "def handler(body):\n    return {'ok': True}\n")]);
     assert_eq!(server.deploy(&owner, "alpha", python.clone(), &[]).0, 201);
@@ -223,21 +212,12 @@ fn key_scopes(backend: Backend) {
     assert!(listed["keys"].as_array().unwrap().iter().any(|key| key["scope"] == "invoke"), "{listed}");
 }
 
-#[test]
-fn key_scopes_sqlite() {
-    key_scopes(Backend::Sqlite);
-}
-
-#[test]
-fn key_scopes_postgres() {
-    if crate::harness::postgres_url().is_some() {
-        key_scopes(Backend::Postgres);
-    }
-}
+both_stores!(key_scopes);
 
 #[test]
 fn the_public_sees_only_status_and_metrics_can_need_a_token() {
-    let Some(server) = start(Backend::Sqlite, &[("CONTAINERPUB_METRICS_TOKEN", "scrape-secret-123".to_string())])
+    let Some(server) =
+        Server::start_with_env(Backend::Sqlite, &[("CONTAINERPUB_METRICS_TOKEN", "scrape-secret-123".to_string())])
     else {
         return;
     };
