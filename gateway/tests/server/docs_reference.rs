@@ -4,19 +4,13 @@
 //! here, or a code renamed, fails this test.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn binary(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_containerpub")).with_file_name(name)
-}
+use crate::harness::{repository, workspace_binary};
 
 fn help(program: &str, args: &[&str]) -> String {
-    let output = Command::new(binary(program)).args(args).arg("--help").output().unwrap();
+    let output = Command::new(workspace_binary(program)).args(args).arg("--help").output().unwrap();
     assert!(output.status.success(), "{program} {args:?} --help failed");
     String::from_utf8(output.stdout).unwrap()
 }

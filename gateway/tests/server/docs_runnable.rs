@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{postgres_url, role_and_database, skip, Server};
+use crate::harness::{postgres_url, repository, role_and_database, skip, workspace_binary, Server};
 
 /// The address the documents use; blocks get the test server's instead.
 const DOCUMENTED_ADDRESS: &str = "http://127.0.0.1:8080";
@@ -101,10 +101,6 @@ struct Place {
     home: tempfile::TempDir,
 }
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -136,10 +132,10 @@ fn new_place(needs_postgres: bool) -> Option<Place> {
 }
 
 fn run(block: &Block, place: &Place) {
-    let binaries = PathBuf::from(env!("CARGO_BIN_EXE_containerpub")).parent().unwrap().to_path_buf();
     for needed in ["dart_cloud", "containerpub-analyzer"] {
-        assert!(binaries.join(needed).exists(), "{needed} is missing beside containerpub: build the workspace");
+        assert!(workspace_binary(needed).exists(), "{needed} is missing beside containerpub: build the workspace");
     }
+    let binaries = workspace_binary("containerpub").parent().expect("a directory").to_path_buf();
     let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
     let script = block.script.replace(DOCUMENTED_ADDRESS, &place.server.base);
     // Its own process group, so a timeout stops whatever the block started, not only bash

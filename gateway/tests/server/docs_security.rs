@@ -9,7 +9,6 @@
 //! layer cannot land undocumented.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use analyzer::rules::{self, RuleInfo};
 use prewarm::sandbox::seccomp::{RefusedCalls, REFUSED};
@@ -250,7 +249,7 @@ fn fill(page: &str, name: &str, content: &str) -> String {
 
 #[test]
 fn security_page_tables_match_the_analyzer_and_the_sandbox() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/security.md");
+    let path = crate::harness::repository().join("docs/security.md");
     let page = std::fs::read_to_string(&path).unwrap();
     let mut rendered = page.clone();
     for (name, table) in [
