@@ -72,7 +72,7 @@ pub async fn function_url(
 }
 
 /// The seed's call: the request as JSON (its executor took `body`, `query`, `headers`, `method`).
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ApiInvoke {
     #[serde(default)]
@@ -95,7 +95,7 @@ pub async fn api_invoke(
         Err(error) => return error.into_response(),
     };
     let request: ApiInvoke = if body.is_empty() {
-        ApiInvoke { body: Value::Null, query: BTreeMap::new(), headers: BTreeMap::new(), method: None }
+        ApiInvoke::default()
     } else {
         match parse_json(&body) {
             Ok(request) => request,
