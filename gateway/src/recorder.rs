@@ -120,23 +120,17 @@ async fn write_batches(
         };
         let Some(first) = first else { break };
         let mut pending = vec![first];
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while pending.len() < BATCH_ROWS {
-            // Take what is already there at once; wait for more only while nobody is waiting.
-            if let Ok(record) = receiver.try_recv() {
-                pending.push(record);
-                continue;
-            }
-            if *closing.borrow() {
-                break;
-            }
+        take_ready(&mut receiver, &mut pending);
+        // Then wait out the batch window *without* listening to the channel: a receiver waiting in
+        // `recv` is woken by every send, one thread wake-up per call on the hot path; a sleeping
+        // one is woken once per batch. A full batch, a waiting reader or shutdown cut it short.
+        if pending.len() < BATCH_ROWS && !*closing.borrow() {
             tokio::select! {
-                received = tokio::time::timeout_at(deadline, receiver.recv()) => match received {
-                    Ok(Some(record)) => pending.push(record),
-                    Ok(None) | Err(_) => break,
-                },
-                _ = progress.hurry.notified() => break,
+                _ = tokio::time::sleep_until(tokio::time::Instant::now() + BATCH_WAIT) => {}
+                _ = progress.hurry.notified() => {}
+                _ = closing.wait_for(|closing| *closing) => {}
             }
+            take_ready(&mut receiver, &mut pending);
         }
         let count = pending.len() as u64;
         for record in pending {
@@ -149,6 +143,16 @@ async fn write_batches(
         progress.handled.send_modify(|handled| *handled += count);
     }
     flush(&*store, &mut invocations, &mut logs, &counters).await;
+}
+
+/// Moves what the channel already holds into `pending`, up to a batch.
+fn take_ready(receiver: &mut mpsc::Receiver<Record>, pending: &mut Vec<Record>) {
+    while pending.len() < BATCH_ROWS {
+        match receiver.try_recv() {
+            Ok(record) => pending.push(record),
+            Err(_) => break,
+        }
+    }
 }
 
 async fn flush(
