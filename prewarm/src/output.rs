@@ -1,7 +1,7 @@
 //! Reading a worker's stdout and stderr into a [`LogCollector`], shared by warm workers and
 //! oneshot runs.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -23,6 +23,15 @@ pub(crate) struct OutputPipe {
 impl OutputPipe {
     pub fn new(fd: OwnedFd, stream: LogStream) -> std::io::Result<Self> {
         Ok(Self { receiver: Some(pipe::Receiver::from_owned_fd(fd)?), buffer: vec![0; READ_CHUNK].into(), stream })
+    }
+
+    /// Registers the pipe with the current runtime's reactor (see `Worker::rebind`); on failure
+    /// it stays registered where it was.
+    pub fn rebind(&mut self) -> std::io::Result<()> {
+        if let Some(receiver) = &mut self.receiver {
+            *receiver = pipe::Receiver::from_owned_fd(receiver.as_fd().try_clone_to_owned()?)?;
+        }
+        Ok(())
     }
 
     pub fn is_open(&self) -> bool {

@@ -230,10 +230,17 @@ impl FunctionPool {
             let (step, dead) = self.next_lease_step();
             self.dispose_all(dead, KillReason::Crashed);
             match step {
-                LeaseStep::Take(worker) => return Ok((worker, false)),
+                LeaseStep::Take(mut worker) => {
+                    worker.rebind();
+                    return Ok((worker, false));
+                }
                 LeaseStep::Fail(error) => return Err(error),
                 LeaseStep::Start => {
-                    let started = self.start_worker(shared).await;
+                    // Started by this task: its pipes are on this runtime already.
+                    let started = self.start_worker(shared).await.map(|mut worker| {
+                        worker.mark_rebound();
+                        worker
+                    });
                     return self.finish_start(started);
                 }
                 // Every slot is taken by a worker being started for the idle list: wait for it.

@@ -5,6 +5,7 @@
 //! memory cgroup) the RSS watchdog. No per-worker task and no channel hop sit on the hot path.
 //! Output a worker prints while idle waits in its pipe and is drained when it is next leased.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +116,8 @@ pub(crate) struct Worker {
     pub cleanups: PendingCleanups,
     /// What the adapter said it calls (its `ready` frame), for the deploy's explanation.
     pub handler: Option<String>,
+    /// Whether the pipes are registered with the runtime that leases the worker (see `rebind`).
+    rebound: bool,
 }
 
 impl Worker {
@@ -180,6 +183,7 @@ impl Worker {
             last_used: started_at,
             cleanups: host.shells.cleanups.clone(),
             handler: None,
+            rebound: false,
         };
         match worker.await_ready(startup_timeout, startup_logs).await {
             Ok(handler) => {
@@ -228,6 +232,36 @@ impl Worker {
                 Event::Failed(error) => return Err(StartFailure::Protocol(error)),
             }
         }
+    }
+
+    /// Registers the pipes with the reactor of the runtime calling this, once, at the first lease.
+    ///
+    /// A pipe wakes its reader through the reactor it was registered with. A worker started on
+    /// another runtime (the gateway warms versions on its platform runtime, calls come on
+    /// pingora's) would otherwise cost two thread wake-ups per reply: that runtime's I/O thread,
+    /// then the caller's. Workers are leased from one runtime in practice; one leased from several
+    /// still works, with that extra hop.
+    /// The new registration is made on a duplicate of each descriptor before the old one is
+    /// dropped, so a failure leaves the pipe working where it was.
+    pub fn rebind(&mut self) {
+        if self.rebound {
+            return;
+        }
+        self.rebound = true;
+        let rebound = (|| {
+            self.requests = pipe::Sender::from_owned_fd(self.requests.as_fd().try_clone_to_owned()?)?;
+            self.responses = pipe::Receiver::from_owned_fd(self.responses.as_fd().try_clone_to_owned()?)?;
+            self.stdout.rebind()?;
+            self.stderr.rebind()
+        })();
+        if let Err(error) = rebound {
+            tracing::debug!(worker = self.id, %error, "worker pipes stay on the runtime that started them");
+        }
+    }
+
+    /// Marks the pipes as registered where they are (a worker started by the task that leases it).
+    pub fn mark_rebound(&mut self) {
+        self.rebound = true;
     }
 
     /// Sends one request frame and waits for its reply, collecting output into `logs`.
