@@ -5,6 +5,8 @@
 //! the connection curve, p99s and memory, and exits 1 when a target of bench/README.md is missed.
 //!
 //! `load-bench [--quick]`; `scripts/bench` installs `wrk` and builds of-watchdog when missing.
+//! `load-bench --serve` starts bare hyper and the gateway with the no-ops deployed, prints their
+//! URLs and process ids, and keeps them until Enter: for `perf`, `wrk` or `valgrind` by hand.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -182,6 +184,14 @@ fn run() -> usize {
     let function = |name: &str| format!("{}/fn/{name}", gateway.base);
     wait_for(&function("noop-py"), 200, "the Python no-op");
     wait_for(&function("noop-node"), 200, "the Node no-op");
+    if std::env::args().any(|arg| arg == "--serve") {
+        println!("bare hyper   {hyper_url} (pid {})", _hyper.0.id());
+        println!("containerpub {} (pid {})", gateway.base, gateway.process.0.id());
+        println!("functions    {} {}", function("noop-py"), function("noop-node"));
+        println!("wrk script   {}\nEnter stops them.", script.display());
+        let _ = std::io::stdin().read_line(&mut String::new());
+        return 0;
+    }
     let watchdog = start_of_watchdog(&root.join("../shared/bench-peers"));
 
     // Each target: at 50 connections, then p50 at one connection.
