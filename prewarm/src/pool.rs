@@ -230,10 +230,7 @@ impl FunctionPool {
             let (step, dead) = self.next_lease_step();
             self.dispose_all(dead, KillReason::Crashed);
             match step {
-                LeaseStep::Take(mut worker) => {
-                    worker.rebind();
-                    return Ok((worker, false));
-                }
+                LeaseStep::Take(worker) => return Ok((worker, false)),
                 LeaseStep::Fail(error) => return Err(error),
                 LeaseStep::Start => {
                     // Started by this task: its pipes are on this runtime already.
@@ -453,6 +450,9 @@ impl FunctionPool {
         if !idle_output.is_empty() {
             shared.send_stray_output(&self.key, idle_output);
         }
+        // After that drain: a new registration knows no readiness until the reactor's next turn,
+        // so output waiting in the pipes would not be seen as idle output.
+        worker.rebind();
 
         let frame = encode_request(&request.id, limits.timeout.as_millis() as u64, &request.event);
         let mut logs = LogCollector::new(limits.max_log_bytes);

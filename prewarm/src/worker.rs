@@ -234,7 +234,7 @@ impl Worker {
         }
     }
 
-    /// Registers the pipes with the reactor of the runtime calling this, once, at the first lease.
+    /// Registers the pipes with the reactor of the runtime calling this, once, at the first call.
     ///
     /// A pipe wakes its reader through the reactor it was registered with. A worker started on
     /// another runtime (the gateway warms versions on its platform runtime, calls come on

@@ -196,3 +196,29 @@ async fn output_printed_while_idle_is_delivered_as_stray_log_lines() {
     let stray = tokio::time::timeout(Duration::from_secs(2), fixture.stray.recv()).await.unwrap().unwrap();
     assert_eq!((stray.function_key.as_str(), stray.line.text.as_str()), ("ticker@1", "tick"));
 }
+
+/// The gateway warms versions on its platform runtime and calls them from pingora's: the worker's
+/// pipes move to the calling runtime at its first call (`Worker::rebind`), and its output stays
+/// with the call that printed it.
+#[test]
+fn a_worker_started_on_one_runtime_serves_calls_from_another() {
+    let platform = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fixture = platform.block_on(async { Fixture::new() });
+    let source = "def handler(body):\n    print('called', body['n'])\n    return body['n']\n";
+    platform.block_on(fixture.prewarm.prepare(fixture.python("hop", source))).unwrap();
+
+    let serving = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut pids = Vec::new();
+    for n in 1..=3 {
+        let invocation = serving.block_on(fixture.call("hop@1", &format!("{{\"n\":{n}}}")));
+        assert_eq!(invocation.outcome, Outcome::Ok, "{invocation:?}");
+        assert!(!invocation.cold, "served by the worker warmed on the other runtime");
+        assert_eq!(invocation.result, Some(serde_json::json!(n)));
+        let printed: Vec<&str> = invocation.logs.iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(printed, [format!("called {n}")]);
+        pids.push(invocation.worker_pid);
+    }
+    assert!(pids.iter().all(|pid| *pid == pids[0]), "one worker served every call: {pids:?}");
+    drop(fixture);
+    drop(serving);
+}
