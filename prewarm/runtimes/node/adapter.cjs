@@ -9,6 +9,7 @@
 'use strict';
 
 const fs = require('fs');
+const net = require('net');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
@@ -26,11 +27,17 @@ function writeAll(buffer) {
   }
 }
 
+// One buffer, one write: the 4-byte length, then the JSON text.
+function writeEncoded(json) {
+  const length = Buffer.byteLength(json, 'utf8');
+  const frame = Buffer.allocUnsafe(4 + length);
+  frame.writeUInt32BE(length, 0);
+  frame.write(json, 4, 'utf8');
+  writeAll(frame);
+}
+
 function writeFrame(message) {
-  const payload = Buffer.from(JSON.stringify(message), 'utf8');
-  const header = Buffer.alloc(4);
-  header.writeUInt32BE(payload.length, 0);
-  writeAll(Buffer.concat([header, payload]));
+  writeEncoded(JSON.stringify(message));
 }
 
 function describeError(error) {
@@ -77,22 +84,22 @@ function contextObject(frame, receivedAt) {
   };
 }
 
+// Runs one request; returns the reply frame's JSON text (encoded once: encoding is also the check
+// that the result is JSON).
 async function invoke(handler, frame) {
   const receivedAt = Date.now();
   try {
     const event = frame.event || {};
     let result = await handler(handlerBody(event), contextObject(frame, receivedAt));
     if (result === undefined) result = null;
-    let encoded;
     try {
-      encoded = JSON.stringify({ type: 'response', id: frame.id, ok: true, result });
+      return JSON.stringify({ type: 'response', id: frame.id, ok: true, result });
     } catch (error) {
-      return { type: 'response', id: frame.id, ok: false, error: {
-        type: 'TypeError', message: `the handler's result is not JSON-serializable: ${error.message}` } };
+      return JSON.stringify({ type: 'response', id: frame.id, ok: false, error: {
+        type: 'TypeError', message: `the handler's result is not JSON-serializable: ${error.message}` } });
     }
-    return JSON.parse(encoded);
   } catch (error) {
-    return { type: 'response', id: frame.id, ok: false, error: describeError(error) };
+    return JSON.stringify({ type: 'response', id: frame.id, ok: false, error: describeError(error) });
   }
 }
 
@@ -164,7 +171,9 @@ async function main() {
 
   let pending = Buffer.alloc(0);
   let busy = Promise.resolve();
-  const requests = fs.createReadStream(null, { fd: REQUEST_FD, highWaterMark: 64 * 1024 });
+  // A pipe handle read through the event loop's epoll: `fs.createReadStream` would read it on
+  // libuv's thread pool, one extra thread hand-off per request.
+  const requests = new net.Socket({ fd: REQUEST_FD, readable: true, writable: false });
   requests.on('data', (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     while (pending.length >= 4) {
@@ -172,7 +181,7 @@ async function main() {
       if (pending.length < 4 + length) break;
       const frame = JSON.parse(pending.subarray(4, 4 + length).toString('utf8'));
       pending = pending.subarray(4 + length);
-      busy = busy.then(async () => writeFrame(await invoke(handler, frame)));
+      busy = busy.then(async () => writeEncoded(await invoke(handler, frame)));
     }
   });
   // The platform closed the request pipe: the worker is being retired.
