@@ -22,22 +22,42 @@ REQUEST_FD = int(os.environ.get("CONTAINERPUB_REQUEST_FD", "3"))
 RESPONSE_FD = int(os.environ.get("CONTAINERPUB_RESPONSE_FD", "4"))
 
 
-def read_exactly(count):
-    data = bytearray()
-    while len(data) < count:
-        chunk = os.read(REQUEST_FD, count - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
+class Requests:
+    """Frames from the request pipe, read in large chunks: one `read` usually brings a whole frame
+    (header and payload), instead of one for the header and one for the payload."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buffer = bytearray()
+
+    def next_frame(self):
+        """The next frame's payload, or None at end of file."""
+        while True:
+            if len(self.buffer) >= 4:
+                (length,) = struct.unpack_from(">I", self.buffer)
+                if len(self.buffer) >= 4 + length:
+                    payload = bytes(self.buffer[4:4 + length])
+                    del self.buffer[:4 + length]
+                    return payload
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
 
 
-def write_frame(message):
-    payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+def encode(message):
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def write_encoded(payload):
     data = memoryview(struct.pack(">I", len(payload)) + payload)
     while data:
         written = os.write(RESPONSE_FD, data)
         data = data[written:]
+
+
+def write_frame(message):
+    write_encoded(encode(message))
 
 
 def describe_error(error):
@@ -149,6 +169,8 @@ def load(entry, name):
 
 
 def invoke(loop, handler, wants_request, frame):
+    """Runs one request; returns the reply frame, encoded once (encoding is also the check that
+    the result is JSON)."""
     received_at = time.monotonic()
     event = frame.get("event") or {}
     try:
@@ -157,16 +179,15 @@ def invoke(loop, handler, wants_request, frame):
         if inspect.isawaitable(result):
             result = loop.run_until_complete(result)
         try:
-            json.dumps(result, allow_nan=False)
+            return encode({"type": "response", "id": frame["id"], "ok": True, "result": result})
         except (TypeError, ValueError) as error:
-            return {"type": "response", "id": frame["id"], "ok": False, "error": {
+            return encode({"type": "response", "id": frame["id"], "ok": False, "error": {
                 "type": "TypeError",
-                "message": f"the handler's result is not JSON-serializable: {error}"}}
-        return {"type": "response", "id": frame["id"], "ok": True, "result": result}
+                "message": f"the handler's result is not JSON-serializable: {error}"}})
     except BaseException as error:  # the function's failure is reported, never fatal to the worker
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
-        return {"type": "response", "id": frame["id"], "ok": False, "error": describe_error(error)}
+        return encode({"type": "response", "id": frame["id"], "ok": False, "error": describe_error(error)})
 
 
 def flush_output():
@@ -195,18 +216,15 @@ def main():
     asyncio.set_event_loop(loop)
     flush_output()
     write_frame({"type": "ready", "runtime": "python", "handler": where})
+    requests = Requests(REQUEST_FD)
     while True:
-        header = read_exactly(4)
-        if header is None:
-            return
-        (length,) = struct.unpack(">I", header)
-        payload = read_exactly(length)
+        payload = requests.next_frame()
         if payload is None:
             return
         reply = invoke(loop, handler, wants_request, json.loads(payload))
         # Everything the function printed must reach the log pipes before its reply is seen.
         flush_output()
-        write_frame(reply)
+        write_encoded(reply)
 
 
 if __name__ == "__main__":
