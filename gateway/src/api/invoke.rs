@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use super::caller::authenticate;
 use super::error::{parse_json, ApiError};
 use crate::app::{now_ms, ActiveFunction, App};
-use crate::auth::new_id;
+use crate::auth::new_time_ordered_id;
 use crate::recorder::Record;
 use crate::store::{InvocationRecord, LogRecord};
 use prewarm::{HttpReply, Invocation, InvocationEvent, InvocationRequest, Outcome};
@@ -198,7 +198,7 @@ async fn run(
     mut owner: bool,
     headers: &HeaderMap,
 ) -> Response {
-    let id = new_id("inv");
+    let id = new_time_ordered_id("inv");
     let started_at = now_ms();
     let bytes_in = event.body.as_ref().map_or(0, |body| body.len());
     let request = InvocationRequest { id: id.clone(), event };
