@@ -1,7 +1,8 @@
 //! Pingora's side of every request (brief, decision 1): pingora owns the listener, HTTP
 //! parsing, keep-alive, timeouts and shutdown; each request is then handed, in-process and on
 //! the same task, to the axum router (`api/`). No socket hop, no second runtime: the router is
-//! a plain function call (decision 2 and 3, see ARCHITECTURE.md).
+//! a plain function call (decision 2 and 3, see ARCHITECTURE.md). Function URLs, the hot path,
+//! skip the router: `api::function_url` takes pingora's request header as it is.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -79,8 +80,15 @@ impl HttpServerApp for FrontDoor {
                     format!("the request body did not arrive within {} s", body_deadline.as_secs()),
                 )))
             });
-            match body {
-                Ok(body) => {
+            let function_url = crate::api::FunctionUrl::parse(session.req_header().uri.path());
+            match (body, function_url) {
+                (Ok(body), Some(Ok(target))) => {
+                    let header = session.req_header();
+                    crate::api::function_url(&self.app, target, &header.method, header.uri.query(), &header.headers, body)
+                        .await
+                }
+                (Ok(_), Some(Err(error))) => error.into_response(),
+                (Ok(body), None) => {
                     let mut request =
                         axum::http::Request::from_parts(session.req_header().as_owned_parts(), Body::from(body));
                     let address = session.client_addr().and_then(|address| address.as_inet()).map(|inet| inet.ip());
@@ -90,11 +98,11 @@ impl HttpServerApp for FrontDoor {
                         Err(never) => match never {},
                     }
                 }
-                Err(Some(error)) => {
+                (Err(Some(error)), _) => {
                     session.set_keepalive(None);
                     error.into_response()
                 }
-                Err(None) => return None,
+                (Err(None), _) => return None,
             }
         };
         if write_response(&mut session, response, self.app.drain_signal.subscribe()).await.is_err() {

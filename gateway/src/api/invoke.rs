@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -31,23 +31,52 @@ use crate::recorder::Record;
 use crate::store::{InvocationRecord, LogRecord};
 use prewarm::{HttpReply, Invocation, InvocationEvent, InvocationRequest, Outcome};
 
+/// A function URL's target: the function's name (or id) and the path it sees.
+#[derive(Debug)]
+pub struct FunctionUrl {
+    pub name: String,
+    /// `/` for `/fn/NAME` and `/fn/NAME/`, `/REST` for `/fn/NAME/REST`.
+    pub rest: String,
+}
+
+impl FunctionUrl {
+    /// `/fn/NAME`, `/fn/NAME/` or `/fn/NAME/REST…`, percent-decoded; `None` for any other path
+    /// (`/fn/` itself included: that is the router's 404).
+    pub fn parse(path: &str) -> Option<Result<FunctionUrl, ApiError>> {
+        let (name, rest) = match path.strip_prefix("/fn/")?.split_once('/') {
+            Some((name, rest)) => (name, rest),
+            None => (path.strip_prefix("/fn/")?, ""),
+        };
+        if name.is_empty() {
+            return None;
+        }
+        let decode = |text: &str| {
+            percent_encoding::percent_decode_str(text).decode_utf8().map(|decoded| decoded.into_owned()).map_err(|_| {
+                ApiError::bad_request("invalid_path", format!("{path} is not UTF-8 once percent-decoded"))
+            })
+        };
+        Some((|| Ok(FunctionUrl { name: decode(name)?, rest: format!("/{}", decode(rest)?) }))())
+    }
+}
+
+/// A call to a function URL, any method. The front door calls this directly, without the router:
+/// it is the hot path, and the router would copy the request's header map twice on the way.
 pub async fn function_url(
-    State(app): State<Arc<App>>,
-    Path(params): Path<BTreeMap<String, String>>,
-    method: Method,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    app: &Arc<App>,
+    target: FunctionUrl,
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let name = params.get("name").cloned().unwrap_or_default();
-    let rest = params.get("rest").map(|rest| format!("/{rest}")).unwrap_or_else(|| "/".into());
-    let (function, owner) = match authorize(&app, &name, &headers).await {
+    let FunctionUrl { name, rest } = target;
+    let (function, owner) = match authorize(app, &name, headers).await {
         Ok(authorized) => authorized,
         Err(error) => return error.into_response(),
     };
     let mut forwarded = BTreeMap::new();
-    for (header, value) in &headers {
-        if !reaches_function(&app, &function, header.as_str(), value.as_bytes()) {
+    for (header, value) in headers {
+        if !reaches_function(app, &function, header.as_str(), value.as_bytes()) {
             continue;
         }
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -62,13 +91,13 @@ pub async fn function_url(
     let event = InvocationEvent {
         method: method.to_string(),
         path: rest,
-        query: parse_query(query.as_deref().unwrap_or("")),
+        query: parse_query(query.unwrap_or("")),
         headers: forwarded,
         body: None,
         body_is_base64: false,
     }
     .with_raw_body(&body);
-    run(&app, &function, event, owner, &headers).await
+    run(app, &function, event, owner, headers).await
 }
 
 /// The seed's call: the request as JSON (its executor took `body`, `query`, `headers`, `method`).
@@ -374,6 +403,23 @@ fn record(
 
 #[cfg(test)]
 mod tests {
+    use super::FunctionUrl;
+
+    #[test]
+    fn function_urls_are_split_and_percent_decoded() {
+        let parsed = |path: &str| FunctionUrl::parse(path).map(|target| target.map(|FunctionUrl { name, rest }| (name, rest)).ok());
+        let target = |name: &str, rest: &str| Some(Some((name.to_string(), rest.to_string())));
+        assert_eq!(parsed("/fn/hello"), target("hello", "/"));
+        assert_eq!(parsed("/fn/hello/"), target("hello", "/"));
+        assert_eq!(parsed("/fn/hello/a/b%20c/"), target("hello", "/a/b c/"));
+        assert_eq!(parsed("/fn/h%65llo"), target("hello", "/"));
+        assert_eq!(parsed("/fn/"), None);
+        assert_eq!(parsed("/fn//x"), None);
+        assert_eq!(parsed("/fn"), None);
+        assert_eq!(parsed("/api/functions"), None);
+        assert_eq!(parsed("/fn/%ff"), Some(None), "not UTF-8: a 400");
+    }
+
     #[test]
     fn queries_are_percent_decoded() {
         let parsed = super::parse_query("a=1&b=hello%20world&c=x+y&d&e=%zz&f=%4");

@@ -1,5 +1,6 @@
 //! The HTTP API as an axum router. It is called in-process by the pingora front door
-//! (`front_door.rs`), which owns connections, timeouts and shutdown.
+//! (`front_door.rs`), which owns connections, timeouts and shutdown. Function URLs (`/fn/NAME…`)
+//! are the one exception: the front door calls [`function_url`] directly.
 
 mod accounts;
 mod admin;
@@ -13,13 +14,14 @@ mod secrets;
 
 use std::sync::Arc;
 
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::app::App;
 
 pub use accounts::ClientAddress;
 pub use caller::{AdminCaller, Caller};
+pub use invoke::{function_url, FunctionUrl};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -46,9 +48,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/functions/{name}/invocations", get(observe::invocations))
         .route("/api/functions/{name}/secrets", get(secrets::list))
         .route("/api/functions/{name}/secrets/{secret}", axum::routing::put(secrets::put).delete(secrets::delete))
-        .route("/fn/{name}", any(invoke::function_url))
-        .route("/fn/{name}/", any(invoke::function_url))
-        .route("/fn/{name}/{*rest}", any(invoke::function_url))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
