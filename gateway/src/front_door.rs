@@ -84,8 +84,15 @@ impl HttpServerApp for FrontDoor {
             match (body, function_url) {
                 (Ok(body), Some(Ok(target))) => {
                     let header = session.req_header();
-                    crate::api::function_url(&self.app, target, &header.method, header.uri.query(), &header.headers, body)
-                        .await
+                    crate::api::function_url(
+                        &self.app,
+                        target,
+                        &header.method,
+                        header.uri.query(),
+                        &header.headers,
+                        body,
+                    )
+                    .await
                 }
                 (Ok(_), Some(Err(error))) => error.into_response(),
                 (Ok(body), None) => {

@@ -51,9 +51,10 @@ impl FunctionUrl {
             return None;
         }
         let decode = |text: &str| {
-            percent_encoding::percent_decode_str(text).decode_utf8().map(|decoded| decoded.into_owned()).map_err(|_| {
-                ApiError::bad_request("invalid_path", format!("{path} is not UTF-8 once percent-decoded"))
-            })
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .map(|decoded| decoded.into_owned())
+                .map_err(|_| ApiError::bad_request("invalid_path", format!("{path} is not UTF-8 once percent-decoded")))
         };
         Some((|| Ok(FunctionUrl { name: decode(name)?, rest: format!("/{}", decode(rest)?) }))())
     }
@@ -407,7 +408,9 @@ mod tests {
 
     #[test]
     fn function_urls_are_split_and_percent_decoded() {
-        let parsed = |path: &str| FunctionUrl::parse(path).map(|target| target.map(|FunctionUrl { name, rest }| (name, rest)).ok());
+        let parsed = |path: &str| {
+            FunctionUrl::parse(path).map(|target| target.map(|FunctionUrl { name, rest }| (name, rest)).ok())
+        };
         let target = |name: &str, rest: &str| Some(Some((name.to_string(), rest.to_string())));
         assert_eq!(parsed("/fn/hello"), target("hello", "/"));
         assert_eq!(parsed("/fn/hello/"), target("hello", "/"));
