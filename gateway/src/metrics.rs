@@ -5,12 +5,16 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use prewarm::Outcome;
 
 /// Duration histogram bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// One function's series: calls by outcome and the duration histogram.
 #[derive(Debug, Default)]
-struct Histogram {
+struct FunctionSeries {
+    /// Indexed like `Outcome::ALL`.
+    outcomes: [AtomicU64; Outcome::ALL.len()],
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
@@ -18,29 +22,33 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    invocations: DashMap<(String, &'static str), AtomicU64>,
-    durations: DashMap<String, Histogram>,
+    /// By function name. Once a function's series exist, a call takes a shard's read lock and
+    /// allocates nothing (the first call makes them).
+    functions: DashMap<String, FunctionSeries>,
     /// Login attempts by result: `ok`, `failed` (wrong email or password), `throttled`.
     logins: DashMap<&'static str, AtomicU64>,
 }
 
 impl Metrics {
-    pub fn observe(&self, function: &str, outcome: &'static str, duration_us: u64) {
-        self.invocations.entry((function.to_string(), outcome)).or_default().fetch_add(1, Ordering::Relaxed);
-        let histogram = self.durations.entry(function.to_string()).or_default();
+    pub fn observe(&self, function: &str, outcome: Outcome, duration_us: u64) {
+        let series = match self.functions.get(function) {
+            Some(series) => series,
+            None => self.functions.entry(function.to_string()).or_default().downgrade(),
+        };
+        let index = Outcome::ALL.iter().position(|known| *known == outcome).expect("ALL lists every outcome");
+        series.outcomes[index].fetch_add(1, Ordering::Relaxed);
         let seconds = duration_us as f64 / 1e6;
-        for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+        for (bound, bucket) in BUCKETS.iter().zip(&series.buckets) {
             if seconds <= *bound {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
-        histogram.count.fetch_add(1, Ordering::Relaxed);
-        histogram.sum_us.fetch_add(duration_us, Ordering::Relaxed);
+        series.count.fetch_add(1, Ordering::Relaxed);
+        series.sum_us.fetch_add(duration_us, Ordering::Relaxed);
     }
 
     pub fn forget(&self, function: &str) {
-        self.invocations.retain(|(name, _), _| name != function);
-        self.durations.remove(function);
+        self.functions.remove(function);
     }
 
     pub fn count_login(&self, result: &'static str) {
@@ -56,11 +64,15 @@ impl Metrics {
         }
         out.push_str("# HELP containerpub_invocations_total Invocations by function and outcome.\n");
         out.push_str("# TYPE containerpub_invocations_total counter\n");
-        let mut rows: Vec<_> = self
-            .invocations
-            .iter()
-            .map(|e| (e.key().0.clone(), e.key().1, e.value().load(Ordering::Relaxed)))
-            .collect();
+        let mut rows: Vec<(String, &str, u64)> = Vec::new();
+        for entry in self.functions.iter() {
+            for (outcome, count) in Outcome::ALL.iter().zip(&entry.value().outcomes) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    rows.push((entry.key().clone(), outcome.as_str(), count));
+                }
+            }
+        }
         rows.sort();
         for (function, outcome, count) in rows {
             let _ = writeln!(
@@ -70,10 +82,10 @@ impl Metrics {
         }
         out.push_str("# HELP containerpub_invocation_duration_seconds Queue plus execution time of invocations.\n");
         out.push_str("# TYPE containerpub_invocation_duration_seconds histogram\n");
-        let mut names: Vec<String> = self.durations.iter().map(|e| e.key().clone()).collect();
+        let mut names: Vec<String> = self.functions.iter().map(|e| e.key().clone()).collect();
         names.sort();
         for function in names {
-            let Some(histogram) = self.durations.get(&function) else { continue };
+            let Some(histogram) = self.functions.get(&function) else { continue };
             for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
                 let _ = writeln!(
                     out,

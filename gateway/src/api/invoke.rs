@@ -253,11 +253,9 @@ async fn run(
     let mut response = respond(&invocation, owner);
     let headers = response.headers_mut();
     headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
-    let timing = format!(
-        "queue;dur={:.3}, exec;dur={:.3}",
-        invocation.queue_us as f64 / 1000.0,
-        invocation.exec_us as f64 / 1000.0
-    );
+    // Milliseconds with three decimals, from whole microseconds: no float formatting.
+    let (queue, exec) = (invocation.queue_us, invocation.exec_us);
+    let timing = format!("queue;dur={}.{:03}, exec;dur={}.{:03}", queue / 1000, queue % 1000, exec / 1000, exec % 1000);
     headers.insert("server-timing", HeaderValue::from_str(&timing).expect("ASCII"));
     let status = response.status().as_u16();
     record(app, function, &invocation, status, started_at, bytes_in);
@@ -274,8 +272,7 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
     };
     match invocation.outcome {
         Outcome::Ok => {
-            let result = invocation.result.clone().unwrap_or(Value::Null);
-            match HttpReply::from_result(&result) {
+            match HttpReply::from_result(invocation.result.as_ref().unwrap_or(&Value::Null)) {
                 Ok(reply) => reply_response(reply),
                 Err(problem) => ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -354,7 +351,7 @@ fn record(
     bytes_in: usize,
 ) {
     let outcome = invocation.outcome.as_str();
-    app.metrics.observe(&function.name, outcome, invocation.queue_us + invocation.exec_us);
+    app.metrics.observe(&function.name, invocation.outcome, invocation.queue_us + invocation.exec_us);
     app.recorder.record(Record::Invocation(InvocationRecord {
         id: invocation.id.clone(),
         function_id: function.id.clone(),
