@@ -271,17 +271,15 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
         ApiError::new(status, code, message.unwrap_or_else(|| fallback.to_string()))
     };
     match invocation.outcome {
-        Outcome::Ok => {
-            match HttpReply::from_result(invocation.result.as_ref().unwrap_or(&Value::Null)) {
-                Ok(reply) => reply_response(reply),
-                Err(problem) => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "invalid_output",
-                    format!("the function's response envelope is invalid: {problem}"),
-                )
-                .into_response(),
-            }
-        }
+        Outcome::Ok => match HttpReply::from_result(invocation.result.as_ref().unwrap_or(&Value::Null)) {
+            Ok(reply) => reply_response(reply),
+            Err(problem) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "invalid_output",
+                format!("the function's response envelope is invalid: {problem}"),
+            )
+            .into_response(),
+        },
         Outcome::FunctionError => {
             let mut failure =
                 error(StatusCode::INTERNAL_SERVER_ERROR, "function_error", "the function raised an error");
