@@ -86,7 +86,12 @@ pub(crate) struct PoolCounters {
 struct PoolState {
     idle: Vec<Worker>,
     busy: usize,
+    /// Every start in flight, the background ones included.
     starting: usize,
+    /// Starts in flight outside any invocation (refill, replacement of a recycled worker).
+    background_starting: usize,
+    /// Leases waiting for one of those instead of starting a worker of their own.
+    awaiting_background: usize,
     retired: bool,
     start_backoff: Option<StartBackoff>,
 }
@@ -123,6 +128,8 @@ enum LeaseStep {
     Take(Worker),
     Start,
     Wait,
+    /// A background start nobody waits for is in flight: wait for it (or for a released worker).
+    AwaitBackgroundStart,
     Fail(LeaseError),
 }
 
@@ -225,12 +232,21 @@ impl FunctionPool {
 
     /// Takes an idle worker, or starts one; `Ok((worker, cold))`.
     async fn lease(&self, shared: &Shared, wait_until: Instant) -> Result<(Worker, bool), LeaseError> {
+        // Set once this lease waited for a background start: a fresh worker it then gets made
+        // the call wait for a start, so the call is cold.
+        let mut awaited_start = false;
         loop {
             let notified = self.worker_available.notified();
             let (step, dead) = self.next_lease_step();
             self.dispose_all(dead, KillReason::Crashed);
             match step {
-                LeaseStep::Take(worker) => return Ok((worker, false)),
+                LeaseStep::Take(worker) => {
+                    let cold = awaited_start && worker.served == 0;
+                    if cold {
+                        self.counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok((worker, cold));
+                }
                 LeaseStep::Fail(error) => return Err(error),
                 LeaseStep::Start => {
                     // Started by this task: its pipes are on this runtime already.
@@ -243,6 +259,14 @@ impl FunctionPool {
                 // Every slot is taken by a worker being started for the idle list: wait for it.
                 LeaseStep::Wait => {
                     if tokio::time::timeout_at(wait_until, notified).await.is_err() {
+                        return Err(LeaseError::WaitExceeded);
+                    }
+                }
+                LeaseStep::AwaitBackgroundStart => {
+                    awaited_start = true;
+                    let waited = tokio::time::timeout_at(wait_until, notified).await;
+                    self.lock().awaiting_background -= 1;
+                    if waited.is_err() {
                         return Err(LeaseError::WaitExceeded);
                     }
                 }
@@ -267,6 +291,10 @@ impl FunctionPool {
         }
         if state.busy + state.starting >= self.spec.limits.max_workers.max(1) {
             return (LeaseStep::Wait, dead);
+        }
+        if state.awaiting_background < state.background_starting {
+            state.awaiting_background += 1;
+            return (LeaseStep::AwaitBackgroundStart, dead);
         }
         if let Some(backoff) = state.start_backoff.as_ref().filter(|backoff| Instant::now() < backoff.until) {
             return (LeaseStep::Fail(LeaseError::Unavailable(backoff.message.clone())), dead);
@@ -312,6 +340,9 @@ impl FunctionPool {
                 let retired = state.retired;
                 drop(state);
                 self.dispose(worker, if retired { KillReason::Retired } else { reason.unwrap_or(KillReason::Retired) });
+                if reason == Some(KillReason::Recycled) {
+                    self.replace(shared);
+                }
                 if !retired {
                     self.refill(shared);
                 }
@@ -321,28 +352,55 @@ impl FunctionPool {
 
     /// Starts workers in the background until `min_idle_workers` are idle or starting again.
     pub fn refill(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let min_idle = self.spec.limits.min_idle_workers;
+        self.start_in_background(shared, |state| state.idle.len() + state.starting < min_idle);
+    }
+
+    /// Starts a recycled worker's successor at once, in the background. A call that finds no idle
+    /// worker meanwhile waits for it (or for a released worker) instead of paying a start of its
+    /// own: under load, recycling no longer puts a cold start on the request path.
+    fn replace(self: &Arc<Self>, shared: &Arc<Shared>) {
+        self.start_in_background(shared, |_| true);
+    }
+
+    /// Starts one worker outside any invocation when `wanted` says so and the pool has room.
+    fn start_in_background(self: &Arc<Self>, shared: &Arc<Shared>, wanted: impl FnOnce(&PoolState) -> bool) {
         if self.spec.entry.mode != EntryMode::Handler {
             return;
         }
         let mut state = self.lock();
         let total = state.idle.len() + state.busy + state.starting;
         let backing_off = state.start_backoff.as_ref().is_some_and(|backoff| Instant::now() < backoff.until);
-        if state.retired
-            || backing_off
-            || state.idle.len() + state.starting >= self.spec.limits.min_idle_workers
-            || total >= self.spec.limits.max_workers
-        {
+        if state.retired || backing_off || !wanted(&state) || total >= self.spec.limits.max_workers {
             return;
         }
         state.starting += 1;
+        state.background_starting += 1;
         drop(state);
         let (pool, shared) = (self.clone(), shared.clone());
         tokio::spawn(async move {
             let started = pool.start_worker(&shared).await;
-            pool.lock().starting -= 1;
+            let mut state = pool.lock();
+            state.starting -= 1;
+            state.background_starting -= 1;
             match started {
-                Ok(worker) => pool.add_idle(worker),
-                Err(_) => pool.worker_available.notify_waiters(),
+                Ok(worker) if !state.retired => {
+                    // In the same critical section as the counts: a lease never sees the start
+                    // finished and its worker not yet idle.
+                    state.start_backoff = None;
+                    state.idle.push(worker);
+                    drop(state);
+                    pool.worker_available.notify_one();
+                }
+                Ok(worker) => {
+                    drop(state);
+                    pool.dispose(worker, KillReason::Retired);
+                }
+                // Whoever waited for this start decides again (and may start one of its own).
+                Err(_) => {
+                    drop(state);
+                    pool.worker_available.notify_waiters();
+                }
             }
         });
     }

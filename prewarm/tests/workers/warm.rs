@@ -62,6 +62,34 @@ async fn a_worker_is_recycled_after_its_maximum_number_of_requests() {
     assert_eq!(stats[0].kills[KillReason::Recycled.as_str()], 1);
 }
 
+/// The successor of a recycled worker starts in the background as the old one goes; a call that
+/// comes meanwhile waits for it instead of starting a second one (recycling under load used to
+/// put a cold start on the request path).
+#[tokio::test]
+async fn a_recycled_workers_successor_starts_at_once_and_the_next_call_waits_for_it() {
+    let fixture = Fixture::new();
+    let mut spec = fixture.python("successor", ECHO_PY);
+    spec.limits.max_requests_per_worker = 2;
+    spec.limits.min_idle_workers = 0;
+    fixture.prewarm.prepare(spec).await.unwrap();
+    let first = fixture.call("successor@1", "{}").await;
+    let second = fixture.call("successor@1", "{}").await;
+    assert_eq!(first.worker_pid, second.worker_pid);
+    // The second call recycled the worker; its successor is already starting.
+    let sizes = fixture.prewarm.stats()[0].sizes;
+    assert_eq!((sizes.idle, sizes.busy, sizes.starting), (0, 0, 1), "{sizes:?}");
+    let third = fixture.call("successor@1", "{}").await;
+    assert_eq!(third.outcome, Outcome::Ok, "{third:?}");
+    assert_ne!(third.worker_pid, first.worker_pid);
+    assert!(third.cold, "the call waited for a worker to start");
+    let stats = &fixture.prewarm.stats()[0];
+    // The probe that settled the mode, then exactly one successor: the third call started none.
+    assert_eq!(stats.spawns, 2, "{stats:?}");
+    assert_eq!(stats.sizes.idle, 1);
+    let fourth = fixture.call("successor@1", "{}").await;
+    assert_eq!((fourth.worker_pid, fourth.cold), (third.worker_pid, false));
+}
+
 #[tokio::test]
 async fn idle_workers_are_reaped_after_their_time_to_live() {
     let fixture = Fixture::new();
