@@ -133,6 +133,15 @@ enum LeaseStep {
     Fail(LeaseError),
 }
 
+/// A lease waiting for a background start (`PoolState::awaiting_background`), for as long as it lives.
+struct AwaitingBackground<'a>(&'a FunctionPool);
+
+impl Drop for AwaitingBackground<'_> {
+    fn drop(&mut self) {
+        self.0.lock().awaiting_background -= 1;
+    }
+}
+
 enum LeaseError {
     Unavailable(String),
     Retired,
@@ -219,7 +228,12 @@ impl FunctionPool {
 
     /// Adds a started worker to the idle list (prepare and refill); kills it if the pool was retired.
     pub fn add_idle(&self, worker: Worker) {
-        let mut state = self.lock();
+        self.add_idle_locked(self.lock(), worker);
+    }
+
+    /// [`Self::add_idle`] with the lock already held (a background start updates its counts in
+    /// the same critical section, so a lease never sees the start finished and its worker missing).
+    fn add_idle_locked(&self, mut state: std::sync::MutexGuard<'_, PoolState>, worker: Worker) {
         if state.retired {
             drop(state);
             return self.dispose(worker, KillReason::Retired);
@@ -256,7 +270,7 @@ impl FunctionPool {
                     });
                     return self.finish_start(started);
                 }
-                // Every slot is taken by a worker being started for the idle list: wait for it.
+                // Every slot is busy or starting: wait for a worker to come free.
                 LeaseStep::Wait => {
                     if tokio::time::timeout_at(wait_until, notified).await.is_err() {
                         return Err(LeaseError::WaitExceeded);
@@ -264,9 +278,9 @@ impl FunctionPool {
                 }
                 LeaseStep::AwaitBackgroundStart => {
                     awaited_start = true;
-                    let waited = tokio::time::timeout_at(wait_until, notified).await;
-                    self.lock().awaiting_background -= 1;
-                    if waited.is_err() {
+                    // Counted off however the wait ends, the caller's task dropped included.
+                    let _awaiting = AwaitingBackground(self);
+                    if tokio::time::timeout_at(wait_until, notified).await.is_err() {
                         return Err(LeaseError::WaitExceeded);
                     }
                 }
@@ -384,18 +398,7 @@ impl FunctionPool {
             state.starting -= 1;
             state.background_starting -= 1;
             match started {
-                Ok(worker) if !state.retired => {
-                    // In the same critical section as the counts: a lease never sees the start
-                    // finished and its worker not yet idle.
-                    state.start_backoff = None;
-                    state.idle.push(worker);
-                    drop(state);
-                    pool.worker_available.notify_one();
-                }
-                Ok(worker) => {
-                    drop(state);
-                    pool.dispose(worker, KillReason::Retired);
-                }
+                Ok(worker) => pool.add_idle_locked(state, worker),
                 // Whoever waited for this start decides again (and may start one of its own).
                 Err(_) => {
                     drop(state);

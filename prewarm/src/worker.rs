@@ -241,6 +241,7 @@ impl Worker {
     /// pingora's) would otherwise cost two thread wake-ups per reply: that runtime's I/O thread,
     /// then the caller's. Workers are leased from one runtime in practice; one leased from several
     /// still works, with that extra hop.
+    ///
     /// The new registration is made on a duplicate of each descriptor before the old one is
     /// dropped, so a failure leaves the pipe working where it was.
     pub fn rebind(&mut self) {

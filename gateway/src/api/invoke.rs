@@ -43,10 +43,8 @@ impl FunctionUrl {
     /// `/fn/NAME`, `/fn/NAME/` or `/fn/NAME/REST…`, percent-decoded; `None` for any other path
     /// (`/fn/` itself included: that is the router's 404).
     pub fn parse(path: &str) -> Option<Result<FunctionUrl, ApiError>> {
-        let (name, rest) = match path.strip_prefix("/fn/")?.split_once('/') {
-            Some((name, rest)) => (name, rest),
-            None => (path.strip_prefix("/fn/")?, ""),
-        };
+        let tail = path.strip_prefix("/fn/")?;
+        let (name, rest) = tail.split_once('/').unwrap_or((tail, ""));
         if name.is_empty() {
             return None;
         }
@@ -56,7 +54,7 @@ impl FunctionUrl {
                 .map(|decoded| decoded.into_owned())
                 .map_err(|_| ApiError::bad_request("invalid_path", format!("{path} is not UTF-8 once percent-decoded")))
         };
-        Some((|| Ok(FunctionUrl { name: decode(name)?, rest: format!("/{}", decode(rest)?) }))())
+        Some(decode(name).and_then(|name| Ok(FunctionUrl { name, rest: format!("/{}", decode(rest)?) })))
     }
 }
 
