@@ -112,16 +112,40 @@ impl HttpServerApp for FrontDoor {
                 (Err(None), _) => return None,
             }
         };
+        let pace = response.extensions().get::<PaceConnection>().map(|pace| pace.0);
         if write_response(&mut session, response, self.app.drain_signal.subscribe()).await.is_err() {
             return None;
         }
         let settings = pingora_core::apps::HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(stream) => stream.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings)),
-            Err(_) => None,
+        let stream = match session.finish().await {
+            Ok(stream) => stream.map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))?,
+            Err(_) => return None,
+        };
+        if let Some(pace) = pace {
+            // The answer is out; the connection's next request waits (it is not in flight).
+            drop(_in_flight);
+            let mut drain = self.app.drain_signal.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep(pace) => {}
+                _ = drain.wait_for(|draining| *draining) => return None,
+            }
         }
+        Some(stream)
     }
 }
+
+/// Set on an answer that refused a call because its function's queue is full: the connection's
+/// next request is read only after this long (at most [`MAX_PACE`]).
+///
+/// A client that honours `Retry-After` never notices. One that retries at once on the same
+/// connection would otherwise turn the refusals into a loop that takes the CPU from the calls
+/// the server did admit: with ten times more callers than cap and queue, those slowed to a
+/// trickle (issue 17). Pausing the connection costs a timer, not a request's work.
+#[derive(Debug, Clone, Copy)]
+pub struct PaceConnection(pub Duration);
+
+/// The longest a refused connection's next request waits.
+pub const MAX_PACE: Duration = Duration::from_secs(1);
 
 impl FrontDoor {
     /// The whole request body under the route's size cap. `Err(None)`: the client went away.

@@ -599,7 +599,11 @@ impl Prewarm {
                         ),
                     ),
                 };
-                return Invocation::rejected(request.id.clone(), pool.key.to_string(), outcome, error, queue_us);
+                let queued = self.shared.admission.snapshot(&pool.key).queued;
+                let mut rejected =
+                    Invocation::rejected(request.id.clone(), pool.key.to_string(), outcome, error, queue_us);
+                rejected.retry_after_seconds = Some(pool.retry_after_seconds(queued));
+                return rejected;
             }
         };
         let admitted_at = Instant::now();

@@ -96,6 +96,9 @@ pub struct Invocation {
     pub logs: Vec<LogLine>,
     pub log_bytes_dropped: u64,
     pub worker_pid: Option<i32>,
+    /// For a rejection: in how many seconds the function's queue should have room again, from
+    /// its queue length and its recent completion rate (at least 1).
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Invocation {
@@ -116,6 +119,7 @@ impl Invocation {
             logs: Vec::new(),
             log_bytes_dropped: 0,
             worker_pid: None,
+            retry_after_seconds: None,
         }
     }
 

@@ -112,7 +112,19 @@ pub(crate) struct FunctionPool {
     state: Mutex<PoolState>,
     worker_available: Notify,
     pub counters: PoolCounters,
+    drain: Mutex<DrainSample>,
 }
+
+/// The function's recent completion rate, sampled when a rejection needs it.
+#[derive(Debug)]
+struct DrainSample {
+    at: Instant,
+    completed: u64,
+    per_second: f64,
+}
+
+/// How long a completion rate stays current.
+const DRAIN_SAMPLE_PERIOD: Duration = Duration::from_millis(250);
 
 /// Sizes of one pool, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -170,6 +182,7 @@ impl FunctionPool {
             state: Mutex::new(PoolState::default()),
             worker_available: Notify::new(),
             counters: PoolCounters::default(),
+            drain: Mutex::new(DrainSample { at: Instant::now(), completed: 0, per_second: 0.0 }),
         })
     }
 
@@ -546,6 +559,7 @@ impl FunctionPool {
             logs: output.lines,
             log_bytes_dropped: output.dropped_bytes,
             worker_pid,
+            retry_after_seconds: None,
         }
     }
 
@@ -636,6 +650,32 @@ impl FunctionPool {
                 Some(KillReason::ProtocolError),
             ),
         }
+    }
+
+    /// When `queued` waiting calls should be through, at the rate calls of this version have been
+    /// completing: what a rejection's `Retry-After` says. At least 1 s and at most 60 s; with no
+    /// recent completion (every slot stuck in a slow call), the function's timeout.
+    pub fn retry_after_seconds(&self, queued: usize) -> u64 {
+        let completed: u64 = Outcome::ALL
+            .iter()
+            .filter(|outcome| !outcome.is_rejection())
+            .map(|outcome| self.counters.outcomes[*outcome as usize].load(Ordering::Relaxed))
+            .sum();
+        let per_second = {
+            let mut sample = self.drain.lock().expect("drain lock poisoned");
+            let elapsed = sample.at.elapsed();
+            if elapsed >= DRAIN_SAMPLE_PERIOD {
+                let rate = completed.saturating_sub(sample.completed) as f64 / elapsed.as_secs_f64();
+                *sample = DrainSample { at: Instant::now(), completed, per_second: rate };
+            }
+            sample.per_second
+        };
+        let seconds = if per_second > 0.0 {
+            (queued.max(1) as f64 / per_second).ceil() as u64
+        } else {
+            self.spec.limits.timeout.as_secs_f64().ceil() as u64
+        };
+        seconds.clamp(1, 60)
     }
 
     pub fn count_outcome(&self, outcome: Outcome) {

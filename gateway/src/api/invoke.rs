@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -304,13 +305,18 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
                 .into_response()
         }
         Outcome::QueueFull => {
-            error(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many calls are waiting; retry shortly")
-                .retry_after(1)
-                .into_response()
+            let retry_after = invocation.retry_after_seconds.unwrap_or(1);
+            let mut response =
+                error(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many calls are waiting; retry shortly")
+                    .retry_after(retry_after)
+                    .into_response();
+            let pace = Duration::from_secs(retry_after).min(crate::front_door::MAX_PACE);
+            response.extensions_mut().insert(crate::front_door::PaceConnection(pace));
+            response
         }
         Outcome::WaitExceeded => {
             error(StatusCode::SERVICE_UNAVAILABLE, "queue_wait_exceeded", "the call waited too long for a free worker")
-                .retry_after(1)
+                .retry_after(invocation.retry_after_seconds.unwrap_or(1))
                 .into_response()
         }
         Outcome::RuntimeUnavailable => error(

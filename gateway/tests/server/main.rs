@@ -15,6 +15,7 @@ mod http_function;
 mod http_limits;
 mod invocations;
 mod lifecycle;
+mod overload;
 mod sandbox;
 mod secrets;
 mod shapes;

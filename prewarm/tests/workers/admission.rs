@@ -44,3 +44,44 @@ async fn the_global_cap_bounds_all_functions_together() {
     assert!(longest_queue >= 250_000, "the third call queued {longest_queue} µs");
     assert!(started.elapsed() >= Duration::from_millis(550));
 }
+
+/// A refusal's `Retry-After` comes from the queue and the rate calls have been completing: with
+/// nothing completed yet it is the function's timeout; once calls complete at about 3 a second,
+/// one waiting call means about a second.
+#[tokio::test]
+async fn a_refusal_says_when_the_queue_should_have_room_from_the_drain_rate() {
+    let fixture = Fixture::new();
+    let mut spec = fixture.python("drain", SLEEP_PY);
+    spec.limits.max_concurrency = 1;
+    spec.limits.max_queue_length = 1;
+    spec.limits.timeout = Duration::from_secs(7);
+    spec.limits.max_queue_wait = Duration::from_secs(20);
+    fixture.prewarm.prepare(spec).await.unwrap();
+
+    let fixture = &fixture;
+    let refused_while = |body: &'static str| async move {
+        let running = fixture.call("drain@1", body);
+        let queued = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fixture.call("drain@1", body).await
+        };
+        let refused = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fixture.call("drain@1", "{}").await
+        };
+        let (_, _, refused) = tokio::join!(running, queued, refused);
+        refused
+    };
+    let first = refused_while(r#"{"s":0.6}"#).await;
+    assert_eq!(first.outcome, Outcome::QueueFull);
+    assert_eq!(first.retry_after_seconds, Some(7), "nothing completed yet: the timeout");
+
+    // Calls of 0.3 s back to back, then a refusal while one runs and one waits.
+    for _ in 0..3 {
+        assert_eq!(fixture.call("drain@1", r#"{"s":0.3}"#).await.outcome, Outcome::Ok);
+    }
+    let later = refused_while(r#"{"s":0.3}"#).await;
+    assert_eq!(later.outcome, Outcome::QueueFull);
+    let seconds = later.retry_after_seconds.unwrap();
+    assert!((1..=2).contains(&seconds), "about 3 calls a second, one waiting: {seconds} s");
+}
