@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::store::{InvocationRecord, LogRecord, Store, StoreResult};
+use crate::store::{InvocationRecord, LogRecord, RejectionRecord, Store, StoreResult};
 
 /// Items the buffer holds before it starts dropping.
 pub const BUFFER_ITEMS: usize = 20_000;
@@ -48,6 +48,18 @@ struct Progress {
     hurry: tokio::sync::Notify,
     /// Shutdown: write what is buffered, then end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Refused calls, counted here instead of going through the channel: a flood of refusals
+    /// can neither fill the buffer nor push out the records of served calls.
+    rejections: std::sync::Mutex<Rejections>,
+    /// The first refusal after a write: the writer has something to write even if no call is served.
+    rejected: tokio::sync::Notify,
+}
+
+/// Refusals by (function id, version, outcome, Unix second), and how many were counted.
+#[derive(Debug, Default)]
+struct Rejections {
+    counts: std::collections::HashMap<(String, i64, &'static str, i64), i64>,
+    events: u64,
 }
 
 impl Recorder {
@@ -65,6 +77,8 @@ impl Recorder {
             handled: tokio::sync::watch::Sender::new(0),
             hurry: tokio::sync::Notify::new(),
             closing: tokio::sync::watch::Sender::new(false),
+            rejections: Default::default(),
+            rejected: tokio::sync::Notify::new(),
         });
         let writer = tokio::spawn(write_batches(store, receiver, counters.clone(), progress.clone()));
         (Recorder { sender, secrets, counters, progress }, writer)
@@ -82,6 +96,21 @@ impl Recorder {
             counter.fetch_add(1, Ordering::Relaxed);
         } else {
             self.progress.accepted.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts a refused call (no row of its own: refusals are stored per function, version,
+    /// outcome and second).
+    pub fn record_rejection(&self, function_id: &str, version: i64, outcome: &'static str, at_ms: i64) {
+        let first = {
+            let mut rejections = self.progress.rejections.lock().expect("rejections lock poisoned");
+            *rejections.counts.entry((function_id.to_string(), version, outcome, at_ms / 1000)).or_default() += 1;
+            rejections.events += 1;
+            rejections.events == 1
+        };
+        self.progress.accepted.fetch_add(1, Ordering::SeqCst);
+        if first {
+            self.progress.rejected.notify_one();
         }
     }
 
@@ -114,12 +143,19 @@ async fn write_batches(
     let mut logs = Vec::new();
     let mut closing = progress.closing.subscribe();
     loop {
-        let first = tokio::select! {
-            first = receiver.recv() => first,
-            _ = closing.wait_for(|closing| *closing) => receiver.try_recv().ok(),
-        };
-        let Some(first) = first else { break };
-        let mut pending = vec![first];
+        let mut pending = Vec::new();
+        tokio::select! {
+            first = receiver.recv() => match first {
+                Some(first) => pending.push(first),
+                None => break,
+            },
+            // Only refusals to write: still a batch, after the same window.
+            _ = progress.rejected.notified() => {}
+            _ = closing.wait_for(|closing| *closing) => match receiver.try_recv() {
+                Ok(first) => pending.push(first),
+                Err(_) => break,
+            },
+        }
         take_ready(&mut receiver, &mut pending);
         // Then wait out the batch window *without* listening to the channel: a receiver waiting in
         // `recv` is woken by every send, one thread wake-up per call on the hot path; a sleeping
@@ -140,9 +176,33 @@ async fn write_batches(
             }
         }
         flush(&*store, &mut invocations, &mut logs, &counters).await;
-        progress.handled.send_modify(|handled| *handled += count);
+        let refusals = flush_rejections(&*store, &progress, &counters).await;
+        progress.handled.send_modify(|handled| *handled += count + refusals);
     }
     flush(&*store, &mut invocations, &mut logs, &counters).await;
+    flush_rejections(&*store, &progress, &counters).await;
+}
+
+/// Writes the refusals counted since the last write; returns how many there were.
+async fn flush_rejections(store: &dyn Store, progress: &Progress, counters: &RecorderCounters) -> u64 {
+    let taken = std::mem::take(&mut *progress.rejections.lock().expect("rejections lock poisoned"));
+    if taken.events == 0 {
+        return 0;
+    }
+    let rows: Vec<RejectionRecord> = taken
+        .counts
+        .into_iter()
+        .map(|((function_id, version, outcome, second), count)| RejectionRecord {
+            function_id,
+            version,
+            outcome: outcome.to_string(),
+            second,
+            count,
+        })
+        .collect();
+    let written = store.add_rejections(&rows).await;
+    account(written, rows.len(), "refusal counts", &counters.dropped_invocations, counters);
+    taken.events
 }
 
 /// Moves what the channel already holds into `pending`, up to a batch.

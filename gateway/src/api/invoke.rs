@@ -354,6 +354,12 @@ fn record(
 ) {
     let outcome = invocation.outcome.as_str();
     app.metrics.observe(&function.name, invocation.outcome, invocation.queue_us + invocation.exec_us);
+    if invocation.outcome.is_rejection() {
+        // Counted per second, not a row each: a flood of refusals must not crowd out the records
+        // of the calls that were served (issue 17).
+        app.recorder.record_rejection(&function.id, function.version, outcome, started_at);
+        return;
+    }
     app.recorder.record(Record::Invocation(InvocationRecord {
         id: invocation.id.clone(),
         function_id: function.id.clone(),

@@ -165,7 +165,15 @@ pub async fn invocations(
             })
         })
         .collect();
-    Ok(Json(json!({ "name": function.name, "invocations": rows })))
+    // Refused calls have no row each: they are counted per second.
+    let rejections: Vec<Value> = app
+        .store
+        .rejections(&function.id, limit)
+        .await?
+        .into_iter()
+        .map(|row| json!({ "second": row.second, "version": row.version, "outcome": row.outcome, "count": row.count }))
+        .collect();
+    Ok(Json(json!({ "name": function.name, "invocations": rows, "rejections": rejections })))
 }
 
 #[derive(Deserialize)]

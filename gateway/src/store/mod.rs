@@ -88,8 +88,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()>;
     async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
+    /// Adds each row's count to what that function, version, outcome and second already has.
+    async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()>;
     /// Newest first.
     async fn invocations(&self, function_id: &str, limit: i64) -> StoreResult<Vec<InvocationRecord>>;
+    /// The function's refusals by second, newest first.
+    async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>>;
     /// Oldest first: lines with `id > after_id` and `timestamp_us >= since_us`.
     async fn logs(&self, function_id: &str, after_id: i64, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>>;
     /// The last `limit` lines at or after `since_us`, oldest first (what `logs` shows first).

@@ -89,6 +89,17 @@ pub struct InvocationRecord {
     pub started_at: i64,
 }
 
+/// Refused calls of one function version with one outcome in one second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RejectionRecord {
+    pub function_id: String,
+    pub version: i64,
+    pub outcome: String,
+    /// Unix seconds.
+    pub second: i64,
+    pub count: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct LogRecord {
     /// Assigned by the database; 0 before insertion.

@@ -5,8 +5,8 @@
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
-    ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, SecretRecord, Store,
-    StoreError, StoreResult, User, VersionRecord,
+    ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, RejectionRecord, SecretRecord,
+    Store, StoreError, StoreResult, User, VersionRecord,
 };
 
 /// Rows per multi-row INSERT at most: well under SQLite's bound-parameter limit (13 columns × 256).
@@ -363,7 +363,9 @@ macro_rules! sql_store {
                 // A write first: in SQLite's WAL mode a transaction that reads and then writes
                 // after another connection committed fails at once with SQLITE_BUSY (its snapshot
                 // is stale), where a transaction that starts by writing waits for the lock.
-                for table in ["function_logs", "function_invocations", "function_secrets", "function_databases"] {
+                for table in
+                    ["function_logs", "function_invocations", "function_rejections", "function_secrets", "function_databases"]
+                {
                     sqlx::query(&format!("DELETE FROM {table} WHERE function_id = $1"))
                         .bind(function_id)
                         .execute(&mut *tx)
@@ -504,6 +506,39 @@ macro_rules! sql_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in chunks_of_cached_sizes(rows) {
+                    let mut insert = QueryBuilder::<$db>::new(
+                        "INSERT INTO function_rejections (function_id, version, outcome, second, count) ",
+                    );
+                    insert.push_values(chunk, |mut row, record| {
+                        row.push_bind(record.function_id.clone())
+                            .push_bind(record.version)
+                            .push_bind(record.outcome.clone())
+                            .push_bind(record.second)
+                            .push_bind(record.count);
+                    });
+                    insert.push(
+                        " ON CONFLICT (function_id, version, outcome, second) \
+                         DO UPDATE SET count = function_rejections.count + excluded.count",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>> {
+                Ok(sqlx::query_as::<$db, RejectionRecord>(
+                    "SELECT * FROM function_rejections WHERE function_id = $1 ORDER BY second DESC, outcome LIMIT $2",
+                )
+                .bind(function_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn invocations(&self, function_id: &str, limit: i64) -> StoreResult<Vec<InvocationRecord>> {

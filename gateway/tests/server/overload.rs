@@ -84,3 +84,42 @@ fn a_refused_connection_waits_before_its_next_request_and_no_one_else_does() {
         assert!(other_took < Duration::from_millis(500), "another connection waited {other_took:?}");
     });
 }
+
+/// Refused calls leave no row each: they are counted per function, outcome and second, shown next
+/// to the invocations, and the served calls' rows are all there.
+fn refusals_are_counted_per_second_not_stored_one_by_one(server: Server) {
+    let ada = server.user("ada@example.com");
+    let fields = [("max_concurrency", "1"), ("public", "true")];
+    assert_eq!(server.deploy(&ada, "slow", archive(&[("main.py", SLOW)]), &fields).0, 201);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..5u64)
+            .map(|i| {
+                let server = &server;
+                scope.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100 * i.min(2)));
+                    // Each on its own client: a refused connection is paced.
+                    let client = reqwest::blocking::Client::new();
+                    client.post(server.url("/fn/slow")).json(&json!({ "seconds": 1 })).send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    let refused = statuses.iter().filter(|status| **status == 429).count() as i64;
+    let served = statuses.iter().filter(|status| **status == 200).count();
+    assert!(refused >= 2 && served >= 2, "{statuses:?}");
+
+    let history: serde_json::Value = server.get("/api/functions/slow/invocations", Some(&ada)).json().unwrap();
+    let rows = history["invocations"].as_array().unwrap();
+    assert_eq!(rows.len(), served, "{history}");
+    assert!(rows.iter().all(|row| row["outcome"] == "ok"), "{history}");
+    let counted: i64 = history["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|row| assert_eq!(row["outcome"], "queue_full", "{history}"))
+        .map(|row| row["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, refused, "{history}");
+}
+crate::both_stores!(refusals_are_counted_per_second_not_stored_one_by_one);
