@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod wrk;
+
 /// A child process stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
 #[derive(Debug)]
 pub struct Running(pub Child);
@@ -93,6 +95,11 @@ impl Gateway {
             .expect("json");
         let token = login["token"].as_str().expect("a token").to_string();
         Gateway { process, address, base, token, client, _data: data }
+    }
+
+    /// The account's bearer token, for control-plane calls.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Deploys a public function made of `files`; panics unless it answers 201.
