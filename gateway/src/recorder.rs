@@ -201,7 +201,8 @@ async fn flush_rejections(store: &dyn Store, progress: &Progress, counters: &Rec
         })
         .collect();
     let written = store.add_rejections(&rows).await;
-    account(written, rows.len(), "refusal counts", &counters.dropped_invocations, counters);
+    // What is lost when the database refuses the write is the refusals themselves, not the rows.
+    account(written, taken.events as usize, "refusals", &counters.dropped_invocations, counters);
     taken.events
 }
 
