@@ -60,6 +60,29 @@ pub struct PostgresStore {
 
 macro_rules! sql_store {
     ($store:ident, $db:ty, $kind:literal, $migrations:literal) => {
+        impl $store {
+            /// The recorder's rows: one transaction a batch (written whole or refused whole,
+            /// committed once), as multi-row INSERTs of `insert` + VALUES + `tail`, in chunks
+            /// of the few sizes whose statements stay cached.
+            async fn insert_in_batch<T>(
+                &self,
+                insert: &str,
+                rows: &[T],
+                mut bind: impl FnMut(sqlx::query_builder::Separated<'_, 'static, $db, &'static str>, &T),
+                tail: &str,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in chunks_of_cached_sizes(rows) {
+                    let mut query = QueryBuilder::<$db>::new(insert);
+                    query.push_values(chunk, &mut bind);
+                    query.push(tail);
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn kind(&self) -> &'static str {
@@ -459,14 +482,11 @@ macro_rules! sql_store {
             }
 
             async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()> {
-                // One transaction: the batch is written whole or refused whole, and committed once.
-                let mut tx = self.pool.begin().await?;
-                for chunk in chunks_of_cached_sizes(rows) {
-                    let mut insert = QueryBuilder::<$db>::new(
-                        "INSERT INTO function_invocations (id, function_id, version, outcome, status, error_code, \
-                         cold, queue_us, exec_us, peak_memory_bytes, bytes_in, bytes_out, started_at) ",
-                    );
-                    insert.push_values(chunk, |mut row, record| {
+                self.insert_in_batch(
+                    "INSERT INTO function_invocations (id, function_id, version, outcome, status, error_code, \
+                     cold, queue_us, exec_us, peak_memory_bytes, bytes_in, bytes_out, started_at) ",
+                    rows,
+                    |mut row, record| {
                         row.push_bind(record.id.clone())
                             .push_bind(record.function_id.clone())
                             .push_bind(record.version)
@@ -480,55 +500,44 @@ macro_rules! sql_store {
                             .push_bind(record.bytes_in)
                             .push_bind(record.bytes_out)
                             .push_bind(record.started_at);
-                    });
-                    insert.push(" ON CONFLICT (id) DO NOTHING");
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                    },
+                    " ON CONFLICT (id) DO NOTHING",
+                )
+                .await
             }
 
             async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                for chunk in chunks_of_cached_sizes(rows) {
-                    let mut insert = QueryBuilder::<$db>::new(
-                        "INSERT INTO function_logs (function_id, version, invocation_id, timestamp_us, stream, message) ",
-                    );
-                    insert.push_values(chunk, |mut row, record| {
+                self.insert_in_batch(
+                    "INSERT INTO function_logs (function_id, version, invocation_id, timestamp_us, stream, message) ",
+                    rows,
+                    |mut row, record| {
                         row.push_bind(record.function_id.clone())
                             .push_bind(record.version)
                             .push_bind(record.invocation_id.clone())
                             .push_bind(record.timestamp_us)
                             .push_bind(record.stream.clone())
                             .push_bind(record.message.clone());
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                    },
+                    "",
+                )
+                .await
             }
 
             async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                for chunk in chunks_of_cached_sizes(rows) {
-                    let mut insert = QueryBuilder::<$db>::new(
-                        "INSERT INTO function_rejections (function_id, version, outcome, second, count) ",
-                    );
-                    insert.push_values(chunk, |mut row, record| {
+                self.insert_in_batch(
+                    "INSERT INTO function_rejections (function_id, version, outcome, second, count) ",
+                    rows,
+                    |mut row, record| {
                         row.push_bind(record.function_id.clone())
                             .push_bind(record.version)
                             .push_bind(record.outcome.clone())
                             .push_bind(record.second)
                             .push_bind(record.count);
-                    });
-                    insert.push(
-                        " ON CONFLICT (function_id, version, outcome, second) \
-                         DO UPDATE SET count = function_rejections.count + excluded.count",
-                    );
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                    },
+                    " ON CONFLICT (function_id, version, outcome, second) \
+                     DO UPDATE SET count = function_rejections.count + excluded.count",
+                )
+                .await
             }
 
             async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>> {
