@@ -599,7 +599,12 @@ impl Prewarm {
                         ),
                     ),
                 };
-                let queued = self.shared.admission.snapshot(&pool.key).queued;
+                // A full queue is as long as its limit (no second look under the admission lock
+                // on the refusal path); a call that waited too long sees the queue as it is now.
+                let queued = match outcome {
+                    Outcome::QueueFull => limits.max_queue_length,
+                    _ => self.shared.admission.snapshot(&pool.key).queued,
+                };
                 let mut rejected =
                     Invocation::rejected(request.id.clone(), pool.key.to_string(), outcome, error, queue_us);
                 rejected.retry_after_seconds = Some(pool.retry_after_seconds(queued));
