@@ -146,6 +146,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // starts) instead of a panic inside pingora.
     let listen = config.listen;
     std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+    // Before any worker exists: what a killed worker leaves behind comes back to us to reap.
+    if let Err(error) = prewarm::spawn::adopt_orphans() {
+        tracing::warn!(%error, "cannot become the subreaper of the workers: their orphans go to init");
+    }
     let platform = tokio::runtime::Builder::new_multi_thread().thread_name("platform").enable_all().build()?;
     let (app, recorder_task) = platform.block_on(start_platform(config))?;
 

@@ -190,8 +190,16 @@ impl Drop for Shared {
         self.host.shells.kill_ready_now();
         self.host.shells.groups().remove_all();
         limits::remove_parent_groups(&self.host.enforcement);
+        let unreaped = spawn::reap_orphans(ORPHAN_REAP_WAIT);
+        if unreaped > 0 {
+            tracing::error!(unreaped, "worker processes did not exit after SIGKILL");
+        }
     }
 }
+
+/// How long shutdown waits for killed workers to exit so it can reap them: a SIGKILLed process
+/// is gone in milliseconds unless the kernel holds it in an uninterruptible wait.
+const ORPHAN_REAP_WAIT: Duration = Duration::from_secs(2);
 
 impl Shared {
     fn send_stray_output(&self, function_key: &Arc<str>, logs: LogCollector) {
@@ -690,6 +698,12 @@ impl Prewarm {
             if let Some(sandbox) = sandbox {
                 sandbox.release_host_side();
             }
+            // Workers whose cleanup was cut short (their task was on a runtime that stopped) were
+            // killed when dropped, and their descendants came back to us: nothing is left to init.
+            let unreaped = spawn::reap_orphans(ORPHAN_REAP_WAIT);
+            if unreaped > 0 {
+                tracing::error!(unreaped, "worker processes did not exit after SIGKILL");
+            }
         })
         .await;
     }
@@ -724,6 +738,9 @@ async fn reap_idle_workers(shared: std::sync::Weak<Shared>) {
                 for pool in pools {
                     pool.reap_idle(now);
                 }
+                // Processes a worker left behind when it was killed (adopted by the server) and
+                // children dropped before they were reaped.
+                spawn::reap_strays();
                 shared.config.reap_interval
             }
             None => return,

@@ -12,6 +12,13 @@
 //!
 //! Each child is watched through a pidfd: readable once the process has exited, then reaped with
 //! `waitpid(pid, WNOHANG)`.
+//!
+//! Nothing is left to init. A child dropped before it was reaped (its task was cancelled when the
+//! server's runtimes stopped) is killed and disowned; so is a spawn whose requester went away.
+//! A worker's descendants outlive it only as orphans, which the kernel hands to the nearest
+//! subreaper: the server is one ([`adopt_orphans`]). [`reap_strays`] reaps both kinds: children
+//! no [`ChildProcess`] owns, outside the server's own process group (the children that
+//! `std::process::Command` starts stay in it, and are left to their owners).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -88,7 +95,10 @@ impl Spawner {
                 return;
             }
             while let Ok(job) = receiver.recv() {
-                let _ = job.reply.send(spawn_now(job.command));
+                // The requester went away (its task was cancelled): nobody will own the child.
+                if let Err(Ok((pid, _pidfd))) = job.reply.send(spawn_now(job.command)) {
+                    disown(pid);
+                }
             }
         })?;
         let thread_id = tid_rx
@@ -105,8 +115,10 @@ impl Spawner {
         let (pid, pidfd) = answer.await.map_err(|_| SpawnError::SpawnerGone)??;
         // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open and unchanged until dropped.
         let registered = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) };
-        let pidfd =
-            registered.map_err(|error| SpawnError::Pidfd { pid: pid.as_raw(), source: error.into_parts().1 })?;
+        let pidfd = registered.map_err(|error| {
+            disown(pid);
+            SpawnError::Pidfd { pid: pid.as_raw(), source: error.into_parts().1 }
+        })?;
         Ok(ChildProcess { pid, pidfd, exit: None })
     }
 
@@ -176,7 +188,10 @@ fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
     }
     attr.set_sigdefault(&defaults).map_err(spawn_error)?;
 
+    let mut registry = owned();
     let pid = posix_spawn(wrapper.as_c_str(), &actions, &attr, &argv, &envp).map_err(spawn_error)?;
+    registry.insert(pid.as_raw());
+    drop(registry);
     drop(sources);
     drop(command.fds);
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no memory is passed.
@@ -185,6 +200,7 @@ fn spawn_now(command: SpawnCommand) -> Result<(Pid, OwnedFd), SpawnError> {
         let source = std::io::Error::last_os_error();
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
+        owned().remove(&pid.as_raw());
         return Err(SpawnError::Pidfd { pid: pid.as_raw(), source });
     }
     // SAFETY: the syscall returned a fresh descriptor that we now own.
@@ -233,7 +249,7 @@ impl ChildProcess {
             match self.pidfd.readable().await {
                 Ok(mut guard) => match reap(self.pid, Some(WaitPidFlag::WNOHANG)) {
                     Some(status) => {
-                        self.exit = Some(status);
+                        self.reaped(status);
                         return status;
                     }
                     None => guard.clear_ready(),
@@ -252,15 +268,22 @@ impl ChildProcess {
         }
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
         if let std::task::Poll::Ready(Ok(_guard)) = self.pidfd.poll_read_ready(&mut context) {
-            self.exit = reap(self.pid, Some(WaitPidFlag::WNOHANG));
+            if let Some(status) = reap(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                self.reaped(status);
+            }
         }
         self.exit
     }
 
     fn reap_blocking(&mut self) -> ExitStatus {
         let status = reap(self.pid, None).unwrap_or(ExitStatus::Signaled(Signal::SIGKILL as i32));
-        self.exit = Some(status);
+        self.reaped(status);
         status
+    }
+
+    fn reaped(&mut self, status: ExitStatus) {
+        self.exit = Some(status);
+        owned().remove(&self.pid.as_raw());
     }
 
     /// SIGKILLs the whole process group (the worker and every descendant that did not leave it).
@@ -270,6 +293,89 @@ impl ChildProcess {
     pub fn kill_group(&self) {
         let _ = nix::sys::signal::killpg(self.pid, Signal::SIGKILL);
     }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        // Still ours (not reaped), so the group id cannot belong to anyone else yet.
+        self.kill_group();
+        // Reaped now, or (still exiting) by `reap_strays` later.
+        let _ = reap(self.pid, Some(WaitPidFlag::WNOHANG));
+        owned().remove(&self.pid.as_raw());
+    }
+}
+
+/// Children that a [`ChildProcess`] owns, or will: the spawner thread adds a pid under this lock
+/// together with the spawn, so [`reap_strays`] never takes a child whose owner is on its way.
+static OWNED: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn owned() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    OWNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kills a child nobody will own and leaves it to [`reap_strays`].
+fn disown(pid: Pid) {
+    let _ = nix::sys::signal::killpg(pid, Signal::SIGKILL);
+    owned().remove(&pid.as_raw());
+}
+
+/// Makes this process the subreaper of its descendants: a worker's process that outlives the
+/// worker comes back to the server (and [`reap_strays`]) instead of init, also when the server
+/// is itself PID 1 of a container, where init would be the server and nobody would reap it.
+pub fn adopt_orphans() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Reaps the children that are nobody's (see the module's documentation) and have exited.
+/// Returns how many such children are still running. Non-blocking.
+pub fn reap_strays() -> usize {
+    let ours = nix::unistd::getpgrp().as_raw();
+    let owned = owned();
+    let mut running = 0;
+    for pid in own_children() {
+        if owned.contains(&pid) || process_group(pid).is_none_or(|group| group == ours) {
+            continue;
+        }
+        if reap(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)).is_none() {
+            running += 1;
+        }
+    }
+    running
+}
+
+/// [`reap_strays`] until none is left or `within` has passed (they were sent SIGKILL). Blocking.
+/// Returns how many are still not reaped.
+pub fn reap_orphans(within: std::time::Duration) -> usize {
+    let give_up = std::time::Instant::now() + within;
+    loop {
+        let running = reap_strays();
+        if running == 0 || std::time::Instant::now() >= give_up {
+            return running;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The children of every thread of this process (`/proc/self/task/*/children`).
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let listed = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(listed.split_ascii_whitespace().filter_map(|pid| pid.parse::<i32>().ok()));
+    }
+    children
+}
+
+/// A process's group, from `/proc/PID/stat` (zombies keep theirs).
+fn process_group(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold anything: the fields after it are fixed.
+    stat.rsplit_once(") ")?.1.split(' ').nth(2)?.parse().ok()
 }
 
 /// `waitpid`: the status if the process has exited, `None` while it runs (with `WNOHANG`).

@@ -216,9 +216,13 @@ impl Server {
 
     /// SIGTERM, then waits for the process to exit; returns its exit status code.
     pub fn stop(&mut self) -> Option<i32> {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Sends `signal`, then waits for the process to exit; returns its exit status code.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> Option<i32> {
         let mut child = self.child.take()?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {

@@ -156,3 +156,73 @@ fn a_blocked_database_does_not_block_invocations() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The processes below `root`: its children, theirs, and so on.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // The command name is in parentheses and may hold spaces: the fields after it are fixed.
+        let Some(ppid) = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok()) else {
+            continue;
+        };
+        parents.push((pid, ppid));
+    }
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// A server stopped while calls run (SIGINT stops at once: the calls' tasks are dropped) reaps
+/// every worker itself before it exits. This process adopts whatever a dying server leaves
+/// (`PR_SET_CHILD_SUBREAPER`), so a worker the server did not reap stays here as a zombie
+/// instead of vanishing into init.
+#[test]
+fn a_stopping_server_reaps_every_worker() {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    let Some(mut server) = Server::start(Backend::Sqlite) else { return };
+    let ada = server.user("ada@example.com");
+    let sleeper = "import time\ndef handler(body):\n    time.sleep(30)\n    return 1\n";
+    assert_eq!(server.deploy(&ada, "sleeper", archive(&[("main.py", sleeper)]), &[("timeout_ms", "60000")]).0, 201);
+    assert_eq!(server.deploy(&ada, "quick", archive(&[("main.py", "def handler(body):\n    return 1\n")]), &[]).0, 201);
+    assert_eq!(server.post_json("/fn/quick", Some(&ada), &json!({})).status(), 200);
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, ada) = (server.url("/fn/sleeper"), ada.clone());
+            std::thread::spawn(move || reqwest::blocking::Client::new().post(url).bearer_auth(ada).body("{}").send())
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let workers = loop {
+        let below = descendants(server.pid() as i32);
+        let sleeping = below.iter().filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.contains("adapter"))
+        });
+        if sleeping.count() >= 4 {
+            break below;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the workers did not start:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.stop_with(nix::sys::signal::Signal::SIGINT).is_some(), "{}", server.log());
+    for call in calls {
+        assert!(call.join().unwrap().is_err(), "a call cut off by the stop fails at the client");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let left: Vec<String> = workers
+        .iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some(format!("{pid}: {}", stat.split(' ').take(4).collect::<Vec<_>>().join(" ")))
+        })
+        .collect();
+    assert!(left.is_empty(), "processes the server left behind (pid, name, state, parent): {left:?}\n{}", server.log());
+}
