@@ -98,6 +98,9 @@ pub struct App {
     pub active_ids: DashMap<String, String>,
     /// Deploys, rollbacks and deletes of one name run one at a time.
     pub name_locks: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Active versions whose workers could not start (at server start), by pool key: when the
+    /// next attempt is. They are routed, and their calls answer 503 `starting` until it works.
+    pub starting: DashMap<String, std::time::Instant>,
     /// Set on SIGTERM: new requests are refused while in-flight ones finish.
     pub draining: AtomicBool,
     /// Turns true with `draining`: open streams (`logs?follow=true`) end instead of holding the

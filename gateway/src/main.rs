@@ -251,6 +251,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         active: Default::default(),
         active_ids: Default::default(),
         name_locks: Default::default(),
+        starting: Default::default(),
         draining: Default::default(),
         drain_signal: tokio::sync::watch::Sender::new(false),
         in_flight: Default::default(),

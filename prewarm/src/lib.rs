@@ -634,6 +634,11 @@ impl Prewarm {
         invocation
     }
 
+    /// Whether the version `key` is prepared (and not retired).
+    pub fn is_prepared(&self, key: &str) -> bool {
+        self.shared.pool(key).is_some()
+    }
+
     /// Removes a version: new invocations get [`UnknownFunction`], idle workers stop now, busy ones
     /// when their invocation ends.
     pub fn retire(&self, key: &str) -> bool {

@@ -233,6 +233,18 @@ async fn run(
     let request = InvocationRequest { id: id.clone(), event };
     let invocation = match app.prewarm.invoke(&function.key, request).await {
         Ok(invocation) => invocation,
+        // Routed, but its workers could not start yet (at server start): retried with backoff.
+        Err(_) if app.starting.contains_key(&function.key) => {
+            let next = app.starting.get(&function.key).map(|next| *next).unwrap_or_else(std::time::Instant::now);
+            let seconds = next.saturating_duration_since(std::time::Instant::now()).as_secs_f64().ceil() as u64;
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "the function's workers are starting; retry shortly",
+            )
+            .retry_after(seconds.max(1))
+            .into_response();
+        }
         // The version was replaced between lookup and call: a deploy or rollback just landed.
         Err(_) => {
             return ApiError::new(

@@ -135,9 +135,10 @@ pub fn deactivate(app: &App, name: &str) -> Option<Arc<ActiveFunction>> {
 }
 
 /// At start-up: warm every function's active version and route to it. The store already says
-/// which versions are active, so nothing is written. A version that fails to start stays active
-/// in the store but is not routed (its URL answers 404) until a deploy or rollback.
-pub async fn restore_active(app: &App) -> anyhow::Result<usize> {
+/// which versions are active, so nothing is written. A version whose workers cannot start (its
+/// function's database is down, its files are damaged, memory is short) is routed all the same:
+/// its calls answer 503 `starting` while [`keep_starting`] retries it with backoff.
+pub async fn restore_active(app: &Arc<App>) -> anyhow::Result<usize> {
     let mut restored = 0;
     for (function, version) in app.store.active_functions().await? {
         match prepare(app, &function, &version).await {
@@ -149,9 +150,48 @@ pub async fn restore_active(app: &App) -> anyhow::Result<usize> {
                 restored += 1;
             }
             Err(error) => {
-                tracing::warn!(function = %function.name, version = version.version, %error, "cannot warm the active version")
+                tracing::warn!(function = %function.name, version = version.version, %error, retry_in = ?FIRST_START_RETRY, "cannot warm the active version: its calls answer 503 starting until it starts");
+                let key = crate::app::pool_key(&function.id, version.version);
+                app.starting.insert(key.clone(), std::time::Instant::now() + FIRST_START_RETRY);
+                route(app, &function, version.version, function.public, &key);
+                tokio::spawn(keep_starting(app.clone(), function, version));
             }
         }
     }
     Ok(restored)
+}
+
+/// The first retry of an active version that did not start; each failure doubles the wait.
+const FIRST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between two attempts.
+const LAST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Retries starting an active version until it starts, or until a deploy, rollback or delete of
+/// the function makes it moot.
+async fn keep_starting(app: Arc<App>, function: FunctionRecord, version: VersionRecord) {
+    let key = crate::app::pool_key(&function.id, version.version);
+    let mut wait = FIRST_START_RETRY;
+    loop {
+        tokio::time::sleep(wait).await;
+        let lock = app.name_lock(&function.name);
+        let _one_change_at_a_time = lock.lock().await;
+        // A deploy, rollback or delete since decided instead (a rollback to this very version
+        // prepared it).
+        if app.active.get(&function.name).is_none_or(|active| active.key != key) || app.prewarm.is_prepared(&key) {
+            app.starting.remove(&key);
+            return;
+        }
+        match prepare(&app, &function, &version).await {
+            Ok(_) => {
+                app.starting.remove(&key);
+                tracing::info!(function = %function.name, version = version.version, "the active version started");
+                return;
+            }
+            Err(error) => {
+                wait = (wait * 2).min(LAST_START_RETRY);
+                app.starting.insert(key.clone(), std::time::Instant::now() + wait);
+                tracing::warn!(function = %function.name, version = version.version, %error, retry_in = ?wait, "the active version still cannot start");
+            }
+        }
+    }
 }

@@ -226,3 +226,62 @@ fn a_stopping_server_reaps_every_worker() {
         .collect();
     assert!(left.is_empty(), "processes the server left behind (pid, name, state, parent): {left:?}\n{}", server.log());
 }
+
+/// An active version whose workers cannot start when the server starts (here its entry file is
+/// gone from disk) is still routed: its calls answer 503 `starting` with `Retry-After` instead of
+/// 404, the server retries it with backoff, and once it can start it answers.
+#[test]
+fn an_active_version_that_cannot_start_answers_starting_until_it_does() {
+    let Some(mut server) = Server::start(Backend::Sqlite) else { return };
+    let ada = server.user("ada@example.com");
+    let code = "def handler(body):\n    return {'flaky': True}\n";
+    assert_eq!(server.deploy(&ada, "flaky", archive(&[("main.py", code)]), &[]).0, 201);
+    let other = "def handler(body):\n    return {'steady': True}\n";
+    assert_eq!(server.deploy(&ada, "steady", archive(&[("main.py", other)]), &[]).0, 201);
+    assert_eq!(server.post_json("/fn/flaky", Some(&ada), &json!({})).status(), 200);
+    assert_eq!(server.stop(), Some(0));
+
+    let entry = walk(&server.data_dir.path().join("functions"))
+        .into_iter()
+        .find(|path| std::fs::read_to_string(path).is_ok_and(|text| text == code))
+        .expect("the deployed tree");
+    let away = entry.with_extension("away");
+    std::fs::rename(&entry, &away).unwrap();
+
+    let restarted = Server::start_on(server.data_dir.clone(), server.database_url.clone());
+    let token = restarted.login("ada@example.com");
+    let answer = restarted.post_json("/fn/flaky", Some(&token), &json!({}));
+    assert_eq!(answer.status(), 503, "{}", restarted.log());
+    let retry_after: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = answer.json().unwrap();
+    assert_eq!(body["error"]["code"], "starting", "{body}");
+    assert_eq!(restarted.post_json("/fn/steady", Some(&token), &json!({})).status(), 200, "the others start");
+    assert!(restarted.log().contains("cannot warm the active version"), "{}", restarted.log());
+
+    std::fs::rename(&away, &entry).unwrap();
+    let fixed = std::time::Instant::now();
+    loop {
+        let status = restarted.post_json("/fn/flaky", Some(&token), &json!({})).status().as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "only `starting` until it starts");
+        assert!(fixed.elapsed() < Duration::from_secs(20), "not started 20 s after it could:\n{}", restarted.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file below `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
