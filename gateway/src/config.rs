@@ -24,6 +24,7 @@ pub struct Config {
     pub http: HttpLimits,
     pub sandbox: prewarm::SandboxConfig,
     pub metrics: MetricsConfig,
+    pub records: RecordsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +60,20 @@ impl std::str::FromStr for Registration {
             "invite" => Ok(Registration::Invite),
             other => bail!("registration {other:?} is not valid: expected first-user, open or invite"),
         }
+    }
+}
+
+/// `[records]`: invocation records and log lines on their way to the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// The most the on-disk journal holds while the database does not take writes (in MiB).
+    pub journal_max_mb: u64,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        Self { journal_max_mb: 256 }
     }
 }
 
@@ -140,6 +155,7 @@ impl Default for Config {
             http: HttpLimits::default(),
             sandbox: prewarm::SandboxConfig::default(),
             metrics: MetricsConfig::default(),
+            records: RecordsConfig::default(),
         }
     }
 }

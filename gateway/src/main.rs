@@ -12,6 +12,7 @@ mod config;
 mod deploy;
 mod front_door;
 mod function_database;
+mod journal;
 mod metrics;
 mod recorder;
 mod secrets;
@@ -232,7 +233,10 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(),
         &config.data_dir,
     )?);
-    let (recorder, recorder_task) = recorder::Recorder::start(store.clone(), secrets.clone());
+    let journal_dir = config.data_dir.join("journal");
+    let journal = journal::Journal::open(&journal_dir, config.records.journal_max_mb << 20)
+        .with_context(|| format!("cannot open the records journal in {}", journal_dir.display()))?;
+    let (recorder, recorder_task) = recorder::Recorder::start(store.clone(), secrets.clone(), Arc::new(journal));
     let functions_dir = config.functions_dir();
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);

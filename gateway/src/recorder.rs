@@ -1,6 +1,8 @@
 //! Invocation records and log lines go to the database in batches, off the hot path: the
-//! request hands them to a bounded buffer and moves on. When the buffer is full (a slow or
-//! unreachable database) they are dropped and counted, never waited for.
+//! request hands them to a bounded buffer and moves on. Nothing waits for the database: when it
+//! refuses a batch, is down, or is so slow that the buffer fills, the records go to the on-disk
+//! journal (`crate::journal`) and are written from there once the database takes writes again.
+//! Only what a full journal cannot take is dropped, and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::journal::{Entry, Journal};
 use crate::store::{InvocationRecord, LogRecord, RejectionRecord, Store, StoreResult};
 
 /// Items the buffer holds before it starts dropping.
@@ -15,11 +18,24 @@ pub const BUFFER_ITEMS: usize = 20_000;
 /// Rows written per batch at most; a batch also goes out after this long.
 const BATCH_ROWS: usize = 1_000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
+/// After a refused write, batches go straight to the journal for this long (doubling, up to
+/// `LONGEST_OUTAGE_WAIT`) before the database is tried again.
+const FIRST_OUTAGE_WAIT: Duration = Duration::from_secs(1);
+const LONGEST_OUTAGE_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub enum Record {
     Invocation(InvocationRecord),
     Log(LogRecord),
+}
+
+impl From<Record> for Entry {
+    fn from(record: Record) -> Entry {
+        match record {
+            Record::Invocation(row) => Entry::Invocation(row),
+            Record::Log(row) => Entry::Log(row),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +52,7 @@ pub struct Recorder {
     secrets: Arc<crate::secrets::Secrets>,
     pub counters: Arc<RecorderCounters>,
     progress: Arc<Progress>,
+    pub journal: Arc<Journal>,
 }
 
 /// How far the writer is: records accepted, records handled (written or dropped by a refusing
@@ -69,6 +86,7 @@ impl Recorder {
     pub fn start(
         store: Arc<dyn Store>,
         secrets: Arc<crate::secrets::Secrets>,
+        journal: Arc<Journal>,
     ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(BUFFER_ITEMS);
         let counters = Arc::new(RecorderCounters::default());
@@ -80,8 +98,8 @@ impl Recorder {
             rejections: Default::default(),
             rejected: tokio::sync::Notify::new(),
         });
-        let writer = tokio::spawn(write_batches(store, receiver, counters.clone(), progress.clone()));
-        (Recorder { sender, secrets, counters, progress }, writer)
+        let writer = tokio::spawn(write_batches(store, receiver, counters.clone(), progress.clone(), journal.clone()));
+        (Recorder { sender, secrets, counters, progress, journal }, writer)
     }
 
     pub fn record(&self, mut record: Record) {
@@ -90,12 +108,18 @@ impl Recorder {
                 line.message = masked;
             }
         }
-        let is_log = matches!(record, Record::Log(_));
-        if self.sender.try_send(record).is_err() {
-            let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
-            counter.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.progress.accepted.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(record) {
+            Ok(()) => {
+                self.progress.accepted.fetch_add(1, Ordering::SeqCst);
+            }
+            // The database is behind (or the writer is gone): to disk rather than lost.
+            Err(mpsc::error::TrySendError::Full(record) | mpsc::error::TrySendError::Closed(record)) => {
+                let is_log = matches!(record, Record::Log(_));
+                if self.journal.append([&Entry::from(record)]) == 0 {
+                    let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 
@@ -138,12 +162,14 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Record>,
     counters: Arc<RecorderCounters>,
     progress: Arc<Progress>,
+    journal: Arc<Journal>,
 ) {
-    let mut invocations = Vec::new();
-    let mut logs = Vec::new();
+    let mut writer = Writer { store, counters, journal, outage: None };
     let mut closing = progress.closing.subscribe();
     loop {
         let mut pending = Vec::new();
+        // With a journal to write back, the writer also wakes on its own.
+        let replay_tick = tokio::time::sleep(writer.next_replay_in());
         tokio::select! {
             first = receiver.recv() => match first {
                 Some(first) => pending.push(first),
@@ -151,6 +177,7 @@ async fn write_batches(
             },
             // Only refusals to write: still a batch, after the same window.
             _ = progress.rejected.notified() => {}
+            _ = replay_tick => {}
             _ = closing.wait_for(|closing| *closing) => match receiver.try_recv() {
                 Ok(first) => pending.push(first),
                 Err(_) => break,
@@ -160,7 +187,7 @@ async fn write_batches(
         // Then wait out the batch window *without* listening to the channel: a receiver waiting in
         // `recv` is woken by every send, one thread wake-up per call on the hot path; a sleeping
         // one is woken once per batch. A full batch, a waiting reader or shutdown cut it short.
-        if pending.len() < BATCH_ROWS && !*closing.borrow() {
+        if !pending.is_empty() && pending.len() < BATCH_ROWS && !*closing.borrow() {
             tokio::select! {
                 _ = tokio::time::sleep_until(tokio::time::Instant::now() + BATCH_WAIT) => {}
                 _ = progress.hurry.notified() => {}
@@ -169,41 +196,208 @@ async fn write_batches(
             take_ready(&mut receiver, &mut pending);
         }
         let count = pending.len() as u64;
-        for record in pending {
+        writer.write(pending).await;
+        let refusals = writer.write_rejections(&progress).await;
+        progress.handled.send_modify(|handled| *handled += count + refusals);
+        if !writer.journal.is_empty() {
+            // Records that overflowed the buffer were appended by the request path, unsynced.
+            writer.journal.sync();
+        }
+        writer.replay_one_segment().await;
+    }
+    let mut rest = Vec::new();
+    take_ready(&mut receiver, &mut rest);
+    writer.write(rest).await;
+    writer.write_rejections(&progress).await;
+    writer.journal.sync();
+}
+
+/// The writer's side: the database, and the journal for what it does not take.
+struct Writer {
+    store: Arc<dyn Store>,
+    counters: Arc<RecorderCounters>,
+    journal: Arc<Journal>,
+    /// Set by a refused write: until `retry_at`, batches go straight to the journal.
+    outage: Option<Outage>,
+}
+
+struct Outage {
+    retry_at: tokio::time::Instant,
+    wait: Duration,
+}
+
+impl Writer {
+    /// Whether the database may be tried now.
+    fn database_up(&self) -> bool {
+        self.outage.as_ref().is_none_or(|outage| tokio::time::Instant::now() >= outage.retry_at)
+    }
+
+    fn refused(&mut self, error: &crate::store::StoreError, rows: usize, what: &str) {
+        let wait = self.outage.as_ref().map_or(FIRST_OUTAGE_WAIT, |outage| (outage.wait * 2).min(LONGEST_OUTAGE_WAIT));
+        tracing::warn!(%error, rows, retry_in = ?wait, "the database refused {what}: journaled");
+        self.counters.failed_writes.fetch_add(1, Ordering::Relaxed);
+        self.outage = Some(Outage { retry_at: tokio::time::Instant::now() + wait, wait });
+    }
+
+    /// How long until the journal should be written back (a long time when it is empty).
+    fn next_replay_in(&self) -> Duration {
+        if self.journal.is_empty() {
+            return Duration::from_secs(3600);
+        }
+        match &self.outage {
+            Some(outage) => outage.retry_at.saturating_duration_since(tokio::time::Instant::now()),
+            None => BATCH_WAIT,
+        }
+    }
+
+    /// Each table in one multi-row INSERT per batch; what the database does not take is journaled.
+    async fn write(&mut self, records: Vec<Record>) {
+        let (mut invocations, mut logs) = (Vec::new(), Vec::new());
+        for record in records {
             match record {
                 Record::Invocation(row) => invocations.push(row),
                 Record::Log(row) => logs.push(row),
             }
         }
-        flush(&*store, &mut invocations, &mut logs, &counters).await;
-        let refusals = flush_rejections(&*store, &progress, &counters).await;
-        progress.handled.send_modify(|handled| *handled += count + refusals);
+        if !invocations.is_empty() {
+            self.write_or_journal(invocations, "invocation records", Entry::Invocation).await;
+        }
+        if !logs.is_empty() {
+            self.write_or_journal(logs, "log lines", Entry::Log).await;
+        }
     }
-    flush(&*store, &mut invocations, &mut logs, &counters).await;
-    flush_rejections(&*store, &progress, &counters).await;
+
+    async fn write_or_journal<T: Clone + Send + Sync + 'static>(
+        &mut self,
+        rows: Vec<T>,
+        what: &str,
+        entry: fn(T) -> Entry,
+    ) -> bool
+    where
+        Vec<T>: Rows,
+    {
+        if self.database_up() {
+            match rows.insert_into(&*self.store).await {
+                Ok(()) => {
+                    self.outage = None;
+                    return true;
+                }
+                Err(error) => self.refused(&error, rows.len(), what),
+            }
+        }
+        let entries: Vec<Entry> = rows.into_iter().map(entry).collect();
+        self.journal_or_drop(&entries);
+        false
+    }
+
+    fn journal_or_drop(&self, entries: &[Entry]) {
+        let taken = self.journal.append(entries);
+        self.journal.sync();
+        for entry in &entries[taken..] {
+            let counter = match entry {
+                Entry::Log(_) => &self.counters.dropped_logs,
+                _ => &self.counters.dropped_invocations,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the refusals counted since the last write; returns how many there were.
+    async fn write_rejections(&mut self, progress: &Progress) -> u64 {
+        let taken = std::mem::take(&mut *progress.rejections.lock().expect("rejections lock poisoned"));
+        if taken.events == 0 {
+            return 0;
+        }
+        let rows: Vec<RejectionRecord> = taken
+            .counts
+            .into_iter()
+            .map(|((function_id, version, outcome, second), count)| RejectionRecord {
+                function_id,
+                version,
+                outcome: outcome.to_string(),
+                second,
+                count,
+            })
+            .collect();
+        self.write_or_journal(rows, "refusal counts", Entry::Rejection).await;
+        taken.events
+    }
+
+    /// Writes the oldest journal segment back to the database, and removes it once all of it is
+    /// in. One segment a turn, so live batches keep going out between segments.
+    async fn replay_one_segment(&mut self) {
+        if self.journal.is_empty() || !self.database_up() {
+            return;
+        }
+        let Some(segment) = self.journal.sealed_segments().into_iter().next() else { return };
+        let (entries, unreadable) = match crate::journal::read_segment(&segment) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(%error, path = %segment.display(), "cannot read a journal segment: it is dropped");
+                self.journal.remove(&segment);
+                return;
+            }
+        };
+        if unreadable > 0 {
+            tracing::warn!(unreadable, path = %segment.display(), "journal lines cut short (a crash while writing): lost");
+            self.journal.unreadable.fetch_add(unreadable as u64, Ordering::Relaxed);
+        }
+        let (mut invocations, mut logs, mut rejections) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in entries {
+            match entry {
+                Entry::Invocation(row) => invocations.push(row),
+                Entry::Log(row) => logs.push(row),
+                Entry::Rejection(row) => rejections.push(row),
+            }
+        }
+        let rows = invocations.len() + logs.len() + rejections.len();
+        // Invocation records are written with ON CONFLICT DO NOTHING: a replayed row that did land
+        // before (its write failed after the commit) is not doubled.
+        for written in [
+            invocations.insert_into(&*self.store).await,
+            logs.insert_into(&*self.store).await,
+            rejections.insert_into(&*self.store).await,
+        ] {
+            if let Err(error) = written {
+                self.refused(&error, rows, "the journal's records");
+                return;
+            }
+        }
+        self.journal.remove(&segment);
+        tracing::info!(rows, path = %segment.display(), "journaled records written to the database");
+    }
 }
 
-/// Writes the refusals counted since the last write; returns how many there were.
-async fn flush_rejections(store: &dyn Store, progress: &Progress, counters: &RecorderCounters) -> u64 {
-    let taken = std::mem::take(&mut *progress.rejections.lock().expect("rejections lock poisoned"));
-    if taken.events == 0 {
-        return 0;
+/// A batch of one kind of row, and how it is written.
+trait Rows {
+    async fn insert_into(&self, store: &dyn Store) -> StoreResult<()>;
+}
+
+impl Rows for Vec<InvocationRecord> {
+    async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        store.insert_invocations(self).await
     }
-    let rows: Vec<RejectionRecord> = taken
-        .counts
-        .into_iter()
-        .map(|((function_id, version, outcome, second), count)| RejectionRecord {
-            function_id,
-            version,
-            outcome: outcome.to_string(),
-            second,
-            count,
-        })
-        .collect();
-    let written = store.add_rejections(&rows).await;
-    // What is lost when the database refuses the write is the refusals themselves, not the rows.
-    account(written, taken.events as usize, "refusals", &counters.dropped_invocations, counters);
-    taken.events
+}
+
+impl Rows for Vec<LogRecord> {
+    async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        store.insert_logs(self).await
+    }
+}
+
+impl Rows for Vec<RejectionRecord> {
+    async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        store.add_rejections(self).await
+    }
 }
 
 /// Moves what the channel already holds into `pending`, up to a batch.
@@ -213,34 +407,6 @@ fn take_ready(receiver: &mut mpsc::Receiver<Record>, pending: &mut Vec<Record>) 
             Ok(record) => pending.push(record),
             Err(_) => break,
         }
-    }
-}
-
-async fn flush(
-    store: &dyn Store,
-    invocations: &mut Vec<InvocationRecord>,
-    logs: &mut Vec<LogRecord>,
-    counters: &RecorderCounters,
-) {
-    // Each table in one multi-row INSERT per batch; a refused batch is counted, not retried
-    // (retrying would let a broken database grow the buffer without bound).
-    if !invocations.is_empty() {
-        let written = store.insert_invocations(invocations).await;
-        account(written, invocations.len(), "invocation records", &counters.dropped_invocations, counters);
-        invocations.clear();
-    }
-    if !logs.is_empty() {
-        let written = store.insert_logs(logs).await;
-        account(written, logs.len(), "log lines", &counters.dropped_logs, counters);
-        logs.clear();
-    }
-}
-
-fn account(written: StoreResult<()>, rows: usize, what: &str, dropped: &AtomicU64, counters: &RecorderCounters) {
-    if let Err(error) = written {
-        tracing::warn!(%error, rows, "dropping {what} the database refused");
-        counters.failed_writes.fetch_add(1, Ordering::Relaxed);
-        dropped.fetch_add(rows as u64, Ordering::Relaxed);
     }
 }
 

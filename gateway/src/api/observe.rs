@@ -121,7 +121,7 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         &mut out,
         "containerpub_records_dropped_total",
         "counter",
-        "Invocation records and log lines not stored (buffer full or database error).",
+        "Invocation records and log lines lost: the database did not take them and the journal was full.",
         &[
             ("kind=\"invocation\"".into(), counters.dropped_invocations.load(Ordering::Relaxed)),
             ("kind=\"log\"".into(), counters.dropped_logs.load(Ordering::Relaxed)),
@@ -133,6 +133,28 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         "counter",
         "Batches of records the database refused.",
         &[(String::new(), counters.failed_writes.load(Ordering::Relaxed))],
+    );
+    let journal = &app.recorder.journal;
+    family(
+        &mut out,
+        "containerpub_records_journal_bytes",
+        "gauge",
+        "Records waiting on disk for the database to take writes again.",
+        &[(String::new(), journal.bytes())],
+    );
+    family(
+        &mut out,
+        "containerpub_records_journal_high_water_bytes",
+        "gauge",
+        "The most the records journal has held since the server started.",
+        &[(String::new(), journal.high_water())],
+    );
+    family(
+        &mut out,
+        "containerpub_records_journal_lost_total",
+        "counter",
+        "Journal lines that could not be read back (cut short by a crash).",
+        &[(String::new(), journal.unreadable.load(Ordering::Relaxed))],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -1,6 +1,6 @@
 //! Row types shared by both stores.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
@@ -72,7 +72,7 @@ pub struct VersionRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct InvocationRecord {
     pub id: String,
     pub function_id: String,
@@ -90,7 +90,7 @@ pub struct InvocationRecord {
 }
 
 /// Refused calls of one function version with one outcome in one second.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RejectionRecord {
     pub function_id: String,
     pub version: i64,
@@ -100,7 +100,7 @@ pub struct RejectionRecord {
     pub count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct LogRecord {
     /// Assigned by the database; 0 before insertion.
     pub id: i64,

@@ -14,6 +14,7 @@ mod harness;
 mod http_function;
 mod http_limits;
 mod invocations;
+mod journal;
 mod lifecycle;
 mod overload;
 mod sandbox;
