@@ -267,12 +267,7 @@ impl Writer {
         }
     }
 
-    async fn write_or_journal<T: Clone + Send + Sync + 'static>(
-        &mut self,
-        rows: Vec<T>,
-        what: &str,
-        entry: fn(T) -> Entry,
-    ) -> bool
+    async fn write_or_journal<T>(&mut self, rows: Vec<T>, what: &str, entry: fn(T) -> Entry)
     where
         Vec<T>: Rows,
     {
@@ -280,14 +275,13 @@ impl Writer {
             match rows.insert_into(&*self.store).await {
                 Ok(()) => {
                     self.outage = None;
-                    return true;
+                    return;
                 }
                 Err(error) => self.refused(&error, rows.len(), what),
             }
         }
         let entries: Vec<Entry> = rows.into_iter().map(entry).collect();
         self.journal_or_drop(&entries);
-        false
     }
 
     fn journal_or_drop(&self, entries: &[Entry]) {

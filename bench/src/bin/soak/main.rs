@@ -395,14 +395,30 @@ fn check_records(store: &Store, calls: &Tally, drained: &[String], problems: &mu
             &missing[..missing.len().min(5)]
         ));
     }
-    let short: Vec<Vec<String>> = store.query(
-        "SELECT i.id, (SELECT count(*) FROM function_logs l WHERE l.invocation_id = i.id) \
-         FROM function_invocations i JOIN functions f ON f.id = i.function_id \
-         WHERE f.name = 'chatty-node' AND i.outcome = 'ok'",
-    )?;
+    // Two scans and a join here: a correlated count per invocation is quadratic in SQLite.
+    let chatty = store.query("SELECT id FROM functions WHERE name = 'chatty-node'")?;
+    let chatty = chatty.first().and_then(|row| row.first()).ok_or_else(|| anyhow::anyhow!("no chatty-node"))?;
+    let lines: BTreeMap<String, String> = store
+        .query(&format!(
+            "SELECT invocation_id, count(*) FROM function_logs \
+             WHERE function_id = '{chatty}' AND invocation_id IS NOT NULL GROUP BY invocation_id"
+        ))?
+        .into_iter()
+        .filter_map(|row| Some((row.first()?.clone(), row.get(1)?.clone())))
+        .collect();
     let served: BTreeSet<&String> = calls.ok_ids.iter().collect();
-    let incomplete: Vec<&Vec<String>> =
-        short.iter().filter(|row| served.contains(&row[0]) && row.get(1).map(String::as_str) != Some("20")).collect();
+    let chatty_ok =
+        store.query(&format!("SELECT id FROM function_invocations WHERE function_id = '{chatty}' AND outcome = 'ok'"))?;
+    let incomplete: Vec<(String, String)> = chatty_ok
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .filter(|id| served.contains(id))
+        .map(|id| {
+            let count = lines.get(&id).cloned().unwrap_or_else(|| "0".into());
+            (id, count)
+        })
+        .filter(|(_, count)| count != "20")
+        .collect();
     if !incomplete.is_empty() {
         problems.push(format!("{} served chatty calls lack log lines (first: {:?})", incomplete.len(), incomplete.first()));
     }
