@@ -17,7 +17,8 @@ pub enum Fault {
     Rollback,
 }
 
-pub const SCHEDULE: [Fault; 5] = [Fault::KillWorker, Fault::StoreOutage, Fault::SqueezeMemory, Fault::Deploy, Fault::Rollback];
+pub const SCHEDULE: [Fault; 5] =
+    [Fault::KillWorker, Fault::StoreOutage, Fault::SqueezeMemory, Fault::Deploy, Fault::Rollback];
 
 impl Fault {
     pub fn name(self) -> &'static str {

@@ -124,8 +124,10 @@ pub fn burst(url: &str, calls: usize, bound: Duration) -> Tally {
         let handles: Vec<_> = (0..calls)
             .map(|_| {
                 scope.spawn(|| {
-                    let client =
-                        reqwest::blocking::Client::builder().timeout(bound + Duration::from_secs(5)).build().expect("a client");
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(bound + Duration::from_secs(5))
+                        .build()
+                        .expect("a client");
                     let sent = Instant::now();
                     let answer = client
                         .post(url)
@@ -133,10 +135,16 @@ pub fn burst(url: &str, calls: usize, bound: Duration) -> Tally {
                         .body(r#"{"soak":"burst"}"#)
                         .send()
                         .map(|answer| {
-                            let id = answer.headers().get("x-invocation-id").and_then(|id| id.to_str().ok()).map(String::from);
+                            let id = answer
+                                .headers()
+                                .get("x-invocation-id")
+                                .and_then(|id| id.to_str().ok())
+                                .map(String::from);
                             (answer.status().as_u16(), id)
                         })
-                        .map_err(|error| if error.is_timeout() { "timeout".to_string() } else { "no answer".to_string() });
+                        .map_err(
+                            |error| if error.is_timeout() { "timeout".to_string() } else { "no answer".to_string() },
+                        );
                     (answer, sent.elapsed())
                 })
             })

@@ -30,9 +30,14 @@ use server::{sum_of, SoakServer};
 /// Where the soak's records live, and how to take it away for a while.
 #[derive(Debug)]
 pub enum Store {
-    Sqlite { file: PathBuf },
+    Sqlite {
+        file: PathBuf,
+    },
     /// `pg_ctl` with its data directory (run as the `postgres` user when we are root).
-    Postgres { url: String, pg_ctl: Vec<String> },
+    Postgres {
+        url: String,
+        pg_ctl: Vec<String>,
+    },
 }
 
 impl Store {
@@ -105,8 +110,14 @@ const MAX_WORKERS_PER_FUNCTION: usize = 10;
 /// Statuses a function URL is documented to answer (gateway/API.md).
 const DOCUMENTED: [u16; 7] = [200, 429, 500, 502, 503, 504, 507];
 /// Outcomes of `containerpub_invocations_total` by the status they are answered with.
-const OUTCOMES: [(u16, &str); 6] =
-    [(200, "ok"), (429, "queue_full"), (500, "function_error"), (502, "crashed"), (504, "timeout"), (507, "memory_limit")];
+const OUTCOMES: [(u16, &str); 6] = [
+    (200, "ok"),
+    (429, "queue_full"),
+    (500, "function_error"),
+    (502, "crashed"),
+    (504, "timeout"),
+    (507, "memory_limit"),
+];
 
 fn main() {
     let mut duration = Duration::from_secs(600);
@@ -114,7 +125,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
-            ("--duration", Some(seconds)) => duration = Duration::from_secs(seconds.parse().expect("--duration SECONDS")),
+            ("--duration", Some(seconds)) => {
+                duration = Duration::from_secs(seconds.parse().expect("--duration SECONDS"))
+            }
             ("--store", Some(store)) if store == "both" => {}
             ("--store", Some(store)) if store == "sqlite" || store == "postgres" => stores = vec![store],
             _ => {
@@ -157,10 +170,12 @@ fn main() {
 /// A fresh database on the PostgreSQL that `scripts/soak` started (`SOAK_POSTGRES_URL`,
 /// `SOAK_PG_CTL`: the command that controls it).
 fn postgres_store() -> anyhow::Result<Store> {
-    let admin = std::env::var("SOAK_POSTGRES_URL").map_err(|_| anyhow::anyhow!("SOAK_POSTGRES_URL is not set (scripts/soak sets it)"))?;
+    let admin = std::env::var("SOAK_POSTGRES_URL")
+        .map_err(|_| anyhow::anyhow!("SOAK_POSTGRES_URL is not set (scripts/soak sets it)"))?;
     let pg_ctl: Vec<String> = std::env::var("SOAK_PG_CTL")?.split_whitespace().map(String::from).collect();
     let name = format!("soak_{}_{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
-    let output = Command::new("psql").args([admin.as_str(), "-X", "-q", "-c", &format!("CREATE DATABASE {name}")]).output()?;
+    let output =
+        Command::new("psql").args([admin.as_str(), "-X", "-q", "-c", &format!("CREATE DATABASE {name}")]).output()?;
     anyhow::ensure!(output.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&output.stderr));
     let url = match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
@@ -215,7 +230,10 @@ fn run(release: &Path, postgres: Option<Store>, duration: Duration) -> anyhow::R
                 problems.push(format!("the server exited with {status} after SIGTERM"));
             }
             if drained.statuses.get(&200).copied().unwrap_or(0) != 8 {
-                problems.push(format!("calls in flight at SIGTERM did not all finish: {:?} {:?}", drained.statuses, drained.unanswered));
+                problems.push(format!(
+                    "calls in flight at SIGTERM did not all finish: {:?} {:?}",
+                    drained.statuses, drained.unanswered
+                ));
             }
             drained_ids.extend(drained.ok_ids.iter().cloned());
             figures.calls.add(drained);
@@ -236,7 +254,8 @@ fn run(release: &Path, postgres: Option<Store>, duration: Duration) -> anyhow::R
         let epoch_started = Instant::now();
         // The server's RSS and descriptors under load, once warm (a fifth of the way) and at the end.
         let (mut warm_sample, mut last_sample) = (None, None);
-        let (mut next_fault, mut next_burst) = (epoch_started + Duration::from_secs(3), epoch_started + Duration::from_secs(5));
+        let (mut next_fault, mut next_burst) =
+            (epoch_started + Duration::from_secs(3), epoch_started + Duration::from_secs(5));
         while !steady.is_finished() {
             let now = Instant::now();
             if now >= next_fault && epoch_started.elapsed() + Duration::from_secs(4) < wrk_length {
@@ -280,7 +299,8 @@ fn run(release: &Path, postgres: Option<Store>, duration: Duration) -> anyhow::R
         std::thread::sleep(Duration::from_secs(1));
         let metrics = server.metrics()?;
         problems.extend(check_answers(&tally, &metrics, epoch));
-        figures.journal_high_water = figures.journal_high_water.max(sum_of(&metrics, "containerpub_records_journal_high_water_bytes", &[]));
+        figures.journal_high_water =
+            figures.journal_high_water.max(sum_of(&metrics, "containerpub_records_journal_high_water_bytes", &[]));
         let (Some(warm), Some(last)) = (warm_sample, last_sample) else {
             anyhow::bail!("epoch {}: too short to sample the server's resources", epoch + 1);
         };
@@ -364,7 +384,10 @@ fn check_answers(tally: &Tally, metrics: &[(String, f64)], epoch: u32) -> Vec<St
         let seen = tally.statuses.get(&status).copied().unwrap_or(0) as f64;
         let counted = sum_of(metrics, "containerpub_invocations_total", &[&format!("outcome=\"{outcome}\"")]);
         if counted < seen {
-            problems.push(format!("epoch {}: the clients saw {seen} {status}s, /metrics counted {counted} {outcome}", epoch + 1));
+            problems.push(format!(
+                "epoch {}: the clients saw {seen} {status}s, /metrics counted {counted} {outcome}",
+                epoch + 1
+            ));
         }
         unread += counted - seen;
     }
@@ -383,9 +406,17 @@ fn check_answers(tally: &Tally, metrics: &[(String, f64)], epoch: u32) -> Vec<St
 
 /// Every 200 has its record; every served call of the chatty function has its 20 lines.
 /// Returns how many invocation records the store holds.
-fn check_records(store: &Store, calls: &Tally, drained: &[String], problems: &mut Vec<String>) -> anyhow::Result<usize> {
-    let stored: BTreeSet<String> =
-        store.query("SELECT id FROM function_invocations")?.into_iter().filter_map(|row| row.into_iter().next()).collect();
+fn check_records(
+    store: &Store,
+    calls: &Tally,
+    drained: &[String],
+    problems: &mut Vec<String>,
+) -> anyhow::Result<usize> {
+    let stored: BTreeSet<String> = store
+        .query("SELECT id FROM function_invocations")?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .collect();
     let missing: Vec<&String> = calls.ok_ids.iter().chain(drained).filter(|id| !stored.contains(*id)).collect();
     if !missing.is_empty() {
         problems.push(format!(
@@ -407,8 +438,8 @@ fn check_records(store: &Store, calls: &Tally, drained: &[String], problems: &mu
         .filter_map(|row| Some((row.first()?.clone(), row.get(1)?.clone())))
         .collect();
     let served: BTreeSet<&String> = calls.ok_ids.iter().collect();
-    let chatty_ok =
-        store.query(&format!("SELECT id FROM function_invocations WHERE function_id = '{chatty}' AND outcome = 'ok'"))?;
+    let chatty_ok = store
+        .query(&format!("SELECT id FROM function_invocations WHERE function_id = '{chatty}' AND outcome = 'ok'"))?;
     let incomplete: Vec<(String, String)> = chatty_ok
         .into_iter()
         .filter_map(|row| row.into_iter().next())
@@ -420,7 +451,11 @@ fn check_records(store: &Store, calls: &Tally, drained: &[String], problems: &mu
         .filter(|(_, count)| count != "20")
         .collect();
     if !incomplete.is_empty() {
-        problems.push(format!("{} served chatty calls lack log lines (first: {:?})", incomplete.len(), incomplete.first()));
+        problems.push(format!(
+            "{} served chatty calls lack log lines (first: {:?})",
+            incomplete.len(),
+            incomplete.first()
+        ));
     }
     Ok(stored.len())
 }
@@ -497,7 +532,11 @@ fn print_summary(figures: &Figures, records: usize, took: Duration, problems: &[
     println!("| most workers, cgroups at once | {}, {} |", figures.most_workers, figures.most_cgroups);
     println!("| journal high-water mark | {:.0} KB |", figures.journal_high_water / 1e3);
     for line in &figures.resources {
-        println!("| {} | {} |", line.split(':').next().unwrap_or(""), line.split_once(": ").map_or("", |(_, rest)| rest));
+        println!(
+            "| {} | {} |",
+            line.split(':').next().unwrap_or(""),
+            line.split_once(": ").map_or("", |(_, rest)| rest)
+        );
     }
     println!();
     if problems.is_empty() {

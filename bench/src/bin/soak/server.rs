@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// The soak's configuration: a short queue wait so the deadline bound is tight, a quick drain.
-pub const CONFIG: &str = "[functions]\nmax_queue_length = 20\nmax_queue_wait_ms = 2000\n\n[http]\ndrain_timeout_seconds = 10\n";
+pub const CONFIG: &str =
+    "[functions]\nmax_queue_length = 20\nmax_queue_wait_ms = 2000\n\n[http]\ndrain_timeout_seconds = 10\n";
 /// `[functions] max_queue_wait_ms` above.
 pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(2000);
 
@@ -158,8 +159,14 @@ pub fn sum_of(metrics: &[(String, f64)], name: &str, labels: &[&str]) -> f64 {
 /// Resident memory (bytes) and open descriptors of a process.
 pub fn rss_and_fds(pid: i32) -> Option<(u64, usize)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 =
-        status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?.trim().trim_end_matches(" kB").trim().parse().ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .ok()?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
     Some((rss_kb * 1024, fds))
 }
@@ -195,7 +202,11 @@ pub fn descendants(root: i32) -> Vec<(i32, String)> {
 
 /// The workers (the runtimes' adapters) below the server.
 pub fn workers(server: i32) -> Vec<i32> {
-    descendants(server).into_iter().filter(|(_, command)| command.contains("/containerpub/adapters/")).map(|(pid, _)| pid).collect()
+    descendants(server)
+        .into_iter()
+        .filter(|(_, command)| command.contains("/containerpub/adapters/"))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// A worker's function, from its environment.
