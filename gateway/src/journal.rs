@@ -141,6 +141,21 @@ impl Journal {
         }
     }
 
+    /// Moves a segment the database keeps refusing to `quarantine/`, out of the replay's way
+    /// but on disk for an operator.
+    pub fn quarantine(&self, segment: &Path) {
+        let size = std::fs::metadata(segment).map(|meta| meta.len()).unwrap_or(0);
+        let aside = self.dir.join("quarantine");
+        let moved = std::fs::create_dir_all(&aside)
+            .and_then(|()| std::fs::rename(segment, aside.join(segment.file_name().unwrap_or_default())));
+        match moved {
+            Ok(()) => {
+                self.bytes.fetch_sub(size.min(self.bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+            }
+            Err(error) => tracing::error!(%error, path = %segment.display(), "cannot move a journal segment aside"),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.load(Ordering::Relaxed) == 0
     }

@@ -22,6 +22,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// `LONGEST_OUTAGE_WAIT`) before the database is tried again.
 const FIRST_OUTAGE_WAIT: Duration = Duration::from_secs(1);
 const LONGEST_OUTAGE_WAIT: Duration = Duration::from_secs(10);
+/// A journal segment refused this many times in a row, while live batches go in, is set aside.
+const POISONED_AFTER: u32 = 5;
 
 #[derive(Debug)]
 pub enum Record {
@@ -164,7 +166,7 @@ async fn write_batches(
     progress: Arc<Progress>,
     journal: Arc<Journal>,
 ) {
-    let mut writer = Writer { store, counters, journal, outage: None };
+    let mut writer = Writer { store, counters, journal, outage: None, replay_failures: 0 };
     let mut closing = progress.closing.subscribe();
     loop {
         let mut pending = Vec::new();
@@ -219,6 +221,8 @@ struct Writer {
     journal: Arc<Journal>,
     /// Set by a refused write: until `retry_at`, batches go straight to the journal.
     outage: Option<Outage>,
+    /// Refusals in a row of the oldest journal segment.
+    replay_failures: u32,
 }
 
 struct Outage {
@@ -345,20 +349,29 @@ impl Writer {
             }
         }
         let rows = invocations.len() + logs.len() + rejections.len();
-        // Invocation records are written with ON CONFLICT DO NOTHING: a replayed row that did land
-        // before (its write failed after the commit) is not doubled.
-        for written in [
-            invocations.insert_into(&*self.store).await,
-            logs.insert_into(&*self.store).await,
-            rejections.insert_into(&*self.store).await,
-        ] {
-            if let Err(error) = written {
-                self.refused(&error, rows, "the journal's records");
-                return;
+        // One transaction: a segment retried after a failure must not write its log lines (or
+        // add its refusal counts) twice; invocation records are idempotent anyway.
+        match self.store.insert_records(&invocations, &logs, &rejections).await {
+            Ok(()) => {
+                self.journal.remove(&segment);
+                self.replay_failures = 0;
+                tracing::info!(rows, path = %segment.display(), "journaled records written to the database");
+            }
+            Err(error) => {
+                self.replay_failures += 1;
+                // Refused again and again while the database takes the live batches: something
+                // in this segment, not the database. Set it aside so the ones after it go in.
+                if self.replay_failures >= POISONED_AFTER && self.outage.is_none() {
+                    tracing::error!(%error, rows, path = %segment.display(), "a journal segment the database keeps refusing: moved to the journal's quarantine/ for an operator; the segments after it go on");
+                    self.journal.quarantine(&segment);
+                    self.counters.dropped_invocations.fetch_add(invocations.len() as u64, Ordering::Relaxed);
+                    self.counters.dropped_logs.fetch_add(logs.len() as u64, Ordering::Relaxed);
+                    self.replay_failures = 0;
+                } else {
+                    self.refused(&error, rows, "the journal's records");
+                }
             }
         }
-        self.journal.remove(&segment);
-        tracing::info!(rows, path = %segment.display(), "journaled records written to the database");
     }
 }
 

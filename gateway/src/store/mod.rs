@@ -92,6 +92,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
     /// Adds each row's count to what that function, version, outcome and second already has.
     async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()>;
+    /// Invocation records, log lines and refusal counts in one transaction: all or none (a
+    /// replayed journal segment, retried until it is in, must not write its log lines twice).
+    async fn insert_records(
+        &self,
+        invocations: &[InvocationRecord],
+        logs: &[LogRecord],
+        rejections: &[RejectionRecord],
+    ) -> StoreResult<()>;
     /// Newest first.
     async fn invocations(&self, function_id: &str, limit: i64) -> StoreResult<Vec<InvocationRecord>>;
     /// The function's refusals by second, newest first.

@@ -53,6 +53,37 @@ pub struct SqliteStore {
     pub pool: sqlx::Pool<Sqlite>,
 }
 
+const INSERT_INVOCATIONS: &str = "INSERT INTO function_invocations (id, function_id, version, outcome, status, \
+     error_code, cold, queue_us, exec_us, peak_memory_bytes, bytes_in, bytes_out, started_at) ";
+/// A record written before (a replayed journal) is not doubled.
+const INVOCATIONS_TAIL: &str = " ON CONFLICT (id) DO NOTHING";
+const INSERT_LOGS: &str =
+    "INSERT INTO function_logs (function_id, version, invocation_id, timestamp_us, stream, message) ";
+const INSERT_REJECTIONS: &str = "INSERT INTO function_rejections (function_id, version, outcome, second, count) ";
+const REJECTIONS_TAIL: &str = " ON CONFLICT (function_id, version, outcome, second) \
+     DO UPDATE SET count = function_rejections.count + excluded.count";
+
+/// One row per (function, version, outcome, second), counts added: one statement may not update
+/// a row twice (PostgreSQL refuses it), and a journal holds the counts of several batches.
+fn merge_rejections(rows: &[RejectionRecord]) -> Vec<RejectionRecord> {
+    let mut merged: Vec<RejectionRecord> = Vec::with_capacity(rows.len());
+    let mut index = std::collections::HashMap::new();
+    for row in rows {
+        let key = (row.function_id.as_str(), row.version, row.outcome.as_str(), row.second);
+        match index.get(&key) {
+            Some(&at) => {
+                let existing: &mut RejectionRecord = &mut merged[at];
+                existing.count += row.count;
+            }
+            None => {
+                index.insert(key, merged.len());
+                merged.push(row.clone());
+            }
+        }
+    }
+    merged
+}
+
 #[derive(Debug)]
 pub struct PostgresStore {
     pub pool: sqlx::Pool<Postgres>,
@@ -62,24 +93,75 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $kind:literal, $migrations:literal) => {
         impl $store {
             /// The recorder's rows: one transaction a batch (written whole or refused whole,
-            /// committed once), as multi-row INSERTs of `insert` + VALUES + `tail`, in chunks
-            /// of the few sizes whose statements stay cached.
+            /// committed once). See `insert_rows`.
             async fn insert_in_batch<T>(
                 &self,
+                insert: &str,
+                rows: &[T],
+                bind: impl FnMut(sqlx::query_builder::Separated<'_, 'static, $db, &'static str>, &T),
+                tail: &str,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::insert_rows(&mut tx, insert, rows, bind, tail).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// Multi-row INSERTs of `insert` + VALUES + `tail` in `tx`, in chunks of the few sizes
+            /// whose statements stay cached.
+            async fn insert_rows<T>(
+                tx: &mut sqlx::Transaction<'static, $db>,
                 insert: &str,
                 rows: &[T],
                 mut bind: impl FnMut(sqlx::query_builder::Separated<'_, 'static, $db, &'static str>, &T),
                 tail: &str,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
                 for chunk in chunks_of_cached_sizes(rows) {
                     let mut query = QueryBuilder::<$db>::new(insert);
                     query.push_values(chunk, &mut bind);
                     query.push(tail);
-                    query.build().execute(&mut *tx).await?;
+                    query.build().execute(&mut **tx).await?;
                 }
-                tx.commit().await?;
                 Ok(())
+            }
+
+            fn bind_invocation(
+                mut row: sqlx::query_builder::Separated<'_, 'static, $db, &'static str>,
+                record: &InvocationRecord,
+            ) {
+                row.push_bind(record.id.clone())
+                    .push_bind(record.function_id.clone())
+                    .push_bind(record.version)
+                    .push_bind(record.outcome.clone())
+                    .push_bind(record.status)
+                    .push_bind(record.error_code.clone())
+                    .push_bind(record.cold)
+                    .push_bind(record.queue_us)
+                    .push_bind(record.exec_us)
+                    .push_bind(record.peak_memory_bytes)
+                    .push_bind(record.bytes_in)
+                    .push_bind(record.bytes_out)
+                    .push_bind(record.started_at);
+            }
+
+            fn bind_log(mut row: sqlx::query_builder::Separated<'_, 'static, $db, &'static str>, record: &LogRecord) {
+                row.push_bind(record.function_id.clone())
+                    .push_bind(record.version)
+                    .push_bind(record.invocation_id.clone())
+                    .push_bind(record.timestamp_us)
+                    .push_bind(record.stream.clone())
+                    .push_bind(record.message.clone());
+            }
+
+            fn bind_rejection(
+                mut row: sqlx::query_builder::Separated<'_, 'static, $db, &'static str>,
+                record: &RejectionRecord,
+            ) {
+                row.push_bind(record.function_id.clone())
+                    .push_bind(record.version)
+                    .push_bind(record.outcome.clone())
+                    .push_bind(record.second)
+                    .push_bind(record.count);
             }
         }
 
@@ -482,62 +564,33 @@ macro_rules! sql_store {
             }
 
             async fn insert_invocations(&self, rows: &[InvocationRecord]) -> StoreResult<()> {
-                self.insert_in_batch(
-                    "INSERT INTO function_invocations (id, function_id, version, outcome, status, error_code, \
-                     cold, queue_us, exec_us, peak_memory_bytes, bytes_in, bytes_out, started_at) ",
-                    rows,
-                    |mut row, record| {
-                        row.push_bind(record.id.clone())
-                            .push_bind(record.function_id.clone())
-                            .push_bind(record.version)
-                            .push_bind(record.outcome.clone())
-                            .push_bind(record.status)
-                            .push_bind(record.error_code.clone())
-                            .push_bind(record.cold)
-                            .push_bind(record.queue_us)
-                            .push_bind(record.exec_us)
-                            .push_bind(record.peak_memory_bytes)
-                            .push_bind(record.bytes_in)
-                            .push_bind(record.bytes_out)
-                            .push_bind(record.started_at);
-                    },
-                    " ON CONFLICT (id) DO NOTHING",
-                )
-                .await
+                self.insert_in_batch(INSERT_INVOCATIONS, rows, Self::bind_invocation, INVOCATIONS_TAIL).await
             }
 
             async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()> {
-                self.insert_in_batch(
-                    "INSERT INTO function_logs (function_id, version, invocation_id, timestamp_us, stream, message) ",
-                    rows,
-                    |mut row, record| {
-                        row.push_bind(record.function_id.clone())
-                            .push_bind(record.version)
-                            .push_bind(record.invocation_id.clone())
-                            .push_bind(record.timestamp_us)
-                            .push_bind(record.stream.clone())
-                            .push_bind(record.message.clone());
-                    },
-                    "",
-                )
-                .await
+                self.insert_in_batch(INSERT_LOGS, rows, Self::bind_log, "").await
             }
 
             async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()> {
-                self.insert_in_batch(
-                    "INSERT INTO function_rejections (function_id, version, outcome, second, count) ",
-                    rows,
-                    |mut row, record| {
-                        row.push_bind(record.function_id.clone())
-                            .push_bind(record.version)
-                            .push_bind(record.outcome.clone())
-                            .push_bind(record.second)
-                            .push_bind(record.count);
-                    },
-                    " ON CONFLICT (function_id, version, outcome, second) \
-                     DO UPDATE SET count = function_rejections.count + excluded.count",
-                )
-                .await
+                let rows = merge_rejections(rows);
+                self.insert_in_batch(INSERT_REJECTIONS, &rows, Self::bind_rejection, REJECTIONS_TAIL).await
+            }
+
+            async fn insert_records(
+                &self,
+                invocations: &[InvocationRecord],
+                logs: &[LogRecord],
+                rejections: &[RejectionRecord],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                Self::insert_rows(&mut tx, INSERT_INVOCATIONS, invocations, Self::bind_invocation, INVOCATIONS_TAIL)
+                    .await?;
+                Self::insert_rows(&mut tx, INSERT_LOGS, logs, Self::bind_log, "").await?;
+                let rejections = merge_rejections(rejections);
+                Self::insert_rows(&mut tx, INSERT_REJECTIONS, &rejections, Self::bind_rejection, REJECTIONS_TAIL)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>> {

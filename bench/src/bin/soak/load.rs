@@ -118,9 +118,12 @@ pub fn wrk_epoch(base: &str, paths: &[String], connections: usize, length: Durat
     tally
 }
 
+/// One call's status and invocation id, or what happened instead of an answer; and its time.
+type Answer = (Result<(u16, Option<String>), String>, Duration);
+
 /// Calls `url` from `calls` threads at once; each call's answer, id and time against `bound`.
 pub fn burst(url: &str, calls: usize, bound: Duration) -> Tally {
-    let answers: Vec<(Result<(u16, Option<String>), String>, Duration)> = std::thread::scope(|scope| {
+    let answers: Vec<Answer> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..calls)
             .map(|_| {
                 scope.spawn(|| {
