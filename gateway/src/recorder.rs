@@ -170,8 +170,10 @@ async fn write_batches(
     let mut closing = progress.closing.subscribe();
     loop {
         let mut pending = Vec::new();
-        // With a journal to write back, the writer also wakes on its own.
+        // With a journal to write back, the writer also wakes on its own (and has no batch to
+        // wait for then).
         let replay_tick = tokio::time::sleep(writer.next_replay_in());
+        let mut batch = true;
         tokio::select! {
             first = receiver.recv() => match first {
                 Some(first) => pending.push(first),
@@ -179,7 +181,7 @@ async fn write_batches(
             },
             // Only refusals to write: still a batch, after the same window.
             _ = progress.rejected.notified() => {}
-            _ = replay_tick => {}
+            _ = replay_tick => batch = false,
             _ = closing.wait_for(|closing| *closing) => match receiver.try_recv() {
                 Ok(first) => pending.push(first),
                 Err(_) => break,
@@ -189,7 +191,7 @@ async fn write_batches(
         // Then wait out the batch window *without* listening to the channel: a receiver waiting in
         // `recv` is woken by every send, one thread wake-up per call on the hot path; a sleeping
         // one is woken once per batch. A full batch, a waiting reader or shutdown cut it short.
-        if !pending.is_empty() && pending.len() < BATCH_ROWS && !*closing.borrow() {
+        if batch && pending.len() < BATCH_ROWS && !*closing.borrow() {
             tokio::select! {
                 _ = tokio::time::sleep_until(tokio::time::Instant::now() + BATCH_WAIT) => {}
                 _ = progress.hurry.notified() => {}
