@@ -193,7 +193,12 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let url = config.database_url();
     let store = store::connect(&url, 8).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
-    let secret = auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &config.data_dir)?;
+    // Nodes sharing a PostgreSQL store share its token secret; a lone SQLite server keeps its own.
+    let secret = if store.kind() == "postgres" {
+        auth::secret::shared(config.auth.jwt_secret.as_deref(), &config.data_dir, store.as_ref()).await?
+    } else {
+        auth::secret::load_or_create(config.auth.jwt_secret.as_deref(), &config.data_dir)?
+    };
     let tokens = auth::tokens::TokenKeys::new(
         &secret,
         &config.auth.issuer,

@@ -69,6 +69,36 @@ pub fn load_or_create_named(
     }
 }
 
+/// The token-signing secret when the nodes of one platform share a PostgreSQL store: the
+/// configured one, or the one the first node kept in the store. A node that has a secret in its
+/// data directory (a server that ran alone before) proposes it, so the tokens it issued stay
+/// valid; otherwise it proposes a fresh one. No node ever signs with a secret of its own.
+pub async fn shared(
+    configured: Option<&str>,
+    data_dir: &Path,
+    store: &dyn crate::store::Store,
+) -> anyhow::Result<Vec<u8>> {
+    if configured.is_some() {
+        return load_or_create(configured, data_dir);
+    }
+    let proposed = if data_dir.join(FILE_NAME).exists() {
+        String::from_utf8(load_or_create(None, data_dir)?).context("the data directory's jwt_secret is not text")?
+    } else {
+        hex::encode(super::random_bytes::<32>())
+    };
+    let kept = store
+        .shared_setting("jwt_secret", &proposed, crate::app::now_ms())
+        .await
+        .context("cannot read or keep the token secret in the database")?;
+    if kept.len() < MIN_SECRET_BYTES {
+        bail!("the database's cluster_settings.jwt_secret is shorter than {MIN_SECRET_BYTES} bytes; delete that row");
+    }
+    if kept != proposed {
+        tracing::info!("signing tokens with the secret another node kept in the database");
+    }
+    Ok(kept.into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_logs(&self, rows: &[LogRecord]) -> StoreResult<()>;
     /// Adds each row's count to what that function, version, outcome and second already has.
     async fn add_rejections(&self, rows: &[RejectionRecord]) -> StoreResult<()>;
+    /// The cluster-wide setting `name`: `proposed` when no node has set it yet (first writer
+    /// wins, also among nodes starting together), else what was set.
+    async fn shared_setting(&self, name: &str, proposed: &str, now_ms: i64) -> StoreResult<String>;
     /// Invocation records, log lines and refusal counts in one transaction: all or none (a
     /// replayed journal segment, retried until it is in, must not write its log lines twice).
     async fn insert_records(

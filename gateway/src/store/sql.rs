@@ -593,6 +593,22 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn shared_setting(&self, name: &str, proposed: &str, now_ms: i64) -> StoreResult<String> {
+                sqlx::query(
+                    "INSERT INTO cluster_settings (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(proposed)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(sqlx::query_scalar::<$db, String>("SELECT value FROM cluster_settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
             async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>> {
                 Ok(sqlx::query_as::<$db, RejectionRecord>(
                     "SELECT * FROM function_rejections WHERE function_id = $1 ORDER BY second DESC, outcome LIMIT $2",

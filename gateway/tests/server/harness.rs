@@ -88,6 +88,11 @@ impl Server {
         Server::launch(data_dir, database_url, &[])
     }
 
+    /// Like `start_on`, with extra environment variables (an empty value unsets one).
+    pub fn start_on_with_env(data_dir: Arc<tempfile::TempDir>, database_url: String, env: &[(&str, String)]) -> Server {
+        Server::launch(data_dir, database_url, env)
+    }
+
     fn launch(data_dir: Arc<tempfile::TempDir>, database_url: String, env: &[(&str, String)]) -> Server {
         let config = data_dir.path().join("test.toml");
         std::fs::write(&config, CONFIG).unwrap();
@@ -146,17 +151,17 @@ impl Server {
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
-        let child = command
+        command
             .env("DATABASE_URL", database_url)
             .env("JWT_SECRET", SECRET)
             .env("CONTAINERPUB_WORKER_EXEC", wrapper)
             .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .envs(env.iter().filter(|(_, value)| !value.is_empty()).map(|(key, value)| (*key, value.as_str())));
+        // An empty value in `env` unsets that variable (a server without `JWT_SECRET`).
+        for (key, _) in env.iter().filter(|(_, value)| value.is_empty()) {
+            command.env_remove(key);
+        }
+        let child = command.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
         let client = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         let mut server = Server {
             child: Some(child),
@@ -338,7 +343,7 @@ pub fn role_and_database(admin_url: &str, role: &str, attributes: &str) -> Strin
     format!("postgres://{role}@{base}/{role}")
 }
 
-fn fresh_postgres_database(server_url: &str) -> String {
+pub fn fresh_postgres_database(server_url: &str) -> String {
     let name = format!("containerpub_test_{}", std::process::id()) + &format!("_{}", rand_suffix());
     let status = Command::new("psql")
         .args([server_url, "-q", "-v", "ON_ERROR_STOP=1", "-c", &format!("CREATE DATABASE {name}")])

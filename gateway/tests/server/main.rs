@@ -18,6 +18,7 @@ mod journal;
 mod lifecycle;
 mod overload;
 mod sandbox;
+mod scale_out;
 mod secrets;
 mod shapes;
 mod tenancy;

@@ -1,0 +1,45 @@
+//! Several `containerpub` nodes on one PostgreSQL store (issue 14): each node has its own data
+//! directory, and what one node issues, the others accept.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use crate::harness::{fresh_postgres_database, postgres_url, psql, Server};
+
+/// No `JWT_SECRET`: the nodes must agree on a secret by themselves.
+const NO_CONFIGURED_SECRET: [(&str, String); 1] = [("JWT_SECRET", String::new())];
+
+/// A token issued by one node is accepted by another: they sign with the secret the first node
+/// kept in the store, and neither keeps one of its own.
+#[test]
+fn nodes_on_one_store_accept_each_others_tokens() {
+    let Some(admin) = postgres_url() else { return };
+    let database = fresh_postgres_database(&admin);
+    let node =
+        || Server::start_on_with_env(Arc::new(tempfile::tempdir().unwrap()), database.clone(), &NO_CONFIGURED_SECRET);
+    let (first, second) = (node(), node());
+    let ada = first.user("ada@example.com");
+    assert_eq!(second.get("/api/auth/me", Some(&ada)).status(), 200, "{}", second.log());
+    let from_second = second.login("ada@example.com");
+    assert_eq!(first.get("/api/auth/me", Some(&from_second)).status(), 200);
+    for node in [&first, &second] {
+        assert!(!node.data_dir.path().join("jwt_secret").exists(), "a node kept a secret of its own");
+    }
+    let kept = psql(&first.database_url, "SELECT count(*) FROM cluster_settings WHERE name = 'jwt_secret'");
+    assert_eq!(kept.unwrap(), "1");
+}
+
+/// A server that ran alone, with the secret in its data directory, keeps its tokens valid when
+/// it moves to a shared store: it proposes that secret, and the store keeps it.
+#[test]
+fn a_lone_servers_secret_becomes_the_clusters() {
+    let Some(admin) = postgres_url() else { return };
+    let data = Arc::new(tempfile::tempdir().unwrap());
+    let secret = "a1".repeat(32);
+    let file = data.path().join("jwt_secret");
+    std::fs::write(&file, &secret).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = Server::start_on_with_env(data, fresh_postgres_database(&admin), &NO_CONFIGURED_SECRET);
+    let kept = psql(&node.database_url, "SELECT value FROM cluster_settings WHERE name = 'jwt_secret'");
+    assert_eq!(kept.unwrap(), secret);
+}
