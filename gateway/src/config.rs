@@ -25,6 +25,8 @@ pub struct Config {
     pub sandbox: prewarm::SandboxConfig,
     pub metrics: MetricsConfig,
     pub records: RecordsConfig,
+    /// This node's name among the nodes sharing a PostgreSQL store; default: the host name.
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +158,7 @@ impl Default for Config {
             sandbox: prewarm::SandboxConfig::default(),
             metrics: MetricsConfig::default(),
             records: RecordsConfig::default(),
+            node_id: None,
         }
     }
 }
@@ -255,6 +258,9 @@ impl Config {
         if let Some(ms) = lookup("FUNCTION_DB_TIMEOUT_MS") {
             self.function_database.timeout_ms = Some(number("FUNCTION_DB_TIMEOUT_MS", &ms)?);
         }
+        if let Some(id) = lookup("CONTAINERPUB_NODE_ID").filter(|id| !id.is_empty()) {
+            self.node_id = Some(id);
+        }
         if let Some(dir) = lookup("FUNCTIONS_DIR") {
             self.functions_dir = Some(dir.into());
         }
@@ -301,6 +307,13 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("containerpub.db").display()))
+    }
+
+    /// This node's name: configured, else the host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|_| "node".into())
+        })
     }
 
     pub fn functions_dir(&self) -> PathBuf {

@@ -8,6 +8,7 @@
 mod api;
 mod app;
 mod auth;
+mod cluster;
 mod config;
 mod deploy;
 mod front_door;
@@ -48,6 +49,7 @@ const SERVE_ENVIRONMENT: &str = "Environment (overrides --config; flags override
   FUNCTIONS_DIR                 extracted versions [default: DATA_DIR/functions]
   CONTAINERPUB_REGISTRATION     first-user | open | invite [default: first-user]
   CONTAINERPUB_METRICS_TOKEN    bearer token /metrics requires [default: none]
+  CONTAINERPUB_NODE_ID          this node's name among the nodes on one store [default: host name]
   CONTAINERPUB_SECRETS_KEY      key material for secrets [default: generated in DATA_DIR/secrets_key]
   CONTAINERPUB_SANDBOX          on | off [default: on]
   RUST_LOG                      log filter [default: info]";
@@ -79,6 +81,9 @@ enum Command {
         /// Address to listen on [default: 127.0.0.1:8080] [env: PORT changes only the port]
         #[arg(long, value_name = "ADDRESS")]
         listen: Option<std::net::SocketAddr>,
+        /// This node's name among the nodes sharing a PostgreSQL store [default: the host name]
+        #[arg(long, value_name = "ID")]
+        node_id: Option<String>,
     },
     /// Create or upgrade the database schema, then exit.
     Migrate {
@@ -132,8 +137,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Command::Serve { common, listen } => {
+        Command::Serve { common, listen, node_id } => {
             let mut config = load_config(&common)?;
+            if node_id.is_some() {
+                config.node_id = node_id;
+            }
             if let Some(listen) = listen {
                 config.listen = listen;
             }
@@ -266,6 +274,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         in_flight: Default::default(),
     });
     tokio::spawn(recorder::forward_stray_logs(app.clone(), stray_logs));
+    if app.store.kind() == "postgres" {
+        tokio::spawn(cluster::beat(Arc::downgrade(&app)));
+    }
     let restored = deploy::restore_active(&app).await?;
     tracing::info!(functions = restored, "active functions warmed");
     Ok((app, recorder_task))

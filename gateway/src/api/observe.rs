@@ -52,7 +52,7 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     if !admin {
         return (status, Json(json!({ "status": status_text }))).into_response();
     }
-    let body = json!({
+    let mut body = json!({
         "status": status_text,
         "store": { "kind": app.store.kind(), "reachable": store_ok },
         "memory_enforcement": enforcement.name(),
@@ -61,6 +61,9 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         "functions_active": app.active.len(),
         "function_database": app.function_database,
     });
+    if let (Some(fields), Value::Object(cluster)) = (body.as_object_mut(), crate::cluster::health(&app).await) {
+        fields.extend(cluster);
+    }
     (status, Json(body)).into_response()
 }
 

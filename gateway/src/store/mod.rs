@@ -95,6 +95,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The cluster-wide setting `name`: `proposed` when no node has set it yet (first writer
     /// wins, also among nodes starting together), else what was set.
     async fn shared_setting(&self, name: &str, proposed: &str, now_ms: i64) -> StoreResult<String>;
+    /// Records that `node` is alive now (its `heartbeat_at`).
+    async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()>;
+    /// The nodes whose last heartbeat is at `since_ms` or later.
+    async fn nodes_seen_since(&self, since_ms: i64) -> StoreResult<Vec<NodeRecord>>;
     /// Invocation records, log lines and refusal counts in one transaction: all or none (a
     /// replayed journal segment, retried until it is in, must not write its log lines twice).
     async fn insert_records(

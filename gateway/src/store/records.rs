@@ -130,3 +130,13 @@ pub struct FunctionDatabaseRecord {
     pub sealed_password: String,
     pub created_at: i64,
 }
+
+/// A node of the platform, as its last heartbeat said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct NodeRecord {
+    pub node_id: String,
+    /// Where it listens.
+    pub address: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+}

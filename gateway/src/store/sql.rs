@@ -5,8 +5,8 @@
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
-    ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, RejectionRecord, SecretRecord,
-    Store, StoreError, StoreResult, User, VersionRecord,
+    ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, NodeRecord, RejectionRecord,
+    SecretRecord, Store, StoreError, StoreResult, User, VersionRecord,
 };
 
 /// Rows per multi-row INSERT at most: well under SQLite's bound-parameter limit (13 columns × 256).
@@ -607,6 +607,30 @@ macro_rules! sql_store {
                     .bind(name)
                     .fetch_one(&self.pool)
                     .await?)
+            }
+
+            async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO cluster_nodes (node_id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (node_id) DO UPDATE SET address = excluded.address, \
+                     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                )
+                .bind(&node.node_id)
+                .bind(&node.address)
+                .bind(node.started_at)
+                .bind(node.heartbeat_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn nodes_seen_since(&self, since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
+                Ok(sqlx::query_as::<$db, NodeRecord>(
+                    "SELECT * FROM cluster_nodes WHERE heartbeat_at >= $1 ORDER BY node_id",
+                )
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn rejections(&self, function_id: &str, limit: i64) -> StoreResult<Vec<RejectionRecord>> {

@@ -43,3 +43,41 @@ fn a_lone_servers_secret_becomes_the_clusters() {
     let kept = psql(&node.database_url, "SELECT value FROM cluster_settings WHERE name = 'jwt_secret'");
     assert_eq!(kept.unwrap(), secret);
 }
+
+/// Each node names itself (`CONTAINERPUB_NODE_ID`, `--node-id`; the host name by default) and
+/// `/healthz` shows it with its live peers; a node stopped leaves the peers once its
+/// heartbeats stop.
+#[test]
+fn healthz_shows_the_node_and_its_live_peers() {
+    let Some(admin) = postgres_url() else { return };
+    let database = fresh_postgres_database(&admin);
+    let node = |id: &str| {
+        Server::start_on_with_env(
+            Arc::new(tempfile::tempdir().unwrap()),
+            database.clone(),
+            &[("CONTAINERPUB_NODE_ID", id.to_string())],
+        )
+    };
+    let (first, mut second) = (node("node-a"), node("node-b"));
+    let peers = |server: &Server| -> Vec<String> {
+        server.health()["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|peer| peer["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while peers(&first) != ["node-b"] {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{}", first.health());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(first.health()["node"]["id"], "node-a");
+    assert_eq!(peers(&second), ["node-a"]);
+    assert_eq!(second.stop(), Some(0));
+    let stopped = std::time::Instant::now();
+    while !peers(&first).is_empty() {
+        assert!(stopped.elapsed() < std::time::Duration::from_secs(15), "a stopped node is still a peer");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
