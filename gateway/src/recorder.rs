@@ -47,6 +47,17 @@ pub struct RecorderCounters {
     pub failed_writes: AtomicU64,
 }
 
+impl RecorderCounters {
+    /// Counts `entry` as lost (neither the database nor the journal took it).
+    fn lost(&self, entry: &Entry) {
+        let counter = match entry {
+            Entry::Log(_) => &self.dropped_logs,
+            Entry::Invocation(_) | Entry::Rejection(_) => &self.dropped_invocations,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Recorder {
     sender: mpsc::Sender<Record>,
@@ -116,10 +127,9 @@ impl Recorder {
             }
             // The database is behind (or the writer is gone): to disk rather than lost.
             Err(mpsc::error::TrySendError::Full(record) | mpsc::error::TrySendError::Closed(record)) => {
-                let is_log = matches!(record, Record::Log(_));
-                if self.journal.append([&Entry::from(record)]) == 0 {
-                    let counter = if is_log { &self.counters.dropped_logs } else { &self.counters.dropped_invocations };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                let entry = Entry::from(record);
+                if self.journal.append([&entry]) == 0 {
+                    self.counters.lost(&entry);
                 }
             }
         }
@@ -294,11 +304,7 @@ impl Writer {
         let taken = self.journal.append(entries);
         self.journal.sync();
         for entry in &entries[taken..] {
-            let counter = match entry {
-                Entry::Log(_) => &self.counters.dropped_logs,
-                _ => &self.counters.dropped_invocations,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.counters.lost(entry);
         }
     }
 
@@ -377,34 +383,25 @@ impl Writer {
     }
 }
 
-/// A batch of one kind of row, and how it is written.
+/// A batch of one kind of row (never empty: the writer skips empty batches), and how it is written.
 trait Rows {
     async fn insert_into(&self, store: &dyn Store) -> StoreResult<()>;
 }
 
 impl Rows for Vec<InvocationRecord> {
     async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
         store.insert_invocations(self).await
     }
 }
 
 impl Rows for Vec<LogRecord> {
     async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
         store.insert_logs(self).await
     }
 }
 
 impl Rows for Vec<RejectionRecord> {
     async fn insert_into(&self, store: &dyn Store) -> StoreResult<()> {
-        if self.is_empty() {
-            return Ok(());
-        }
         store.add_rejections(self).await
     }
 }

@@ -234,8 +234,7 @@ async fn run(
     let invocation = match app.prewarm.invoke(&function.key, request).await {
         Ok(invocation) => invocation,
         // Routed, but its workers could not start yet (at server start): retried with backoff.
-        Err(_) if app.starting.contains_key(&function.key) => {
-            let next = app.starting.get(&function.key).map(|next| *next).unwrap_or_else(std::time::Instant::now);
+        Err(_) if let Some(next) = app.starting.get(&function.key).map(|next| *next) => {
             let seconds = next.saturating_duration_since(std::time::Instant::now()).as_secs_f64().ceil() as u64;
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
