@@ -128,13 +128,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
-            ("--duration", Some(seconds)) => {
-                duration = Duration::from_secs(seconds.parse().expect("--duration SECONDS"))
+            ("--duration", Some(seconds)) if seconds.parse::<u64>().is_ok_and(|seconds| seconds > 0) => {
+                duration = Duration::from_secs(seconds.parse().expect("checked above"))
             }
             ("--store", Some(store)) if store == "both" => {}
             ("--store", Some(store)) if store == "sqlite" || store == "postgres" => stores = vec![store],
             _ => {
-                eprintln!("usage: soak [--duration SECONDS] [--store sqlite|postgres|both]");
+                eprintln!(
+                    "usage: soak [--duration SECONDS] [--store sqlite|postgres|both] (SECONDS: a whole number above 0)"
+                );
                 std::process::exit(2);
             }
         }
@@ -204,7 +206,7 @@ fn run(release: &Path, postgres: Option<Store>, duration: Duration) -> anyhow::R
     let data = tempfile::tempdir()?;
     let store = postgres.unwrap_or(Store::Sqlite { file: data.path().join("containerpub.db") });
     println!("## {} store, {} s\n", store.name(), duration.as_secs());
-    let before = HostLeftovers::now(data.path());
+    let before = HostLeftovers::now();
     let mut problems: Vec<String> = Vec::new();
     let mut figures = Figures::default();
     let mut server = SoakServer::start(&release.join("containerpub"), data.path(), &store.url())?;
@@ -350,7 +352,7 @@ fn run(release: &Path, postgres: Option<Store>, duration: Duration) -> anyhow::R
         problems.push(format!("the server exited with {status} after the final SIGTERM"));
     }
     std::thread::sleep(Duration::from_millis(500));
-    problems.extend(HostLeftovers::now(data.path()).compared_with(&before, &incarnations, data.path()));
+    problems.extend(HostLeftovers::now().compared_with(&before, &incarnations, data.path()));
 
     print_summary(&figures, records, started.elapsed(), &problems);
     if !problems.is_empty() {
@@ -471,7 +473,7 @@ struct HostLeftovers {
 }
 
 impl HostLeftovers {
-    fn now(_data: &Path) -> HostLeftovers {
+    fn now() -> HostLeftovers {
         let output = Command::new("ip").args(["-o", "link"]).output().map(|out| out.stdout).unwrap_or_default();
         let links = String::from_utf8_lossy(&output)
             .lines()
