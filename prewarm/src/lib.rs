@@ -7,6 +7,7 @@
 //! the runtime adapters. `ARCHITECTURE.md` has the map; `PROTOCOL.md` the wire format.
 
 pub mod admission;
+pub mod cluster_share;
 pub mod envelope;
 pub mod exec_wrapper;
 pub mod limits;
@@ -148,6 +149,8 @@ pub(crate) struct Shared {
     host: WorkerHost,
     runtimes: RuntimeInstall,
     admission: Arc<Admission>,
+    /// This server's place among the nodes sharing its store (see `cluster_share`).
+    membership: cluster_share::Membership,
     pools: Mutex<HashMap<String, Arc<FunctionPool>>>,
     next_worker_id: AtomicU64,
     stray_logs: mpsc::Sender<StrayLogLine>,
@@ -284,6 +287,7 @@ impl Prewarm {
             },
             runtimes,
             admission: Admission::new(config.global_max_concurrency),
+            membership: cluster_share::Membership::default(),
             pools: Mutex::new(HashMap::new()),
             next_worker_id: AtomicU64::new(1),
             stray_logs,
@@ -582,8 +586,24 @@ impl Prewarm {
             }
         };
         let limits = &pool.spec.limits;
+        let share = self.shared.membership.share(limits.max_concurrency, pool.rotation);
+        if share == 0 {
+            let (position, nodes) = self.shared.membership.get();
+            let error = InvocationError::new(
+                cluster_share::NO_SHARE,
+                format!(
+                    "this function's concurrency cap ({}) is shared by {nodes} nodes and node {} of them holds none of it: retry, another node takes the call",
+                    limits.max_concurrency,
+                    position + 1
+                ),
+            );
+            let mut rejected =
+                Invocation::rejected(request.id.clone(), pool.key.to_string(), Outcome::QueueFull, error, 0);
+            rejected.retry_after_seconds = Some(1);
+            return rejected;
+        }
         let admission_limits = AdmissionLimits {
-            max_concurrency: limits.max_concurrency.min(limits.max_workers).max(1),
+            max_concurrency: share.min(limits.max_workers).max(1),
             max_queue_length: limits.max_queue_length,
             max_queue_wait: limits.max_queue_wait,
         };
@@ -632,6 +652,17 @@ impl Prewarm {
         };
         drop(permit);
         invocation
+    }
+
+    /// This server is at `position` (0-based, ordered by node id) of `nodes` live nodes sharing
+    /// its store: each function's concurrency cap is split among them (`cluster_share`).
+    pub fn set_membership(&self, position: usize, nodes: usize) {
+        self.shared.membership.set(position, nodes);
+    }
+
+    /// `(position, nodes)`, as last set.
+    pub fn membership(&self) -> (usize, usize) {
+        self.shared.membership.get()
     }
 
     /// Whether the version `key` is prepared (and not retired).

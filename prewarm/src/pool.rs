@@ -113,6 +113,8 @@ pub(crate) struct FunctionPool {
     worker_available: Notify,
     pub counters: PoolCounters,
     drain: Mutex<DrainSample>,
+    /// `cluster_share::rotation` of the function's name, computed once.
+    pub rotation: u64,
 }
 
 /// The function's recent completion rate, sampled when a rejection needs it.
@@ -177,6 +179,7 @@ impl FunctionPool {
     pub fn new(spec: FunctionSpec, launch: Result<WorkerLaunch, String>) -> Arc<Self> {
         Arc::new(Self {
             key: spec.key.as_str().into(),
+            rotation: crate::cluster_share::rotation(&spec.name),
             spec,
             launch,
             state: Mutex::new(PoolState::default()),
