@@ -76,6 +76,8 @@ pub struct ActiveFunction {
     pub version: i64,
     /// The prewarm pool key, `ID@VERSION`.
     pub key: String,
+    /// The function's revision in the store when this version was routed (see `cluster::sync`).
+    pub revision: i64,
 }
 
 #[derive(Debug)]
@@ -180,7 +182,13 @@ impl App {
     }
 
     /// Makes `version` the one the hot path calls.
-    pub fn set_active(&self, function: &FunctionRecord, version: i64, public: bool) -> Option<Arc<ActiveFunction>> {
+    pub fn set_active(
+        &self,
+        function: &FunctionRecord,
+        version: i64,
+        public: bool,
+        revision: i64,
+    ) -> Option<Arc<ActiveFunction>> {
         let active = Arc::new(ActiveFunction {
             id: function.id.clone(),
             name: function.name.clone(),
@@ -188,9 +196,15 @@ impl App {
             public,
             version,
             key: pool_key(&function.id, version),
+            revision,
         });
         self.active_ids.insert(function.id.clone(), function.name.clone());
-        self.active.insert(function.name.clone(), active)
+        let previous = self.active.insert(function.name.clone(), active);
+        // The name deleted and deployed again (on another node): its old id is gone.
+        if let Some(previous) = previous.as_ref().filter(|previous| previous.id != function.id) {
+            self.active_ids.remove(&previous.id);
+        }
+        previous
     }
 
     /// Stops routing to the function `name`; its active version, when it had one.

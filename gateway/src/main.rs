@@ -275,10 +275,13 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     });
     tokio::spawn(recorder::forward_stray_logs(app.clone(), stray_logs));
     if app.store.kind() == "postgres" {
-        tokio::spawn(cluster::beat(Arc::downgrade(&app)));
+        cluster::start(&app).await;
     }
     let restored = deploy::restore_active(&app).await?;
     tracing::info!(functions = restored, "active functions warmed");
+    if app.store.kind() == "postgres" {
+        tokio::spawn(cluster::sync::watch(Arc::downgrade(&app), app.config.database_url()));
+    }
     Ok((app, recorder_task))
 }
 

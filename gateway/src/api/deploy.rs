@@ -199,6 +199,16 @@ pub async fn deploy(
     }
     let now = now_ms();
     app.store.put_artifact(&sha256, archive_bytes.len() as i64, now).await?;
+    if app.store.kind() == "postgres" {
+        // Other nodes fetch the archive from the store; the version is stored only after it is in.
+        artifacts::publish(app.store.as_ref(), &artifacts_dir, &sha256).await.map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("cannot keep the archive in the database, so nothing was deployed: {error:#}; try again"),
+            )
+        })?;
+    }
 
     let function = match existing {
         Some(function) => function,
@@ -212,6 +222,7 @@ pub async fn deploy(
                 created_at: now,
                 updated_at: now,
                 sandbox_slot: None,
+                revision: 0,
             };
             match app.store.create_function(&function).await {
                 Ok(stored) => stored,

@@ -174,6 +174,7 @@ pub async fn delete(
     }
     app.metrics.forget(&function.name);
     app.secrets.forget(&function.id);
+    deploy::announce(&app, &function).await;
     tracing::info!(function = %function.name, "deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -315,6 +315,13 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
             error(StatusCode::BAD_GATEWAY, "function_crashed", "the function's worker exited unexpectedly")
                 .into_response()
         }
+        // This node holds no share of the function's cap (`prewarm::cluster_share`): the retry
+        // should go to another node, so the connection is not paced.
+        Outcome::QueueFull if detail.is_some_and(|error| error.code == prewarm::cluster_share::NO_SHARE) => {
+            error(StatusCode::TOO_MANY_REQUESTS, prewarm::cluster_share::NO_SHARE, "no share of the cap on this node")
+                .retry_after(1)
+                .into_response()
+        }
         Outcome::QueueFull => {
             let retry_after = invocation.retry_after_seconds.unwrap_or(1);
             let mut response =

@@ -7,7 +7,7 @@
 //! compressed bytes, expanded bytes, entry count, path length and depth are capped. Extraction
 //! goes into a fresh, empty directory that is removed again on any rejection.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -85,15 +85,38 @@ impl<R: Read> Read for Capped<R> {
 /// Extracts `archive` into `destination`, which must not exist yet. On error nothing is left
 /// behind. Returns the number of regular files written.
 pub fn extract(archive: &[u8], destination: &Path, limits: &DeployLimits) -> Result<u64, ArchiveError> {
-    if archive.is_empty() {
+    check_header(archive.len() as u64, archive, limits)?;
+    extract_stream(archive, destination, limits)
+}
+
+/// [`extract`] reading the archive from a file as it goes (a node materializing a version it
+/// fetched from the store), under the same checks.
+pub fn extract_file(archive: &Path, destination: &Path, limits: &DeployLimits) -> Result<u64, ArchiveError> {
+    let io_error = |error: io::Error| ArchiveError::Io(error.to_string());
+    let mut file = std::fs::File::open(archive).map_err(io_error)?;
+    let length = file.metadata().map_err(io_error)?.len();
+    let mut magic = [0u8; 2];
+    let read = file.read(&mut magic).map_err(io_error)?;
+    check_header(length, &magic[..read], limits)?;
+    file.rewind().map_err(io_error)?;
+    extract_stream(io::BufReader::new(file), destination, limits)
+}
+
+/// The checks before any byte is decompressed: not empty, within the compressed limit, gzip.
+fn check_header(length: u64, head: &[u8], limits: &DeployLimits) -> Result<(), ArchiveError> {
+    if length == 0 {
         return Err(ArchiveError::Empty);
     }
-    if archive.len() as u64 > limits.max_archive_bytes {
-        return Err(ArchiveError::CompressedTooLarge { actual: archive.len() as u64, limit: limits.max_archive_bytes });
+    if length > limits.max_archive_bytes {
+        return Err(ArchiveError::CompressedTooLarge { actual: length, limit: limits.max_archive_bytes });
     }
-    if !archive.starts_with(&[0x1f, 0x8b]) {
+    if !head.starts_with(&[0x1f, 0x8b]) {
         return Err(ArchiveError::NotGzip);
     }
+    Ok(())
+}
+
+fn extract_stream<R: Read>(archive: R, destination: &Path, limits: &DeployLimits) -> Result<u64, ArchiveError> {
     std::fs::create_dir(destination).map_err(|error| ArchiveError::Io(error.to_string()))?;
     let mut capped =
         Capped { inner: GzDecoder::new(archive), read: 0, limit: limits.max_expanded_bytes, exceeded: false };

@@ -16,6 +16,9 @@ pub enum ActivateError {
     Spec(String),
     #[error("{0}")]
     Prepare(String),
+    /// The version's files are not on this node and could not be fetched.
+    #[error("its files: {0}")]
+    Artifact(String),
     /// A Dart function's `dart pub get` failed; pub's message.
     #[error("{0}")]
     Dependencies(String),
@@ -35,11 +38,15 @@ pub async fn activate(
     public: bool,
 ) -> Result<prewarm::PrepareReport, ActivateError> {
     let (report, key) = prepare(app, function, version).await?;
-    if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
-        app.prewarm.retire(&key);
-        return Err(error.into());
-    }
-    route(app, function, version.version, public, &key);
+    let revision = match app.store.activate(&function.id, version.version, public, now_ms()).await {
+        Ok(revision) => revision,
+        Err(error) => {
+            app.prewarm.retire(&key);
+            return Err(error.into());
+        }
+    };
+    route(app, function, version.version, public, &key, revision);
+    announce(app, function).await;
     Ok(report)
 }
 
@@ -69,20 +76,42 @@ pub async fn store_and_activate(
         return Err(error.into());
     }
     let report = prepared.map_err(prepare_error)?;
-    if let Err(error) = app.store.activate(&function.id, version.version, public, now_ms()).await {
-        app.prewarm.retire(&key);
-        return Err(error.into());
-    }
-    route(app, function, version.version, public, &key);
+    let revision = match app.store.activate(&function.id, version.version, public, now_ms()).await {
+        Ok(revision) => revision,
+        Err(error) => {
+            app.prewarm.retire(&key);
+            return Err(error.into());
+        }
+    };
+    route(app, function, version.version, public, &key, revision);
+    announce(app, function).await;
     Ok(report)
 }
 
-/// Starts the version's workers; returns the report and the pool key.
-async fn prepare(
+/// Wakes the other nodes to a change of `function` (they converge within a reconcile period if
+/// the notification is lost, so a failure is only logged).
+pub async fn announce(app: &App, function: &FunctionRecord) {
+    if let Err(error) = app.store.announce(&function.id).await {
+        tracing::warn!(function = %function.name, %error, "other nodes were not notified of the change: they pick it up at their next reconcile");
+    }
+}
+
+/// Starts the version's workers (its files fetched from the store first when this node lacks
+/// them); returns the report and the pool key.
+pub(crate) async fn prepare(
     app: &App,
     function: &FunctionRecord,
     version: &VersionRecord,
 ) -> Result<(prewarm::PrepareReport, String), ActivateError> {
+    artifacts::materialize(
+        app.store.as_ref(),
+        &app.artifacts_dir(),
+        &app.functions_dir(),
+        &version.artifact_sha256,
+        &app.config.deploy,
+    )
+    .await
+    .map_err(|error| ActivateError::Artifact(format!("{error:#}")))?;
     let spec = spec_with_secrets(app, function, version).await?;
     let key = spec.key.clone();
     let report = app.prewarm.prepare(spec).await.map_err(prepare_error)?;
@@ -120,8 +149,8 @@ fn prepare_error(error: prewarm::PrepareError) -> ActivateError {
 }
 
 /// Sends new calls to the prepared version `key`, and retires the one it replaces.
-fn route(app: &App, function: &FunctionRecord, version: i64, public: bool, key: &str) {
-    let previous = app.set_active(function, version, public);
+pub(crate) fn route(app: &App, function: &FunctionRecord, version: i64, public: bool, key: &str, revision: i64) {
+    let previous = app.set_active(function, version, public, revision);
     if let Some(previous) = previous.filter(|previous| previous.key != key) {
         app.prewarm.retire(&previous.key);
     }
@@ -146,14 +175,14 @@ pub async fn restore_active(app: &Arc<App>) -> anyhow::Result<usize> {
                 if let Some(problem) = &report.runtime_unavailable {
                     tracing::warn!(function = %function.name, version = version.version, %problem, "the active version's runtime is missing on this server: its calls answer 503 until it is installed");
                 }
-                route(app, &function, version.version, function.public, &key);
+                route(app, &function, version.version, function.public, &key, function.revision);
                 restored += 1;
             }
             Err(error) => {
                 tracing::warn!(function = %function.name, version = version.version, %error, retry_in = ?FIRST_START_RETRY, "cannot warm the active version: its calls answer 503 starting until it starts");
                 let key = crate::app::pool_key(&function.id, version.version);
                 app.starting.insert(key.clone(), std::time::Instant::now() + FIRST_START_RETRY);
-                route(app, &function, version.version, function.public, &key);
+                route(app, &function, version.version, function.public, &key, function.revision);
                 tokio::spawn(keep_starting(app.clone(), function, version));
             }
         }
@@ -162,13 +191,13 @@ pub async fn restore_active(app: &Arc<App>) -> anyhow::Result<usize> {
 }
 
 /// The first retry of an active version that did not start; each failure doubles the wait.
-const FIRST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const FIRST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two attempts.
 const LAST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Retries starting an active version until it starts, or until a deploy, rollback or delete of
 /// the function makes it moot.
-async fn keep_starting(app: Arc<App>, function: FunctionRecord, version: VersionRecord) {
+pub(crate) async fn keep_starting(app: Arc<App>, function: FunctionRecord, version: VersionRecord) {
     let key = crate::app::pool_key(&function.id, version.version);
     let mut wait = FIRST_START_RETRY;
     loop {

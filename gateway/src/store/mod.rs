@@ -27,6 +27,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The PostgreSQL notification channel on which nodes announce a changed function (its id).
+pub const CHANGES_CHANNEL: &str = "containerpub_functions";
+
 /// Everything the server keeps.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -66,13 +69,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn functions_of(&self, owner_id: &str) -> StoreResult<Vec<FunctionRecord>>;
     /// Every function with an active version, for warming pools at start-up.
     async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>>;
-    /// Makes `version` the active one and updates the function's settings that live on it.
-    async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<()>;
+    /// Makes `version` the active one and updates the function's settings that live on it;
+    /// returns the function's new revision.
+    async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<i64>;
+    /// Tells the other nodes that the function changed (PostgreSQL `NOTIFY` on
+    /// [`CHANGES_CHANNEL`]; nothing with SQLite, which has one node).
+    async fn announce(&self, function_id: &str) -> StoreResult<()>;
     /// Deletes the function, its versions, invocations and logs, and the artifact rows no
     /// version uses any more; returns the hashes of those artifacts so their files can go.
     async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>>;
 
     async fn put_artifact(&self, sha256: &str, size_bytes: i64, now_ms: i64) -> StoreResult<()>;
+    /// How many chunks the archive has in the store, once all are in; `None` before.
+    async fn artifact_chunk_count(&self, sha256: &str) -> StoreResult<Option<i64>>;
+    /// Stores one chunk of an archive (again: nothing happens, the content is the same).
+    async fn put_artifact_chunk(&self, sha256: &str, seq: i64, data: &[u8]) -> StoreResult<()>;
+    /// Marks the archive complete: its `chunks` chunks are all in.
+    async fn finish_artifact(&self, sha256: &str, chunks: i64) -> StoreResult<()>;
+    async fn artifact_chunk(&self, sha256: &str, seq: i64) -> StoreResult<Option<Vec<u8>>>;
     async fn next_version(&self, function_id: &str) -> StoreResult<i64>;
     async fn create_version(&self, version: &VersionRecord) -> StoreResult<()>;
     async fn versions(&self, function_id: &str) -> StoreResult<Vec<VersionRecord>>;

@@ -55,6 +55,8 @@ pub struct FunctionRecord {
     pub updated_at: i64,
     /// The function's sandbox uid is `[sandbox] uid_base` plus this; set by `create_function`.
     pub sandbox_slot: Option<i64>,
+    /// Bumped by every activation: nodes compare it with what they route (see `cluster::sync`).
+    pub revision: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -6,7 +6,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
     ApiKey, FunctionDatabaseRecord, FunctionRecord, Invite, InvocationRecord, LogRecord, NodeRecord, RejectionRecord,
-    SecretRecord, Store, StoreError, StoreResult, User, VersionRecord,
+    SecretRecord, Store, StoreError, StoreResult, User, VersionRecord, CHANGES_CHANNEL,
 };
 
 /// Rows per multi-row INSERT at most: well under SQLite's bound-parameter limit (13 columns × 256).
@@ -452,15 +452,67 @@ macro_rules! sql_store {
                 Ok(active)
             }
 
-            async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE functions SET active_version = $1, public = $2, updated_at = $3 WHERE id = $4")
-                    .bind(version)
-                    .bind(public)
-                    .bind(now_ms)
-                    .bind(function_id)
+            async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<i64> {
+                let revision = sqlx::query_scalar::<$db, i64>(
+                    "UPDATE functions SET active_version = $1, public = $2, updated_at = $3, revision = revision + 1 \
+                     WHERE id = $4 RETURNING revision",
+                )
+                .bind(version)
+                .bind(public)
+                .bind(now_ms)
+                .bind(function_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(revision.unwrap_or(0))
+            }
+
+            async fn announce(&self, function_id: &str) -> StoreResult<()> {
+                if $kind == "postgres" {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANGES_CHANNEL)
+                        .bind(function_id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn artifact_chunk_count(&self, sha256: &str) -> StoreResult<Option<i64>> {
+                Ok(sqlx::query_scalar::<$db, Option<i64>>("SELECT chunks FROM artifacts WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .flatten())
+            }
+
+            async fn put_artifact_chunk(&self, sha256: &str, seq: i64, data: &[u8]) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO artifact_chunks (sha256, seq, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (sha256, seq) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(seq)
+                .bind(data)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn finish_artifact(&self, sha256: &str, chunks: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE artifacts SET chunks = $1 WHERE sha256 = $2")
+                    .bind(chunks)
+                    .bind(sha256)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn artifact_chunk(&self, sha256: &str, seq: i64) -> StoreResult<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar::<$db, Vec<u8>>("SELECT data FROM artifact_chunks WHERE sha256 = $1 AND seq = $2")
+                    .bind(sha256)
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>> {
@@ -495,6 +547,10 @@ macro_rules! sql_store {
                             .await?;
                     if still_used.is_none() {
                         sqlx::query("DELETE FROM artifacts WHERE sha256 = $1").bind(&sha256).execute(&mut *tx).await?;
+                        sqlx::query("DELETE FROM artifact_chunks WHERE sha256 = $1")
+                            .bind(&sha256)
+                            .execute(&mut *tx)
+                            .await?;
                         freed.push(sha256);
                     }
                 }

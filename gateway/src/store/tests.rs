@@ -15,6 +15,7 @@ fn function(id: &str) -> FunctionRecord {
         created_at: 0,
         updated_at: 0,
         sandbox_slot: None,
+        revision: 0,
     }
 }
 
@@ -133,5 +134,95 @@ async fn a_journal_segment_goes_in_whole_with_its_counts_added() {
             let kept = store.invocations("fn_1", 10).await.unwrap();
             assert!(kept.iter().all(|row| row.id != "inv_2"), "a refused segment wrote part of itself");
         }
+    }
+}
+
+/// A `.tar.gz` holding `main.py` and `blob.bin`, `blob_bytes` of bytes that do not compress, so
+/// the archive spans several store chunks.
+fn spanning_archive(blob_bytes: usize) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(blob_bytes);
+    let mut block = [7u8; 32];
+    while blob.len() < blob_bytes {
+        block = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(block)).into();
+        blob.extend_from_slice(&block);
+    }
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (path, data) in [("main.py", &b"def handler(body):\n    return body\n"[..]), ("blob.bin", &blob[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, path, data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// What one node deploys, another that never saw it fetches from the store chunk by chunk and
+/// extracts; an archive whose stored bytes do not hash to its name is refused, leaving nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_kept_in_the_store_is_materialized_on_another_node() {
+    use crate::deploy::artifacts;
+    let dir = tempfile::tempdir().unwrap();
+    let limits =
+        crate::config::DeployLimits { max_archive_bytes: 8 << 20, max_expanded_bytes: 16 << 20, ..Default::default() };
+    for store in stores(dir.path()).await {
+        let archive = spanning_archive(2 * artifacts::CHUNK_BYTES + 1000);
+        let sha = artifacts::sha256_hex(&archive);
+        let (first, second) =
+            (dir.path().join(format!("{}-1", store.kind())), dir.path().join(format!("{}-2", store.kind())));
+        let (first_artifacts, second_artifacts) = (first.join("artifacts"), second.join("artifacts"));
+        std::fs::create_dir_all(&first_artifacts).unwrap();
+        artifacts::save_archive(&first_artifacts, &sha, &archive).unwrap();
+        store.put_artifact(&sha, archive.len() as i64, 0).await.unwrap();
+        assert_eq!(store.artifact_chunk_count(&sha).await.unwrap(), None, "complete before it was published");
+        artifacts::publish(store.as_ref(), &first_artifacts, &sha).await.unwrap();
+        assert_eq!(store.artifact_chunk_count(&sha).await.unwrap(), Some(3));
+        // Published again (the same archive deployed twice): nothing changes.
+        artifacts::publish(store.as_ref(), &first_artifacts, &sha).await.unwrap();
+
+        let functions = second.join("functions");
+        artifacts::materialize(store.as_ref(), &second_artifacts, &functions, &sha, &limits).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(functions.join(&sha).join("main.py")).unwrap(),
+            "def handler(body):\n    return body\n"
+        );
+        assert_eq!(std::fs::read(second_artifacts.join(format!("{sha}.tar.gz"))).unwrap(), archive);
+
+        // Stored bytes that are not the archive their name says.
+        let forged = "f".repeat(64);
+        store.put_artifact(&forged, 10, 0).await.unwrap();
+        store.put_artifact_chunk(&forged, 0, &archive[..1000]).await.unwrap();
+        store.finish_artifact(&forged, 1).await.unwrap();
+        let refused = artifacts::materialize(store.as_ref(), &second_artifacts, &functions, &forged, &limits).await;
+        assert!(refused.unwrap_err().to_string().contains("hashes to"), "{}", store.kind());
+        assert!(!functions.join(&forged).exists());
+        let left: Vec<_> =
+            std::fs::read_dir(&second_artifacts).unwrap().flatten().map(|entry| entry.file_name()).collect();
+        assert_eq!(left.len(), 1, "a refused fetch left {left:?}");
+    }
+}
+
+/// Every activation bumps the function's revision, which the other nodes compare with theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_activation_bumps_the_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        store
+            .create_user(&User {
+                id: "usr_1".into(),
+                email: "a@b.c".into(),
+                password_hash: "x".into(),
+                created_at: 0,
+                is_admin: false,
+                disabled_at: None,
+            })
+            .await
+            .unwrap();
+        let created = store.create_function(&function("fn_rev")).await.unwrap();
+        assert_eq!(created.revision, 0);
+        assert_eq!(store.activate("fn_rev", 1, false, 1).await.unwrap(), 1);
+        assert_eq!(store.activate("fn_rev", 1, true, 2).await.unwrap(), 2);
+        assert_eq!(store.function_by_id("fn_rev").await.unwrap().unwrap().revision, 2);
+        store.announce("fn_rev").await.unwrap();
     }
 }
