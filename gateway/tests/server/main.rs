@@ -2,6 +2,7 @@
 //! SQLite file and a real PostgreSQL database.
 
 mod accounts;
+mod cluster;
 mod credentials;
 mod dart_builds;
 mod deploys;
@@ -17,6 +18,7 @@ mod invocations;
 mod journal;
 mod lifecycle;
 mod overload;
+mod own_postgres;
 mod sandbox;
 mod scale_out;
 mod secrets;
