@@ -325,6 +325,22 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The configuration the Kubernetes manifests give every node is one the server accepts
+    /// (an unknown key stops it), and it listens where the Service and the probes look.
+    #[test]
+    fn the_kubernetes_config_map_holds_a_valid_configuration() {
+        let manifest = include_str!("../../deploy/kubernetes/configmap.yaml");
+        let block = manifest.split_once("containerpub.toml: |\n").expect("the ConfigMap has containerpub.toml").1;
+        let text: String = block
+            .lines()
+            .take_while(|line| line.is_empty() || line.starts_with("    "))
+            .map(|line| format!("{}\n", line.get(4..).unwrap_or("")))
+            .collect();
+        let config: Config = toml::from_str(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert!(include_str!("../../deploy/kubernetes/deployment.yaml").contains("containerPort: 8080"));
+    }
+
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| value.to_string())
     }

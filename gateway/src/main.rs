@@ -185,6 +185,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
 
     platform.block_on(async {
         app.prewarm.shutdown(Duration::from_secs(2)).await;
+        if app.store.kind() == "postgres" {
+            cluster::leave(&app).await;
+        }
         // The writer writes what is buffered and ends: no fixed wait.
         app.recorder.close();
         if tokio::time::timeout(Duration::from_secs(5), recorder_task).await.is_err() {

@@ -9,6 +9,7 @@ mod deploy;
 pub mod error;
 mod functions;
 mod invoke;
+mod log_follow;
 mod observe;
 mod secrets;
 

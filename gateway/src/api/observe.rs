@@ -23,9 +23,29 @@ use crate::store::LogRecord;
 /// The longest a read of logs or invocations waits for records accepted before it began.
 const READ_YOUR_WRITES: Duration = Duration::from_millis(250);
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthQuery {
+    /// `ready`: whether to send this node calls (an orchestrator's readiness probe). A node whose
+    /// store is down still serves its warm functions, so only draining makes it unready.
+    probe: Option<String>,
+}
+
 /// `{"status"}` for anyone (load balancers); the details — store, runtimes, sandbox, function
 /// database — only for an administrator's token or admin key.
-pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+pub async fn healthz(
+    State(app): State<Arc<App>>,
+    query: Result<Query<HealthQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let readiness = match query.as_ref().map(|query| query.probe.as_deref()) {
+        Ok(None) => false,
+        Ok(Some("ready")) => true,
+        _ => {
+            return ApiError::bad_request("invalid_probe", "the only query /healthz takes is probe=ready")
+                .into_response()
+        }
+    };
     let store = tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await;
     let store_ok = matches!(store, Ok(Ok(())));
     let (enforcement, _) = app.prewarm.enforcement();
@@ -46,7 +66,7 @@ pub async fn healthz(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
     } else {
         "degraded"
     };
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy || (readiness && !draining) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let admin =
         matches!(super::caller::authenticate(&app, &headers).await, Ok(Some(caller)) if caller.scope == Scope::Admin);
     if !admin {
@@ -277,27 +297,30 @@ pub async fn logs(
     // With nothing new for a while, a keep-alive (a blank NDJSON line, an SSE comment) goes out,
     // so a client that left is noticed and its stream dropped.
     const KEEP_ALIVE_POLLS: u32 = 75;
-    let stream = futures_util::stream::unfold((Some(initial), last_id), move |(initial, mut last_id)| {
+    // Lines a poll reads at most: the last second's again (`log_follow`), and what is new.
+    const FOLLOW_READ: i64 = 2000;
+    let cursor = super::log_follow::FollowCursor::after(last_id);
+    let stream = futures_util::stream::unfold((Some(initial), cursor), move |(initial, mut cursor)| {
         let store = store.clone();
         let function_id = function_id.clone();
         async move {
             if let Some(initial) = initial {
-                return Some((Ok::<_, std::convert::Infallible>(initial), (None, last_id)));
+                return Some((Ok::<_, std::convert::Infallible>(initial), (None, cursor)));
             }
             let mut quiet_polls = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                match store.logs(&function_id, last_id, 0, 500).await {
-                    Ok(lines) if !lines.is_empty() => {
-                        last_id = lines.last().map_or(last_id, |line| line.id);
-                        let chunk: String = lines.iter().map(&format).collect();
-                        return Some((Ok(chunk), (None, last_id)));
-                    }
-                    Ok(_) => {
+                match store.logs(&function_id, cursor.from_id(), 0, FOLLOW_READ).await {
+                    Ok(lines) => {
+                        let fresh = cursor.take(lines, std::time::Instant::now());
+                        if !fresh.is_empty() {
+                            let chunk: String = fresh.iter().map(&format).collect();
+                            return Some((Ok(chunk), (None, cursor)));
+                        }
                         quiet_polls += 1;
                         if quiet_polls >= KEEP_ALIVE_POLLS {
                             let keep_alive = if sse { ": keep-alive\n\n" } else { "\n" };
-                            return Some((Ok(keep_alive.to_string()), (None, last_id)));
+                            return Some((Ok(keep_alive.to_string()), (None, cursor)));
                         }
                     }
                     Err(error) => {

@@ -41,6 +41,9 @@ async fn beat(app: Weak<App>, started_at: i64) {
 /// not take is only logged: the node keeps serving with the membership it last knew, and the
 /// next beat tries again.
 async fn beat_once(app: &App, started_at: i64) {
+    if LEFT.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let node = NodeRecord {
         node_id: app.config.node_id(),
         address: app.config.listen.to_string(),
@@ -71,6 +74,24 @@ fn place<'a>(me: &str, nodes: impl Iterator<Item = &'a str>) -> (usize, usize) {
     ids.push(me);
     ids.sort_unstable();
     (ids.iter().position(|id| *id == me).expect("pushed above"), ids.len())
+}
+
+/// Set once the node left: no heartbeat brings it back while it finishes stopping.
+static LEFT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes this node out of the membership as it stops, after its last call ended (leaving
+/// earlier would let the others take its share while it still runs calls).
+pub async fn leave(app: &App) {
+    LEFT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let node = NodeRecord {
+        node_id: app.config.node_id(),
+        address: app.config.listen.to_string(),
+        started_at: 0,
+        heartbeat_at: 0,
+    };
+    if let Err(error) = app.store.leave(&node).await {
+        tracing::debug!(%error, "could not leave the membership: the others see this node gone after its heartbeats stop");
+    }
 }
 
 /// This node and the other live ones, for `/healthz`; `peers` is null when the store cannot say.

@@ -112,6 +112,14 @@ pub(crate) async fn prepare(
     )
     .await
     .map_err(|error| ActivateError::Artifact(format!("{error:#}")))?;
+    if app.store.kind() == "postgres" {
+        // A version deployed before the store kept archives: this node has its archive, so
+        // the others can have it too from now on.
+        if let Err(error) = artifacts::publish(app.store.as_ref(), &app.artifacts_dir(), &version.artifact_sha256).await
+        {
+            tracing::warn!(function = %function.name, version = version.version, error = %format!("{error:#}"), "the archive is not in the store yet: nodes without it cannot start this version");
+        }
+    }
     let spec = spec_with_secrets(app, function, version).await?;
     let key = spec.key.clone();
     let report = app.prewarm.prepare(spec).await.map_err(prepare_error)?;

@@ -111,6 +111,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn shared_setting(&self, name: &str, proposed: &str, now_ms: i64) -> StoreResult<String>;
     /// Records that `node` is alive now (its `heartbeat_at`).
     async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()>;
+    /// Removes `node`'s heartbeat (it is stopping): the others split the caps without it at
+    /// their next beat instead of after `cluster::GONE_AFTER`.
+    async fn leave(&self, node: &NodeRecord) -> StoreResult<()>;
     /// The nodes whose last heartbeat is at `since_ms` or later.
     async fn nodes_seen_since(&self, since_ms: i64) -> StoreResult<Vec<NodeRecord>>;
     /// Invocation records, log lines and refusal counts in one transaction: all or none (a

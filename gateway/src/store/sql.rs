@@ -680,6 +680,15 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn leave(&self, node: &NodeRecord) -> StoreResult<()> {
+                sqlx::query("DELETE FROM cluster_nodes WHERE node_id = $1 AND address = $2")
+                    .bind(&node.node_id)
+                    .bind(&node.address)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn nodes_seen_since(&self, since_ms: i64) -> StoreResult<Vec<NodeRecord>> {
                 Ok(sqlx::query_as::<$db, NodeRecord>(
                     "SELECT * FROM cluster_nodes WHERE heartbeat_at >= $1 ORDER BY node_id",

@@ -295,6 +295,9 @@ fn three_nodes_on_one_postgres_are_one_platform() {
     std::thread::sleep(Duration::from_millis(1000));
     postgres.stop();
     let down_at = Instant::now();
+    // The orchestrator keeps sending calls (ready), monitoring sees the store down.
+    assert_eq!(nodes[1].get("/healthz?probe=ready", None).status(), 200);
+    assert_eq!(nodes[1].get("/healthz", None).status(), 503);
     let (status, body) = nodes[0].deploy(&ada, "late", archive(&[("main.py", echo)]), &[]);
     assert_eq!((status, code(&body)), (503, "store_unavailable"), "{body}");
     std::thread::sleep(Duration::from_secs(3).saturating_sub(down_at.elapsed()));
