@@ -50,11 +50,18 @@ async fn beat_once(app: &App, started_at: i64) {
         started_at,
         heartbeat_at: now_ms(),
     };
-    if let Err(error) = app.store.heartbeat(&node).await {
-        tracing::debug!(%error, "heartbeat not written");
-        return;
-    }
     let since = now_ms() - GONE_AFTER.as_millis() as i64;
+    match app.store.heartbeat(&node, since).await {
+        Ok(true) => ID_TAKEN.store(false, std::sync::atomic::Ordering::Relaxed),
+        Ok(false) => {
+            ID_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(node = %node.node_id, "another live node has this node id (or this node's previous run, until its heartbeat is 6 s old): give every node its own --node-id, or the concurrency caps are split wrong");
+        }
+        Err(error) => {
+            tracing::debug!(%error, "heartbeat not written");
+            return;
+        }
+    }
     match app.store.nodes_seen_since(since).await {
         Ok(nodes) => {
             let (position, count) = place(&node.node_id, nodes.iter().map(|node| node.node_id.as_str()));
@@ -75,6 +82,9 @@ fn place<'a>(me: &str, nodes: impl Iterator<Item = &'a str>) -> (usize, usize) {
     ids.sort_unstable();
     (ids.iter().position(|id| *id == me).expect("pushed above"), ids.len())
 }
+
+/// Set while another live process holds this node's id in the heartbeat table.
+static ID_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Set once the node left: no heartbeat brings it back while it finishes stopping.
 static LEFT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -113,7 +123,8 @@ pub async fn health(app: &Arc<App>) -> Value {
         // SQLite is one node's own file: no peers.
         Value::from(Vec::<Value>::new())
     };
-    json!({ "node": { "id": id, "address": app.config.listen.to_string() }, "peers": peers })
+    let id_taken = ID_TAKEN.load(std::sync::atomic::Ordering::Relaxed);
+    json!({ "node": { "id": id, "address": app.config.listen.to_string(), "id_taken": id_taken }, "peers": peers })
 }
 
 #[cfg(test)]

@@ -109,8 +109,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The cluster-wide setting `name`: `proposed` when no node has set it yet (first writer
     /// wins, also among nodes starting together), else what was set.
     async fn shared_setting(&self, name: &str, proposed: &str, now_ms: i64) -> StoreResult<String>;
-    /// Records that `node` is alive now (its `heartbeat_at`).
-    async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()>;
+    /// Records that `node` is alive now (its `heartbeat_at`); false, writing nothing, when
+    /// another process (another address or start time) holds its id with a heartbeat at
+    /// `stale_before_ms` or later: two nodes given the same id.
+    async fn heartbeat(&self, node: &NodeRecord, stale_before_ms: i64) -> StoreResult<bool>;
     /// Removes `node`'s heartbeat (it is stopping): the others split the caps without it at
     /// their next beat instead of after `cluster::GONE_AFTER`.
     async fn leave(&self, node: &NodeRecord) -> StoreResult<()>;

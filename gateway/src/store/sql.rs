@@ -665,19 +665,22 @@ macro_rules! sql_store {
                     .await?)
             }
 
-            async fn heartbeat(&self, node: &NodeRecord) -> StoreResult<()> {
-                sqlx::query(
+            async fn heartbeat(&self, node: &NodeRecord, stale_before_ms: i64) -> StoreResult<bool> {
+                let written = sqlx::query(
                     "INSERT INTO cluster_nodes (node_id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (node_id) DO UPDATE SET address = excluded.address, \
-                     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at \
+                     WHERE (cluster_nodes.address = excluded.address AND cluster_nodes.started_at = excluded.started_at) \
+                     OR cluster_nodes.heartbeat_at < $5",
                 )
                 .bind(&node.node_id)
                 .bind(&node.address)
                 .bind(node.started_at)
                 .bind(node.heartbeat_at)
+                .bind(stale_before_ms)
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(written.rows_affected() == 1)
             }
 
             async fn leave(&self, node: &NodeRecord) -> StoreResult<()> {

@@ -81,3 +81,25 @@ fn healthz_shows_the_node_and_its_live_peers() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// Two nodes given the same id: the second one's heartbeat does not overwrite the first's, and
+/// its `/healthz` says the id is taken (its log says what to do).
+#[test]
+fn a_node_id_given_twice_is_reported() {
+    let Some(admin) = postgres_url() else { return };
+    let database = fresh_postgres_database(&admin);
+    let node = || {
+        Server::start_on_with_env(
+            Arc::new(tempfile::tempdir().unwrap()),
+            database.clone(),
+            &[("CONTAINERPUB_NODE_ID", "twin".to_string())],
+        )
+    };
+    let first = node();
+    let second = node();
+    assert_eq!(first.health()["node"]["id_taken"], false, "{}", first.health());
+    assert_eq!(second.health()["node"]["id_taken"], true, "{}", second.health());
+    assert!(second.log().contains("another live node has this node id"));
+    let holder = psql(&first.database_url, "SELECT address FROM cluster_nodes WHERE node_id = 'twin'").unwrap();
+    assert_eq!(format!("http://{holder}"), first.base);
+}
