@@ -23,6 +23,8 @@ use crate::store::{FunctionRecord, CHANGES_CHANNEL};
 
 /// How often every function is compared with the store, notifications or not.
 pub const RECONCILE: Duration = Duration::from_secs(5);
+/// Every this many reconciles, the cached files of deleted functions go (`artifacts::prune_cache`).
+const PRUNE_EVERY: u32 = 12;
 /// How long to wait before listening again after the database refused.
 const RELISTEN: Duration = Duration::from_secs(1);
 
@@ -41,6 +43,7 @@ pub async fn watch(app: Weak<App>, database_url: String) {
     let (heard, mut hearing) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(listen(database_url, heard));
     let mut next_reconcile = Instant::now();
+    let mut reconciles = 0u32;
     loop {
         let received = tokio::time::timeout_at(next_reconcile.into(), hearing.recv()).await;
         let Some(app) = app.upgrade() else { return };
@@ -51,6 +54,18 @@ pub async fn watch(app: Weak<App>, database_url: String) {
             Ok(Some(Heard::Listening)) | Err(_) => {
                 if let Err(error) = reconcile(&app).await {
                     tracing::debug!(%error, "reconcile skipped: the store did not answer");
+                }
+                reconciles += 1;
+                if reconciles % PRUNE_EVERY == 0 {
+                    match deploy::artifacts::prune_cache(app.store.as_ref(), &app.artifacts_dir(), &app.functions_dir())
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(removed) => {
+                            tracing::info!(removed, "removed the cached files of functions deleted on other nodes")
+                        }
+                        Err(error) => tracing::debug!(%error, "cache not pruned: the store did not answer"),
+                    }
                 }
                 next_reconcile = Instant::now() + RECONCILE;
             }

@@ -176,3 +176,35 @@ async fn fetch(store: &dyn Store, artifacts_dir: &Path, sha256: &str) -> anyhow:
     }
     written
 }
+
+/// How old a cached tree or archive must be before [`prune_cache`] may remove it: a deploy on
+/// this node installs its tree a moment before it stores the artifact's row.
+pub const PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the extracted trees and archives of artifacts the store no longer has (their
+/// function was deleted through another node); returns how many artifacts went.
+pub async fn prune_cache(store: &dyn Store, artifacts_dir: &Path, functions_dir: &Path) -> anyhow::Result<usize> {
+    let mut cached = std::collections::BTreeSet::new();
+    for (dir, suffix) in [(functions_dir, ""), (artifacts_dir, ".tar.gz")] {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(sha) = name.strip_suffix(suffix) else { continue };
+            let old = entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= PRUNE_AFTER));
+            if old && sha.len() == 64 && sha.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                cached.insert(sha.to_string());
+            }
+        }
+    }
+    let mut removed = 0;
+    for sha in cached {
+        if !store.artifact_known(&sha).await? {
+            remove(artifacts_dir, functions_dir, &sha);
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

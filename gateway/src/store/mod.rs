@@ -80,6 +80,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>>;
 
     async fn put_artifact(&self, sha256: &str, size_bytes: i64, now_ms: i64) -> StoreResult<()>;
+    /// Whether an artifact row exists (some version uses the archive, or a deploy is storing it).
+    async fn artifact_known(&self, sha256: &str) -> StoreResult<bool>;
     /// How many chunks the archive has in the store, once all are in; `None` before.
     async fn artifact_chunk_count(&self, sha256: &str) -> StoreResult<Option<i64>>;
     /// Stores one chunk of an archive (again: nothing happens, the content is the same).

@@ -477,6 +477,14 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn artifact_known(&self, sha256: &str) -> StoreResult<bool> {
+                Ok(sqlx::query_scalar::<$db, i64>("SELECT size_bytes FROM artifacts WHERE sha256 = $1")
+                    .bind(sha256)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some())
+            }
+
             async fn artifact_chunk_count(&self, sha256: &str) -> StoreResult<Option<i64>> {
                 Ok(sqlx::query_scalar::<$db, Option<i64>>("SELECT chunks FROM artifacts WHERE sha256 = $1")
                     .bind(sha256)

@@ -199,6 +199,39 @@ async fn an_archive_kept_in_the_store_is_materialized_on_another_node() {
         let left: Vec<_> =
             std::fs::read_dir(&second_artifacts).unwrap().flatten().map(|entry| entry.file_name()).collect();
         assert_eq!(left.len(), 1, "a refused fetch left {left:?}");
+
+        // An archive someone wrote into the database directly, with the right hash but a link
+        // out of its tree: the deploy's checks refuse it on the way out as on the way in.
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, "main.py", "/etc/shadow").unwrap();
+        let hostile = builder.into_inner().unwrap().finish().unwrap();
+        let hostile_sha = artifacts::sha256_hex(&hostile);
+        store.put_artifact(&hostile_sha, hostile.len() as i64, 0).await.unwrap();
+        store.put_artifact_chunk(&hostile_sha, 0, &hostile).await.unwrap();
+        store.finish_artifact(&hostile_sha, 1).await.unwrap();
+        let refused =
+            artifacts::materialize(store.as_ref(), &second_artifacts, &functions, &hostile_sha, &limits).await;
+        assert!(refused.unwrap_err().to_string().contains("is refused"), "{}", store.kind());
+        assert!(!functions.join(&hostile_sha).exists());
+        std::fs::remove_file(second_artifacts.join(format!("{hostile_sha}.tar.gz"))).unwrap();
+
+        // The cache: files of artifacts the store no longer has go once they are old enough.
+        let (gone, fresh) = ("a".repeat(64), "b".repeat(64));
+        for sha in [&gone, &fresh] {
+            std::fs::create_dir_all(functions.join(sha)).unwrap();
+            std::fs::write(second_artifacts.join(format!("{sha}.tar.gz")), b"x").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - artifacts::PRUNE_AFTER * 2;
+        for path in [functions.join(&gone), second_artifacts.join(format!("{gone}.tar.gz")), functions.join(&sha)] {
+            std::fs::File::open(&path).unwrap().set_modified(long_ago).unwrap();
+        }
+        assert_eq!(artifacts::prune_cache(store.as_ref(), &second_artifacts, &functions).await.unwrap(), 1);
+        assert!(!functions.join(&gone).exists() && !second_artifacts.join(format!("{gone}.tar.gz")).exists());
+        assert!(functions.join(&fresh).exists(), "a tree just installed (its row not stored yet) went");
+        assert!(functions.join(&sha).exists(), "a tree the store still has went");
     }
 }
 
