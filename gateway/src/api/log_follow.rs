@@ -29,7 +29,7 @@ impl FollowCursor {
     }
 
     /// Read the lines with ids above this.
-    pub fn from_id(&self) -> i64 {
+    pub fn read_above(&self) -> i64 {
         self.settled
     }
 
@@ -77,13 +77,13 @@ mod tests {
         let mut cursor = FollowCursor::after(10);
         // Node B's batch (14, 15) is visible first; node A's (11..13) commits a moment later.
         assert_eq!(ids(&cursor.take(vec![line(14), line(15)], start)), [14, 15]);
-        assert_eq!(cursor.from_id(), 10, "nothing settles before SETTLE");
+        assert_eq!(cursor.read_above(), 10, "nothing settles before SETTLE");
         let later = start + Duration::from_millis(200);
         assert_eq!(ids(&cursor.take(vec![line(11), line(12), line(13), line(14), line(15)], later)), [11, 12, 13]);
         // Once settled, the window moves up and nothing is sent twice.
         let settled = start + SETTLE + Duration::from_millis(300);
         assert_eq!(ids(&cursor.take(vec![line(11), line(12), line(13), line(14), line(15), line(16)], settled)), [16]);
-        assert_eq!(cursor.from_id(), 15);
+        assert_eq!(cursor.read_above(), 15);
         assert!(cursor.take(vec![line(16)], settled).is_empty());
     }
 

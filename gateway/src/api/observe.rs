@@ -310,7 +310,7 @@ pub async fn logs(
             let mut quiet_polls = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                match store.logs(&function_id, cursor.from_id(), 0, FOLLOW_READ).await {
+                match store.logs(&function_id, cursor.read_above(), 0, FOLLOW_READ).await {
                     Ok(lines) => {
                         let fresh = cursor.take(lines, std::time::Instant::now());
                         if !fresh.is_empty() {
