@@ -1,7 +1,8 @@
 //! Keeping what a node routes in step with the store, when several nodes share one.
 //!
 //! A deploy, rollback, secret change or delete on any node bumps the function's `revision` (or
-//! removes its row) and sends a PostgreSQL notification with the function's id. Every node listens:
+//! removes its row) and sends a PostgreSQL notification with the function's id; an account made,
+//! disabled or enabled sends the account's id (each node keeps those marks in memory). Every node listens:
 //! a notification makes it *converge* that function at once. A full reconcile runs every
 //! [`RECONCILE`] as well and after the listening connection comes back, so a lost notification
 //! or a node that was away still converges.
@@ -28,6 +29,14 @@ const PRUNE_EVERY: u32 = 12;
 /// How long to wait before listening again after the database refused.
 const RELISTEN: Duration = Duration::from_secs(1);
 
+/// Wakes the other nodes to a change of the function or account `id` (they converge within a
+/// reconcile period if the notification is lost, so a failure is only logged).
+pub async fn announce(app: &App, id: &str) {
+    if let Err(error) = app.store.announce(id).await {
+        tracing::warn!(id, %error, "other nodes were not notified of the change: they pick it up at their next reconcile");
+    }
+}
+
 /// What the listening task tells the watcher.
 enum Heard {
     /// The function with this id changed.
@@ -48,6 +57,9 @@ pub async fn watch(app: Weak<App>, database_url: String) {
         let received = tokio::time::timeout_at(next_reconcile.into(), hearing.recv()).await;
         let Some(app) = app.upgrade() else { return };
         match received {
+            Ok(Some(Heard::Changed(id))) if id.starts_with(ACCOUNT_PREFIX) => {
+                tokio::spawn(async move { converge_account(&app, &id).await });
+            }
             Ok(Some(Heard::Changed(function_id))) => {
                 tokio::spawn(async move { converge(&app, function_id).await });
             }
@@ -124,9 +136,25 @@ async fn subscribe(database_url: &str) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// Converges every function that differs from the store: the active ones there, and the ones this
-/// node routes that are no longer active there.
+/// Account ids (`usr_…`): their notifications are account changes.
+const ACCOUNT_PREFIX: &str = "usr_";
+
+/// Takes an account's administrator and disabled marks from the store (an account made, disabled
+/// or enabled through another node), so every node refuses a disabled account at once.
+async fn converge_account(app: &App, user_id: &str) {
+    match app.store.user_by_id(user_id).await {
+        Ok(Some(user)) => app.accounts.record(&user.id, user.is_admin, user.disabled_at.is_some()),
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, user_id, "cannot read a changed account: the next reconcile tries again"),
+    }
+}
+
+/// Converges every account, and every function that differs from the store: the active ones there,
+/// and the ones this node routes that are no longer active there.
 pub async fn reconcile(app: &Arc<App>) -> anyhow::Result<()> {
+    for user in app.store.users().await? {
+        app.accounts.record(&user.id, user.is_admin, user.disabled_at.is_some());
+    }
     let stored = app.store.active_functions().await?;
     let mut stale: Vec<String> = app.active.iter().map(|entry| entry.id.clone()).collect();
     for (function, _) in stored {

@@ -88,12 +88,9 @@ pub async fn store_and_activate(
     Ok(report)
 }
 
-/// Wakes the other nodes to a change of `function` (they converge within a reconcile period if
-/// the notification is lost, so a failure is only logged).
+/// Wakes the other nodes to a change of `function`.
 pub async fn announce(app: &App, function: &FunctionRecord) {
-    if let Err(error) = app.store.announce(&function.id).await {
-        tracing::warn!(function = %function.name, %error, "other nodes were not notified of the change: they pick it up at their next reconcile");
-    }
+    crate::cluster::sync::announce(app, &function.id).await;
 }
 
 /// Starts the version's workers (its files fetched from the store first when this node lacks

@@ -27,7 +27,7 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The PostgreSQL notification channel on which nodes announce a changed function (its id).
+/// The PostgreSQL notification channel on which nodes announce a changed function or account (its id).
 pub const CHANGES_CHANNEL: &str = "containerpub_functions";
 
 /// Everything the server keeps.
@@ -72,9 +72,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Makes `version` the active one and updates the function's settings that live on it;
     /// returns the function's new revision.
     async fn activate(&self, function_id: &str, version: i64, public: bool, now_ms: i64) -> StoreResult<i64>;
-    /// Tells the other nodes that the function changed (PostgreSQL `NOTIFY` on
+    /// Tells the other nodes that the function or account `id` changed (PostgreSQL `NOTIFY` on
     /// [`CHANGES_CHANNEL`]; nothing with SQLite, which has one node).
-    async fn announce(&self, function_id: &str) -> StoreResult<()>;
+    async fn announce(&self, id: &str) -> StoreResult<()>;
     /// Deletes the function, its versions, invocations and logs, and the artifact rows no
     /// version uses any more; returns the hashes of those artifacts so their files can go.
     async fn delete_function(&self, function_id: &str) -> StoreResult<Vec<String>>;

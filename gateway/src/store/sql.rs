@@ -466,11 +466,11 @@ macro_rules! sql_store {
                 Ok(revision.unwrap_or(0))
             }
 
-            async fn announce(&self, function_id: &str) -> StoreResult<()> {
+            async fn announce(&self, id: &str) -> StoreResult<()> {
                 if $kind == "postgres" {
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(CHANGES_CHANNEL)
-                        .bind(function_id)
+                        .bind(id)
                         .execute(&self.pool)
                         .await?;
                 }

@@ -103,3 +103,31 @@ fn a_node_id_given_twice_is_reported() {
     let holder = psql(&first.database_url, "SELECT address FROM cluster_nodes WHERE node_id = 'twin'").unwrap();
     assert_eq!(format!("http://{holder}"), first.base);
 }
+
+/// An account disabled through one node is refused by the others within a second (each node
+/// keeps the disabled marks in memory), and enabled again likewise.
+#[test]
+fn an_account_disabled_on_one_node_is_refused_by_the_others() {
+    let Some(admin) = postgres_url() else { return };
+    let database = fresh_postgres_database(&admin);
+    let node = || Server::start_on(Arc::new(tempfile::tempdir().unwrap()), database.clone());
+    let (first, second) = (node(), node());
+    let ada = first.user("ada@example.com");
+    assert_eq!(second.get("/api/auth/me", Some(&ada)).status(), 200);
+    let id =
+        first.get("/api/auth/me", Some(&ada)).json::<serde_json::Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let within_a_second = |expected: u16| {
+        let changed = std::time::Instant::now();
+        while second.get("/api/auth/me", Some(&ada)).status() != expected {
+            assert!(changed.elapsed() < std::time::Duration::from_secs(1), "node 2 still does not answer {expected}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    let disabled =
+        first.post_json(&format!("/api/admin/users/{id}/disable"), Some(&first.admin), &serde_json::json!({}));
+    assert_eq!(disabled.status(), 200, "{}", disabled.text().unwrap());
+    within_a_second(403);
+    let enabled = first.post_json(&format!("/api/admin/users/{id}/enable"), Some(&first.admin), &serde_json::json!({}));
+    assert_eq!(enabled.status(), 200);
+    within_a_second(200);
+}
