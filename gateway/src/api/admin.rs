@@ -68,7 +68,7 @@ async fn set_disabled(app: &App, admin: &AdminCaller, id: &str, disabled: bool) 
     }
     // At once: this account's tokens, keys and public functions stop working on the next request.
     app.accounts.set_disabled(id, disabled);
-    crate::cluster::sync::announce(&app, id).await;
+    crate::cluster::sync::announce(app, id).await;
     tracing::info!(account = %id, disabled, by = %admin.0.user_id, "account changed");
     let user = app.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found(format!("no account {id:?}")))?;
     Ok(Json(account_json(&user)))
