@@ -217,6 +217,19 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         config.auth.token_ttl_seconds,
     );
 
+    let secrets = Arc::new(secrets::Secrets::load_or_create(
+        std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(),
+        &config.data_dir,
+    )?);
+    if store.kind() == "postgres" {
+        // Every node must open the secrets any node sealed: the first node's key fingerprint is
+        // kept, and a node with another key stops here instead of failing each function's start.
+        let kept = store.shared_setting(SECRETS_KEY_FINGERPRINT, secrets.fingerprint(), app::now_ms()).await?;
+        anyhow::ensure!(
+            kept == secrets.fingerprint(),
+            "this node's functions' secrets key is not the one the other nodes on this database use: give every node the same CONTAINERPUB_SECRETS_KEY (README, \"Running several nodes\")"
+        );
+    }
     let wrapper = std::env::var_os("CONTAINERPUB_WORKER_EXEC").map(PathBuf::from).unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
@@ -245,10 +258,6 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let (enforcement, _) = prewarm.enforcement();
     tracing::info!(store = store.kind(), memory_enforcement = enforcement.name(), "platform starting");
 
-    let secrets = Arc::new(secrets::Secrets::load_or_create(
-        std::env::var("CONTAINERPUB_SECRETS_KEY").ok().as_deref(),
-        &config.data_dir,
-    )?);
     let journal_dir = config.data_dir.join("journal");
     let journal = journal::Journal::open(&journal_dir, config.records.journal_max_mb << 20)
         .with_context(|| format!("cannot open the records journal in {}", journal_dir.display()))?;
@@ -287,6 +296,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     }
     Ok((app, recorder_task))
 }
+
+/// The `cluster_settings` row naming the secrets key every node must have.
+const SECRETS_KEY_FINGERPRINT: &str = "secrets_key_fingerprint";
 
 /// A database URL without its password, for messages.
 fn redact(url: &str) -> String {

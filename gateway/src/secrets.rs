@@ -22,6 +22,8 @@ const NONCE_BYTES: usize = 12;
 
 pub struct Secrets {
     cipher: ChaCha20Poly1305,
+    /// Names the key without revealing it (see [`Secrets::fingerprint`]).
+    fingerprint: String,
     /// Opened values of the functions prepared so far, by function id, for masking.
     values: DashMap<String, Vec<String>>,
 }
@@ -49,7 +51,14 @@ impl Secrets {
     }
 
     pub fn with_key(key: [u8; 32]) -> Secrets {
-        Secrets { cipher: ChaCha20Poly1305::new(&key.into()), values: DashMap::new() }
+        let fingerprint = hex::encode(Sha256::digest([&b"containerpub secrets key fingerprint\0"[..], &key].concat()));
+        Secrets { cipher: ChaCha20Poly1305::new(&key.into()), fingerprint, values: DashMap::new() }
+    }
+
+    /// A hash of the key (one-way, with a purpose of its own), so that nodes sharing a store can
+    /// check they were given the same key without keeping the key itself in the database.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Hex of a fresh nonce and the ciphertext of `value`, bound to `function_id` and `name`.

@@ -120,10 +120,15 @@ pub struct PrepareReport {
     pub took: Duration,
 }
 
-/// The invocation named a version that was never prepared (or was retired).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no prepared function version {0:?}")]
-pub struct UnknownFunction(pub String);
+/// The invocation named a version that was never prepared, or was retired (before the call or
+/// while it waited for a slot or a worker). It carries the request back, unrun, so the caller
+/// can send it to the version that replaced this one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no prepared function version {key:?}")]
+pub struct UnknownFunction {
+    pub key: String,
+    pub request: Box<InvocationRequest>,
+}
 
 /// Pool statistics of one function version, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -564,8 +569,14 @@ impl Prewarm {
     /// Runs one invocation of a prepared version. Every outcome, rejections included, is an
     /// [`Invocation`]; only an unknown key is an error.
     pub async fn invoke(&self, key: &str, request: InvocationRequest) -> Result<Invocation, UnknownFunction> {
-        let pool = self.shared.pool(key).ok_or_else(|| UnknownFunction(key.to_string()))?;
+        let Some(pool) = self.shared.pool(key) else {
+            return Err(UnknownFunction { key: key.to_string(), request: Box::new(request) });
+        };
         let invocation = self.run(&pool, &request).await;
+        // Never ran: the caller may send it to the version that replaced this one.
+        if invocation.error.as_ref().is_some_and(|error| error.code == outcome::RETIRED_BEFORE_IT_RAN) {
+            return Err(UnknownFunction { key: key.to_string(), request: Box::new(request) });
+        }
         pool.count_outcome(invocation.outcome);
         Ok(invocation)
     }

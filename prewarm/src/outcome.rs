@@ -133,3 +133,7 @@ impl Invocation {
         Self { outcome, error: Some(error), ..Self::new(id, function_key, queue_us) }
     }
 }
+
+/// The error code of an invocation that never reached a worker because its version was retired
+/// (replaced or deleted) while it waited: `Prewarm::invoke` hands such a request back.
+pub const RETIRED_BEFORE_IT_RAN: &str = "function_retired";

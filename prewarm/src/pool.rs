@@ -504,7 +504,7 @@ impl FunctionPool {
                     LeaseError::Retired => (
                         Outcome::RuntimeUnavailable,
                         InvocationError::new(
-                            "function_retired",
+                            crate::outcome::RETIRED_BEFORE_IT_RAN,
                             "this function version was retired while the invocation waited",
                         ),
                     ),

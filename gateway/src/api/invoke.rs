@@ -220,6 +220,9 @@ fn parse_query(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
+/// How many times in a row a call that found its version replaced follows it to the next one.
+const VERSION_CHANGES_FOLLOWED: usize = 3;
+
 async fn run(
     app: &App,
     function: &ActiveFunction,
@@ -231,7 +234,27 @@ async fn run(
     let started_at = now_ms();
     let bytes_in = event.body.as_ref().map_or(0, |body| body.len());
     let request = InvocationRequest { id: id.clone(), event };
-    let invocation = match app.prewarm.invoke(&function.key, request).await {
+    let mut replacement: Option<Arc<ActiveFunction>> = None;
+    let mut attempt = app.prewarm.invoke(&function.key, request).await;
+    // The version was replaced between lookup and call, or while the call waited for a slot or a
+    // worker (a deploy or rollback, here or on another node, just landed): the call, which never
+    // ran, goes to the version routed now; again if that one too is replaced meanwhile.
+    for _ in 0..VERSION_CHANGES_FOLLOWED {
+        let Err(unknown) = attempt else { break };
+        let looked_up = replacement.as_deref().unwrap_or(function);
+        match app.active.get(&function.name).map(|active| active.clone()) {
+            Some(now) if now.id == function.id && now.key != looked_up.key => {
+                attempt = app.prewarm.invoke(&now.key, *unknown.request).await;
+                replacement = Some(now);
+            }
+            _ => {
+                attempt = Err(unknown);
+                break;
+            }
+        }
+    }
+    let function = replacement.as_deref().unwrap_or(function);
+    let invocation = match attempt {
         Ok(invocation) => invocation,
         // Routed, but its workers could not start yet (at server start): retried with backoff.
         Err(_) if let Some(next) = app.starting.get(&function.key).map(|next| *next) => {
@@ -244,7 +267,10 @@ async fn run(
             .retry_after(seconds.max(1))
             .into_response();
         }
-        // The version was replaced between lookup and call: a deploy or rollback just landed.
+        Err(_) if !app.active.contains_key(&function.name) => {
+            return ApiError::not_found(format!("no function {:?} is deployed (it was just deleted)", function.name))
+                .into_response()
+        }
         Err(_) => {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

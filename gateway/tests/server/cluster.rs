@@ -24,7 +24,7 @@ fn versioned(version: u32) -> String {
 const CAPPED: &str = "import time\ndef handler(body):\n    start = time.time()\n    time.sleep(0.5)\n    return {'start': start, 'end': time.time()}\n";
 
 fn node(database: &str, id: &str, data: Arc<tempfile::TempDir>) -> Server {
-    Server::start_on_with_env(data, database.to_string(), &[("CONTAINERPUB_NODE_ID", id.to_string())])
+    Server::start_on_with_env(data, database.to_string(), &crate::scale_out::node_env(&[("CONTAINERPUB_NODE_ID", id)]))
 }
 
 fn call(node: &Server, token: &str, name: &str, body: &Value) -> (u16, Value) {

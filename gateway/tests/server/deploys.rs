@@ -157,3 +157,37 @@ fn bad_archives_are_refused(server: Server) {
     assert_eq!(missing.status(), 400);
 }
 both_stores!(bad_archives_are_refused);
+
+/// Calls running while deploys and rollbacks replace the version: each is answered by one of the
+/// versions, never with an error (a call that found the version it looked up retired goes to
+/// the one routed now).
+#[test]
+fn calls_during_redeploys_are_all_answered() {
+    let Some(server) = Server::start(crate::harness::Backend::Sqlite) else { return };
+    let ada = server.user("ada@example.com");
+    assert_eq!(server.deploy(&ada, "greeter", greeter(1), &[]).0, 201);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut answers = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        answers.push(call(&server, Some(&ada), "greeter"));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for version in 2..=8 {
+            assert_eq!(server.deploy(&ada, "greeter", greeter(version), &[]).0, 201);
+            let back =
+                server.post_json("/api/functions/greeter/rollback", Some(&ada), &json!({ "version": version - 1 }));
+            assert_eq!(back.status(), 200);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        callers.into_iter().flat_map(|caller| caller.join().unwrap()).collect()
+    });
+    let failed: Vec<&(u16, Value)> = answers.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "{} of {} calls failed: {failed:?}", failed.len(), answers.len());
+}

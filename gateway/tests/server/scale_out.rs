@@ -6,8 +6,17 @@ use std::sync::Arc;
 
 use crate::harness::{fresh_postgres_database, postgres_url, psql, Server};
 
-/// No `JWT_SECRET`: the nodes must agree on a secret by themselves.
-const NO_CONFIGURED_SECRET: [(&str, String); 1] = [("JWT_SECRET", String::new())];
+/// The functions' secrets key every node of one store must be given (README, "Running several
+/// nodes"); a test node otherwise generates its own.
+pub const SHARED_SECRETS_KEY: (&str, &str) =
+    ("CONTAINERPUB_SECRETS_KEY", "a-secrets-key-every-node-of-the-test-cluster-shares");
+
+/// The environment of a node of a test cluster: the shared secrets key, and `more`.
+pub fn node_env(more: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![(SHARED_SECRETS_KEY.0, SHARED_SECRETS_KEY.1.to_string())];
+    env.extend(more.iter().map(|(key, value)| (*key, value.to_string())));
+    env
+}
 
 /// A token issued by one node is accepted by another: they sign with the secret the first node
 /// kept in the store, and neither keeps one of its own.
@@ -15,8 +24,9 @@ const NO_CONFIGURED_SECRET: [(&str, String); 1] = [("JWT_SECRET", String::new())
 fn nodes_on_one_store_accept_each_others_tokens() {
     let Some(admin) = postgres_url() else { return };
     let database = fresh_postgres_database(&admin);
-    let node =
-        || Server::start_on_with_env(Arc::new(tempfile::tempdir().unwrap()), database.clone(), &NO_CONFIGURED_SECRET);
+    // No `JWT_SECRET`: the nodes must agree on a secret by themselves.
+    let env = node_env(&[("JWT_SECRET", "")]);
+    let node = || Server::start_on_with_env(Arc::new(tempfile::tempdir().unwrap()), database.clone(), &env);
     let (first, second) = (node(), node());
     let ada = first.user("ada@example.com");
     assert_eq!(second.get("/api/auth/me", Some(&ada)).status(), 200, "{}", second.log());
@@ -39,7 +49,7 @@ fn a_lone_servers_secret_becomes_the_clusters() {
     let file = data.path().join("jwt_secret");
     std::fs::write(&file, &secret).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let node = Server::start_on_with_env(data, fresh_postgres_database(&admin), &NO_CONFIGURED_SECRET);
+    let node = Server::start_on_with_env(data, fresh_postgres_database(&admin), &node_env(&[("JWT_SECRET", "")]));
     let kept = psql(&node.database_url, "SELECT value FROM cluster_settings WHERE name = 'jwt_secret'");
     assert_eq!(kept.unwrap(), secret);
 }
@@ -55,7 +65,7 @@ fn healthz_shows_the_node_and_its_live_peers() {
         Server::start_on_with_env(
             Arc::new(tempfile::tempdir().unwrap()),
             database.clone(),
-            &[("CONTAINERPUB_NODE_ID", id.to_string())],
+            &node_env(&[("CONTAINERPUB_NODE_ID", id)]),
         )
     };
     let (first, mut second) = (node("node-a"), node("node-b"));
@@ -92,7 +102,7 @@ fn a_node_id_given_twice_is_reported() {
         Server::start_on_with_env(
             Arc::new(tempfile::tempdir().unwrap()),
             database.clone(),
-            &[("CONTAINERPUB_NODE_ID", "twin".to_string())],
+            &node_env(&[("CONTAINERPUB_NODE_ID", "twin")]),
         )
     };
     let first = node();
@@ -110,7 +120,7 @@ fn a_node_id_given_twice_is_reported() {
 fn an_account_disabled_on_one_node_is_refused_by_the_others() {
     let Some(admin) = postgres_url() else { return };
     let database = fresh_postgres_database(&admin);
-    let node = || Server::start_on(Arc::new(tempfile::tempdir().unwrap()), database.clone());
+    let node = || Server::start_on_with_env(Arc::new(tempfile::tempdir().unwrap()), database.clone(), &node_env(&[]));
     let (first, second) = (node(), node());
     let ada = first.user("ada@example.com");
     assert_eq!(second.get("/api/auth/me", Some(&ada)).status(), 200);
@@ -130,4 +140,27 @@ fn an_account_disabled_on_one_node_is_refused_by_the_others() {
     let enabled = first.post_json(&format!("/api/admin/users/{id}/enable"), Some(&first.admin), &serde_json::json!({}));
     assert_eq!(enabled.status(), 200);
     within_a_second(200);
+}
+
+/// A node given another functions' secrets key than the nodes before it on the same store stops
+/// at start, saying what to do, before it sets anything up: secrets one node sealed must open on
+/// every node.
+#[test]
+fn a_node_with_another_secrets_key_refuses_to_start() {
+    let Some(admin) = postgres_url() else { return };
+    let database = fresh_postgres_database(&admin);
+    let _first = Server::start_on_with_env(Arc::new(tempfile::tempdir().unwrap()), database.clone(), &node_env(&[]));
+    let data = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(crate::harness::workspace_binary("containerpub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("DATABASE_URL", &database)
+        .env("JWT_SECRET", crate::harness::SECRET)
+        .env("CONTAINERPUB_SECRETS_KEY", "another-key-than-the-first-nodes-at-least-32-bytes")
+        .env("CONTAINERPUB_WORKER_EXEC", crate::harness::workspace_binary("containerpub-worker-exec"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("give every node the same CONTAINERPUB_SECRETS_KEY"), "{stderr}");
 }
