@@ -2,10 +2,10 @@
 //!
 //! A deploy, rollback, secret change or delete on any node bumps the function's `revision` (or
 //! removes its row) and sends a PostgreSQL notification with the function's id; an account made,
-//! disabled or enabled sends the account's id (each node keeps those marks in memory). Every node listens:
-//! a notification makes it *converge* that function at once. A full reconcile runs every
-//! [`RECONCILE`] as well and after the listening connection comes back, so a lost notification
-//! or a node that was away still converges.
+//! disabled or enabled sends the account's id (each node keeps those marks in memory). Every
+//! node listens: a notification makes it *converge* that function or account at once. A full
+//! reconcile runs every [`RECONCILE`] as well and after the listening connection comes back, so a
+//! lost notification or a node that was away still converges.
 //!
 //! Converging one function, under its name lock: gone from the store → stop routing it; an active
 //! version whose revision is newer than the routed one → prepare it (fetch and extract its
