@@ -38,15 +38,7 @@ pub async fn activate(
     public: bool,
 ) -> Result<prewarm::PrepareReport, ActivateError> {
     let (report, key) = prepare(app, function, version).await?;
-    let revision = match app.store.activate(&function.id, version.version, public, now_ms()).await {
-        Ok(revision) => revision,
-        Err(error) => {
-            app.prewarm.retire(&key);
-            return Err(error.into());
-        }
-    };
-    route(app, function, version.version, public, &key, revision);
-    announce(app, function).await;
+    switch_to(app, function, version.version, public, &key).await?;
     Ok(report)
 }
 
@@ -76,16 +68,29 @@ pub async fn store_and_activate(
         return Err(error.into());
     }
     let report = prepared.map_err(prepare_error)?;
-    let revision = match app.store.activate(&function.id, version.version, public, now_ms()).await {
+    switch_to(app, function, version.version, public, &key).await?;
+    Ok(report)
+}
+
+/// Records the prepared version `key` as active, routes new calls to it and tells the other
+/// nodes; when the store refuses, its workers go and the active version stays.
+async fn switch_to(
+    app: &App,
+    function: &FunctionRecord,
+    version: i64,
+    public: bool,
+    key: &str,
+) -> Result<(), ActivateError> {
+    let revision = match app.store.activate(&function.id, version, public, now_ms()).await {
         Ok(revision) => revision,
         Err(error) => {
-            app.prewarm.retire(&key);
+            app.prewarm.retire(key);
             return Err(error.into());
         }
     };
-    route(app, function, version.version, public, &key, revision);
+    route(app, function, version, public, key, revision);
     announce(app, function).await;
-    Ok(report)
+    Ok(())
 }
 
 /// Wakes the other nodes to a change of `function`.

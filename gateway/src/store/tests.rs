@@ -19,6 +19,18 @@ fn function(id: &str) -> FunctionRecord {
     }
 }
 
+/// The account `function`'s functions belong to.
+fn owner() -> User {
+    User {
+        id: "usr_1".into(),
+        email: "a@b.c".into(),
+        password_hash: "x".into(),
+        created_at: 0,
+        is_admin: false,
+        disabled_at: None,
+    }
+}
+
 fn log(function_id: &str) -> LogRecord {
     LogRecord {
         id: 0,
@@ -36,17 +48,7 @@ async fn deletes_succeed_while_log_batches_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let store = connect(&format!("sqlite://{}", dir.path().join("s.db").display()), 8).await.unwrap();
     store.migrate().await.unwrap();
-    store
-        .create_user(&User {
-            id: "usr_1".into(),
-            email: "a@b.c".into(),
-            password_hash: "x".into(),
-            created_at: 0,
-            is_admin: false,
-            disabled_at: None,
-        })
-        .await
-        .unwrap();
+    store.create_user(&owner()).await.unwrap();
     let writer_store: Arc<dyn Store> = store.clone();
     let writer = tokio::spawn(async move {
         let batch: Vec<LogRecord> = (0..50).map(|_| log("fn_busy")).collect();
@@ -240,17 +242,7 @@ async fn an_archive_kept_in_the_store_is_materialized_on_another_node() {
 async fn every_activation_bumps_the_revision() {
     let dir = tempfile::tempdir().unwrap();
     for store in stores(dir.path()).await {
-        store
-            .create_user(&User {
-                id: "usr_1".into(),
-                email: "a@b.c".into(),
-                password_hash: "x".into(),
-                created_at: 0,
-                is_admin: false,
-                disabled_at: None,
-            })
-            .await
-            .unwrap();
+        store.create_user(&owner()).await.unwrap();
         let created = store.create_function(&function("fn_rev")).await.unwrap();
         assert_eq!(created.revision, 0);
         assert_eq!(store.activate("fn_rev", 1, false, 1).await.unwrap(), 1);
