@@ -221,7 +221,7 @@ fn parse_query(query: &str) -> BTreeMap<String, String> {
 }
 
 /// How many times in a row a call that found its version replaced follows it to the next one.
-const VERSION_CHANGES_FOLLOWED: usize = 3;
+const VERSION_CHANGES_FOLLOWED: usize = 8;
 
 async fn run(
     app: &App,

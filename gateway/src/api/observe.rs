@@ -179,6 +179,14 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         "Journal lines that could not be read back (cut short by a crash).",
         &[(String::new(), journal.unreadable.load(Ordering::Relaxed))],
     );
+    let (_, nodes) = app.prewarm.membership();
+    family(
+        &mut out,
+        "containerpub_cluster_nodes",
+        "gauge",
+        "Live nodes sharing this node's store, itself included, among which each function's concurrency cap is split.",
+        &[(String::new(), nodes as u64)],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -105,6 +105,11 @@ fn three_nodes_on_one_postgres_are_one_platform() {
             node.health()["peers"].as_array().map_or(0, Vec::len) == 2
         });
     }
+    for node in &nodes {
+        until(Instant::now(), Duration::from_secs(5), "every node splits the caps three ways", || {
+            node.get("/metrics", None).text().unwrap().contains("\ncontainerpub_cluster_nodes 3\n")
+        });
+    }
     let ada = nodes[0].user("ada@example.com");
     let mut figures = Vec::new();
 
@@ -139,29 +144,35 @@ fn three_nodes_on_one_postgres_are_one_platform() {
         figures.push(format!("rollback on node 3 served by node {}: {took:?}", index + 1));
     }
 
-    // `logs --follow` on node 1 shows a line printed by a call on node 3.
+    // `dart_cloud logs -f` on node 1 shows a line printed by a call on node 3.
     let mark = format!("printed-on-node-3-{}", std::process::id());
+    let mut follow = std::process::Command::new(crate::harness::workspace_binary("dart_cloud"))
+        .args(["logs", "greet", "-f", "--url", &nodes[0].base, "--token", &ada])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let follower = {
-        let (url, token, mark) = (nodes[0].url("/api/functions/greet/logs?follow=true"), ada.clone(), mark.clone());
+        let (stdout, mark) = (follow.stdout.take().unwrap(), mark.clone());
         std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
-            let stream = client.get(url).bearer_auth(token).send().unwrap();
-            let started = Instant::now();
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stream)) {
-                let Ok(line) = line else { break };
-                if line.contains(&mark) {
-                    return Some(started.elapsed());
-                }
-            }
-            None
+            std::io::BufRead::lines(std::io::BufReader::new(stdout))
+                .map_while(Result::ok)
+                .any(|line| line.contains(&mark))
         })
     };
     std::thread::sleep(Duration::from_millis(500));
     let printed = Instant::now();
     assert_eq!(call(&nodes[2], &ada, "greet", &json!({ "mark": mark })).0, 200);
-    let seen = follower.join().unwrap();
-    assert!(seen.is_some(), "node 1's log stream never showed the line printed on node 3");
-    figures.push(format!("a line printed on node 3 shown by logs --follow on node 1 after {:?}", printed.elapsed()));
+    until(printed, Duration::from_secs(10), "node 1's `logs -f` shows the line printed on node 3", || {
+        follower.is_finished()
+    });
+    figures.push(format!(
+        "a line printed on node 3 shown by `dart_cloud logs -f` on node 1 after {:?}",
+        printed.elapsed()
+    ));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(follower.join().unwrap(), "node 1's `logs -f` ended without the line printed on node 3");
 
     // A cap of 2 holds across the three nodes under 12 concurrent calls.
     let (status, body) = nodes[1].deploy(&ada, "capped", archive(&[("main.py", CAPPED)]), &[("max_concurrency", "2")]);
@@ -249,8 +260,8 @@ fn three_nodes_on_one_postgres_are_one_platform() {
         "node 2 did not serve again after its restart"
     );
     // Records: every answer of nodes 1 and 3 is recorded; node 2's unrecorded ones are among the
-    // calls it answered in its last moments (its write buffer, BATCH_WAIT = 50 ms, and the write
-    // in flight).
+    // calls it answered in its last second (its write buffer, BATCH_WAIT = 50 ms, and the write
+    // in flight; measured within its last 0.5 s).
     std::thread::sleep(Duration::from_secs(2));
     for index in [0, 2] {
         let ids: Vec<&str> = answers[index].iter().filter(|a| a.0 == 200).map(|a| a.1.as_str()).collect();
@@ -263,10 +274,7 @@ fn three_nodes_on_one_postgres_are_one_platform() {
     for answer in &before_kill {
         if missing.contains(&answer.1) {
             let before = killed_at.duration_since(answer.2);
-            assert!(
-                before < Duration::from_millis(500),
-                "a record lost though its call ended {before:?} before the kill"
-            );
+            assert!(before < Duration::from_secs(1), "a record lost though its call ended {before:?} before the kill");
         }
     }
     figures.push(format!(
