@@ -84,7 +84,11 @@ async fn switch_to(
     let revision = match app.store.activate(&function.id, version, public, now_ms()).await {
         Ok(revision) => revision,
         Err(error) => {
-            app.prewarm.retire(key);
+            // The active version prepared again (a secret's change): its new workers are the
+            // only ones it has now, so they stay.
+            if app.active.get(&function.name).is_none_or(|active| active.key != key) {
+                app.prewarm.retire(key);
+            }
             return Err(error.into());
         }
     };
