@@ -237,10 +237,7 @@ async fn converge(app: &Arc<App>, function_id: String) {
         }
         Err(error) => {
             tracing::warn!(function = %function.name, version = number, %error, "a function deployed on another node cannot start here: its calls answer 503 starting until it does");
-            let key = crate::app::pool_key(&function.id, number);
-            app.starting.insert(key.clone(), Instant::now() + deploy::FIRST_START_RETRY);
-            deploy::route(app, &function, number, function.public, &key, function.revision);
-            tokio::spawn(deploy::keep_starting(app.clone(), function, version));
+            deploy::route_as_starting(app, function, version);
         }
     }
 }

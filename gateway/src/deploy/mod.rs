@@ -194,24 +194,30 @@ pub async fn restore_active(app: &Arc<App>) -> anyhow::Result<usize> {
             }
             Err(error) => {
                 tracing::warn!(function = %function.name, version = version.version, %error, retry_in = ?FIRST_START_RETRY, "cannot warm the active version: its calls answer 503 starting until it starts");
-                let key = crate::app::pool_key(&function.id, version.version);
-                app.starting.insert(key.clone(), std::time::Instant::now() + FIRST_START_RETRY);
-                route(app, &function, version.version, function.public, &key, function.revision);
-                tokio::spawn(keep_starting(app.clone(), function, version));
+                route_as_starting(app, function, version);
             }
         }
     }
     Ok(restored)
 }
 
+/// Routes a version whose workers did not start: its calls answer 503 `starting` while
+/// [`keep_starting`] retries it.
+pub(crate) fn route_as_starting(app: &Arc<App>, function: FunctionRecord, version: VersionRecord) {
+    let key = crate::app::pool_key(&function.id, version.version);
+    app.starting.insert(key.clone(), std::time::Instant::now() + FIRST_START_RETRY);
+    route(app, &function, version.version, function.public, &key, function.revision);
+    tokio::spawn(keep_starting(app.clone(), function, version));
+}
+
 /// The first retry of an active version that did not start; each failure doubles the wait.
-pub(crate) const FIRST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+const FIRST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The longest wait between two attempts.
 const LAST_START_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Retries starting an active version until it starts, or until a deploy, rollback or delete of
 /// the function makes it moot.
-pub(crate) async fn keep_starting(app: Arc<App>, function: FunctionRecord, version: VersionRecord) {
+async fn keep_starting(app: Arc<App>, function: FunctionRecord, version: VersionRecord) {
     let key = crate::app::pool_key(&function.id, version.version);
     let mut wait = FIRST_START_RETRY;
     loop {
