@@ -13,6 +13,7 @@
 //! previous version keeps answering; a function new to this node whose version cannot start is
 //! routed as *starting* (503 with `Retry-After`), never a 404.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -155,10 +156,11 @@ pub async fn reconcile(app: &Arc<App>) -> anyhow::Result<()> {
     for user in app.store.users().await? {
         app.accounts.record(&user.id, user.is_admin, user.disabled_at.is_some());
     }
-    let stored = app.store.active_functions().await?;
-    let mut stale: Vec<String> = app.active.iter().map(|entry| entry.id.clone()).collect();
-    for (function, _) in stored {
-        stale.retain(|id| *id != function.id);
+    // Only the functions' rows: a version is read for the few that differ (`converge`).
+    let stored = app.store.functions_with_active_version().await?;
+    let mut stale: HashSet<String> = app.active.iter().map(|entry| entry.id.clone()).collect();
+    for function in stored {
+        stale.remove(&function.id);
         if differs(app, &function) {
             converge(app, function.id.clone()).await;
         }

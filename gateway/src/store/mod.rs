@@ -67,7 +67,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn function_by_name(&self, name: &str) -> StoreResult<Option<FunctionRecord>>;
     async fn function_by_id(&self, id: &str) -> StoreResult<Option<FunctionRecord>>;
     async fn functions_of(&self, owner_id: &str) -> StoreResult<Vec<FunctionRecord>>;
-    /// Every function with an active version, for warming pools at start-up.
+    /// Every function with an active version (the cluster's reconcile compares them).
+    async fn functions_with_active_version(&self) -> StoreResult<Vec<FunctionRecord>>;
+    /// Every function with an active version, and that version, for warming pools at start-up.
     async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>>;
     /// Makes `version` the active one and updates the function's settings that live on it;
     /// returns the function's new revision.

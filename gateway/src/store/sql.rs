@@ -436,12 +436,16 @@ macro_rules! sql_store {
                     .await?)
             }
 
-            async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>> {
-                let functions = sqlx::query_as::<$db, FunctionRecord>(
+            async fn functions_with_active_version(&self) -> StoreResult<Vec<FunctionRecord>> {
+                Ok(sqlx::query_as::<$db, FunctionRecord>(
                     "SELECT * FROM functions WHERE active_version IS NOT NULL ORDER BY name",
                 )
                 .fetch_all(&self.pool)
-                .await?;
+                .await?)
+            }
+
+            async fn active_functions(&self) -> StoreResult<Vec<(FunctionRecord, VersionRecord)>> {
+                let functions = self.functions_with_active_version().await?;
                 let mut active = Vec::with_capacity(functions.len());
                 for function in functions {
                     let number = function.active_version.expect("filtered on active_version");
