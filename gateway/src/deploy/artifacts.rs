@@ -84,34 +84,22 @@ pub async fn publish(store: &dyn Store, artifacts_dir: &Path, sha256: &str) -> a
         return Ok(());
     }
     let mut file = tokio::fs::File::open(artifacts_dir.join(format!("{sha256}.tar.gz"))).await?;
-    let mut chunk = vec![0u8; CHUNK_BYTES];
+    let mut chunk = Vec::with_capacity(CHUNK_BYTES);
     let mut seq = 0;
     loop {
-        let filled = fill(&mut file, &mut chunk).await?;
-        if filled == 0 {
+        chunk.clear();
+        (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut chunk).await?;
+        if chunk.is_empty() {
             break;
         }
-        store.put_artifact_chunk(sha256, seq, &chunk[..filled]).await?;
+        store.put_artifact_chunk(sha256, seq, &chunk).await?;
         seq += 1;
-        if filled < CHUNK_BYTES {
+        if chunk.len() < CHUNK_BYTES {
             break;
         }
     }
     store.finish_artifact(sha256, seq).await?;
     Ok(())
-}
-
-/// Reads until `buffer` is full or the file ends; the bytes read.
-async fn fill(file: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        let read = file.read(&mut buffer[filled..]).await?;
-        if read == 0 {
-            break;
-        }
-        filled += read;
-    }
-    Ok(filled)
 }
 
 /// Makes sure `FUNCTIONS/<sha>/` exists: from the local archive when there is one, else from the
