@@ -28,7 +28,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The PostgreSQL notification channel on which nodes announce a changed function or account (its id).
-pub const CHANGES_CHANNEL: &str = "containerpub_functions";
+pub const CHANGES_CHANNEL: &str = "containerpub_changes";
 
 /// Everything the server keeps.
 #[async_trait::async_trait]
