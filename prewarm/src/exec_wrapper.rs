@@ -16,9 +16,10 @@
 //! forks into them right after step 2 (`--sandbox`), and a launch plan carries the sandbox steps
 //! (`--root`, `--bind`, `--tmp-bytes`, `--uid`, `--gid`, `--netns`,
 //! `--exec-only-runtime`): the network namespace is joined and the root entered before step 4,
-//! the function's identity taken and the Landlock ruleset applied after step 5, and the
-//! system-call filter installed just before step 6. A sandboxed shell refuses a plan without
-//! sandbox steps.
+//! the worker's pipes given to the function's uid (`enter::hand_over_pipes`: the Dart VM opens
+//! them again by path), the function's identity taken and the Landlock ruleset applied after
+//! step 5, and the system-call filter installed just before step 6. A sandboxed shell refuses a
+//! plan without sandbox steps.
 //!
 //! Why `--await-plan`: joining a cgroup takes the kernel's cgroup-wide threadgroup lock for
 //! writing, which waits for an RCU grace period unless another join happened just before: measured
@@ -307,7 +308,8 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
         }
     }
     if let Some(steps) = &plan.sandbox {
-        if let Err(error) = enter::drop_identity(steps.uid, steps.gid) {
+        let handed_over = enter::hand_over_pipes(steps.uid, steps.gid);
+        if let Err(error) = handed_over.and_then(|()| enter::drop_identity(steps.uid, steps.gid)) {
             return error;
         }
         if steps.exec_only_runtime {

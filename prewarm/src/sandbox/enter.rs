@@ -9,9 +9,10 @@
 //! At launch, in the child: [`join_network`] (by path, while the host's `/proc` is still in
 //! view), [`enter_root`] (the function directory, a private `/tmp` and its own `/proc` on the
 //! runtime's template, then `pivot_root` and the old root detached), rlimits and `chdir` (in the
-//! wrapper), [`drop_identity`] (capability bounding set emptied, no supplementary groups, the
-//! function's uid and gid), the Landlock ruleset (`exec_allowlist`), then `no_new_privs` and the
-//! system-call filter, then `execve`.
+//! wrapper), [`hand_over_pipes`] (the worker's pipes given to the function's uid),
+//! [`drop_identity`] (capability bounding set emptied, no supplementary groups, the function's
+//! uid and gid), the Landlock ruleset (`exec_allowlist`), then `no_new_privs` and the system-call
+//! filter, then `execve`.
 
 use std::path::{Path, PathBuf};
 
@@ -114,6 +115,38 @@ pub fn join_network(namespace: &Path) -> Result<(), String> {
     nix::sched::setns(&handle, CloneFlags::CLONE_NEWNET)
         .map_err(|error| format!("join the network namespace {}: {error}", namespace.display()))?;
     nix::unistd::sethostname("function").map_err(|error| format!("set the hostname: {error}"))
+}
+
+/// The descriptors a worker inherits as pipes: stdout and stderr (its log lines) and the
+/// protocol's request and response pipes.
+pub const WORKER_PIPES: [i32; 4] = [1, 2, crate::protocol::REQUEST_FD, crate::protocol::RESPONSE_FD];
+
+/// Gives the worker's pipes to the function's uid and gid, while the wrapper is still root.
+///
+/// The server makes the pipes as root, and the kernel creates a pipe's inode mode 0600, owned by
+/// its creator. Using an inherited descriptor needs no permission, but opening the same pipe again
+/// by path does: `open("/dev/fd/3")` goes through `/proc/self/fd/3` to the pipe's inode and checks
+/// it like a file's. The Dart VM has no public way to adopt a raw descriptor (dart:io opens every
+/// `File` and `RandomAccessFile` by path: `File::Open` in runtime/bin/file_linux.cc is an `open(2)`
+/// of the path), so the Dart adapter opens `/dev/fd/3` and `/dev/fd/4`, and as the function's uid
+/// that answered `EACCES` until the pipes were its own. Owned by the function's uid, still mode
+/// 0600: the worker can open them again; no other uid can, and no other tenant can even name
+/// them (its own pid namespace, and `/proc/PID/fd` needs ptrace rights over the worker).
+/// Descriptors that are not pipes (a terminal or file given by hand) are left as they are.
+pub fn hand_over_pipes(uid: u32, gid: u32) -> Result<(), String> {
+    use std::os::fd::BorrowedFd;
+    for fd in WORKER_PIPES {
+        // SAFETY: the wrapper owns its standard and protocol descriptors for its whole life; this
+        // borrow ends before anything could close them.
+        let descriptor = unsafe { BorrowedFd::borrow_raw(fd) };
+        let Ok(stat) = nix::sys::stat::fstat(descriptor) else { continue };
+        if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+            continue;
+        }
+        nix::unistd::fchown(descriptor, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|error| format!("give pipe {fd} to uid {uid}: {error}"))?;
+    }
+    Ok(())
 }
 
 /// Becomes the function's uid and gid with no capabilities left anywhere: the bounding set is
