@@ -23,6 +23,7 @@ mod script_mode;
 pub mod shells;
 pub mod spawn;
 mod spec;
+mod stack_paths;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +80,8 @@ pub enum StartError {
     Spawner(std::io::Error),
     #[error(transparent)]
     Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Runtimes(#[from] runtime::DiscoveryError),
 }
 
 /// Why a function version could not be prepared.
@@ -98,6 +101,9 @@ pub enum PrepareError {
     /// A resolved dependency would run code on the server at build time.
     #[error("{0}")]
     DependenciesRefused(String),
+    /// A Dart function the compiler refused; the text is the compiler's.
+    #[error("{0}")]
+    CompileFailed(String),
     #[error("the function's workers failed to start: {0}")]
     WorkersFailed(String),
     #[error("the function cannot be confined: {0}")]
@@ -170,21 +176,6 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// A host path as a sandboxed worker sees it: the first matching prefix replaced.
-fn worker_path(path: &str, prefixes: &[(&std::path::Path, &str)]) -> String {
-    for (host, inside) in prefixes {
-        if let Ok(rest) = std::path::Path::new(path).strip_prefix(host) {
-            return std::path::Path::new(inside).join(rest).display().to_string();
-        }
-        // Arguments like `--packages=/host/dir/…` carry a path after a flag.
-        let host = host.display().to_string();
-        if let Some(index) = path.find(&host) {
-            return format!("{}{}{}", &path[..index], inside, &path[index + host.len()..]);
-        }
-    }
-    path.to_string()
-}
-
 /// The last handle is gone (a server exiting without `shutdown`, a test ending): kill what is
 /// left and remove our cgroups now, synchronously. The spawner thread ending would kill the
 /// processes anyway (parent-death signal), but not remove the groups.
@@ -251,8 +242,7 @@ impl Prewarm {
             detected.enforcement.name()
         );
         let adapter_dir = config.state_dir.join("adapters");
-        let runtimes = RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir)
-            .map_err(|source| StartError::StateDir { path: adapter_dir.clone(), source })?;
+        let runtimes = RuntimeInstall::discover(config.runtime_search_path.as_deref(), &adapter_dir)?;
         let (sandbox, spawner_setup) = match config.sandbox.mode {
             sandbox::SandboxMode::On => {
                 static INSTANCES: AtomicU64 = AtomicU64::new(0);
@@ -474,9 +464,7 @@ impl Prewarm {
         let command = match spec.runtime {
             Runtime::Dart => {
                 let settings = self.dart_build_settings();
-                let prepared =
-                    runtime::prepare_dart(runtimes, &settings, &spec.directory, &spec.entry, sandbox.is_some()).await;
-                match prepared {
+                match runtime::prepare_dart(runtimes, &settings, &spec.directory, &spec.entry).await {
                     Err(runtime::DartPrepareError::Unavailable(unavailable)) => Err(unavailable),
                     Err(runtime::DartPrepareError::DependenciesUnresolved(message)) => {
                         return Err(PrepareError::DependenciesUnresolved(message))
@@ -484,29 +472,23 @@ impl Prewarm {
                     Err(runtime::DartPrepareError::DependenciesRefused(message)) => {
                         return Err(PrepareError::DependenciesRefused(message))
                     }
+                    Err(runtime::DartPrepareError::CompileFailed(message)) => {
+                        return Err(PrepareError::CompileFailed(message))
+                    }
                     Err(runtime::DartPrepareError::Build(message)) => return Err(PrepareError::WorkersFailed(message)),
                     Ok(prepared) => {
-                        let build_dir = prepared.build_dir.clone();
-                        let needs_packages = !prepared.build.compiled && prepared.build.resolved_dependencies;
-                        dart_build = Some(prepared.build);
-                        match &mut sandbox {
-                            None => Ok((prepared.program, prepared.args)),
+                        let program = match &mut sandbox {
+                            None => prepared.program(),
+                            // The build read-only at a fixed place.
                             Some(steps) => {
-                                // The build read-only at a fixed place; `dart run` also reads the
-                                // pub cache (its sandbox package config points there).
-                                steps.binds.push((build_dir.clone(), PathBuf::from(sandbox::rootfs::BUILD_DIR)));
-                                if needs_packages {
-                                    steps.binds.push((
-                                        settings.pub_cache.clone(),
-                                        PathBuf::from(sandbox::rootfs::PUB_CACHE_DIR),
-                                    ));
-                                }
-                                let inside =
-                                    |path: &str| worker_path(path, &[(&build_dir, sandbox::rootfs::BUILD_DIR)]);
-                                let program = PathBuf::from(inside(&prepared.program.display().to_string()));
-                                Ok((program, prepared.args.iter().map(|arg| inside(arg)).collect()))
+                                steps
+                                    .binds
+                                    .push((prepared.build_dir.clone(), PathBuf::from(sandbox::rootfs::BUILD_DIR)));
+                                PathBuf::from(sandbox::rootfs::BUILD_DIR).join("worker")
                             }
-                        }
+                        };
+                        dart_build = Some(prepared.build);
+                        Ok((program, Vec::new()))
                     }
                 }
             }
@@ -525,6 +507,7 @@ impl Prewarm {
             directory,
             sandbox,
             _function_network: function_network,
+            dart_builds_dir: (spec.runtime == Runtime::Dart).then(|| self.dart_build_settings().builds_dir),
         });
         Ok((launch, dart_build))
     }
@@ -809,19 +792,5 @@ mod tests {
         assert!(matches!(validate_env(&env("1BAD")), Err(PrepareError::InvalidEnvName(_))));
         assert!(matches!(validate_env(&env("A=B")), Err(PrepareError::InvalidEnvName(_))));
         assert!(validate_env(&env("API_BASE_URL")).is_ok());
-    }
-
-    #[test]
-    fn host_paths_become_the_paths_a_sandboxed_worker_sees() {
-        let build = std::path::Path::new("/data/state/builds/fn_1@2");
-        let function = std::path::Path::new("/data/functions/abc");
-        let prefixes = [(build, "/containerpub/build"), (function, "/fn")];
-        assert_eq!(worker_path("/data/state/builds/fn_1@2/worker", &prefixes), "/containerpub/build/worker");
-        assert_eq!(worker_path("/data/functions/abc/main.dart", &prefixes), "/fn/main.dart");
-        assert_eq!(
-            worker_path("--packages=/data/functions/abc/.dart_tool/package_config.json", &prefixes),
-            "--packages=/fn/.dart_tool/package_config.json"
-        );
-        assert_eq!(worker_path("run", &prefixes), "run");
     }
 }

@@ -23,6 +23,7 @@ use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::protocol::encode_request;
 use crate::runtime::EntryMode;
 use crate::spec::FunctionSpec;
+use crate::stack_paths::relative_stack;
 use crate::worker::{RawReply, StartFailure, Worker, WorkerLaunch};
 use crate::{InvocationRequest, Shared, StrayLogLine};
 
@@ -160,19 +161,6 @@ enum LeaseError {
     Unavailable(String),
     Retired,
     WaitExceeded,
-}
-
-/// A stack trace with the function's files relative to its directory (`main.py`, not
-/// `/fn/main.py` or the server's data directory) and the platform's own frames marked as such,
-/// so no server path reaches its owner's logs or screen.
-pub(crate) fn relative_stack(stack: &str, function_dir: &std::path::Path) -> String {
-    let host = format!("{}/", function_dir.display());
-    let inside = format!("{}/", crate::sandbox::rootfs::FUNCTION_DIR);
-    let mut text = stack.replace(&host, "").replace(&format!("file://{inside}"), "").replace(&inside, "");
-    for platform_dir in [crate::sandbox::rootfs::ADAPTER_DIR, crate::sandbox::rootfs::BUILD_DIR] {
-        text = text.replace(platform_dir, "<platform>");
-    }
-    text
 }
 
 impl FunctionPool {
@@ -595,7 +583,9 @@ impl FunctionPool {
                 }
                 let mut invocation_error = InvocationError::new("function_error", error.message);
                 invocation_error.error_type = Some(error.error_type);
-                invocation_error.stack = error.stack.map(|stack| relative_stack(&stack, &self.spec.directory));
+                let builds_dir = self.launch.as_ref().ok().and_then(|launch| launch.dart_builds_dir.as_deref());
+                invocation_error.stack =
+                    error.stack.map(|stack| relative_stack(&stack, &self.spec.directory, builds_dir));
                 Classified { bytes_out, ..Classified::failed(Outcome::FunctionError, invocation_error, None) }
             }
             RawReply::TooLarge { declared_bytes } => Classified::failed(

@@ -72,9 +72,9 @@ mod tests {
         let entry = FunctionEntry::default_for(Runtime::Node, EntryMode::Handler);
         let no_handler = StartFailure::NoHandler("index.js exports nothing callable".into());
         assert!(script_reason(&entry, &no_handler).unwrap().ends_with("one process per call"));
-        let clean = StartFailure::Exited { status: ExitStatus::Exited(0), stderr_tail: Vec::new() };
+        let clean = StartFailure::Exited { status: ExitStatus::Exited(0), output_tail: Vec::new() };
         assert!(script_reason(&entry, &clean).unwrap().contains("exit status 0"));
-        let crashed = StartFailure::Exited { status: ExitStatus::Exited(1), stderr_tail: Vec::new() };
+        let crashed = StartFailure::Exited { status: ExitStatus::Exited(1), output_tail: Vec::new() };
         assert_eq!(script_reason(&entry, &crashed), None);
         let named = FunctionEntry { function: "handle".into(), ..entry.clone() };
         assert_eq!(script_reason(&named, &no_handler), None, "a named function that is missing is an error");

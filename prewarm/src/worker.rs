@@ -34,6 +34,8 @@ pub(crate) struct WorkerLaunch {
     pub sandbox: Option<crate::sandbox::enter::SandboxSteps>,
     /// Kept while the version runs: its workers join this namespace by path.
     pub _function_network: Option<Arc<crate::sandbox::network::FunctionNetwork>>,
+    /// Dart: where builds are compiled, whose paths a compiled function's stack frames keep.
+    pub dart_builds_dir: Option<PathBuf>,
 }
 
 /// What every worker start needs from the pool.
@@ -60,15 +62,15 @@ pub(crate) enum StartFailure {
     /// The module loaded but has nothing to call: a script (see `FunctionEntry::settle_by_loading`).
     #[error("{0}")]
     NoHandler(String),
-    #[error("the worker {status} during start-up{}", describe_stderr(.stderr_tail))]
-    Exited { status: ExitStatus, stderr_tail: Vec<String> },
+    #[error("the worker {status} before it said ready{}", describe_output(.output_tail))]
+    Exited { status: ExitStatus, output_tail: Vec<String> },
     #[error("the worker did not report ready within {0:?}")]
     Timeout(Duration),
     #[error("the worker broke the protocol during start-up: {0}")]
     Protocol(String),
 }
 
-fn describe_stderr(tail: &[String]) -> String {
+fn describe_output(tail: &[String]) -> String {
     if tail.is_empty() {
         String::new()
     } else {
@@ -221,10 +223,9 @@ impl Worker {
                 Event::Closed | Event::ProcessExited => {
                     let status = self.wait_briefly().await;
                     self.drain_output_until_eof(logs).await;
-                    let tail = stderr_tail(logs);
                     return Err(StartFailure::Exited {
                         status: status.unwrap_or(ExitStatus::Signaled(nix::libc::SIGKILL)),
-                        stderr_tail: tail,
+                        output_tail: output_tail(logs),
                     });
                 }
                 Event::DeadlinePassed => return Err(StartFailure::Timeout(startup_timeout)),
@@ -452,6 +453,13 @@ enum Event {
     Progress,
 }
 
-fn stderr_tail(logs: &LogCollector) -> Vec<String> {
-    logs.recent_lines(LogStream::Stderr, 5)
+/// What a worker that died before `ready` said last: its stderr, or its stdout when it wrote
+/// nothing on stderr (a program printing its usage).
+fn output_tail(logs: &LogCollector) -> Vec<String> {
+    let stderr = logs.recent_lines(LogStream::Stderr, 5);
+    if stderr.is_empty() {
+        logs.recent_lines(LogStream::Stdout, 5)
+    } else {
+        stderr
+    }
 }

@@ -41,12 +41,8 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
     }
     if let Some(build) = function["build"].as_object() {
         let number = |key: &str| build.get(key).and_then(Value::as_u64).unwrap_or(0);
-        let how = match build.get("note").and_then(Value::as_str) {
-            None => "compiled to a native executable".to_string(),
-            Some(note) => format!("runs with dart run: {note}"),
-        };
         println!(
-            "{:<15} {how} ({}; resolved in {} ms, compiled in {} ms)",
+            "{:<15} compiled to a native executable ({}; resolved in {} ms, compiled in {} ms)",
             "build",
             build.get("sdk").and_then(Value::as_str).unwrap_or("?"),
             number("resolve_ms"),

@@ -342,6 +342,11 @@ pub(super) fn activation_error(error: ActivateError, version: i64) -> ApiError {
             "dependencies_refused",
             format!("version {version} is not active: {message}"),
         ),
+        ActivateError::CompileFailed(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "compile_failed",
+            format!("version {version} does not compile, so it is not active; fix what the compiler says and deploy again: {message}"),
+        ),
         other => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "startup_failed",

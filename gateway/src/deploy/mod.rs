@@ -25,6 +25,9 @@ pub enum ActivateError {
     /// A Dart function's resolved dependencies bring build hooks.
     #[error("{0}")]
     DependenciesRefused(String),
+    /// A Dart function the compiler refused; its messages.
+    #[error("{0}")]
+    CompileFailed(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -158,6 +161,7 @@ fn prepare_error(error: prewarm::PrepareError) -> ActivateError {
     match error {
         prewarm::PrepareError::DependenciesUnresolved(message) => ActivateError::Dependencies(message),
         prewarm::PrepareError::DependenciesRefused(message) => ActivateError::DependenciesRefused(message),
+        prewarm::PrepareError::CompileFailed(message) => ActivateError::CompileFailed(message),
         other => ActivateError::Prepare(other.to_string()),
     }
 }

@@ -1,8 +1,17 @@
 //! Preparing a Dart function: its dependencies resolved with `dart pub get`, an entry generated,
-//! and the whole compiled ahead of time once per source and SDK, with `dart run` as the fallback.
+//! and the whole compiled ahead of time once per source and SDK. A function that does not compile
+//! is refused with the compiler's own message: there is no `dart run` fallback.
 //!
-//! Published figures: `dart run` from source takes 0.45–0.7 s to reach `main` and an idle JIT VM
-//! holds 40+ MB; an AOT executable starts in 10–40 ms with about a tenth of the memory.
+//! Why no fallback, from the SDK's source: since SDK 3.10 `bin/dart` is an AOT runtime running
+//! the `dartdev` snapshot, and `dart run` (or `dart FILE`) ends in `DartDev::RunExec` /
+//! `InvokeDartVM` (runtime/bin/dartdev.cc), which `exec`s `bin/dartvm`, the JIT VM, beside it.
+//! In a worker's sandbox only the worker's own program may be executed (Landlock), so that
+//! `exec` answers `EACCES`; allowing `dartvm` would run a compiler on the tenant's source in
+//! every cold start (0.45–0.7 s to reach `main`, 40+ MB idle against 10–40 ms and a tenth of
+//! that compiled), and `dart run` also checks the package's resolution, which wants to write
+//! `.dart_tool/` in a read-only directory and may reach pub.dev. A source the AOT compiler
+//! refuses would fail the same way in the JIT compiler: refusing it at deploy, with the
+//! compiler's `file:line:column` messages, tells its author now rather than at the first call.
 //!
 //! A build lives in `builds/KEY/`, KEY being a hash of the function's (content-addressed) directory,
 //! its entry, the SDK's version and the adapter's source, so it is made once and reused by every
@@ -11,7 +20,9 @@
 //! never into the shared artifact tree), `containerpub_adapter.dart` and `containerpub_entry.dart`
 //! (imports relative, so the directory works wherever it is mounted), `worker` (the executable)
 //! and `build.json` (what happened). It is made in a staging directory and renamed into place, so
-//! a build directory that exists is complete.
+//! a build directory that exists is complete; before the rename every file in it is made readable
+//! (and the executable runnable) by every uid, by intent and whatever the server's umask: the
+//! function's workers run as their own uid and read it read-only at `/containerpub/build`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,6 +43,7 @@ pub struct DartBuildSettings {
     pub pub_cache: PathBuf,
     /// `PATH` of the tools, the one workers get.
     pub path: String,
+    /// The whole of resolution: `pub get --offline` and, when that fails, `pub get` together.
     pub resolve_timeout: Duration,
     pub compile_timeout: Duration,
 }
@@ -41,11 +53,9 @@ pub struct DartBuildSettings {
 pub struct DartBuild {
     /// `dart --version`'s line.
     pub sdk: String,
-    /// True when the function runs as a native executable; false: `dart run` from source.
+    /// Always true: a function runs as the native executable compiled for it (a build that did
+    /// not compile is never kept). Kept in the answer for clients that read it.
     pub compiled: bool,
-    /// Why it was not compiled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
     /// True when the package had a `pubspec.yaml` that was resolved.
     pub resolved_dependencies: bool,
     pub resolve_ms: u64,
@@ -55,14 +65,22 @@ pub struct DartBuild {
     pub reused: bool,
 }
 
-/// How to start a prepared Dart function's workers (host paths).
+/// A prepared Dart function: its workers run `build_dir/worker`, with no arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedDart {
-    pub program: PathBuf,
-    pub args: Vec<String>,
     pub build_dir: PathBuf,
     pub build: DartBuild,
 }
+
+impl PreparedDart {
+    /// The executable every worker of the function runs (a host path).
+    pub fn program(&self) -> PathBuf {
+        self.build_dir.join(WORKER)
+    }
+}
+
+/// The compiled executable's name in a build directory.
+const WORKER: &str = "worker";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DartPrepareError {
@@ -74,13 +92,13 @@ pub enum DartPrepareError {
     /// A resolved package has build hooks: code the SDK would run on the server while compiling.
     #[error("{0}")]
     DependenciesRefused(String),
+    /// `dart compile exe` refused the function; the text is the compiler's, with paths relative
+    /// to the function.
+    #[error("{0}")]
+    CompileFailed(String),
     #[error("cannot prepare the Dart build directory: {0}")]
     Build(String),
 }
-
-/// The file the package config is written to for a sandboxed `dart run`: the pub cache seen at
-/// [`crate::sandbox::rootfs::PUB_CACHE_DIR`] instead of its host path.
-const SANDBOX_PACKAGE_CONFIG: &str = "package_config.sandbox.json";
 
 /// Renders the entry file that wires the function (`handler`, or the one the deploy named) to
 /// the adapter. `function` is an identifier (`FunctionEntry::function_is_identifier`); the URIs
@@ -105,21 +123,19 @@ fn uri_path(path: &str) -> String {
     uri
 }
 
-/// Resolves, generates and compiles (or finds that done); returns how to start workers.
-/// `sandboxed` picks the package config a sandboxed `dart run` reads.
+/// Resolves, generates and compiles (or finds that done); returns the build.
 pub async fn prepare_dart(
     install: &RuntimeInstall,
     settings: &DartBuildSettings,
     function_dir: &Path,
     entry: &FunctionEntry,
-    sandboxed: bool,
 ) -> Result<PreparedDart, DartPrepareError> {
     let dart = install.executable(super::Runtime::Dart)?.to_path_buf();
     let sdk = install.dart_version().unwrap_or("unknown").to_string();
     let build_dir = settings.builds_dir.join(build_key(function_dir, entry, &sdk));
     if let Some(mut build) = read_build(&build_dir) {
         build.reused = true;
-        return Ok(launch(&dart, build_dir, entry, build, sandboxed));
+        return Ok(PreparedDart { build_dir, build });
     }
     let staging = staging_dir(&settings.builds_dir);
     let made = make_build(&dart, settings, function_dir, entry, sdk, &staging).await;
@@ -138,11 +154,11 @@ pub async fn prepare_dart(
     if std::fs::rename(&staging, &build_dir).is_err() {
         let _ = std::fs::remove_dir_all(&staging);
         if let Some(theirs) = read_build(&build_dir) {
-            return Ok(launch(&dart, build_dir, entry, theirs, sandboxed));
+            return Ok(PreparedDart { build_dir, build: theirs });
         }
         return Err(DartPrepareError::Build(format!("cannot move the build into {}", build_dir.display())));
     }
-    Ok(launch(&dart, build_dir, entry, build, sandboxed))
+    Ok(PreparedDart { build_dir, build })
 }
 
 async fn make_build(
@@ -172,36 +188,41 @@ async fn make_build(
     if resolved_dependencies {
         tools.resolve(&package).await?;
         refuse_build_hooks(&package)?;
-        write_sandbox_package_config(&package, &settings.pub_cache)
-            .map_err(|error| io("write the package config", error))?;
     }
     let resolve_ms = started.elapsed().as_millis() as u64;
 
     let started = std::time::Instant::now();
     let mut compile = vec!["compile".to_string(), "exe".to_string()];
-    if let Some(config) = package_config(staging, false) {
+    if let Some(config) = package_config(staging) {
         compile.push(format!("--packages={}", config.display()));
     }
-    compile.extend(["-o".to_string(), staging.join("worker").display().to_string()]);
+    compile.extend(["-o".to_string(), staging.join(WORKER).display().to_string()]);
     compile.push(staging.join(compile_target(entry)).display().to_string());
-    let note = match tools.run(&compile, &package, settings.compile_timeout).await {
-        Ok(_) if staging.join("worker").is_file() => None,
-        Ok(_) => Some("dart compile exe reported success but wrote no executable".to_string()),
-        Err(failure) => Some(format!("dart compile exe failed: {failure}")),
-    };
-    let compile_ms = started.elapsed().as_millis() as u64;
-    if let Some(note) = &note {
-        tracing::warn!(function_dir = %function_dir.display(), %note, "falling back to dart run");
+    match tools.run(&compile, &package, settings.compile_timeout).await {
+        Ok(_) if staging.join(WORKER).is_file() => {}
+        Ok(_) => {
+            return Err(DartPrepareError::Build("dart compile exe reported success but wrote no executable".into()))
+        }
+        Err(ToolFailure::TimedOut(limit)) => {
+            return Err(DartPrepareError::CompileFailed(format!(
+                "dart compile exe did not finish within {limit:?} and was stopped"
+            )))
+        }
+        Err(ToolFailure::NotStarted(message)) => return Err(DartPrepareError::Build(message)),
+        Err(ToolFailure::Failed(output)) => {
+            return Err(DartPrepareError::CompileFailed(compiler_message(&output, &settings.builds_dir)))
+        }
     }
-    let build =
-        DartBuild { sdk, compiled: note.is_none(), note, resolved_dependencies, resolve_ms, compile_ms, reused: false };
+    let compile_ms = started.elapsed().as_millis() as u64;
+    let build = DartBuild { sdk, compiled: true, resolved_dependencies, resolve_ms, compile_ms, reused: false };
     let record = serde_json::to_vec_pretty(&build).expect("builds serialize");
     std::fs::write(staging.join("build.json"), record).map_err(|error| io("write build.json", error))?;
+    crate::sandbox::rootfs::make_world_readable(staging).map_err(DartPrepareError::Build)?;
     Ok(build)
 }
 
-/// What `dart compile exe` and `dart run` start from, relative to the build directory: the
-/// generated entry for a handler, the function's own file for a `main()` program.
+/// What `dart compile exe` compiles, relative to the build directory: the generated entry for a
+/// handler, the function's own file for a `main()` program.
 fn compile_target(entry: &FunctionEntry) -> String {
     match entry.mode {
         EntryMode::Handler => "containerpub_entry.dart".into(),
@@ -210,24 +231,26 @@ fn compile_target(entry: &FunctionEntry) -> String {
 }
 
 /// The build's package config, when dependencies were resolved.
-fn package_config(build_dir: &Path, sandboxed: bool) -> Option<PathBuf> {
-    let name = if sandboxed { SANDBOX_PACKAGE_CONFIG } else { "package_config.json" };
-    let path = build_dir.join("package/.dart_tool").join(name);
+fn package_config(build_dir: &Path) -> Option<PathBuf> {
+    let path = build_dir.join("package/.dart_tool/package_config.json");
     path.is_file().then_some(path)
 }
 
-fn launch(dart: &Path, build_dir: PathBuf, entry: &FunctionEntry, build: DartBuild, sandboxed: bool) -> PreparedDart {
-    let (program, args) = if build.compiled {
-        (build_dir.join("worker"), Vec::new())
-    } else {
-        let mut args = vec!["run".to_string()];
-        if let Some(config) = package_config(&build_dir, sandboxed) {
-            args.push(format!("--packages={}", config.display()));
-        }
-        args.push(build_dir.join(compile_target(entry)).display().to_string());
-        (dart.to_path_buf(), args)
-    };
-    PreparedDart { program, args, build_dir, build }
+/// The compiler's messages for the function's author: what it printed on either stream (the
+/// front end's `file:line:column: Error:` lines come first), with the build's paths made relative
+/// to the function (`main.dart:3:5`) and the platform's generated files marked as such, at most
+/// 40 lines and 4 KB.
+fn compiler_message(output: &std::process::Output, builds_dir: &Path) -> String {
+    let text = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    // The entry is compiled from the package's copy, so its own file shows as `../containerpub_…`.
+    let text = crate::stack_paths::relative_to_builds(&text, builds_dir)
+        .replace("../containerpub_", "<platform>/containerpub_");
+    let mut text = text.lines().filter(|line| !line.trim().is_empty()).take(40).collect::<Vec<_>>().join("\n");
+    if text.len() > 4096 {
+        let cut = (0..=4096).rev().find(|index| text.is_char_boundary(*index)).unwrap_or(0);
+        text.truncate(cut);
+    }
+    format!("dart compile exe refused the function ({}):\n{text}", output.status)
 }
 
 /// `dart` with the environment a worker has (nothing of the server's), a time limit, and no stdin.
@@ -237,27 +260,54 @@ struct Tools<'a> {
     home: &'a Path,
 }
 
-impl Tools<'_> {
-    /// `dart pub get`, offline first: with the server-wide cache holding every package the
-    /// constraints need, a second deploy never reaches the network.
-    async fn resolve(&self, package: &Path) -> Result<(), DartPrepareError> {
-        let timeout = self.settings.resolve_timeout;
-        if self.run(&["pub", "get", "--offline"], package, timeout).await.is_ok() {
-            return Ok(());
-        }
-        match self.run(&["pub", "get"], package, timeout).await {
-            Ok(_) => Ok(()),
-            Err(failure) => Err(DartPrepareError::DependenciesUnresolved(format!("dart pub get failed: {failure}"))),
+/// Why a tool run did not succeed.
+enum ToolFailure {
+    TimedOut(Duration),
+    NotStarted(String),
+    /// It ran and exited unsuccessfully; its output.
+    Failed(std::process::Output),
+}
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolFailure::TimedOut(limit) => write!(f, "it did not finish within {limit:?} and was stopped"),
+            ToolFailure::NotStarted(message) => f.write_str(message),
+            ToolFailure::Failed(output) => write!(f, "{} — {}", output.status, last_lines(output)),
         }
     }
+}
 
-    /// Runs `dart ARGS` in `cwd`; `Err` carries the exit status and pub's or the compiler's last lines.
+impl Tools<'_> {
+    /// `dart pub get`, offline first: with the server-wide cache holding every package the
+    /// constraints need, a second deploy never reaches the network. Both attempts share one
+    /// time limit, so resolution takes at most `resolve_timeout` in all.
+    async fn resolve(&self, package: &Path) -> Result<(), DartPrepareError> {
+        let limit = self.settings.resolve_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        let offline = self.run(&["pub", "get", "--offline"], package, limit).await;
+        let failure = match offline {
+            Ok(_) => return Ok(()),
+            Err(ToolFailure::TimedOut(_)) => ToolFailure::TimedOut(limit),
+            Err(_) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.run(&["pub", "get"], package, left).await {
+                    Ok(_) => return Ok(()),
+                    Err(ToolFailure::TimedOut(_)) => ToolFailure::TimedOut(limit),
+                    Err(failure) => failure,
+                }
+            }
+        };
+        Err(DartPrepareError::DependenciesUnresolved(format!("dart pub get failed: {failure}")))
+    }
+
+    /// Runs `dart ARGS` in `cwd`; on failure, why.
     async fn run(
         &self,
         args: &[impl AsRef<str>],
         cwd: &Path,
         timeout: Duration,
-    ) -> Result<std::process::Output, String> {
+    ) -> Result<std::process::Output, ToolFailure> {
         let mut command = tokio::process::Command::new(self.dart);
         command
             .args(args.iter().map(AsRef::as_ref))
@@ -272,10 +322,10 @@ impl Tools<'_> {
             .stdin(Stdio::null())
             .kill_on_drop(true);
         match tokio::time::timeout(timeout, command.output()).await {
-            Err(_) => Err(format!("it took longer than {timeout:?} and was stopped")),
-            Ok(Err(error)) => Err(format!("it could not start: {error}")),
+            Err(_) => Err(ToolFailure::TimedOut(timeout)),
+            Ok(Err(error)) => Err(ToolFailure::NotStarted(format!("{} could not start: {error}", self.dart.display()))),
             Ok(Ok(output)) if output.status.success() => Ok(output),
-            Ok(Ok(output)) => Err(format!("{} — {}", output.status, last_lines(&output))),
+            Ok(Ok(output)) => Err(ToolFailure::Failed(output)),
         }
     }
 }
@@ -326,15 +376,6 @@ fn refuse_build_hooks(package: &Path) -> Result<(), DartPrepareError> {
     )))
 }
 
-/// The package config with the pub cache's host path replaced by where a sandboxed worker sees it.
-fn write_sandbox_package_config(package: &Path, pub_cache: &Path) -> std::io::Result<()> {
-    let tool = package.join(".dart_tool");
-    let config = std::fs::read_to_string(tool.join("package_config.json"))?;
-    let host = format!("file://{}", pub_cache.display());
-    let inside = format!("file://{}", crate::sandbox::rootfs::PUB_CACHE_DIR);
-    std::fs::write(tool.join(SANDBOX_PACKAGE_CONFIG), config.replace(&host, &inside))
-}
-
 /// Copies the function's sources: files and directories, never links (the analyzer refuses
 /// them), and not `.dart_tool/` or `build/` (machine output that is regenerated here).
 fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -374,9 +415,10 @@ fn build_key(function_dir: &Path, entry: &FunctionEntry, sdk: &str) -> String {
     hex::encode(&hash.finalize()[..12])
 }
 
+/// The build kept in `build_dir`, when it is complete: compiled, its executable there.
 fn read_build(build_dir: &Path) -> Option<DartBuild> {
     let build: DartBuild = serde_json::from_slice(&std::fs::read(build_dir.join("build.json")).ok()?).ok()?;
-    (!build.compiled || build_dir.join("worker").is_file()).then_some(build)
+    (build.compiled && build_dir.join(WORKER).is_file()).then_some(build)
 }
 
 fn staging_dir(builds_dir: &Path) -> PathBuf {

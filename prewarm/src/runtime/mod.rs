@@ -4,6 +4,7 @@
 //! directory at start-up, so a server binary carries everything it needs.
 
 mod dart;
+pub mod dart_vm;
 
 use std::path::{Path, PathBuf};
 
@@ -88,6 +89,16 @@ pub struct RuntimeInstall {
     dart_version: Option<String>,
 }
 
+/// Why the runtimes on this host cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot write the runtime adapters into {path}: {source}")]
+    Adapters { path: PathBuf, source: std::io::Error },
+    /// The `dart` on `PATH` is not, and does not run, a Dart SDK's executable (`dart_vm`).
+    #[error("{0}")]
+    Dart(String),
+}
+
 /// A runtime the host does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("runtime unavailable: {executable} not found on PATH")]
@@ -101,17 +112,24 @@ pub(crate) const DART_ADAPTER: &str = include_str!("../../runtimes/dart/containe
 pub(crate) const DART_ENTRY_TEMPLATE: &str = include_str!("../../runtimes/dart/entry.dart.template");
 
 impl RuntimeInstall {
-    /// Looks the runtimes up on `search_path` and writes the adapters into `adapter_dir`.
-    pub fn discover(search_path: Option<&std::ffi::OsStr>, adapter_dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(adapter_dir)?;
+    /// Looks the runtimes up on `search_path` and writes the adapters into `adapter_dir`. A `dart`
+    /// that is not, and does not run, a Dart SDK's executable is refused (see `dart_vm`).
+    pub fn discover(search_path: Option<&std::ffi::OsStr>, adapter_dir: &Path) -> Result<Self, DiscoveryError> {
+        let adapters = |source| DiscoveryError::Adapters { path: adapter_dir.to_path_buf(), source };
+        std::fs::create_dir_all(adapter_dir).map_err(adapters)?;
         for (name, contents) in
             [("adapter.cjs", NODE_ADAPTER), ("adapter.py", PYTHON_ADAPTER), ("containerpub_adapter.dart", DART_ADAPTER)]
         {
-            std::fs::write(adapter_dir.join(name), contents)?;
+            std::fs::write(adapter_dir.join(name), contents).map_err(adapters)?;
         }
-        let executables = Runtime::ALL.map(|runtime| {
-            find_on_path(search_path, runtime.executable_name()).map(|found| resolve_interpreter(runtime, found))
-        });
+        let mut executables: [Option<PathBuf>; 3] = Default::default();
+        for runtime in Runtime::ALL {
+            let Some(found) = find_on_path(search_path, runtime.executable_name()) else { continue };
+            executables[runtime as usize] = Some(match runtime {
+                Runtime::Dart => dart_vm::resolve(&found).map_err(DiscoveryError::Dart)?,
+                _ => resolve_interpreter(runtime, found),
+            });
+        }
         let dart_version = executables[Runtime::Dart as usize].as_deref().and_then(sdk_version);
         Ok(Self { executables, adapter_dir: adapter_dir.to_path_buf(), dart_version })
     }
@@ -137,10 +155,11 @@ impl RuntimeInstall {
         &self.adapter_dir
     }
 
-    /// Program and arguments of a function: a warm worker runs the runtime's adapter with the
-    /// entry file and the function to call (`Handler`), a oneshot run runs the entry file as a
-    /// program (`Main`). Dart handlers are started from what [`prepare_dart`] built instead.
-    /// `entry` and `adapter_dir` are paths as the worker sees them (the sandbox moves both).
+    /// Program and arguments of a Node or Python function: a warm worker runs the runtime's
+    /// adapter with the entry file and the function to call (`Handler`), a oneshot run runs the
+    /// entry file as a program (`Main`). Dart functions run the executable [`prepare_dart`]
+    /// compiled, in both modes. `entry` and `adapter_dir` are paths as the worker sees them (the
+    /// sandbox moves both).
     pub fn command(
         &self,
         runtime: Runtime,
@@ -160,7 +179,7 @@ impl RuntimeInstall {
                 vec!["-B".into(), adapter("adapter.py"), entry, function.into()]
             }
             (Runtime::Python, EntryMode::Main) => vec!["-B".into(), entry],
-            (Runtime::Dart, _) => vec!["run".into(), entry],
+            (Runtime::Dart, _) => unreachable!("Dart functions run the executable prepare_dart compiled"),
         };
         Ok((program, args))
     }
@@ -173,7 +192,7 @@ fn resolve_interpreter(runtime: Runtime, found: PathBuf) -> PathBuf {
     let probe: &[&str] = match runtime {
         Runtime::Python => &["-c", "import sys; sys.stdout.write(sys.executable)"],
         Runtime::Node => &["-p", "process.execPath"],
-        Runtime::Dart => return found,
+        Runtime::Dart => unreachable!("dart is resolved by dart_vm"),
     };
     let output = std::process::Command::new(&found).args(probe).stdin(std::process::Stdio::null()).output();
     match output {

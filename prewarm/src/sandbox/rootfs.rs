@@ -23,9 +23,8 @@ use crate::runtime::Runtime;
 /// Where a worker's own pieces go inside its root.
 pub const FUNCTION_DIR: &str = "/fn";
 pub const ADAPTER_DIR: &str = "/containerpub/adapters";
+/// Where a Dart function's build (its compiled executable) is, read-only.
 pub const BUILD_DIR: &str = "/containerpub/build";
-/// Where a sandboxed `dart run` sees the server's pub cache (read-only).
-pub const PUB_CACHE_DIR: &str = "/containerpub/pub-cache";
 
 /// What one runtime's root holds, besides what every root holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +62,42 @@ pub fn runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles
 
 fn list_runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles, String> {
     let mut paths = BTreeSet::new();
-    paths.insert(executable.to_path_buf());
-    let directories = match runtime {
-        Runtime::Python => python_directories(executable)?,
-        // The Dart SDK is one directory: bin/ (dart, dartaotruntime, snapshots), lib/, and pub's tools.
+    let (elf_files, directories) = match runtime {
+        // Dart workers run what `dart compile exe` made: the SDK's AOT runtime with the function's
+        // snapshot appended. They never run `dart` or anything else of the SDK, so the root holds
+        // only the program loader and the libraries of that runtime (`bin/dartaotruntime` beside
+        // `bin/dart`, or `dart` itself where there is none).
         Runtime::Dart => {
-            let real = std::fs::canonicalize(executable)
-                .map_err(|error| format!("resolve {}: {error}", executable.display()))?;
-            real.parent().and_then(Path::parent).map(|sdk| vec![sdk.to_path_buf()]).unwrap_or_default()
+            let aot_runtime = executable.with_file_name("dartaotruntime");
+            let mut elf_files = vec![executable.to_path_buf()];
+            if aot_runtime.is_file() {
+                elf_files.push(aot_runtime);
+            }
+            (elf_files, Vec::new())
         }
-        Runtime::Node => Vec::new(),
+        Runtime::Python => {
+            paths.insert(executable.to_path_buf());
+            (vec![executable.to_path_buf()], python_directories(executable)?)
+        }
+        Runtime::Node => {
+            paths.insert(executable.to_path_buf());
+            (vec![executable.to_path_buf()], Vec::new())
+        }
     };
     // Directories nested in another listed directory are covered by it (walked and bound once).
     let outermost: Vec<&PathBuf> = directories
         .iter()
         .filter(|directory| !directories.iter().any(|other| other != *directory && directory.starts_with(other)))
         .collect();
-    let mut elf_files = vec![executable.to_path_buf()];
+    let mut shared_objects = Vec::new();
     for directory in &outermost {
-        collect_shared_objects(directory, &mut elf_files);
+        collect_shared_objects(directory, &mut shared_objects);
     }
-    paths.extend(shared_libraries(&elf_files)?);
+    for program in &elf_files {
+        let mut files = vec![program.clone()];
+        files.extend(shared_objects.iter().cloned());
+        paths.extend(shared_libraries(&files)?);
+    }
     paths.extend(outermost.into_iter().cloned());
     Ok(RuntimeFiles { runtime, paths })
 }
@@ -182,9 +196,7 @@ pub fn build_template(root: &Path, files: &RuntimeFiles, adapters: &Path) -> Res
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("size=4m,nr_inodes=16384,mode=0755"),
     )?;
-    for directory in
-        ["fn", "tmp", "proc", "dev", "etc", "containerpub/adapters", "containerpub/build", "containerpub/pub-cache"]
-    {
+    for directory in ["fn", "tmp", "proc", "dev", "etc", "containerpub/adapters", "containerpub/build"] {
         make_dir(&root.join(directory))?;
     }
     write_file(&root.join("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
@@ -339,7 +351,10 @@ pub fn make_world_readable(dir: &Path) -> Result<(), String> {
             continue;
         }
         let mode = meta.permissions().mode() & 0o7777;
-        let wanted = if meta.is_dir() { (mode | 0o555) & !0o022 } else { (mode | 0o444) & !0o022 } & !0o6000;
+        // Directories searchable, files readable, and a file its owner may run runnable by all
+        // (a Dart build's executable): by everyone, written by nobody but the server.
+        let runnable = meta.is_dir() || mode & 0o100 != 0;
+        let wanted = (mode | 0o444 | if runnable { 0o111 } else { 0 }) & !0o022 & !0o6000;
         if wanted != mode {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
                 .map_err(|error| format!("make {} readable to the function: {error}", path.display()))?;
