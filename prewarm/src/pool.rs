@@ -581,7 +581,13 @@ impl FunctionPool {
                         Some(KillReason::MemoryLimit),
                     );
                 }
-                let mut invocation_error = InvocationError::new("function_error", error.message);
+                // The adapters mark a body the handler's signature refuses (Dart) and a result that
+                // is not JSON: answered 400 invalid_body and 502 invalid_output.
+                let code = match error.kind.as_deref() {
+                    Some(kind @ ("invalid_body" | "invalid_output")) => kind,
+                    _ => "function_error",
+                };
+                let mut invocation_error = InvocationError::new(code, error.message);
                 invocation_error.error_type = Some(error.error_type);
                 let builds_dir = self.launch.as_ref().ok().and_then(|launch| launch.dart_builds_dir.as_deref());
                 invocation_error.stack =

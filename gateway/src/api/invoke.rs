@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | ok | 200, or the envelope's status | — |
 //! | the function threw | 500 | `function_error` |
-//! | invalid envelope | 502 | `invalid_output` |
+//! | its result is not JSON, or an invalid envelope | 502 | `invalid_output` |
+//! | a body its signature does not take (Dart) | 400 | `invalid_body` |
 //! | crashed | 502 | `function_crashed` |
 //! | deadline | 504 | `timeout` |
 //! | memory cap | 507 | `memory_limit` |
@@ -316,6 +317,13 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
             )
             .into_response(),
         },
+        // The handler's signature refused the body (Dart): the caller's to fix.
+        Outcome::FunctionError if detail.is_some_and(|error| error.code == "invalid_body") => {
+            error(StatusCode::BAD_REQUEST, "invalid_body", "the function does not take this body").into_response()
+        }
+        Outcome::FunctionError if detail.is_some_and(|error| error.code == "invalid_output") => {
+            error(StatusCode::BAD_GATEWAY, "invalid_output", "the function's result is not JSON").into_response()
+        }
         Outcome::FunctionError => {
             let mut failure =
                 error(StatusCode::INTERNAL_SERVER_ERROR, "function_error", "the function raised an error");

@@ -258,3 +258,50 @@ fn lambda_style_handlers_get_the_invocation_context() {
     let remaining = body["remaining"].as_u64().unwrap();
     assert!((2000..=3000).contains(&remaining), "{remaining} ms left of 3000");
 }
+
+/// What writing-functions.md promises for bodies and results that are not JSON, in each runtime
+/// here (Dart's side is in scripts/dart-e2e): a body that is not JSON reaches the handler as its
+/// raw text; a result that is not JSON answers 502 `invalid_output`, naming the problem to the
+/// owner; the worker stays.
+#[test]
+fn bodies_and_results_that_are_not_json_are_handled_as_documented() {
+    let Some((server, token)) = server() else { return };
+    let node = "exports.handler = async (body) => body === 'bigint' ? { n: 10n } : { kind: typeof body, body };";
+    let python = "def handler(body):\n    if body == 'set':\n        return {1, 2}\n    return {'kind': type(body).__name__, 'body': body}\n";
+    for (name, file, source, unserializable, text_kind) in
+        [("node-json", "index.js", node, "bigint", "string"), ("python-json", "main.py", python, "set", "str")]
+    {
+        let (status, deployed) = server.deploy(&token, name, archive(&[(file, source)]), &[]);
+        assert_eq!(status, 201, "{deployed}");
+        let text = server
+            .client
+            .post(server.url(&format!("/fn/{name}")))
+            .bearer_auth(&token)
+            .header("content-type", "text/plain")
+            .body("plain words, not JSON")
+            .send()
+            .unwrap();
+        assert_eq!(text.status(), 200);
+        let answer: Value = text.json().unwrap();
+        assert_eq!(answer, json!({ "kind": text_kind, "body": "plain words, not JSON" }), "{name}");
+
+        let response = server
+            .client
+            .post(server.url(&format!("/fn/{name}")))
+            .bearer_auth(&token)
+            .body(unserializable)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 502, "{name}");
+        let refused: Value = response.json().unwrap();
+        assert_eq!(code(&refused), "invalid_output", "{name}: {refused}");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(message.contains("the handler's result is not JSON-serializable"), "{name}: {message}");
+
+        // The same worker answers the next call.
+        let again = server.post_json(&format!("/fn/{name}"), Some(&token), &json!({ "a": 1 }));
+        assert_eq!(again.status(), 200, "{name}");
+        let info: Value = server.get(&format!("/api/functions/{name}"), Some(&token)).json().unwrap();
+        assert_eq!(info["pool"]["spawns"], 1, "{name}: {info}");
+    }
+}

@@ -7,6 +7,9 @@
 //
 // The protocol descriptors are opened as `/dev/fd/N` through `RandomAccessFile`, whose `read`
 // waits for data on a pipe; `File.openRead` is not used because its stream ends early on pipes.
+// dart:io cannot adopt an inherited descriptor (every `File` is opened by path), so the pipes are
+// opened again by path: in the sandbox the exec wrapper gives them to the function's uid first
+// (prewarm/src/sandbox/enter.rs, `hand_over_pipes`), or this open would answer EACCES.
 //
 // Every I/O call below is written against the Dart VM's own code (runtime/bin/file.cc,
 // runtime/bin/file_linux.cc); the comment beside each says what the VM does with it.
@@ -60,57 +63,118 @@ Map<String, Object?> _describeError(Object error, StackTrace? stack) {
   return described;
 }
 
-Object? _handlerBody(Map<String, dynamic> event) {
+/// The `body` argument: the request body decoded as JSON, the raw text when it is not JSON (or
+/// arrived as base64), `{}` when empty; and what it is, in words, for a refusal.
+(Object?, String) _handlerBody(Map<String, dynamic> event) {
   final body = event['body'];
   if (body == null || body == '') {
-    return <String, dynamic>{};
+    return (<String, dynamic>{}, 'an empty body');
   }
   if (event['body_is_base64'] == true) {
-    return body;
+    return (body, 'a binary (base64) body');
   }
   try {
-    return jsonDecode(body as String);
+    final decoded = jsonDecode(body as String);
+    final kind = decoded is Map
+        ? 'a JSON object'
+        : decoded is List
+            ? 'a JSON array'
+            : decoded is String
+                ? 'a JSON string'
+                : decoded == null
+                    ? 'JSON null'
+                    : 'a JSON ${decoded.runtimeType}';
+    return (decoded, kind);
   } on FormatException {
-    return body;
+    return (body, 'text that is not JSON');
   }
 }
 
-Map<String, dynamic> _requestObject(Map<String, dynamic> event) => <String, dynamic>{
-      'method': event['method'],
-      'path': event['path'],
-      'query': event['query'] ?? <String, dynamic>{},
-      'headers': event['headers'] ?? <String, dynamic>{},
-      'body': event['body'],
-      'isBase64Encoded': event['body_is_base64'] == true,
-    };
-
-Future<Object?> _call(Function handler, Map<String, dynamic> event) async {
-  final dynamic callable = handler;
-  final Object? result = handler is Function(Never, Never)
-      ? callable(_handlerBody(event), _requestObject(event))
-      : callable(_handlerBody(event));
-  return result is Future ? await result : result;
+/// Whether the handler's first parameter can take [body]. A Dart handler says what it accepts
+/// by its parameter's type: `Map<String, dynamic> body` takes JSON objects (and the empty
+/// body's `{}`), `Object? body` or an untyped one takes anything. The handler is tested against
+/// a function type for each kind of body JSON decodes to; `Never` stands for the `request`
+/// parameter, which always receives a map.
+bool _accepts(Function handler, bool withRequest, Object? body) {
+  if (withRequest) {
+    if (body is Map<String, dynamic>) return handler is Function(Map<String, dynamic>, Never);
+    if (body is List<dynamic>) return handler is Function(List<dynamic>, Never);
+    if (body is String) return handler is Function(String, Never);
+    if (body is int) return handler is Function(int, Never);
+    if (body is double) return handler is Function(double, Never);
+    if (body is bool) return handler is Function(bool, Never);
+    return handler is Function(Null, Never);
+  }
+  if (body is Map<String, dynamic>) return handler is Function(Map<String, dynamic>);
+  if (body is List<dynamic>) return handler is Function(List<dynamic>);
+  if (body is String) return handler is Function(String);
+  if (body is int) return handler is Function(int);
+  if (body is double) return handler is Function(double);
+  if (body is bool) return handler is Function(bool);
+  return handler is Function(Null);
 }
 
+/// The `request` argument: the request as received, plus what a Lambda context carries that
+/// means something here, under Node's names. `deadline_ms` is the invocation's budget, counted
+/// from the frame's arrival.
+Map<String, dynamic> _requestObject(Map<String, dynamic> frame, Stopwatch sinceArrival) {
+  final event = frame['event'] as Map<String, dynamic>;
+  final budget = (frame['deadline_ms'] as num? ?? 0).toInt();
+  final environment = Platform.environment;
+  return <String, dynamic>{
+    'method': event['method'],
+    'path': event['path'],
+    'query': event['query'] ?? <String, dynamic>{},
+    'headers': event['headers'] ?? <String, dynamic>{},
+    'body': event['body'],
+    'isBase64Encoded': event['body_is_base64'] == true,
+    'invocationId': frame['id'],
+    'functionName': environment['FUNCTION_NAME'],
+    'functionVersion': environment['FUNCTION_VERSION'],
+    'memoryLimitInMB': int.tryParse(environment['FUNCTION_MAX_MEMORY_MB'] ?? '') ?? 0,
+    'getRemainingTimeInMillis': () {
+      final left = budget - sinceArrival.elapsedMilliseconds;
+      return left > 0 ? left : 0;
+    },
+  };
+}
+
+/// A reply for a call that did not produce a result, with the `kind` the platform maps to a
+/// status (PROTOCOL.md).
+Map<String, Object?> _refusal(Object? id, String type, String message, String kind) => <String, Object?>{
+      'type': 'response',
+      'id': id,
+      'ok': false,
+      'error': <String, Object?>{'type': type, 'message': message, 'kind': kind},
+    };
+
 Future<Map<String, Object?>> _invoke(Function handler, Map<String, dynamic> frame) async {
+  final sinceArrival = Stopwatch()..start();
   final id = frame['id'];
+  final withRequest = handler is Function(Never, Never);
+  final (body, described) = _handlerBody(frame['event'] as Map<String, dynamic>);
+  if (!_accepts(handler, withRequest, body)) {
+    // Answered 400 invalid_body: the caller sent what the handler does not take.
+    return _refusal(
+        id,
+        'ArgumentError',
+        "the handler's body parameter does not take $described; send what it declares (a JSON "
+            'object for `Map<String, dynamic> body`), or declare `Object? body` to take any body',
+        'invalid_body');
+  }
   final completer = Completer<Map<String, Object?>>();
   runZonedGuarded(() async {
-    final result = await _call(handler, frame['event'] as Map<String, dynamic>);
+    final dynamic callable = handler;
+    final Object? called = withRequest ? callable(body, _requestObject(frame, sinceArrival)) : callable(body);
+    final result = called is Future ? await called : called;
     String encoded;
     try {
       encoded = jsonEncode(result);
     } on JsonUnsupportedObjectError catch (error) {
+      // Answered 502 invalid_output: the function returned what no HTTP answer can carry.
       if (!completer.isCompleted) {
-        completer.complete(<String, Object?>{
-          'type': 'response',
-          'id': id,
-          'ok': false,
-          'error': <String, Object?>{
-            'type': 'TypeError',
-            'message': "the handler's result is not JSON-serializable: $error",
-          },
-        });
+        completer.complete(
+            _refusal(id, 'TypeError', "the handler's result is not JSON-serializable: $error", 'invalid_output'));
       }
       return;
     }

@@ -95,8 +95,10 @@ async function invoke(handler, frame) {
     try {
       return JSON.stringify({ type: 'response', id: frame.id, ok: true, result });
     } catch (error) {
+      // `kind: invalid_output`: the platform answers 502 invalid_output (PROTOCOL.md).
       return JSON.stringify({ type: 'response', id: frame.id, ok: false, error: {
-        type: 'TypeError', message: `the handler's result is not JSON-serializable: ${error.message}` } });
+        type: 'TypeError', message: `the handler's result is not JSON-serializable: ${error.message}`,
+        kind: 'invalid_output' } });
     }
   } catch (error) {
     return JSON.stringify({ type: 'response', id: frame.id, ok: false, error: describeError(error) });

@@ -181,9 +181,11 @@ def invoke(loop, handler, wants_request, frame):
         try:
             return encode({"type": "response", "id": frame["id"], "ok": True, "result": result})
         except (TypeError, ValueError) as error:
+            # `kind: invalid_output`: the platform answers 502 invalid_output (PROTOCOL.md).
             return encode({"type": "response", "id": frame["id"], "ok": False, "error": {
                 "type": "TypeError",
-                "message": f"the handler's result is not JSON-serializable: {error}"}})
+                "message": f"the handler's result is not JSON-serializable: {error}",
+                "kind": "invalid_output"}})
     except BaseException as error:  # the function's failure is reported, never fatal to the worker
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
