@@ -583,10 +583,11 @@ impl FunctionPool {
                 }
                 // The adapters mark a body the handler's signature refuses (Dart) and a result that
                 // is not JSON: answered 400 invalid_body and 502 invalid_output.
-                let code = match error.kind.as_deref() {
-                    Some(kind @ ("invalid_body" | "invalid_output")) => kind,
-                    _ => "function_error",
-                };
+                let code = error
+                    .kind
+                    .as_deref()
+                    .filter(|kind| matches!(*kind, "invalid_body" | "invalid_output"))
+                    .unwrap_or("function_error");
                 let mut invocation_error = InvocationError::new(code, error.message);
                 invocation_error.error_type = Some(error.error_type);
                 let builds_dir = self.launch.as_ref().ok().and_then(|launch| launch.dart_builds_dir.as_deref());
