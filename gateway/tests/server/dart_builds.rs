@@ -103,6 +103,14 @@ fn a_deploy_reaches_a_real_dart_vm_in_its_worker_and_reports_why_it_did_not_star
     if server.health()["sandbox"]["mode"] == "on" {
         assert!(!message.contains("error while loading shared libraries"), "{message}");
     }
+    // The VM's own complaint, on stderr: a flag it does not know, given through the environment
+    // every `dart compile exe` executable reads its VM flags from.
+    let env = r#"{"DART_VM_OPTIONS":"--bogus_vm_flag"}"#;
+    let (status, refused) = server.deploy(&token, "sass-flags", archive(&[("main.dart", HANDLER)]), &[("env", env)]);
+    assert_eq!((status, code(&refused)), (422, "startup_failed"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the worker exited with status 255 before it said ready: "), "{message}");
+    assert!(message.contains("Setting VM flags failed: Unrecognized flags: bogus_vm_flag"), "{message}");
 }
 
 /// A `dart` that is a script ending in no Dart executable stops the server at start, naming what

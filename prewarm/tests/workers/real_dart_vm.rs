@@ -310,6 +310,54 @@ async fn a_flutter_style_dart_script_resolves_to_the_vm_it_runs() {
     fd_run(&confined).await;
 }
 
+/// The layouts a `dart` on PATH comes in, each resolved to the SDK's executable: a tarball's
+/// `dart-sdk/bin/dart` as it is, Debian's `/usr/bin/dart` link, an asdf-style shim (a script that
+/// runs another script that `exec`s the SDK's), a mise-style shim (a link named `dart` to the
+/// version manager's own ELF executable, which `exec`s the SDK's).
+#[test]
+fn every_sdk_layout_resolves_to_the_vm_it_runs() {
+    let Some(real) = RealDart::from_env("every_sdk_layout_resolves_to_the_vm_it_runs") else { return };
+    let root = tempfile::tempdir().unwrap();
+    let sdk_bin = sdk_of(&real, &root.path().join("usr/lib"));
+    let vm = std::fs::canonicalize(sdk_bin.join("dart")).unwrap();
+    let write_script = |path: PathBuf, text: String| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        crate::stand_in::make_executable(&path);
+    };
+    // Debian: /usr/bin/dart → ../lib/dart-sdk/bin/dart.
+    std::fs::create_dir_all(root.path().join("usr/bin")).unwrap();
+    std::os::unix::fs::symlink("../lib/dart-sdk/bin/dart", root.path().join("usr/bin/dart")).unwrap();
+    // asdf: the shim runs `asdf exec dart`, which finds the version and `exec`s it.
+    write_script(
+        root.path().join("asdf/bin/asdf"),
+        format!("#!/bin/sh\n[ \"$1\" = exec ] && shift 2 && exec {} \"$@\"\nexit 1\n", vm.display()),
+    );
+    write_script(
+        root.path().join("asdf/shims/dart"),
+        format!("#!/usr/bin/env bash\nexec {} exec \"dart\" \"$@\"\n", root.path().join("asdf/bin/asdf").display()),
+    );
+    // mise: shims are links to mise's own executable, which `exec`s the chosen tool.
+    let mise_bin = root.path().join("mise/bin");
+    crate::stand_in::install(&root.path().join("mise"));
+    std::fs::rename(mise_bin.join("dart"), mise_bin.join("mise")).unwrap();
+    write_script(mise_bin.join("dart.sh"), format!("#!/bin/sh\nexec {} \"$@\"\n", vm.display()));
+    std::fs::create_dir_all(root.path().join("mise/shims")).unwrap();
+    std::os::unix::fs::symlink(mise_bin.join("mise"), root.path().join("mise/shims/dart")).unwrap();
+
+    for search in [sdk_bin, root.path().join("usr/bin"), root.path().join("asdf/shims"), root.path().join("mise/shims")]
+    {
+        let adapters = tempfile::tempdir().unwrap();
+        let install = RuntimeInstall::discover(Some(search.as_os_str()), adapters.path()).unwrap();
+        assert_eq!(install.executable(Runtime::Dart).unwrap(), vm, "from {}", search.display());
+        assert!(
+            install.dart_version().unwrap().starts_with("Dart SDK version: 3.13.7"),
+            "{:?}",
+            install.dart_version()
+        );
+    }
+}
+
 /// Both runs above, in one process, for `strace` (see the next test); not run on its own.
 #[tokio::test]
 #[ignore = "run under strace by the_real_vm_meets_no_refusal_but_clone3"]
