@@ -62,27 +62,22 @@ pub fn runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles
 
 fn list_runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFiles, String> {
     let mut paths = BTreeSet::new();
-    let (elf_files, directories) = match runtime {
+    let mut programs = vec![executable.to_path_buf()];
+    if runtime == Runtime::Dart {
         // Dart workers run what `dart compile exe` made: the SDK's AOT runtime with the function's
         // snapshot appended. They never run `dart` or anything else of the SDK, so the root holds
         // only the program loader and the libraries of that runtime (`bin/dartaotruntime` beside
-        // `bin/dart`, or `dart` itself where there is none).
-        Runtime::Dart => {
-            let aot_runtime = executable.with_file_name("dartaotruntime");
-            let mut elf_files = vec![executable.to_path_buf()];
-            if aot_runtime.is_file() {
-                elf_files.push(aot_runtime);
-            }
-            (elf_files, Vec::new())
+        // `bin/dart`; `dart`'s are the same, and all there is where it has no such sibling).
+        let aot_runtime = executable.with_file_name("dartaotruntime");
+        if aot_runtime.is_file() {
+            programs.push(aot_runtime);
         }
-        Runtime::Python => {
-            paths.insert(executable.to_path_buf());
-            (vec![executable.to_path_buf()], python_directories(executable)?)
-        }
-        Runtime::Node => {
-            paths.insert(executable.to_path_buf());
-            (vec![executable.to_path_buf()], Vec::new())
-        }
+    } else {
+        paths.insert(executable.to_path_buf());
+    }
+    let directories = match runtime {
+        Runtime::Python => python_directories(executable)?,
+        Runtime::Node | Runtime::Dart => Vec::new(),
     };
     // Directories nested in another listed directory are covered by it (walked and bound once).
     let outermost: Vec<&PathBuf> = directories
@@ -93,7 +88,7 @@ fn list_runtime_files(runtime: Runtime, executable: &Path) -> Result<RuntimeFile
     for directory in &outermost {
         collect_shared_objects(directory, &mut shared_objects);
     }
-    for program in &elf_files {
+    for program in &programs {
         let mut files = vec![program.clone()];
         files.extend(shared_objects.iter().cloned());
         paths.extend(shared_libraries(&files)?);
