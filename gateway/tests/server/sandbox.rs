@@ -110,6 +110,19 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     }
     assert_ne!(me["namespaces"]["net"], offline_me["namespaces"]["net"]);
 
+    // Its pipes are its own uid's (mode 0600, so no other uid's), and open again by path, which
+    // is how dart:io reaches them; no other process's descriptors are in its view.
+    let pipes = probe(&server, &mallory, "probe", json!({ "probe": "pipes" }));
+    for fd in ["1", "2", "3", "4"] {
+        assert_eq!(pipes["owners"][fd], json!({ "uid": uid, "mode": 0o600 }), "fd {fd}: {pipes}");
+    }
+    assert_eq!(
+        (pipes["reopen_request"]["ok"].as_bool(), pipes["reopen_reply"]["ok"].as_bool()),
+        (Some(true), Some(true)),
+        "{pipes}"
+    );
+    assert_eq!(pipes["processes"], json!([1]), "{pipes}");
+
     // 2. Own file system view: nothing of the host, the server or the other tenant.
     let data_dir = server.data_dir.path();
     let forbidden: Vec<String> = [

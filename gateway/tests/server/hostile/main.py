@@ -208,8 +208,22 @@ def fill_tmp(body):
     return {"fill": attempt(fill)}
 
 
+def pipes(body):
+    """Its own pipes (stdout, stderr, the request and reply pipes) are its uid's, and it can open
+    them again by path as the Dart VM does; no other process's descriptors are in sight."""
+    def owner(fd):
+        stat = os.fstat(fd)
+        return {"uid": stat.st_uid, "mode": stat.st_mode & 0o777}
+    return {
+        "owners": {str(fd): owner(fd) for fd in (1, 2, 3, 4)},
+        "reopen_request": attempt(lambda: os.close(os.open("/dev/fd/3", os.O_RDONLY | os.O_NONBLOCK))),
+        "reopen_reply": attempt(lambda: os.close(os.open("/dev/fd/4", os.O_WRONLY | os.O_NONBLOCK))),
+        "processes": sorted(int(name) for name in os.listdir("/proc") if name.isdigit()),
+    }
+
+
 PROBES = {"identity": identity, "files": files, "processes": processes, "syscalls": syscalls,
-          "signals": signals, "ipc": ipc, "network": network, "fill_tmp": fill_tmp}
+          "signals": signals, "ipc": ipc, "network": network, "fill_tmp": fill_tmp, "pipes": pipes}
 
 
 def handler(body):

@@ -28,20 +28,30 @@ pub fn make_executable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The launcher, compiled once per test process with the C compiler every Rust build has.
+/// The launcher, compiled once per machine and source with the C compiler every Rust build has,
+/// into the target directory (made under a name of this process's, then renamed into place).
 fn launcher() -> &'static Path {
     static COMPILED: OnceLock<PathBuf> = OnceLock::new();
     COMPILED.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dart-stand-in-{}", std::process::id()));
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        LAUNCHER.hash(&mut hasher);
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dart-stand-in");
+        let output = dir.join(format!("dart-{:016x}", hasher.finish()));
+        if output.is_file() {
+            return output;
+        }
         std::fs::create_dir_all(&dir).unwrap();
-        let source = dir.join("launcher.c");
+        let source = dir.join(format!("launcher-{}.c", std::process::id()));
+        let made = dir.join(format!("dart-{}", std::process::id()));
         std::fs::write(&source, LAUNCHER).unwrap();
-        let output = dir.join("dart");
-        let compiled = std::process::Command::new("cc").arg("-O1").arg("-o").arg(&output).arg(&source).output();
+        let compiled = std::process::Command::new("cc").arg("-O1").arg("-o").arg(&made).arg(&source).output();
+        let _ = std::fs::remove_file(&source);
         match compiled {
-            Ok(result) if result.status.success() => output,
+            Ok(result) if result.status.success() => std::fs::rename(&made, &output).unwrap(),
             Ok(result) => panic!("cc {}: {}", source.display(), String::from_utf8_lossy(&result.stderr)),
             Err(error) => panic!("run cc (install build-essential): {error}"),
         }
+        output
     })
 }
