@@ -239,12 +239,15 @@ async fn run(
     let mut attempt = app.prewarm.invoke(&function.key, request).await;
     // The version was replaced between lookup and call, or while the call waited for a slot or a
     // worker (a deploy or rollback, here or on another node, just landed): the call, which never
-    // ran, goes to the version routed now; again if that one too is replaced meanwhile.
+    // ran, goes to the version routed now; again if that one too is replaced meanwhile. "Routed
+    // now" is a new routing entry, not a new key: a rollback routes a version's key again (and
+    // a secret's change re-prepares the active one), so the key a call was sent to can be retired
+    // and routed anew before the call looks again.
     for _ in 0..VERSION_CHANGES_FOLLOWED {
         let Err(unknown) = attempt else { break };
         let looked_up = replacement.as_deref().unwrap_or(function);
         match app.active.get(&function.name).map(|active| active.clone()) {
-            Some(now) if now.id == function.id && now.key != looked_up.key => {
+            Some(now) if now.id == function.id && !std::ptr::eq(Arc::as_ptr(&now), looked_up) => {
                 attempt = app.prewarm.invoke(&now.key, *unknown.request).await;
                 replacement = Some(now);
             }
