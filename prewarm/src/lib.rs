@@ -435,8 +435,10 @@ impl Prewarm {
             }
         };
         let network = spec.network.unwrap_or(sandbox.config.default_network);
-        let launch =
-            sandbox.launch(spec.runtime, &spec.directory, uid, network, spec.limits.memory_bytes).map_err(refuse)?;
+        let database_url = self.database_url(spec);
+        let launch = sandbox
+            .launch(spec.runtime, &spec.directory, uid, network, spec.limits.memory_bytes, database_url.as_deref())
+            .map_err(refuse)?;
         sandbox::rootfs::make_world_readable(&spec.directory).map_err(refuse)?;
         Ok(Some(launch))
     }
@@ -523,6 +525,13 @@ impl Prewarm {
         }
     }
 
+    /// The function's `DATABASE_URL`: its own role's, or the server's shared one, when the server
+    /// has a function database.
+    fn database_url(&self, spec: &FunctionSpec) -> Option<String> {
+        let database = self.shared.config.function_database.as_ref()?;
+        Some(spec.database_url.clone().unwrap_or_else(|| database.url.clone()))
+    }
+
     /// The complete environment of a worker: documented variables and the function's own, nothing else.
     fn worker_env(&self, spec: &FunctionSpec, directory: &std::path::Path) -> Vec<(String, String)> {
         let config = &self.shared.config;
@@ -541,8 +550,7 @@ impl Prewarm {
             // Lines reach the log pipe when printed, so their timestamps say when they happened.
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
         }
-        if let Some(database) = &config.function_database {
-            let url = spec.database_url.clone().unwrap_or_else(|| database.url.clone());
+        if let (Some(database), Some(url)) = (&config.function_database, self.database_url(spec)) {
             env.insert("DATABASE_URL".into(), url);
             env.insert("DB_TIMEOUT_MS".into(), database.statement_timeout_ms.to_string());
         }

@@ -469,7 +469,7 @@ fn sandboxed_shells(
     std::fs::create_dir_all(&function_dir)?;
     let uid = sandbox.unallocated_uid().context("a free uid")?;
     let launch = sandbox
-        .launch(Runtime::Python, &function_dir, uid, NetworkPolicy::Egress, 128 << 20)
+        .launch(Runtime::Python, &function_dir, uid, NetworkPolicy::Egress, 128 << 20, None)
         .map_err(anyhow::Error::msg)?;
     let (steps, network) = (launch.steps, launch.function_network.context("egress has a network namespace")?);
     let spawner = Spawner::start(Some(setup))?;

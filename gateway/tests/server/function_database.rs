@@ -81,6 +81,26 @@ fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
     let intact = query(&server, &eve, "eve-db", json!({ "sql": "SELECT body FROM notes" }));
     assert_eq!(intact["rows"], json!(["eve-note"]), "{intact}");
 
+    // The relay lets a function in only as its own role, into its own database: not as the
+    // cluster's superuser, the server's manager role or another tenant's role (the test cluster
+    // trusts every local connection, as scripts/lib/postgres.sh sets it up), not into another
+    // database, and not behind an SSL request.
+    let manager = url.split("://").nth(1).and_then(|rest| rest.split(['@', ':']).next()).unwrap().to_string();
+    for (login, sqlstate, expected) in [
+        (json!({ "user": "postgres" }), "28000", "role \"postgres\" is not this function's".to_string()),
+        (json!({ "user": manager }), "28000", format!("role \"{manager}\" is not this function's")),
+        (json!({ "user": eve_role }), "28000", format!("role \"{eve_role}\" is not this function's")),
+        (json!({ "user": "postgres", "ssl_first": true }), "28000", "role \"postgres\"".to_string()),
+        (json!({ "database": "postgres" }), "3D000", "database \"postgres\" is not this function's".to_string()),
+        (json!({ "database": "template1" }), "3D000", "database \"template1\" is not this function's".to_string()),
+    ] {
+        let mut attempt = login.clone();
+        attempt["sql"] = json!("SELECT current_user");
+        let refused = query(&server, &ada, "ada-db", attempt);
+        let error = refused["error"].as_str().unwrap_or("");
+        assert!(error.contains(&format!("C{sqlstate}")) && error.contains(&expected), "{login}: {refused}");
+    }
+
     // PostgreSQL's own limits, on the function's role: the statement timeout and the connections.
     let slow = query(&server, &ada, "ada-db", json!({ "sql": "SELECT pg_sleep(1)" }));
     assert!(slow["error"].as_str().unwrap_or("").contains("statement timeout"), "{slow}");
@@ -135,9 +155,16 @@ def messages(sock):
         yield kind, buffer[5:1 + length]
         buffer = buffer[1 + length:]
 
-def connect(url):
+def connect(url, body):
     sock = socket.create_connection((url.hostname, url.port or 5432), timeout=5)
-    params = b"user\0" + url.username.encode() + b"\0database\0" + url.path.lstrip("/").encode() + b"\0\0"
+    # A hostile tenant may ask for another role or database, and may start with an SSLRequest.
+    if body.get("ssl_first"):
+        sock.sendall(struct.pack("!ii", 8, 80877103))
+        if sock.recv(1) != b"N":
+            return None, "the relay did not decline SSL"
+    user = body.get("user", url.username)
+    database = body.get("database", url.path.lstrip("/"))
+    params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
     sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
     for kind, payload in messages(sock):
         if kind == b"Z":
@@ -151,7 +178,7 @@ def handler(body):
     # `connections`: hold that many sessions open at once (the role's connection limit).
     held = []
     for _ in range(body.get("connections", 1)):
-        sock, error = connect(url)
+        sock, error = connect(url, body)
         if error:
             return {"error": error}
         held.append(sock)

@@ -20,6 +20,7 @@
 //! `ip` for the egress policy, a runtime whose files cannot be listed), [`Sandbox::start`] refuses, and the
 //! server does not start unless the operator set `[sandbox] mode = "off"`.
 
+pub mod database_relay;
 pub mod enter;
 pub mod exec_allowlist;
 pub mod network;
@@ -384,6 +385,8 @@ impl Sandbox {
 
     /// The steps that confine the workers of a function running as `uid` from `directory`, and its
     /// own network namespace for `egress` (its version keeps that alive while it runs).
+    /// `database_url` is the function's `DATABASE_URL`: its role and database are the only login
+    /// the namespace's database relay lets through.
     pub fn launch(
         &self,
         runtime: Runtime,
@@ -391,6 +394,7 @@ impl Sandbox {
         uid: u32,
         network: NetworkPolicy,
         tmp_bytes: u64,
+        database_url: Option<&str>,
     ) -> Result<SandboxLaunch, String> {
         let root = self.template(runtime).ok_or_else(|| format!("this server has no {} runtime", runtime.name()))?;
         if network == NetworkPolicy::Egress && !self.egress_available {
@@ -400,6 +404,7 @@ impl Sandbox {
         let (function_network, network_namespace) = match network {
             NetworkPolicy::Egress => {
                 let own = self.function_network(uid)?;
+                own.allow_database_login(database_url.and_then(database_relay::DatabaseLogin::from_url));
                 let path = own.namespace_path();
                 (Some(own), path)
             }

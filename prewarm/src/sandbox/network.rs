@@ -28,6 +28,8 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+use super::database_relay::DatabaseLogin;
+
 /// What a function's workers can reach over the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -190,7 +192,13 @@ impl EgressHost {
             ip(&["link", "set", "eth0", "up"])?;
             ip(&["route", "add", "default", "via", &gateway])
         })?;
-        let mut network = FunctionNetwork { namespace, subnet, host: self.clone(), relays: Vec::new() };
+        let mut network = FunctionNetwork {
+            namespace,
+            subnet,
+            host: self.clone(),
+            relays: Vec::new(),
+            database_login: Default::default(),
+        };
         ip(&["addr", "add", &format!("{}/30", subnet.host()), "dev", &host_link])?;
         ip(&["link", "set", &host_link, "up"])?;
         for address in self.database.iter().filter(|address| address.ip().is_loopback()) {
@@ -237,6 +245,9 @@ pub struct FunctionNetwork {
     subnet: EgressSubnet,
     host: std::sync::Arc<EgressHost>,
     relays: Vec<tokio::task::JoinHandle<()>>,
+    /// The one login its database relays let through (`database_relay`): the function's role
+    /// and database, set by each version's launch; none, and every connection is refused.
+    database_login: std::sync::Arc<std::sync::RwLock<Option<DatabaseLogin>>>,
 }
 
 impl FunctionNetwork {
@@ -245,8 +256,16 @@ impl FunctionNetwork {
         descriptor_path(&self.namespace)
     }
 
-    /// Listens on `address` inside the namespace and forwards each connection to the same
-    /// address on the host (the function database on the host's loopback).
+    /// The login the database relays admit from now on (the function's versions share one).
+    pub fn allow_database_login(&self, login: Option<DatabaseLogin>) {
+        if let Ok(mut allowed) = self.database_login.write() {
+            *allowed = login;
+        }
+    }
+
+    /// Listens on `address` inside the namespace and forwards each connection that passes the
+    /// gate (`database_relay`) to the same address on the host (the function database on the
+    /// host's loopback).
     fn relay(&self, address: SocketAddr) -> Result<tokio::task::JoinHandle<()>, String> {
         let namespace =
             self.namespace.try_clone().map_err(|error| format!("duplicate the namespace handle: {error}"))?;
@@ -265,17 +284,15 @@ impl FunctionNetwork {
         let _entered = runtime.enter();
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|error| format!("register the relay: {error}"))?;
+        let database_login = self.database_login.clone();
         Ok(runtime.spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 };
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(address).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
+                let allowed = database_login.read().ok().and_then(|login| login.clone());
+                tokio::spawn(super::database_relay::serve(inbound, address, allowed));
             }
         }))
     }

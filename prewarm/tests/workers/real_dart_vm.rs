@@ -73,7 +73,8 @@ impl ConfinedDart {
         real.assemble_sass(&build.join("worker"));
         prewarm::sandbox::rootfs::make_world_readable(state.path()).unwrap();
         let uid = sandbox.unallocated_uid().unwrap();
-        let mut steps = sandbox.launch(Runtime::Dart, &function, uid, NetworkPolicy::None, 16 << 20).unwrap().steps;
+        let mut steps =
+            sandbox.launch(Runtime::Dart, &function, uid, NetworkPolicy::None, 16 << 20, None).unwrap().steps;
         steps.binds.push((build, PathBuf::from(BUILD_DIR)));
         let spawner = Spawner::start(Some(setup)).unwrap();
         let groups = SpareGroups::new(detect_enforcement(&LimitsHost::default()).enforcement, 2);
