@@ -31,6 +31,8 @@ pub const STARTUP_WAIT: Duration = Duration::from_secs(10);
 /// The largest startup packet accepted (PostgreSQL's own limit is 10,000 bytes).
 const MAX_STARTUP_BYTES: usize = 10_000;
 
+/// Protocol 3.0; a 3.x client (3.2 from PostgreSQL 18's libpq) sends the same startup message
+/// with its minor version in the low 16 bits, and PostgreSQL negotiates the minor itself.
 const PROTOCOL_3_0: u32 = 196_608;
 const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
@@ -123,11 +125,11 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(client: &mut S, allowed: Optio
                 }
             }
             CANCEL_REQUEST => return Admission::Forward(packet),
-            PROTOCOL_3_0 => return judge(packet, allowed),
+            version if version >> 16 == PROTOCOL_3_0 >> 16 => return judge(packet, allowed),
             _ => {
                 return Admission::Refuse(error_response(
                     "08P01",
-                    "the function database relay speaks PostgreSQL protocol 3.0 only",
+                    "the function database relay speaks PostgreSQL protocol 3 only",
                 ))
             }
         }
@@ -149,7 +151,7 @@ async fn read_packet<S: AsyncRead + Unpin>(client: &mut S) -> Option<Vec<u8>> {
     Some(packet)
 }
 
-/// Checks a protocol 3.0 startup message against the function's login.
+/// Checks a protocol 3 startup message against the function's login.
 fn judge(packet: Vec<u8>, allowed: Option<&DatabaseLogin>) -> Admission {
     let Some(allowed) = allowed else {
         return Admission::Refuse(error_response(
@@ -298,7 +300,14 @@ mod tests {
         assert_eq!(gate(cancel.clone(), Some(own())).await.0, Admission::Forward(cancel));
         assert_eq!(gate(b"GET / HTTP/1.1\r\n\r\n".to_vec(), Some(own())).await.0, Admission::Close);
         let old_protocol = [8u32.to_be_bytes(), 131_072u32.to_be_bytes()].concat();
-        refused_with(&gate(old_protocol, Some(own())).await.0, "08P01", "protocol 3.0 only");
+        refused_with(&gate(old_protocol, Some(own())).await.0, "08P01", "protocol 3 only");
+        // A 3.2 client's startup is judged like a 3.0 one's.
+        let mut newer = startup(&[("user", "cpfn_ab12"), ("database", "functions")]);
+        newer[4..8].copy_from_slice(&(PROTOCOL_3_0 | 2).to_be_bytes());
+        assert_eq!(gate(newer.clone(), Some(own())).await.0, Admission::Forward(newer));
+        let mut newer_postgres = startup(&[("user", "postgres"), ("database", "functions")]);
+        newer_postgres[4..8].copy_from_slice(&(PROTOCOL_3_0 | 2).to_be_bytes());
+        refused_with(&gate(newer_postgres, Some(own())).await.0, "28000", "role \"postgres\"");
         let mut truncated = startup(&[("user", "cpfn_ab12")]);
         truncated.truncate(truncated.len() - 3);
         let length = (truncated.len() as u32).to_be_bytes();
