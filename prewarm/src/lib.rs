@@ -462,10 +462,11 @@ impl Prewarm {
             None => spec.directory.clone(),
         };
         let adapters = self.worker_adapter_dir(sandbox.is_some());
-        let mut dart_build = None;
+        let (mut dart_build, mut dart_builds_dir) = (None, None);
         let command = match spec.runtime {
             Runtime::Dart => {
                 let settings = self.dart_build_settings();
+                dart_builds_dir = Some(settings.builds_dir.clone());
                 match runtime::prepare_dart(runtimes, &settings, &spec.directory, &spec.entry).await {
                     Err(runtime::DartPrepareError::Unavailable(unavailable)) => Err(unavailable),
                     Err(runtime::DartPrepareError::DependenciesUnresolved(message)) => {
@@ -509,7 +510,7 @@ impl Prewarm {
             directory,
             sandbox,
             _function_network: function_network,
-            dart_builds_dir: (spec.runtime == Runtime::Dart).then(|| self.dart_build_settings().builds_dir),
+            dart_builds_dir,
         });
         Ok((launch, dart_build))
     }
