@@ -54,22 +54,20 @@ pub fn resolve(found: &Path) -> Result<PathBuf, String> {
 fn is_dart_executable(path: &Path) -> bool {
     path.file_name().is_some_and(|name| name == "dart")
         && super::is_executable_file(path)
-        && starts_with(path, b"\x7fELF")
+        && head(path).is_some_and(|head| head.starts_with(b"\x7fELF"))
 }
 
-fn starts_with(path: &Path, magic: &[u8]) -> bool {
+/// The first bytes of a file: enough for its magic number or its `#!` line.
+fn head(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut head = vec![0; magic.len()];
-    std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut head)).is_ok() && head == magic
+    let mut head = Vec::new();
+    std::fs::File::open(path).and_then(|file| file.take(128).read_to_end(&mut head)).ok()?;
+    Some(head)
 }
 
 /// What a file is, in words for the refusal: `a script (#!/usr/bin/env bash)`, `an ELF executable`.
 fn describe(path: &Path) -> String {
-    use std::io::Read;
-    let mut head = Vec::new();
-    if std::fs::File::open(path).and_then(|file| file.take(128).read_to_end(&mut head)).is_err() {
-        return "unreadable".into();
-    }
+    let Some(head) = head(path) else { return "unreadable".into() };
     if head.starts_with(b"#!") {
         let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_string();
         return format!("a script ({line})");
