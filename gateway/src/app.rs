@@ -94,6 +94,8 @@ pub struct App {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub function_database: crate::function_database::FunctionDatabaseStatus,
+    /// Per-call and per-function limits on what is kept of a function's output.
+    pub log_budget: crate::log_budget::LogBudget,
     /// Active versions by function name (changed only through `set_active`/`remove_active`).
     pub active: DashMap<String, Arc<ActiveFunction>>,
     /// The names of active functions by id, so a call by id (`/fn/fn_…`) is one lookup more.

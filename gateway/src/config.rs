@@ -25,6 +25,7 @@ pub struct Config {
     pub sandbox: prewarm::SandboxConfig,
     pub metrics: MetricsConfig,
     pub records: RecordsConfig,
+    pub logs: LogsConfig,
     /// This node's name among the nodes sharing a PostgreSQL store; default: the host name.
     pub node_id: Option<String>,
 }
@@ -71,11 +72,47 @@ impl std::str::FromStr for Registration {
 pub struct RecordsConfig {
     /// The most the on-disk journal holds while the database does not take writes (in MiB).
     pub journal_max_mb: u64,
+    /// Invocation records (and counted refusals) older than this are deleted.
+    pub keep_days: f64,
 }
 
 impl Default for RecordsConfig {
     fn default() -> Self {
-        Self { journal_max_mb: 256 }
+        Self { journal_max_mb: 256, keep_days: 30.0 }
+    }
+}
+
+/// `[logs]`: what a function may log, and how long it is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// One call's lines (its output, then its error's stack trace) beyond these are dropped and
+    /// summarized in one line.
+    pub max_lines_per_call: u64,
+    pub max_bytes_per_call: u64,
+    /// A function's lines beyond this rate are dropped and counted (each function may burst to
+    /// a whole call's worth).
+    pub max_lines_per_second: u64,
+    pub max_bytes_per_second: u64,
+    /// Lines older than this are deleted.
+    pub keep_days: f64,
+    /// A function's oldest lines are deleted once its lines pass this size.
+    pub max_mb_per_function: u64,
+    /// How often retention runs.
+    pub prune_interval_seconds: u64,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_lines_per_call: 4_096,
+            max_bytes_per_call: 256 << 10,
+            max_lines_per_second: 1_000,
+            max_bytes_per_second: 1 << 20,
+            keep_days: 7.0,
+            max_mb_per_function: 100,
+            prune_interval_seconds: 60,
+        }
     }
 }
 
@@ -117,6 +154,9 @@ pub struct FunctionDatabaseConfig {
     /// The most a deploy may ask for with `db_connections` (per-function mode); default 20.
     pub max_connections_per_function: Option<u32>,
     pub timeout_ms: Option<u64>,
+    /// A function's database backend using more private memory than this is ended (when
+    /// PostgreSQL runs on this host); default 512.
+    pub max_backend_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +198,7 @@ impl Default for Config {
             sandbox: prewarm::SandboxConfig::default(),
             metrics: MetricsConfig::default(),
             records: RecordsConfig::default(),
+            logs: LogsConfig::default(),
             node_id: None,
         }
     }
@@ -258,6 +299,9 @@ impl Config {
         if let Some(ms) = lookup("FUNCTION_DB_TIMEOUT_MS") {
             self.function_database.timeout_ms = Some(number("FUNCTION_DB_TIMEOUT_MS", &ms)?);
         }
+        if let Some(mb) = lookup("FUNCTION_DB_MAX_BACKEND_MB") {
+            self.function_database.max_backend_mb = Some(number("FUNCTION_DB_MAX_BACKEND_MB", &mb)?);
+        }
         if let Some(id) = lookup("CONTAINERPUB_NODE_ID").filter(|id| !id.is_empty()) {
             self.node_id = Some(id);
         }
@@ -293,6 +337,16 @@ impl Config {
         }
         if self.deploy.max_archive_bytes == 0 || self.deploy.max_expanded_bytes == 0 || self.deploy.max_entries == 0 {
             bail!("the [deploy] limits must be positive");
+        }
+        let logs = &self.logs;
+        if [logs.max_lines_per_call, logs.max_bytes_per_call, logs.max_lines_per_second, logs.max_bytes_per_second]
+            .contains(&0)
+            || logs.prune_interval_seconds == 0
+        {
+            bail!("the [logs] limits and prune_interval_seconds must be positive");
+        }
+        if !(logs.keep_days > 0.0 && self.records.keep_days > 0.0) {
+            bail!("[logs] keep_days and [records] keep_days must be positive (fractions of a day are fine)");
         }
         self.sandbox.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = &self.database_url {

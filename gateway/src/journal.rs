@@ -79,8 +79,12 @@ impl Journal {
             let mut line = serde_json::to_vec(entry).expect("records serialize");
             line.push(b'\n');
             let size = line.len() as u64;
-            if self.bytes.load(Ordering::Relaxed) + size > self.max_bytes || self.write_line(&mut open, &line).is_err()
-            {
+            // Log lines may fill only part of the journal: invocation records always find room.
+            let room = match entry {
+                Entry::Log(_) => self.max_bytes / 4 * 3,
+                Entry::Invocation(_) | Entry::Rejection(_) => self.max_bytes,
+            };
+            if self.bytes.load(Ordering::Relaxed) + size > room || self.write_line(&mut open, &line).is_err() {
                 break;
             }
             let now = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
@@ -252,9 +256,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one_line = serde_json::to_vec(&log("x")).unwrap().len() as u64 + 1;
         let journal = Journal::open(dir.path(), one_line * 2).unwrap();
-        assert_eq!(journal.append(&[log("x"), log("x"), log("x")]), 2);
-        assert_eq!(journal.bytes(), one_line * 2);
+        assert_eq!(journal.append(&[log("x"), log("x"), log("x")]), 1, "log lines get three quarters");
+        assert_eq!(journal.bytes(), one_line);
         assert_eq!(journal.append(&[log("x")]), 0);
+        let record = Entry::Invocation(InvocationRecord {
+            id: "inv_1".into(),
+            function_id: "fn_1".into(),
+            version: 1,
+            outcome: "ok".into(),
+            status: 200,
+            error_code: None,
+            cold: false,
+            queue_us: 0,
+            exec_us: 0,
+            peak_memory_bytes: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            started_at: 0,
+        });
+        // Room for one invocation record after a flood of log lines filled their share.
+        let record_line = serde_json::to_vec(&record).unwrap().len() as u64 + 1;
+        let other_dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(other_dir.path(), record_line * 4).unwrap();
+        while journal.append(&[log("x")]) == 1 {}
+        assert!(journal.bytes() <= record_line * 3);
+        assert_eq!(journal.append(&[record]), 1, "a flood of log lines leaves room for records");
     }
 
     #[test]

@@ -14,8 +14,10 @@ mod deploy;
 mod front_door;
 mod function_database;
 mod journal;
+mod log_budget;
 mod metrics;
 mod recorder;
+mod retention;
 mod secrets;
 mod shutdown;
 mod store;
@@ -204,6 +206,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let url = config.database_url();
     let store = store::connect(&url, 8).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
     store.migrate().await.context("cannot migrate the database")?;
+    if store.kind() == "postgres" {
+        store::close_postgres_store_to_public(&url).await;
+    }
     // Nodes sharing a PostgreSQL store share its token secret; a lone SQLite server keeps its own.
     let secret = if store.kind() == "postgres" {
         auth::secret::shared(config.auth.jwt_secret.as_deref(), &config.data_dir, store.as_ref()).await?
@@ -246,6 +251,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;
     prewarm_config.default_limits.max_queue_wait = Duration::from_millis(config.functions.max_queue_wait_ms);
     prewarm_config.sandbox = config.sandbox.clone();
+    // A worker's output is held only up to what one call may keep (`log_budget`).
+    prewarm_config.default_limits.max_log_bytes = config.logs.max_bytes_per_call as usize;
+    prewarm_config.default_limits.max_log_lines = config.logs.max_lines_per_call as usize;
     if let Some(url) = &config.function_database.url {
         prewarm_config.function_database = Some(prewarm::FunctionDatabase {
             url: url.clone(),
@@ -253,6 +261,11 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         });
     }
     let function_database = function_database::enforce_limits(&config.function_database).await;
+    if let (Some(url), Some(watched)) =
+        (&config.function_database.url, function_database::watched(&config.function_database, &function_database))
+    {
+        tokio::spawn(function_database::watchdog::run(url.clone(), watched));
+    }
     let (prewarm, stray_logs) = prewarm::Prewarm::start(prewarm_config)?;
     // Prewarm logged the limit mechanism and what it passed over; this line says what runs.
     let (enforcement, _) = prewarm.enforcement();
@@ -266,6 +279,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);
     let accounts = auth::accounts::AccountState::load(store.as_ref()).await?;
+    let log_budget = log_budget::LogBudget::new(config.logs.clone());
     let app = Arc::new(App {
         config,
         store,
@@ -277,6 +291,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         recorder,
         metrics: Default::default(),
         function_database,
+        log_budget,
         active: Default::default(),
         active_ids: Default::default(),
         name_locks: Default::default(),
@@ -286,6 +301,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
         in_flight: Default::default(),
     });
     tokio::spawn(recorder::forward_stray_logs(app.clone(), stray_logs));
+    tokio::spawn(retention::run(Arc::downgrade(&app)));
     if app.store.kind() == "postgres" {
         cluster::start(&app).await;
     }

@@ -15,6 +15,8 @@ use crate::store::{InvocationRecord, LogRecord, RejectionRecord, Store, StoreRes
 
 /// Items the buffer holds before it starts dropping.
 pub const BUFFER_ITEMS: usize = 20_000;
+/// The most of the buffer log lines may hold; the rest is kept for invocation records.
+pub const LOG_BUFFER_SHARE: usize = BUFFER_ITEMS * 3 / 4;
 /// Rows written per batch at most; a batch also goes out after this long.
 const BATCH_ROWS: usize = 1_000;
 const BATCH_WAIT: Duration = Duration::from_millis(50);
@@ -120,6 +122,15 @@ impl Recorder {
             if let std::borrow::Cow::Owned(masked) = self.secrets.mask(&line.function_id, &line.message) {
                 line.message = masked;
             }
+        }
+        // Log lines may fill only part of the buffer: a flood of them never pushes out the
+        // invocation records of other calls (theirs or another tenant's).
+        if matches!(record, Record::Log(_)) && self.sender.capacity() <= BUFFER_ITEMS - LOG_BUFFER_SHARE {
+            let entry = Entry::from(record);
+            if self.journal.append([&entry]) == 0 {
+                self.counters.lost(&entry);
+            }
+            return;
         }
         match self.sender.try_send(record) {
             Ok(()) => {
@@ -423,6 +434,9 @@ pub async fn forward_stray_logs(app: Arc<crate::app::App>, mut lines: mpsc::Rece
     while let Some(stray) = lines.recv().await {
         let Some(app) = app.upgrade() else { break };
         let Some((function_id, version)) = stray.function_key.rsplit_once('@') else { continue };
+        if !app.log_budget.admit_stray(function_id, &stray.line.text) {
+            continue;
+        }
         app.recorder.record(Record::Log(LogRecord {
             id: 0,
             function_id: function_id.to_string(),

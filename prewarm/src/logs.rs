@@ -1,8 +1,8 @@
 //! Turning a worker's stdout and stderr bytes into bounded, timestamped log lines.
 //!
 //! A function can print without limit; memory must stay bounded. Lines are kept until the
-//! invocation's byte budget is spent, then counted and dropped, and one marker line says how much
-//! was lost. A single line longer than the line cap is split.
+//! invocation's byte or line budget is spent, then counted and dropped, and one marker line says
+//! how much was lost. A single line longer than the line cap is split.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,7 +43,9 @@ pub struct LogCollector {
     lines: Vec<LogLine>,
     kept_bytes: usize,
     max_bytes: usize,
+    max_lines: usize,
     dropped_bytes: u64,
+    dropped_lines: u64,
     partial: [Vec<u8>; 2],
     /// Oneshot functions answer on their last stdout line, so that line is held back, not logged.
     hold_last_stdout_line: bool,
@@ -51,12 +53,14 @@ pub struct LogCollector {
 }
 
 impl LogCollector {
-    pub fn new(max_bytes: usize) -> Self {
+    pub fn new(max_bytes: usize, max_lines: usize) -> Self {
         Self {
             lines: Vec::new(),
             kept_bytes: 0,
             max_bytes,
+            max_lines,
             dropped_bytes: 0,
+            dropped_lines: 0,
             partial: [Vec::new(), Vec::new()],
             hold_last_stdout_line: false,
             held_stdout_line: None,
@@ -64,8 +68,8 @@ impl LogCollector {
     }
 
     /// A collector for oneshot functions: the last complete stdout line is the result.
-    pub fn holding_last_stdout_line(max_bytes: usize) -> Self {
-        Self { hold_last_stdout_line: true, ..Self::new(max_bytes) }
+    pub fn holding_last_stdout_line(max_bytes: usize, max_lines: usize) -> Self {
+        Self { hold_last_stdout_line: true, ..Self::new(max_bytes, max_lines) }
     }
 
     /// Feeds bytes read from one stream.
@@ -99,8 +103,9 @@ impl LogCollector {
 
     fn keep(&mut self, stream: LogStream, text: String) {
         let cost = text.len() + 1;
-        if self.kept_bytes + cost > self.max_bytes {
+        if self.kept_bytes + cost > self.max_bytes || self.lines.len() >= self.max_lines {
             self.dropped_bytes += cost as u64;
+            self.dropped_lines += 1;
             return;
         }
         self.kept_bytes += cost;
@@ -142,8 +147,8 @@ impl LogCollector {
                 timestamp_us: now_us(),
                 stream: LogStream::Stderr,
                 text: format!(
-                    "[containerpub] log output truncated: {} bytes over the {}-byte limit were dropped",
-                    self.dropped_bytes, self.max_bytes
+                    "[containerpub] log output truncated: {} lines ({} bytes) over the limit of {} lines or {} bytes were dropped",
+                    self.dropped_lines, self.dropped_bytes, self.max_lines, self.max_bytes
                 ),
             });
         }
@@ -178,7 +183,7 @@ mod tests {
 
     #[test]
     fn splits_lines_across_chunks_and_streams() {
-        let mut collector = LogCollector::new(1024);
+        let mut collector = LogCollector::new(1024, 100);
         collector.push(LogStream::Stdout, b"hel");
         collector.push(LogStream::Stderr, b"warn\r\n");
         collector.push(LogStream::Stdout, b"lo\nwor");
@@ -191,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_flood_keeps_memory_bounded_and_ends_with_a_marker() {
-        let mut collector = LogCollector::new(100);
+        let mut collector = LogCollector::new(100, 100);
         for _ in 0..10_000 {
             collector.push(LogStream::Stdout, b"0123456789\n");
         }
@@ -199,12 +204,21 @@ mod tests {
         // Nine 11-byte lines fit in 100 bytes; the marker line comes on top.
         assert_eq!(output.lines.len(), 10);
         assert_eq!(output.dropped_bytes, 9_991 * 11);
-        assert!(output.lines.last().unwrap().text.contains("log output truncated: 109901 bytes"));
+        assert!(output.lines.last().unwrap().text.contains("log output truncated: 9991 lines (109901 bytes)"));
+    }
+
+    #[test]
+    fn empty_lines_stop_at_the_line_cap() {
+        let mut collector = LogCollector::new(1 << 20, 50);
+        collector.push(LogStream::Stdout, &[b'\n'; 262_144]);
+        let output = collector.finish();
+        assert_eq!(output.lines.len(), 51, "fifty lines and the marker");
+        assert!(output.lines[50].text.contains("262094 lines"), "{}", output.lines[50].text);
     }
 
     #[test]
     fn overlong_lines_are_split_at_the_line_cap() {
-        let mut collector = LogCollector::new(1 << 20);
+        let mut collector = LogCollector::new(1 << 20, 100);
         collector.push(LogStream::Stderr, &vec![b'x'; MAX_LINE_BYTES * 2 + 5]);
         let output = collector.finish();
         let lengths: Vec<usize> = output.lines.iter().map(|line| line.text.len()).collect();
@@ -213,7 +227,7 @@ mod tests {
 
     #[test]
     fn oneshot_collector_holds_back_the_last_stdout_line() {
-        let mut collector = LogCollector::holding_last_stdout_line(1024);
+        let mut collector = LogCollector::holding_last_stdout_line(1024, 100);
         collector.push(LogStream::Stdout, b"log one\nlog two\n{\"ok\":true}");
         collector.push(LogStream::Stderr, b"err\n");
         let output = collector.finish();

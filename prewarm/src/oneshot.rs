@@ -68,7 +68,7 @@ impl OneshotRun<'_> {
         }
         let limits = self.limits.worker_limits();
         let started = Instant::now();
-        let mut logs = LogCollector::holding_last_stdout_line(self.limits.max_log_bytes);
+        let mut logs = LogCollector::holding_last_stdout_line(self.limits.max_log_bytes, self.limits.max_log_lines);
         let ran = self.spawn_and_wait(limits, request_env, &mut logs).await;
         invocation.exec_us = started.elapsed().as_micros() as u64;
         let ran = ran.map(|(run, confinement)| {

@@ -201,7 +201,7 @@ impl FunctionPool {
     pub(crate) async fn try_start_worker(&self, shared: &Shared) -> Result<Worker, StartFailure> {
         let launch = self.launch.as_ref().map_err(|message| StartFailure::Unavailable(message.clone()))?;
         let id = shared.next_worker_id.fetch_add(1, Ordering::Relaxed);
-        let mut startup_logs = LogCollector::new(self.spec.limits.max_log_bytes);
+        let mut startup_logs = LogCollector::new(self.spec.limits.max_log_bytes, self.spec.limits.max_log_lines);
         self.counters.spawns.fetch_add(1, Ordering::Relaxed);
         let started = Worker::start(
             &shared.host,
@@ -510,7 +510,7 @@ impl FunctionPool {
         };
 
         // Output the worker printed while idle belongs to no invocation.
-        let mut idle_output = LogCollector::new(limits.max_log_bytes);
+        let mut idle_output = LogCollector::new(limits.max_log_bytes, limits.max_log_lines);
         worker.drain_ready_output(&mut idle_output);
         if !idle_output.is_empty() {
             shared.send_stray_output(&self.key, idle_output);
@@ -520,7 +520,7 @@ impl FunctionPool {
         worker.rebind();
 
         let frame = encode_request(&request.id, limits.timeout.as_millis() as u64, &request.event);
-        let mut logs = LogCollector::new(limits.max_log_bytes);
+        let mut logs = LogCollector::new(limits.max_log_bytes, limits.max_log_lines);
         let watchdog = matches!(shared.host.enforcement, Enforcement::Rlimit).then_some((
             shared.host.proc_root.as_path(),
             limits.memory_bytes,

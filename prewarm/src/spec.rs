@@ -106,6 +106,9 @@ pub struct FunctionLimits {
     pub max_result_bytes: usize,
     /// Log bytes kept per invocation; the rest is counted and dropped.
     pub max_log_bytes: usize,
+    /// Log lines kept per invocation (empty lines cost a row each too); the rest is counted and
+    /// dropped.
+    pub max_log_lines: usize,
     /// How long a worker may take to load the function and report ready.
     pub startup_timeout: Duration,
 }
@@ -133,6 +136,7 @@ impl Default for FunctionLimits {
             max_requests_per_worker: 10_000,
             max_result_bytes: 6 << 20,
             max_log_bytes: 256 << 10,
+            max_log_lines: 4_096,
             startup_timeout: Duration::from_secs(30),
         }
     }

@@ -438,18 +438,22 @@ fn record(
         .and_then(|error| error.stack.as_deref())
         .map(|stack| {
             let finished_us = (started_at + ((invocation.queue_us + invocation.exec_us) / 1000) as i64) * 1000;
-            stack
-                .lines()
-                .filter(|line| !line.trim().is_empty())
-                .map(|line| prewarm::LogLine {
-                    timestamp_us: finished_us,
-                    stream: prewarm::LogStream::Stderr,
-                    text: line.to_string(),
-                })
-                .collect::<Vec<_>>()
+            stack.lines().filter(|line| !line.trim().is_empty()).map(move |line| prewarm::LogLine {
+                timestamp_us: finished_us,
+                stream: prewarm::LogStream::Stderr,
+                text: line.to_string(),
+            })
         })
-        .unwrap_or_default();
-    for line in invocation.logs.iter().chain(&stack_lines) {
+        .into_iter()
+        .flatten();
+    // Output and stack trace count against one budget per call, then the function's rate. The
+    // worker-side collector's own truncation line (last, when it dropped output) is kept apart.
+    let (output, truncated) = match invocation.logs.split_last() {
+        Some((marker, output)) if invocation.log_bytes_dropped > 0 => (output, Some(marker.clone())),
+        _ => (&invocation.logs[..], None),
+    };
+    let lines = output.iter().cloned().chain(stack_lines);
+    for line in app.log_budget.admit_call(&function.id, lines).into_iter().chain(truncated) {
         app.recorder.record(Record::Log(LogRecord {
             id: 0,
             function_id: function.id.clone(),
@@ -457,7 +461,7 @@ fn record(
             invocation_id: Some(invocation.id.clone()),
             timestamp_us: line.timestamp_us,
             stream: line.stream.as_str().to_string(),
-            message: line.text.clone(),
+            message: line.text,
         }));
     }
 }

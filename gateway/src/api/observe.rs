@@ -150,6 +150,17 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
             ("kind=\"log\"".into(), counters.dropped_logs.load(Ordering::Relaxed)),
         ],
     );
+    let budget = &app.log_budget;
+    family(
+        &mut out,
+        "containerpub_log_lines_dropped_total",
+        "counter",
+        "Log lines a function printed that were not kept: over its call's budget, or over its rate.",
+        &[
+            ("reason=\"call_budget\"".into(), budget.dropped_over_call_budget.load(Ordering::Relaxed)),
+            ("reason=\"rate\"".into(), budget.dropped_over_rate.load(Ordering::Relaxed)),
+        ],
+    );
     family(
         &mut out,
         "containerpub_record_write_failures_total",

@@ -138,6 +138,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn logs(&self, function_id: &str, after_id: i64, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>>;
     /// The last `limit` lines at or after `since_us`, oldest first (what `logs` shows first).
     async fn tail_logs(&self, function_id: &str, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>>;
+
+    // Retention (`crate::retention`).
+    /// Deletes log lines older than `before_us`; how many.
+    async fn prune_logs_before(&self, before_us: i64) -> StoreResult<u64>;
+    /// The functions whose log lines pass `max_bytes` (each line's length + `row_overhead`).
+    async fn functions_with_logs_over(&self, max_bytes: i64, row_overhead: i64) -> StoreResult<Vec<String>>;
+    /// Deletes a function's oldest lines until the rest fit in `max_bytes`; how many.
+    async fn prune_logs_to_size(&self, function_id: &str, max_bytes: i64, row_overhead: i64) -> StoreResult<u64>;
+    /// Deletes invocation records started before `before_ms`, and refusal counts as old; how many.
+    async fn prune_invocations_before(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// sqlx's note of a statement slower than 1 s, with the statement's whole text: a record batch
@@ -173,6 +183,30 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn 
         Ok(Arc::new(sql::PostgresStore { pool }))
     } else {
         anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
+    }
+}
+
+/// Keeps every role that was not granted CONNECT out of a PostgreSQL store's database: function
+/// roles (which may live in the same cluster) must never read the store, or LISTEN to its change
+/// notices. Only the database's owner (or a superuser) may do this; otherwise it says what to
+/// run. Roles the operator granted CONNECT explicitly keep it.
+pub async fn close_postgres_store_to_public(url: &str) {
+    let closed = async {
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+        let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut connection).await?;
+        let statement =
+            format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{}\" FROM PUBLIC", database.replace('"', "\"\""));
+        let revoked = sqlx::query(&statement).execute(&mut connection).await;
+        let _ = sqlx::Connection::close(connection).await;
+        anyhow::Ok(revoked.map(|_| ()).map_err(|error| (statement, error)))
+    };
+    match closed.await {
+        Ok(Ok(())) => {}
+        Ok(Err((statement, error))) => tracing::warn!(
+            %error,
+            "every role of the store's PostgreSQL cluster may connect to the store's database; run as its owner: {statement}"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot check who may connect to the store's database"),
     }
 }
 

@@ -746,6 +746,60 @@ macro_rules! sql_store {
                 .await?)
             }
 
+            async fn prune_logs_before(&self, before_us: i64) -> StoreResult<u64> {
+                let deleted = sqlx::query("DELETE FROM function_logs WHERE timestamp_us < $1")
+                    .bind(before_us)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn functions_with_logs_over(&self, max_bytes: i64, row_overhead: i64) -> StoreResult<Vec<String>> {
+                let over: Vec<(String,)> = sqlx::query_as(
+                    "SELECT function_id FROM function_logs GROUP BY function_id \
+                     HAVING sum(length(message) + $2) > $1",
+                )
+                .bind(max_bytes)
+                .bind(row_overhead)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(over.into_iter().map(|(function_id,)| function_id).collect())
+            }
+
+            async fn prune_logs_to_size(&self, function_id: &str, max_bytes: i64, row_overhead: i64) -> StoreResult<u64> {
+                // The newest line that no longer fits, counting back from the newest: it and
+                // every older line go.
+                let cut: Option<(i64,)> = sqlx::query_as(
+                    "SELECT id FROM (SELECT id, sum(length(message) + $2) OVER (ORDER BY id DESC) AS kept \
+                     FROM function_logs WHERE function_id = $1) AS newest_first \
+                     WHERE kept > $3 ORDER BY id DESC LIMIT 1",
+                )
+                .bind(function_id)
+                .bind(row_overhead)
+                .bind(max_bytes)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some((cut,)) = cut else { return Ok(0) };
+                let deleted = sqlx::query("DELETE FROM function_logs WHERE function_id = $1 AND id <= $2")
+                    .bind(function_id)
+                    .bind(cut)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(deleted.rows_affected())
+            }
+
+            async fn prune_invocations_before(&self, before_ms: i64) -> StoreResult<u64> {
+                let invocations = sqlx::query("DELETE FROM function_invocations WHERE started_at < $1")
+                    .bind(before_ms)
+                    .execute(&self.pool)
+                    .await?;
+                let rejections = sqlx::query("DELETE FROM function_rejections WHERE second < $1")
+                    .bind(before_ms / 1000)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(invocations.rows_affected() + rejections.rows_affected())
+            }
+
             async fn tail_logs(&self, function_id: &str, since_us: i64, limit: i64) -> StoreResult<Vec<LogRecord>> {
                 let mut newest_first = sqlx::query_as::<$db, LogRecord>(
                     "SELECT * FROM function_logs WHERE function_id = $1 AND timestamp_us >= $2 \

@@ -251,3 +251,37 @@ async fn every_activation_bumps_the_revision() {
         store.announce("fn_rev").await.unwrap();
     }
 }
+
+/// Retention deletes by age and, per function, the oldest lines past a size; never another
+/// function's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_by_age_and_by_size_per_function() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path()).await {
+        let line = |function_id: &str, timestamp_us: i64, message: &str| LogRecord {
+            timestamp_us,
+            message: message.into(),
+            ..log(function_id)
+        };
+        // fn_big: ten lines of 36 + 64 bytes, in order; fn_small: two; one old line each.
+        let mut lines: Vec<LogRecord> = vec![line("fn_big", 1, "old"), line("fn_small", 1, "old")];
+        lines.extend((0..10).map(|n| line("fn_big", 1_000 + n, &format!("{n:036}"))));
+        lines.extend((0..2).map(|n| line("fn_small", 1_000 + n, "small")));
+        store.insert_logs(&lines).await.unwrap();
+        let kind = store.kind();
+        assert_eq!(store.prune_logs_before(1_000).await.unwrap(), 2, "{kind}");
+        assert_eq!(store.functions_with_logs_over(450, 64).await.unwrap(), ["fn_big"], "{kind}");
+        // 450 bytes hold the newest four 100-byte lines.
+        assert_eq!(store.prune_logs_to_size("fn_big", 450, 64).await.unwrap(), 6, "{kind}");
+        let left = store.tail_logs("fn_big", 0, 100).await.unwrap();
+        let expected: Vec<String> = (6..10).map(|n| format!("{n:036}")).collect();
+        assert_eq!(left.iter().map(|line| line.message.clone()).collect::<Vec<_>>(), expected, "{kind}");
+        assert_eq!(store.tail_logs("fn_small", 0, 100).await.unwrap().len(), 2, "{kind}");
+        assert_eq!(store.prune_logs_to_size("fn_small", 450, 64).await.unwrap(), 0, "{kind}");
+
+        store.insert_records(&[invocation("inv_old")], &[], &[rejection(0, 1)]).await.unwrap();
+        let recent = InvocationRecord { id: "inv_new".into(), started_at: 10_000, ..invocation("x") };
+        store.insert_records(&[recent], &[], &[rejection(10, 1)]).await.unwrap();
+        assert_eq!(store.prune_invocations_before(5_000).await.unwrap(), 2, "{kind}: one record, one count");
+    }
+}

@@ -7,8 +7,8 @@ use crate::harness::{archive, code, example, postgres_url, psql, role_and_databa
 
 /// A role and database for the functions of one test server; `createrole` lets the server make
 /// a role and schema per function.
-fn function_database(admin: &str, createrole: bool) -> (String, String) {
-    let role = format!("functions_{}_{}", std::process::id(), if createrole { "own" } else { "shared" });
+fn function_database(admin: &str, createrole: bool, label: &str) -> (String, String) {
+    let role = format!("functions_{}_{label}", std::process::id());
     let url = role_and_database(admin, &role, if createrole { "CREATEROLE" } else { "" });
     (role, url)
 }
@@ -20,7 +20,7 @@ fn query(server: &Server, token: &str, name: &str, body: Value) -> Value {
 #[test]
 fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
     let Some(admin) = postgres_url() else { return };
-    let (database, url) = function_database(&admin, true);
+    let (database, url) = function_database(&admin, true, "own");
     let env = [
         ("FUNCTION_DATABASE_URL", url.clone()),
         ("FUNCTION_DB_MAX_CONNECTIONS", "2".to_string()),
@@ -63,7 +63,7 @@ fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
         let role = who["rows"][0].as_str().unwrap().to_string();
         assert!(role.starts_with("cpfn_"), "{who}");
         let path = query(&server, token, name, json!({ "sql": "SHOW search_path" }));
-        assert_eq!(path["rows"], json!([role]), "its schema is its search path");
+        assert_eq!(path["rows"], json!([role]), "its schema is its search path: {path}");
         roles.push(role);
     }
     // Neither can read, write or drop the other's table, nor create outside its schema.
@@ -123,7 +123,7 @@ fn each_function_gets_its_own_role_and_schema_under_postgres_limits() {
 #[test]
 fn a_role_that_cannot_make_roles_shares_one_role_and_says_so() {
     let Some(admin) = postgres_url() else { return };
-    let (role, url) = function_database(&admin, false);
+    let (role, url) = function_database(&admin, false, "shared");
     let server = Server::start_with_env(Backend::Sqlite, &[("FUNCTION_DATABASE_URL", url)]).unwrap();
     let health = server.health();
     assert_eq!(health["function_database"]["mode"], "shared", "{health}");
@@ -133,6 +133,86 @@ fn a_role_that_cannot_make_roles_shares_one_role_and_says_so() {
     assert_eq!(server.deploy(&ada, "db-wire", archive(&[("main.py", POSTGRES_WIRE_PY)]), &[]).0, 201);
     let who = query(&server, &ada, "db-wire", json!({ "sql": "SELECT current_user" }));
     assert_eq!(who["rows"], json!([role]), "{who}");
+}
+
+/// `SET` lifts a role's defaults; the server's watchdog and the relay hold the limits anyway, and
+/// the store's database (same cluster) admits no function role.
+#[test]
+fn limits_a_session_lifts_with_set_still_hold_and_the_store_is_out_of_reach() {
+    let Some(admin) = postgres_url() else { return };
+    let (database, url) = function_database(&admin, true, "watched");
+    let env = [
+        ("FUNCTION_DATABASE_URL", url.clone()),
+        ("FUNCTION_DB_TIMEOUT_MS", "3000".to_string()),
+        ("FUNCTION_DB_MAX_BACKEND_MB", "64".to_string()),
+    ];
+    let server = Server::start_with_env(Backend::Postgres, &env).unwrap();
+    let health = server.health();
+    assert_eq!(health["function_database"]["max_backend_mb"], 64, "{health}");
+    let store_database = server.database_url.rsplit('/').next().unwrap().to_string();
+    let open = health["function_database"]["other_databases_open"].as_array().unwrap().clone();
+    assert!(open.contains(&json!("postgres")), "the relay guards what PUBLIC may still reach: {health}");
+    assert!(!open.contains(&json!(store_database)), "the store is closed to PUBLIC: {health}");
+
+    let ada = server.user("ada@example.com");
+    let wire = archive(&[("main.py", POSTGRES_WIRE_PY)]);
+    assert_eq!(server.deploy(&ada, "db", wire, &[("timeout_ms", "15000")]).0, 201);
+    let timed = |sql: &str| {
+        let started = std::time::Instant::now();
+        let answer = query(&server, &ada, "db", json!({ "sql": sql }));
+        (answer["error"].as_str().map(str::to_string).unwrap_or_else(|| answer.to_string()), started.elapsed())
+    };
+
+    // The session lifts its statement timeout: the watchdog cancels past the role's 3 s.
+    let (error, took) = timed("SET statement_timeout = 0; SELECT pg_sleep(20)");
+    assert!(error.contains("C57014") && error.contains("canceling statement due to user request"), "{error}");
+    assert!(took > std::time::Duration::from_secs(3) && took < std::time::Duration::from_secs(6), "{took:?}");
+    // A statement that traps every cancel is terminated.
+    let (error, took) = timed(
+        "SET statement_timeout = 0; DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(10); \
+         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
+    );
+    assert!(error.contains("C57P01"), "{error}");
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    // work_mem lifted to 4 GB: the backend is ended once its own memory passes 64 MB, long
+    // before the statement timeout.
+    let (error, took) = timed(
+        "SET statement_timeout = 0; SET work_mem = '4GB'; \
+         SELECT count(*) FROM (SELECT g FROM generate_series(1, 20000000) g ORDER BY g DESC) s",
+    );
+    assert!(error.contains("C57P01"), "{error}");
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+
+    // The worker is killed at its 1 s deadline: its statement ends with it (the relay cancels
+    // it), not at the statement timeout, and not 30 s later.
+    let archive_short = archive(&[("main.py", POSTGRES_WIRE_PY)]);
+    assert_eq!(server.deploy(&ada, "db-short", archive_short, &[("timeout_ms", "1000")]).0, 201);
+    let who = query(&server, &ada, "db-short", json!({ "sql": "SELECT current_user" }));
+    let role = who["rows"][0].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let late = server.post_json(
+        "/fn/db-short",
+        Some(&ada),
+        &json!({ "sql": "SET statement_timeout = 0; SELECT pg_sleep(30)" }),
+    );
+    assert_eq!(late.status(), 504);
+    let busy = format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' AND state = 'active'");
+    while psql(&admin, &busy).unwrap() != "0" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the statement outlived its worker: {}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("a departed worker's statement ended {:?} after its call began (deadline 1 s)", started.elapsed());
+
+    // Straight to PostgreSQL, without the relay (as from a cluster on another host), with the
+    // test cluster's trust rule: the function role reaches its own database, not the store's.
+    let base = admin.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
+    assert_eq!(psql(&format!("postgres://{role}@{base}/{database}"), "SELECT 1").unwrap(), "1");
+    let refused = psql(&format!("postgres://{role}@{base}/{store_database}"), "SELECT 1").unwrap_err();
+    assert!(refused.contains("permission denied for database"), "{refused}");
 }
 
 /// A function speaking PostgreSQL's wire protocol itself (no client library needed): trust
@@ -157,6 +237,7 @@ def messages(sock):
 
 def connect(url, body):
     sock = socket.create_connection((url.hostname, url.port or 5432), timeout=5)
+    sock.settimeout(60)  # statements may be slow on purpose
     # A hostile tenant may ask for another role or database, and may start with an SSLRequest.
     if body.get("ssl_first"):
         sock.sendall(struct.pack("!ii", 8, 80877103))

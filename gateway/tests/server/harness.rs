@@ -93,9 +93,21 @@ impl Server {
         Server::launch(data_dir, database_url, env)
     }
 
+    /// A server whose configuration file is [`CONFIG`] with `extra` (sections CONFIG lacks) after it.
+    pub fn start_with_config(backend: Backend, extra: &str, env: &[(&str, String)]) -> Option<Server> {
+        let data_dir = Arc::new(tempfile::tempdir().unwrap());
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", data_dir.path().join("containerpub.db").display()),
+            Backend::Postgres => fresh_postgres_database(&postgres_url()?),
+        };
+        std::fs::write(data_dir.path().join("extra.toml"), extra).unwrap();
+        Some(Server::launch(data_dir, database_url, env))
+    }
+
     fn launch(data_dir: Arc<tempfile::TempDir>, database_url: String, env: &[(&str, String)]) -> Server {
         let config = data_dir.path().join("test.toml");
-        std::fs::write(&config, CONFIG).unwrap();
+        let extra = std::fs::read_to_string(data_dir.path().join("extra.toml")).unwrap_or_default();
+        std::fs::write(&config, format!("{CONFIG}\n{extra}")).unwrap();
         let mut server = Server::launch_with(data_dir, &database_url, Some(&config), env);
         // The first account is the administrator (registered on first start, logged in after).
         let credentials = json!({ "email": ADMIN_EMAIL, "password": "correct horse battery" });

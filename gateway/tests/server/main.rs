@@ -17,6 +17,7 @@ mod http_limits;
 mod invocations;
 mod journal;
 mod lifecycle;
+mod log_flood;
 mod overload;
 mod own_postgres;
 mod sandbox;

@@ -20,6 +20,13 @@
 //!
 //! Only then is the packet sent on to PostgreSQL, and the two connections joined. A client that
 //! sends nothing is dropped after [`STARTUP_WAIT`].
+//!
+//! The relay also remembers the backend's cancel key (`BackendKeyData`, sent once at start-up).
+//! When the function's side of a connection ends (the worker exited, was killed at its deadline,
+//! or closed the socket), the relay sends PostgreSQL a `CancelRequest` for that backend before it
+//! closes the upstream side: a backend busy in a statement does not read its socket, so without
+//! the cancel a `pg_sleep(45)` would go on for 45 s after its caller was gone. A backend that
+//! traps the cancel is ended by the server's watchdog (`gateway/src/function_database/watchdog.rs`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -99,8 +106,13 @@ pub async fn serve(mut inbound: tokio::net::TcpStream, upstream: SocketAddr, all
     match admission {
         Admission::Forward(startup) => {
             let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
-            if outbound.write_all(&startup).await.is_ok() {
+            if outbound.write_all(&startup).await.is_err() {
+                return;
+            }
+            if startup.get(4..8) == Some(&CANCEL_REQUEST.to_be_bytes()[..]) {
                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            } else {
+                join_cancelling_when_the_client_leaves(inbound, outbound, upstream).await;
             }
         }
         Admission::Refuse(error) => {
@@ -109,6 +121,94 @@ pub async fn serve(mut inbound: tokio::net::TcpStream, upstream: SocketAddr, all
         }
         Admission::Close => {}
     }
+}
+
+/// Joins a session's two connections. When the client's side ends first, the backend is sent a
+/// `CancelRequest` (with the key it gave at start-up) before its connection is closed.
+async fn join_cancelling_when_the_client_leaves(
+    inbound: tokio::net::TcpStream,
+    outbound: tokio::net::TcpStream,
+    upstream: SocketAddr,
+) {
+    let (mut client_read, mut client_write) = inbound.into_split();
+    let (mut server_read, mut server_write) = outbound.into_split();
+    let cancel_key = std::sync::Mutex::new(None::<Vec<u8>>);
+    let from_client = tokio::io::copy(&mut client_read, &mut server_write);
+    let to_client = async {
+        if let Some(key) = relay_greeting(&mut server_read, &mut client_write).await {
+            *cancel_key.lock().expect("the cancel key lock is never poisoned") = Some(key);
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        }
+    };
+    let client_left = tokio::select! {
+        _ = from_client => true,
+        _ = to_client => false,
+    };
+    // The backend sees the end of its connection first (an idle one exits at once), then a
+    // busy one is cancelled, reads that end and exits too.
+    drop((client_read, client_write, server_read, server_write));
+    let key = cancel_key.into_inner().expect("the cancel key lock is never poisoned");
+    if let (true, Some(key)) = (client_left, key) {
+        cancel(upstream, &key).await;
+    }
+}
+
+/// Passes the server's start-up messages on to the client until the first `ReadyForQuery`, and
+/// returns the `BackendKeyData` body (the backend's pid and its secret key); `None` when the
+/// session ended first (a refused login) or the server sent no key.
+async fn relay_greeting<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    server: &mut R,
+    client: &mut W,
+) -> Option<Vec<u8>> {
+    let mut key = None;
+    loop {
+        let mut header = [0u8; 5];
+        server.read_exact(&mut header).await.ok()?;
+        let length = u32::from_be_bytes(header[1..5].try_into().expect("four bytes")) as usize;
+        if !(4..=MAX_GREETING_MESSAGE_BYTES).contains(&length) {
+            return None;
+        }
+        let mut body = vec![0u8; length - 4];
+        server.read_exact(&mut body).await.ok()?;
+        client.write_all(&header).await.ok()?;
+        client.write_all(&body).await.ok()?;
+        match header[0] {
+            b'K' if body.len() >= 8 => key = Some(body),
+            b'Z' => return key,
+            _ => {}
+        }
+    }
+}
+
+/// The largest message accepted before `ReadyForQuery` (authentication exchanges and parameter
+/// reports are a few hundred bytes).
+const MAX_GREETING_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Sends PostgreSQL a `CancelRequest` for the backend whose `BackendKeyData` body this is.
+async fn cancel(upstream: SocketAddr, key: &[u8]) {
+    let request = cancel_request(key);
+    let sent = async {
+        let mut connection = tokio::net::TcpStream::connect(upstream).await?;
+        connection.write_all(&request).await?;
+        // PostgreSQL answers nothing and closes: wait for that, so the request is read.
+        let mut rest = Vec::new();
+        connection.read_to_end(&mut rest).await?;
+        std::io::Result::Ok(())
+    };
+    if let Err(error) =
+        tokio::time::timeout(STARTUP_WAIT, sent).await.unwrap_or(Err(std::io::ErrorKind::TimedOut.into()))
+    {
+        tracing::debug!(%error, "cannot cancel a departed function's database statement");
+    }
+}
+
+/// Length, code, then the `BackendKeyData` body as the backend gave it (pid and key: 8 bytes in
+/// protocol 3.0, a longer key in 3.2).
+fn cancel_request(key: &[u8]) -> Vec<u8> {
+    let mut request = ((8 + key.len()) as u32).to_be_bytes().to_vec();
+    request.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    request.extend_from_slice(key);
+    request
 }
 
 /// Reads the client's startup packets (answering encryption requests) and decides.
@@ -313,6 +413,38 @@ mod tests {
         let length = (truncated.len() as u32).to_be_bytes();
         truncated[..4].copy_from_slice(&length);
         refused_with(&gate(truncated, Some(own())).await.0, "08P01", "malformed");
+    }
+
+    fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+        [vec![kind], ((body.len() + 4) as u32).to_be_bytes().to_vec(), body.to_vec()].concat()
+    }
+
+    #[tokio::test]
+    async fn the_greeting_is_passed_on_and_its_cancel_key_kept() {
+        let key = [0, 0, 0x30, 0x39, 1, 2, 3, 4];
+        let greeting = [
+            message(b'R', &[0, 0, 0, 0]),
+            message(b'S', b"server_version\x0018\x00"),
+            message(b'K', &key),
+            message(b'Z', b"I"),
+        ]
+        .concat();
+        let mut server = [greeting.clone(), message(b'T', b"after")].concat();
+        let mut reader = &server[..];
+        let mut client = Vec::new();
+        assert_eq!(relay_greeting(&mut reader, &mut client).await, Some(key.to_vec()));
+        assert_eq!(client, greeting, "every start-up message reaches the client as it was");
+        assert_eq!(reader, &message(b'T', b"after")[..], "what follows is left for the plain copy");
+        // A refused login ends before any key.
+        server = message(b'E', b"SFATAL\x00\x00");
+        assert_eq!(relay_greeting(&mut &server[..], &mut Vec::new()).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_request_is_what_the_gate_itself_would_pass() {
+        let request = cancel_request(&[0, 0, 0x30, 0x39, 1, 2, 3, 4]);
+        assert_eq!(request.len(), 16, "PostgreSQL reads exactly the length it is given");
+        assert_eq!(gate(request.clone(), None).await.0, Admission::Forward(request));
     }
 
     #[test]

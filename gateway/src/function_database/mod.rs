@@ -10,6 +10,10 @@
 //! connections and slow statements are its own. No function can read, write or drop another's
 //! tables. **Shared** (otherwise, with a warning): every function uses the configured role, as
 //! the seed did, and the limits are set on that role.
+//!
+//! Only the function roles (and the configured role, its owner) may CONNECT to the functions'
+//! database: PUBLIC loses CONNECT and TEMPORARY on it. The configured role is made a member of
+//! each function role, so [`watchdog`] can see and end their statements whatever they `SET`.
 
 use std::time::Duration;
 
@@ -19,6 +23,8 @@ use sqlx::{Connection, PgConnection};
 use crate::app::App;
 use crate::config::FunctionDatabaseConfig;
 use crate::store::{FunctionDatabaseRecord, FunctionRecord};
+
+pub mod watchdog;
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The seed's pool of 5 connections, per function.
@@ -52,21 +58,35 @@ pub async fn ensure(app: &App, function: &FunctionRecord, connections: Option<u3
         Some(record) => record,
         None => create(app, manager_url, function).await?,
     };
-    if let Some(limit) = connections {
-        // The version asked for its own limit (checked against the server's maximum at deploy).
-        // Failing to set it leaves the role's current limit: the function still starts.
-        let altered = async {
-            let mut manager = PgConnection::connect(manager_url).await?;
-            sqlx::query(&format!("ALTER ROLE {} CONNECTION LIMIT {limit}", record.role)).execute(&mut manager).await?;
-            let _ = manager.close().await;
-            anyhow::Ok(())
-        };
-        if let Err(error) = altered.await {
-            tracing::warn!(function = %function.name, %error, "cannot set the function database role's connection limit");
+    // Each start: a role made before these grants existed gets them too, and the version may ask
+    // for its own connection limit (checked against the server's maximum at deploy). Failing
+    // leaves the role as it was: the function still starts.
+    let altered = async {
+        let mut manager = PgConnection::connect(manager_url).await?;
+        for statement in membership_and_connect(&mut manager, &record.role).await? {
+            sqlx::query(&statement).execute(&mut manager).await?;
         }
+        if let Some(limit) = connections {
+            sqlx::query(&format!("ALTER ROLE {} CONNECTION LIMIT {limit}", record.role)).execute(&mut manager).await?;
+        }
+        let _ = manager.close().await;
+        anyhow::Ok(())
+    };
+    if let Err(error) = altered.await {
+        tracing::warn!(function = %function.name, %error, "cannot set the function database role's grants or connection limit");
     }
     let password = app.secrets.open(&function.id, PASSWORD_NAME, &record.sealed_password)?;
     Ok(Some(role_url(manager_url, &record.role, &password)?))
+}
+
+/// The grants a function role needs beside its own: CONNECT on the functions' database (PUBLIC
+/// has none), and the configured role's membership in it (for the watchdog).
+async fn membership_and_connect(manager: &mut PgConnection, role: &str) -> anyhow::Result<[String; 2]> {
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *manager).await?;
+    Ok([
+        format!("GRANT CONNECT ON DATABASE \"{}\" TO {role}", database.replace('"', "\"\"")),
+        format!("GRANT {role} TO CURRENT_USER"),
+    ])
 }
 
 /// The name under which a function role's password is sealed.
@@ -101,7 +121,10 @@ async fn create(app: &App, manager_url: &str, function: &FunctionRecord) -> anyh
         format!("ALTER ROLE {role} SET statement_timeout = {timeout}"),
         format!("ALTER ROLE {role} SET search_path = {role}"),
         format!("GRANT CREATE ON DATABASE \"{database}\" TO {role}"),
-    ] {
+    ]
+    .into_iter()
+    .chain(membership_and_connect(&mut manager, &role).await?)
+    {
         sqlx::query(&statement).execute(&mut manager).await?;
     }
     // The schema is made by the role itself (the configured role need not be a member of it),
@@ -133,6 +156,12 @@ pub async fn drop_for(app: &App, function: &FunctionRecord) {
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", record.role)).execute(&mut own).await?;
         let _ = own.close().await;
         let mut manager = PgConnection::connect(manager_url).await?;
+        // Its CONNECT grant depends on the role: the grant goes first.
+        let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut manager).await?;
+        let database = database.replace('"', "\"\"");
+        sqlx::query(&format!("REVOKE CONNECT ON DATABASE \"{database}\" FROM {}", record.role))
+            .execute(&mut manager)
+            .await?;
         sqlx::query(&format!("DROP ROLE IF EXISTS {}", record.role)).execute(&mut manager).await?;
         let _ = manager.close().await;
         anyhow::Ok(())
@@ -140,6 +169,39 @@ pub async fn drop_for(app: &App, function: &FunctionRecord) {
     if let Err(error) = dropped.await {
         tracing::warn!(function = %function.name, role = %record.role, %error, "cannot drop the function's database role");
     }
+}
+
+/// The private memory a function backend may use (work_mem is a session's own to raise).
+pub const DEFAULT_MAX_BACKEND_MB: u64 = 512;
+
+/// Only roles granted CONNECT (the function roles, and the owner) may log into the functions'
+/// database, and only they may make temporary tables there.
+async fn close_to_public(connection: &mut PgConnection) -> anyhow::Result<()> {
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *connection).await?;
+    let database = database.replace('"', "\"\"");
+    sqlx::query(&format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC"))
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+async fn other_databases_open(connection: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    let open: Vec<(String,)> = sqlx::query_as(
+        "SELECT datname::text FROM pg_database WHERE datallowconn AND datname <> current_database() \
+         AND has_database_privilege('public', datname, 'CONNECT') ORDER BY datname",
+    )
+    .fetch_all(connection)
+    .await?;
+    Ok(open.into_iter().map(|(name,)| name).collect())
+}
+
+/// The watchdog's view of the configuration, once the mode is known.
+pub fn watched(config: &FunctionDatabaseConfig, status: &FunctionDatabaseStatus) -> Option<watchdog::Watched> {
+    Some(watchdog::Watched {
+        per_function_roles: status.mode? == PER_FUNCTION,
+        statement_timeout: Duration::from_millis(config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)),
+        max_backend_bytes: config.max_backend_mb.unwrap_or(DEFAULT_MAX_BACKEND_MB) << 20,
+    })
 }
 
 /// What was enforced, for `/healthz`.
@@ -152,6 +214,13 @@ pub struct FunctionDatabaseStatus {
     pub mode: Option<&'static str>,
     pub connection_limit: Option<u32>,
     pub statement_timeout_ms: Option<u64>,
+    /// A function backend whose private memory passes this is ended (when PostgreSQL runs on
+    /// this host); absent when no function database is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backend_mb: Option<u64>,
+    /// Other databases of the cluster that PUBLIC may still CONNECT to: the relay keeps
+    /// functions out of them on this host's loopback; elsewhere only `pg_hba.conf` does.
+    pub other_databases_open: Vec<String>,
     /// Why a limit could not be set (the server still starts: functions get the URL).
     pub problems: Vec<String>,
 }
@@ -182,6 +251,13 @@ pub async fn enforce_limits(config: &FunctionDatabaseConfig) -> FunctionDatabase
         if let Err(error) = sqlx::query("REVOKE CREATE ON SCHEMA public FROM PUBLIC").execute(&mut connection).await {
             status.problems.push(format!("cannot revoke CREATE on schema public from PUBLIC: {error}"));
         }
+        if let Err(error) = close_to_public(&mut connection).await {
+            status.problems.push(format!(
+                "cannot revoke CONNECT on the functions' database from PUBLIC ({error}): make the FUNCTION_DATABASE_URL role its owner"
+            ));
+        }
+        status.other_databases_open = other_databases_open(&mut connection).await.unwrap_or_default();
+        status.max_backend_mb = Some(config.max_backend_mb.unwrap_or(DEFAULT_MAX_BACKEND_MB));
         let _ = connection.close().await;
         for problem in &status.problems {
             tracing::warn!(problem, "function database");
