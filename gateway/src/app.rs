@@ -175,6 +175,7 @@ impl App {
             env: settings.env,
             limits,
             sandbox_uid,
+            account: function.owner_id.clone(),
         })
     }
 

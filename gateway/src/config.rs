@@ -136,6 +136,9 @@ pub struct FunctionDefaults {
     pub max_queue_length: usize,
     /// How long a call may wait for a slot before it is answered 503.
     pub max_queue_wait_ms: u64,
+    /// The fraction of `max_concurrent` one account may hold at once (at least one slot); the
+    /// rest is always free for other accounts.
+    pub max_account_share: f64,
     /// Upper bounds a deploy may ask for.
     pub max_timeout_ms: u64,
     pub max_memory_mb: u64,
@@ -181,6 +184,10 @@ pub struct HttpLimits {
     pub body_timeout_seconds: u64,
     /// On SIGTERM, in-flight requests get this long to finish.
     pub drain_timeout_seconds: u64,
+    /// Serve each function on a host name of its own, `NAME.{functions_domain}` (a wildcard DNS
+    /// record pointing at this server): tenants' pages never share an origin with each other or
+    /// with the API. `/fn/NAME` keeps working on the API's host.
+    pub functions_domain: Option<String>,
 }
 
 impl Default for Config {
@@ -225,6 +232,7 @@ impl Default for FunctionDefaults {
             max_concurrent: 10,
             max_queue_length: 100,
             max_queue_wait_ms: 10_000,
+            max_account_share: 0.8,
             max_timeout_ms: 300_000,
             max_memory_mb: 2048,
             park_missing_runtimes: false,
@@ -246,7 +254,13 @@ impl Default for DeployLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 6 << 20, idle_timeout_seconds: 60, body_timeout_seconds: 300, drain_timeout_seconds: 30 }
+        Self {
+            max_body_bytes: 6 << 20,
+            idle_timeout_seconds: 60,
+            body_timeout_seconds: 300,
+            drain_timeout_seconds: 30,
+            functions_domain: None,
+        }
     }
 }
 
@@ -312,6 +326,9 @@ impl Config {
             self.auth.registration =
                 policy.parse().map_err(|error| anyhow::anyhow!("CONTAINERPUB_REGISTRATION: {error}"))?;
         }
+        if let Some(domain) = lookup("CONTAINERPUB_FUNCTIONS_DOMAIN").filter(|domain| !domain.is_empty()) {
+            self.http.functions_domain = Some(domain);
+        }
         if let Some(token) = lookup("CONTAINERPUB_METRICS_TOKEN") {
             self.metrics.token = Some(token);
         }
@@ -337,6 +354,9 @@ impl Config {
         }
         if self.deploy.max_archive_bytes == 0 || self.deploy.max_expanded_bytes == 0 || self.deploy.max_entries == 0 {
             bail!("the [deploy] limits must be positive");
+        }
+        if !(self.functions.max_account_share > 0.0 && self.functions.max_account_share <= 1.0) {
+            bail!("[functions] max_account_share must be above 0 and at most 1 (0.8: one account may hold 80 % of the slots)");
         }
         let logs = &self.logs;
         if [logs.max_lines_per_call, logs.max_bytes_per_call, logs.max_lines_per_second, logs.max_bytes_per_second]

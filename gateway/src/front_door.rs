@@ -80,7 +80,7 @@ impl HttpServerApp for FrontDoor {
                     format!("the request body did not arrive within {} s", body_deadline.as_secs()),
                 )))
             });
-            let function_url = crate::api::FunctionUrl::parse(session.req_header().uri.path());
+            let function_url = self.function_url(session.req_header());
             match (body, function_url) {
                 (Ok(body), Some(Ok(target))) => {
                     let header = session.req_header();
@@ -148,6 +148,24 @@ pub struct PaceConnection(pub Duration);
 pub const MAX_PACE: Duration = Duration::from_secs(1);
 
 impl FrontDoor {
+    /// The function a request is for: on a host under `[http] functions_domain`, the function
+    /// that host names, whatever the path (the API is never served there); elsewhere
+    /// `/fn/NAME/…`; `None` for the API.
+    fn function_url(&self, header: &pingora_http::RequestHeader) -> Option<Result<crate::api::FunctionUrl, ApiError>> {
+        let path = header.uri.path();
+        if let Some(domain) = &self.app.config.http.functions_domain {
+            let host = header
+                .headers
+                .get(axum::http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| header.uri.host());
+            if let Some(own_host) = host.and_then(|host| crate::api::FunctionUrl::on_own_host(host, domain, path)) {
+                return Some(own_host);
+            }
+        }
+        crate::api::FunctionUrl::parse(path)
+    }
+
     /// The whole request body under the route's size cap. `Err(None)`: the client went away.
     async fn read_body(&self, session: &mut ServerSession) -> Result<Bytes, Option<ApiError>> {
         let is_deploy = session.req_header().uri.path() == DEPLOY_PATH;
@@ -206,7 +224,11 @@ async fn write_response(
     for (name, value) in &parts.headers {
         header.append_header(name.clone(), value.clone()).map_err(|_| ())?;
     }
+    // A 1xx, 204 or 304 has no body and so no framing header (RFC 9110, 8.6).
+    let bodiless = parts.status.is_informational()
+        || matches!(parts.status, axum::http::StatusCode::NO_CONTENT | axum::http::StatusCode::NOT_MODIFIED);
     match exact {
+        _ if bodiless => {}
         Some(length) => header.insert_header("content-length", length.to_string()).map_err(|_| ())?,
         None if !session.is_http2() => header.insert_header("transfer-encoding", "chunked").map_err(|_| ())?,
         None => {}

@@ -246,6 +246,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.default_limits.timeout = Duration::from_millis(config.functions.timeout_ms);
     prewarm_config.default_limits.memory_bytes = config.functions.memory_mb << 20;
     prewarm_config.global_max_concurrency = config.functions.max_concurrent;
+    prewarm_config.max_account_share = config.functions.max_account_share;
     prewarm_config.default_limits.max_concurrency = config.functions.max_concurrent;
     prewarm_config.default_limits.max_workers = config.functions.max_concurrent;
     prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;

@@ -106,6 +106,49 @@ impl Metrics {
 }
 
 /// Writes one gauge or counter family from `(labels, value)` rows.
+/// The same exposition with the `function` and `key` labels removed and the samples that then
+/// share a series summed (counts, gauges and histogram buckets all add up over functions).
+pub fn summed_over_functions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() / 2);
+    let mut family: Vec<(String, f64)> = Vec::new();
+    let flush = |out: &mut String, family: &mut Vec<(String, f64)>| {
+        for (series, value) in family.drain(..) {
+            let _ = writeln!(out, "{series} {value}");
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut out, &mut family);
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        let series = match series.split_once('{') {
+            Some((name, labels)) => {
+                let kept: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|label| !label.is_empty() && !label.starts_with("function=") && !label.starts_with("key="))
+                    .collect();
+                if kept.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}{{{}}}", kept.join(","))
+                }
+            }
+            None => series.to_string(),
+        };
+        match family.iter_mut().find(|(known, _)| *known == series) {
+            Some((_, total)) => *total += value,
+            None => family.push((series, value)),
+        }
+    }
+    flush(&mut out, &mut family);
+    out
+}
+
 pub fn family(out: &mut String, name: &str, kind: &str, help: &str, rows: &[(String, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in rows {
@@ -114,5 +157,27 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str, rows: &[(Str
         } else {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn series_by_function_are_summed_and_name_no_function() {
+        let text = "# HELP containerpub_in_flight Invocations running.\n# TYPE containerpub_in_flight gauge\n\
+                    containerpub_in_flight{function=\"shop\",key=\"fn_1@1\"} 2\n\
+                    containerpub_in_flight{function=\"blog\",key=\"fn_2@3\"} 3\n\
+                    containerpub_invocations_total{function=\"shop\",outcome=\"ok\"} 5\n\
+                    containerpub_invocations_total{function=\"blog\",outcome=\"ok\"} 1\n\
+                    containerpub_invocations_total{function=\"blog\",outcome=\"timeout\"} 1\n\
+                    containerpub_logins_total{result=\"ok\"} 4\n";
+        let summed = super::summed_over_functions(text);
+        assert_eq!(
+            summed,
+            "# HELP containerpub_in_flight Invocations running.\n# TYPE containerpub_in_flight gauge\n\
+             containerpub_in_flight 5\ncontainerpub_invocations_total{outcome=\"ok\"} 6\n\
+             containerpub_invocations_total{outcome=\"timeout\"} 1\ncontainerpub_logins_total{result=\"ok\"} 4\n"
+        );
+        assert!(!summed.contains("shop") && !summed.contains("blog"));
     }
 }

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             sandbox_uid: None,
             network: None,
             database_url: None,
+            account: String::new(),
         })
         .await?; // its first worker is warm when this returns
     let event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }

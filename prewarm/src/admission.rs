@@ -1,16 +1,18 @@
-//! Admission: the global concurrency cap, each function's cap, and bounded per-function queues.
+//! Admission: the global concurrency cap, each account's share of it, each function's cap, and
+//! bounded per-function queues.
 //!
 //! # Fairness policy
-//! Slots are not handed out first-come-first-served across functions. When a slot frees up, it goes
-//! to the waiting function that currently runs the fewest invocations (ties: the function whose
-//! oldest waiter arrived first); within a function, waiters are served in arrival order. So a
-//! function flooding the server holds at most the slots nobody else is waiting for: as soon as one
-//! of its invocations ends, a waiting function with fewer running invocations gets the slot, and
-//! the split converges to an even share of the global cap among the busy functions.
+//! Slots are not handed out first-come-first-served. An account (the tenant owning a function)
+//! may hold at most its share of the server-wide slots (`account_cap`, `[functions]
+//! max_account_share` of the cap, 80 % by default): the rest are always free for other accounts,
+//! so a tenant flooding the server with slow calls cannot make another tenant's call wait for one
+//! of them to end. When a slot frees up, it goes to the account running the fewest invocations
+//! among those with an eligible waiter, then within it to the function running the fewest (ties:
+//! the oldest waiter); within a function, waiters are served in arrival order. So the busy accounts
+//! converge to even shares of what they use.
 //!
 //! A new arrival never overtakes waiters: it takes a slot at once only if its function has no
-//! waiters and both caps have room (which means nobody else could use that slot either, since
-//! slots are always handed to eligible waiters the moment they free up).
+//! waiters and every cap (global, account, function) has room.
 //!
 //! # Rejections
 //! The queue of each function is bounded in length ([`Rejection::QueueFull`], answered at once) and
@@ -40,20 +42,52 @@ pub struct AdmissionLimits {
 #[derive(Debug)]
 pub struct Admission {
     global_cap: usize,
+    account_cap: usize,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     global_in_flight: usize,
+    /// Invocations running per account (absent: none).
+    accounts: HashMap<Arc<str>, usize>,
     functions: HashMap<Arc<str>, FunctionState>,
     next_ticket: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FunctionState {
+    account: Arc<str>,
     in_flight: usize,
     waiters: VecDeque<Waiter>,
+}
+
+impl State {
+    fn account_in_flight(&self, account: &str) -> usize {
+        self.accounts.get(account).copied().unwrap_or(0)
+    }
+
+    fn take_slot(&mut self, function: &Arc<str>) {
+        let entry = self.functions.get_mut(function).expect("a function takes a slot through its entry");
+        entry.in_flight += 1;
+        let account = entry.account.clone();
+        *self.accounts.entry(account).or_default() += 1;
+        self.global_in_flight += 1;
+    }
+
+    fn give_slot_back(&mut self, function: &Arc<str>) {
+        self.global_in_flight -= 1;
+        if let Some(entry) = self.functions.get_mut(function) {
+            entry.in_flight -= 1;
+            let account = entry.account.clone();
+            if let Some(running) = self.accounts.get_mut(&account) {
+                *running -= 1;
+                if *running == 0 {
+                    self.accounts.remove(&account);
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -87,26 +121,45 @@ pub struct AdmissionSnapshot {
 }
 
 impl Admission {
-    pub fn new(global_cap: usize) -> Arc<Self> {
-        Arc::new(Self { global_cap: global_cap.max(1), state: Mutex::new(State::default()) })
+    /// `account_share`: the fraction of `global_cap` one account may hold (at least one slot).
+    pub fn new(global_cap: usize, account_share: f64) -> Arc<Self> {
+        let global_cap = global_cap.max(1);
+        let account_cap = ((global_cap as f64 * account_share).floor() as usize).clamp(1, global_cap);
+        Arc::new(Self { global_cap, account_cap, state: Mutex::new(State::default()) })
     }
 
     pub fn global_cap(&self) -> usize {
         self.global_cap
     }
 
-    /// Waits for a slot for `function`, within its limits.
-    pub async fn acquire(self: &Arc<Self>, function: &Arc<str>, limits: AdmissionLimits) -> Result<Permit, Rejection> {
+    /// The most slots one account may hold at once.
+    pub fn account_cap(&self) -> usize {
+        self.account_cap
+    }
+
+    /// Waits for a slot for `function` (of `account`), within its limits.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        function: &Arc<str>,
+        account: &Arc<str>,
+        limits: AdmissionLimits,
+    ) -> Result<Permit, Rejection> {
         let (ticket, granted) = {
             let mut state = self.state.lock().expect("admission lock poisoned");
-            let global_free = state.global_in_flight < self.global_cap;
-            let entry = state.functions.entry(function.clone()).or_default();
-            if global_free && entry.in_flight < limits.max_concurrency.max(1) && entry.waiters.is_empty() {
-                entry.in_flight += 1;
-                state.global_in_flight += 1;
+            let free = state.global_in_flight < self.global_cap && state.account_in_flight(account) < self.account_cap;
+            let entry = state.functions.entry(function.clone()).or_insert_with(|| FunctionState {
+                account: account.clone(),
+                in_flight: 0,
+                waiters: VecDeque::new(),
+            });
+            if free && entry.in_flight < limits.max_concurrency.max(1) && entry.waiters.is_empty() {
+                state.take_slot(function);
                 return Ok(self.permit(function));
             }
             if entry.waiters.len() >= limits.max_queue_length {
+                if entry.in_flight == 0 && entry.waiters.is_empty() {
+                    state.functions.remove(function);
+                }
                 return Err(Rejection::QueueFull);
             }
             let (grant, granted) = oneshot::channel();
@@ -141,15 +194,13 @@ impl Admission {
 
     fn release(self: &Arc<Self>, function: &Arc<str>) {
         let mut state = self.state.lock().expect("admission lock poisoned");
-        state.global_in_flight -= 1;
-        if let Some(entry) = state.functions.get_mut(function) {
-            entry.in_flight -= 1;
-        }
+        state.give_slot_back(function);
         self.dispatch(&mut state);
         state.functions.retain(|_, entry| entry.in_flight > 0 || !entry.waiters.is_empty());
     }
 
-    /// Hands free slots to eligible waiters, fewest-running function first.
+    /// Hands free slots to eligible waiters: the account running the fewest first, then its
+    /// function running the fewest, then the oldest waiter.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
         while state.global_in_flight < self.global_cap {
             let chosen = state
@@ -157,19 +208,22 @@ impl Admission {
                 .iter()
                 .filter_map(|(name, entry)| {
                     let front = entry.waiters.front()?;
-                    (entry.in_flight < front.cap).then(|| (entry.in_flight, front.ticket, name.clone()))
+                    let account_running = state.account_in_flight(&entry.account);
+                    (entry.in_flight < front.cap && account_running < self.account_cap)
+                        .then(|| ((account_running, entry.in_flight, front.ticket), name.clone()))
                 })
-                .min_by_key(|(in_flight, ticket, _)| (*in_flight, *ticket));
-            let Some((_, _, name)) = chosen else { return };
-            let entry = state.functions.get_mut(&name).expect("chosen from the map");
-            let waiter = entry.waiters.pop_front().expect("chosen for its front waiter");
-            entry.in_flight += 1;
-            state.global_in_flight += 1;
+                .min_by_key(|(order, _)| *order);
+            let Some((_, name)) = chosen else { return };
+            let waiter = state
+                .functions
+                .get_mut(&name)
+                .and_then(|entry| entry.waiters.pop_front())
+                .expect("chosen for its front waiter");
+            state.take_slot(&name);
             if let Err(mut unclaimed) = waiter.grant.send(self.permit(&name)) {
                 // The waiter gave up in the meantime: undo here, we already hold the lock.
                 unclaimed.armed = false;
-                entry.in_flight -= 1;
-                state.global_in_flight -= 1;
+                state.give_slot_back(&name);
             }
         }
     }
@@ -197,23 +251,28 @@ impl Admission {
 mod tests {
     use super::*;
 
+    fn account() -> Arc<str> {
+        "usr_one".into()
+    }
+
     fn limits(max_concurrency: usize, max_queue_length: usize, wait_ms: u64) -> AdmissionLimits {
         AdmissionLimits { max_concurrency, max_queue_length, max_queue_wait: Duration::from_millis(wait_ms) }
     }
 
     #[tokio::test]
     async fn per_function_cap_queues_then_rejects_when_the_queue_is_full() {
-        let admission = Admission::new(10);
+        let admission = Admission::new(10, 1.0);
         let name: Arc<str> = "a".into();
-        let first = admission.acquire(&name, limits(1, 1, 5_000)).await.unwrap();
+        let first = admission.acquire(&name, &account(), limits(1, 1, 5_000)).await.unwrap();
         let admission2 = admission.clone();
         let name2 = name.clone();
-        let queued = tokio::spawn(async move { admission2.acquire(&name2, limits(1, 1, 5_000)).await.map(|_| ()) });
+        let queued =
+            tokio::spawn(async move { admission2.acquire(&name2, &account(), limits(1, 1, 5_000)).await.map(|_| ()) });
         tokio::task::yield_now().await;
         while admission.snapshot("a").queued == 0 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(admission.acquire(&name, limits(1, 1, 5_000)).await.unwrap_err(), Rejection::QueueFull);
+        assert_eq!(admission.acquire(&name, &account(), limits(1, 1, 5_000)).await.unwrap_err(), Rejection::QueueFull);
         drop(first);
         queued.await.unwrap().unwrap();
         assert_eq!(admission.totals(), AdmissionSnapshot { in_flight: 0, queued: 0 });
@@ -221,27 +280,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_waiter_past_its_maximum_wait_is_rejected_and_leaves_the_queue() {
-        let admission = Admission::new(1);
+        let admission = Admission::new(1, 1.0);
         let a: Arc<str> = "a".into();
-        let _held = admission.acquire(&a, limits(5, 5, 100)).await.unwrap();
-        let rejected = admission.acquire(&a, limits(5, 5, 100)).await.unwrap_err();
+        let _held = admission.acquire(&a, &account(), limits(5, 5, 100)).await.unwrap();
+        let rejected = admission.acquire(&a, &account(), limits(5, 5, 100)).await.unwrap_err();
         assert_eq!(rejected, Rejection::WaitExceeded);
         assert_eq!(admission.snapshot("a"), AdmissionSnapshot { in_flight: 1, queued: 0 });
     }
 
     #[tokio::test]
     async fn a_freed_slot_goes_to_the_function_running_the_fewest() {
-        let admission = Admission::new(2);
+        let admission = Admission::new(2, 1.0);
         let (busy, quiet): (Arc<str>, Arc<str>) = ("busy".into(), "quiet".into());
         let wide = limits(10, 100, 10_000);
-        let held_one = admission.acquire(&busy, wide).await.unwrap();
-        let _held_two = admission.acquire(&busy, wide).await.unwrap();
+        let held_one = admission.acquire(&busy, &account(), wide).await.unwrap();
+        let _held_two = admission.acquire(&busy, &account(), wide).await.unwrap();
         // The busy function queues first, then the quiet one.
         let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
         for (index, name) in [busy.clone(), busy.clone(), quiet.clone()].into_iter().enumerate() {
             let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
             tokio::spawn(async move {
-                let permit = task_admission.acquire(&name, wide).await.unwrap();
+                let permit = task_admission.acquire(&name, &account(), wide).await.unwrap();
                 order_tx.send(name.to_string()).unwrap();
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 drop(permit);
@@ -252,5 +311,68 @@ mod tests {
         }
         drop(held_one);
         assert_eq!(order_rx.recv().await.unwrap(), "quiet", "the quiet function overtakes the busy one's queue");
+    }
+
+    #[tokio::test]
+    async fn an_account_holds_at_most_its_share_and_the_rest_stays_free_for_others() {
+        // Ten slots, 80 % for one account: a flood of one account's calls gets eight.
+        let admission = Admission::new(10, 0.8);
+        assert_eq!(admission.account_cap(), 8);
+        let (flood, steady): (Arc<str>, Arc<str>) = ("flood".into(), "steady".into());
+        let (mallory, ada): (Arc<str>, Arc<str>) = ("usr_mallory".into(), "usr_ada".into());
+        let wide = limits(100, 100, 60_000);
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(admission.acquire(&flood, &mallory, wide).await.unwrap());
+        }
+        // Mallory's other function waits too: the share is the account's, not the function's.
+        let other: Arc<str> = "flood-two".into();
+        let waiting = {
+            let admission = admission.clone();
+            let (other, mallory) = (other.clone(), mallory.clone());
+            tokio::spawn(async move { admission.acquire(&other, &mallory, wide).await.map(drop) })
+        };
+        while admission.totals().queued == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Ada's call takes a free slot at once.
+        let ada_call = tokio::time::timeout(Duration::from_millis(100), admission.acquire(&steady, &ada, wide));
+        let ada_permit = ada_call.await.expect("not queued behind the flood").unwrap();
+        assert_eq!(admission.totals(), AdmissionSnapshot { in_flight: 9, queued: 1 });
+        drop(ada_permit);
+        // A slot Mallory frees goes to Mallory's waiter (nobody else waits).
+        held.pop();
+        waiting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_goes_to_the_account_running_the_fewest() {
+        let admission = Admission::new(4, 1.0);
+        let wide = limits(10, 100, 10_000);
+        let (mallory, ada): (Arc<str>, Arc<str>) = ("usr_mallory".into(), "usr_ada".into());
+        let (m1, m2, a1): (Arc<str>, Arc<str>, Arc<str>) = ("m1".into(), "m2".into(), "a1".into());
+        let first = admission.acquire(&m1, &mallory, wide).await.unwrap();
+        let _second = admission.acquire(&m1, &mallory, wide).await.unwrap();
+        let _third = admission.acquire(&m1, &mallory, wide).await.unwrap();
+        let _ada = admission.acquire(&a1, &ada, wide).await.unwrap();
+        // Mallory's second function runs nothing yet, but Mallory runs two once a slot frees,
+        // Ada one.
+        let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
+        for (index, (name, account)) in
+            [(m2.clone(), mallory.clone()), (a1.clone(), ada.clone())].into_iter().enumerate()
+        {
+            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
+            tokio::spawn(async move {
+                let permit = task_admission.acquire(&name, &account, wide).await.unwrap();
+                order_tx.send(name.to_string()).unwrap();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(permit);
+            });
+            while admission.totals().queued < index + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(first);
+        assert_eq!(order_rx.recv().await.unwrap(), "a1", "Ada runs fewer: her waiter goes first");
     }
 }

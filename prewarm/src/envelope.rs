@@ -17,7 +17,7 @@ pub struct HttpReply {
 /// Why an envelope could not be turned into a response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    #[error("statusCode {0} is not an HTTP status (100 to 599)")]
+    #[error("statusCode {0} is not a final HTTP status (200 to 599): a 1xx cannot end a call")]
     BadStatus(i64),
     #[error("header {0:?} must have a string value")]
     BadHeader(String),
@@ -40,7 +40,7 @@ impl HttpReply {
         let code = envelope["statusCode"].as_i64().expect("checked above");
         let status = u16::try_from(code)
             .ok()
-            .filter(|status| (100..=599).contains(status))
+            .filter(|status| (200..=599).contains(status))
             .ok_or(EnvelopeError::BadStatus(code))?;
         let mut headers = Vec::new();
         if let Some(Value::Object(map)) = envelope.get("headers") {
@@ -138,6 +138,7 @@ mod tests {
     #[test]
     fn bad_envelopes_say_what_is_wrong() {
         assert_eq!(HttpReply::from_result(&json!({"statusCode": 99})), Err(EnvelopeError::BadStatus(99)));
+        assert_eq!(HttpReply::from_result(&json!({"statusCode": 101})), Err(EnvelopeError::BadStatus(101)));
         assert_eq!(
             HttpReply::from_result(&json!({"statusCode": 200, "headers": {"x": [1]}})),
             Err(EnvelopeError::BadHeader("x".into()))

@@ -281,7 +281,7 @@ impl Prewarm {
                 rss_watchdog_interval: config.rss_watchdog_interval,
             },
             runtimes,
-            admission: Admission::new(config.global_max_concurrency),
+            admission: Admission::new(config.global_max_concurrency, config.max_account_share),
             membership: cluster_share::Membership::default(),
             pools: Mutex::new(HashMap::new()),
             next_worker_id: AtomicU64::new(1),
@@ -610,7 +610,7 @@ impl Prewarm {
             max_queue_length: limits.max_queue_length,
             max_queue_wait: limits.max_queue_wait,
         };
-        let permit = match self.shared.admission.acquire(&pool.key, admission_limits).await {
+        let permit = match self.shared.admission.acquire(&pool.key, &pool.account, admission_limits).await {
             Ok(permit) => permit,
             Err(rejection) => {
                 let queue_us = queued_at.elapsed().as_micros() as u64;

@@ -134,6 +134,29 @@ impl Invocation {
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary), saying how much was cut.
+pub fn shortened(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    // A new string: truncating would keep the megabytes allocated until the call is recorded.
+    format!("{}… [{cut} more bytes cut]", &text[..end])
+}
+
 /// The error code of an invocation that never reached a worker because its version was retired
 /// (replaced or deleted) while it waited: `Prewarm::invoke` hands such a request back.
 pub const RETIRED_BEFORE_IT_RAN: &str = "function_retired";
+
+#[cfg(test)]
+mod shortened_tests {
+    #[test]
+    fn long_texts_keep_their_head_and_say_how_much_went() {
+        assert_eq!(super::shortened("short".into(), 10), "short");
+        assert_eq!(super::shortened("ééééé".into(), 5), "éé… [6 more bytes cut]");
+    }
+}

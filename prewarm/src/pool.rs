@@ -27,6 +27,10 @@ use crate::stack_paths::relative_stack;
 use crate::worker::{RawReply, StartFailure, Worker, WorkerLaunch};
 use crate::{InvocationRequest, Shared, StrayLogLine};
 
+/// The most of a function error's message (and type name) kept; its stack trace keeps at most
+/// the call's log budget.
+const MAX_ERROR_MESSAGE_BYTES: usize = 16 << 10;
+
 /// Why a worker was stopped, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KillReason {
@@ -108,6 +112,8 @@ struct StartBackoff {
 pub(crate) struct FunctionPool {
     pub spec: FunctionSpec,
     pub key: Arc<str>,
+    /// The account admission counts this function's slots against.
+    pub account: Arc<str>,
     /// How workers start, or the message every invocation gets when they cannot.
     pub launch: Result<WorkerLaunch, String>,
     state: Mutex<PoolState>,
@@ -167,6 +173,7 @@ impl FunctionPool {
     pub fn new(spec: FunctionSpec, launch: Result<WorkerLaunch, String>) -> Arc<Self> {
         Arc::new(Self {
             key: spec.key.as_str().into(),
+            account: if spec.account.is_empty() { spec.key.as_str().into() } else { spec.account.as_str().into() },
             rotation: crate::cluster_share::rotation(&spec.name),
             spec,
             launch,
@@ -588,11 +595,17 @@ impl FunctionPool {
                     .as_deref()
                     .filter(|kind| matches!(*kind, "invalid_body" | "invalid_output"))
                     .unwrap_or("function_error");
-                let mut invocation_error = InvocationError::new(code, error.message);
-                invocation_error.error_type = Some(error.error_type);
+                // A message or stack trace may be megabytes (a million-line message): the caller
+                // gets its head, and the logs keep no more than a call's budget anyway.
+                let mut invocation_error =
+                    InvocationError::new(code, crate::outcome::shortened(error.message, MAX_ERROR_MESSAGE_BYTES));
+                invocation_error.error_type =
+                    Some(crate::outcome::shortened(error.error_type, MAX_ERROR_MESSAGE_BYTES));
                 let builds_dir = self.launch.as_ref().ok().and_then(|launch| launch.dart_builds_dir.as_deref());
-                invocation_error.stack =
-                    error.stack.map(|stack| relative_stack(&stack, &self.spec.directory, builds_dir));
+                invocation_error.stack = error.stack.map(|stack| {
+                    let stack = crate::outcome::shortened(stack, limits.max_log_bytes);
+                    relative_stack(&stack, &self.spec.directory, builds_dir)
+                });
                 Classified { bytes_out, ..Classified::failed(Outcome::FunctionError, invocation_error, None) }
             }
             RawReply::TooLarge { declared_bytes } => Classified::failed(

@@ -154,6 +154,9 @@ pub enum DecodedFrame {
     },
 }
 
+/// The most buffer a decoder keeps between frames.
+const RETAINED_BUFFER_BYTES: usize = 64 << 10;
+
 impl FrameDecoder {
     pub fn new(max_frame_bytes: usize) -> Self {
         Self { buffer: Vec::with_capacity(8 * 1024), max_frame_bytes, skipping: None }
@@ -195,6 +198,10 @@ impl FrameDecoder {
         }
         let payload = self.buffer[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + declared].to_vec();
         self.buffer.drain(..FRAME_HEADER_BYTES + declared);
+        // One big reply must not keep megabytes per idle worker for the rest of its life.
+        if self.buffer.capacity() > RETAINED_BUFFER_BYTES {
+            self.buffer.shrink_to(RETAINED_BUFFER_BYTES.max(self.buffer.len()));
+        }
         Some(DecodedFrame::Frame(payload))
     }
 

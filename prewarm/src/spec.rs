@@ -33,6 +33,9 @@ pub struct FunctionSpec {
     /// The function's own `DATABASE_URL` (its role and schema); `None`: the server's shared
     /// function database, if any.
     pub database_url: Option<String>,
+    /// The tenant the function belongs to: one account holds at most its share of the server's
+    /// slots (`admission`). Empty: the function is an account of its own.
+    pub account: String,
 }
 
 /// Which file of the function runs, which function of it is called, and how it is served.
@@ -154,6 +157,9 @@ pub struct FunctionDatabase {
 pub struct PrewarmConfig {
     /// Invocations running at once across all functions (`FUNCTION_MAX_CONCURRENT`, default 10).
     pub global_max_concurrency: usize,
+    /// The fraction of `global_max_concurrency` one account may hold (at least one slot); the
+    /// rest stays free for other accounts.
+    pub max_account_share: f64,
     pub default_limits: FunctionLimits,
     /// Where adapters and Dart builds are written.
     pub state_dir: PathBuf,
@@ -192,6 +198,7 @@ impl PrewarmConfig {
     pub fn new(state_dir: PathBuf, exec_wrapper: PathBuf) -> Self {
         Self {
             global_max_concurrency: 10,
+            max_account_share: 0.8,
             default_limits: FunctionLimits::default(),
             state_dir,
             exec_wrapper,

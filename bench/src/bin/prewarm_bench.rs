@@ -179,6 +179,7 @@ fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> Func
         sandbox_uid: None,
         network: None,
         database_url: None,
+        account: String::new(),
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,11 +39,46 @@ pub struct FunctionUrl {
     pub name: String,
     /// `/` for `/fn/NAME` and `/fn/NAME/`, `/REST` for `/fn/NAME/REST`.
     pub rest: String,
+    /// Served on its own host name (`NAME.{functions_domain}`), not under `/fn/NAME` on the
+    /// shared origin: its cookies keep their paths.
+    pub own_host: bool,
 }
 
 impl FunctionUrl {
     /// `/fn/NAME`, `/fn/NAME/` or `/fn/NAME/REST…`, percent-decoded; `None` for any other path
     /// (`/fn/` itself included: that is the router's 404).
+    /// A request to `NAME.{functions_domain}` (any port): the function `NAME`, at the whole
+    /// path. `None` when the host is not under the functions' domain; an error when it is, but
+    /// does not name one function (`a.b.{domain}`, the domain itself).
+    pub fn on_own_host(host: &str, functions_domain: &str, path: &str) -> Option<Result<FunctionUrl, ApiError>> {
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(host, _)| host);
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let domain = functions_domain.trim_matches('.').to_ascii_lowercase();
+        if host == domain {
+            return Some(Err(ApiError::not_found(format!(
+                "{domain} serves functions on their own host names: NAME.{domain}"
+            ))));
+        }
+        let name = host.strip_suffix(&domain)?.strip_suffix('.')?;
+        if name.is_empty() || name.contains('.') {
+            return Some(Err(ApiError::not_found(format!("{host} names no function: use NAME.{domain}"))));
+        }
+        let rest = match percent_encoding::percent_decode_str(path).decode_utf8() {
+            Ok(decoded) if decoded.starts_with('/') => decoded.into_owned(),
+            Ok(_) => "/".to_string(),
+            Err(_) => {
+                return Some(Err(ApiError::bad_request(
+                    "invalid_path",
+                    format!("{path} is not UTF-8 once percent-decoded"),
+                )))
+            }
+        };
+        Some(Ok(FunctionUrl { name: name.to_string(), rest, own_host: true }))
+    }
+
     pub fn parse(path: &str) -> Option<Result<FunctionUrl, ApiError>> {
         let tail = path.strip_prefix("/fn/")?;
         let (name, rest) = tail.split_once('/').unwrap_or((tail, ""));
@@ -56,7 +91,10 @@ impl FunctionUrl {
                 .map(|decoded| decoded.into_owned())
                 .map_err(|_| ApiError::bad_request("invalid_path", format!("{path} is not UTF-8 once percent-decoded")))
         };
-        Some(decode(name).and_then(|name| Ok(FunctionUrl { name, rest: format!("/{}", decode(rest)?) })))
+        Some(
+            decode(name)
+                .and_then(|name| Ok(FunctionUrl { name, rest: format!("/{}", decode(rest)?), own_host: false })),
+        )
     }
 }
 
@@ -70,7 +108,7 @@ pub async fn function_url(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let FunctionUrl { name, rest } = target;
+    let FunctionUrl { name, rest, own_host } = target;
     let (function, owner) = match authorize(app, &name, headers).await {
         Ok(authorized) => authorized,
         Err(error) => return error.into_response(),
@@ -98,7 +136,8 @@ pub async fn function_url(
         body_is_base64: false,
     }
     .with_raw_body(&body);
-    run(app, &function, event, owner, headers).await
+    let mount = (!own_host).then(|| format!("/fn/{name}"));
+    run(app, &function, event, owner, headers, mount.as_deref()).await
 }
 
 /// The seed's call: the request as JSON (its executor took `body`, `query`, `headers`, `method`).
@@ -159,7 +198,9 @@ pub async fn api_invoke(
         body: (!request.body.is_null()).then(|| request.body.to_string()),
         body_is_base64: false,
     };
-    run(&app, &function, event, owner, &headers).await
+    // The API's origin: a cookie the function sets is kept to its function URL's path.
+    let mount = format!("/fn/{name}");
+    run(&app, &function, event, owner, &headers, Some(&mount)).await
 }
 
 /// The active function `name` if the caller may call it: anyone for a public function, its
@@ -230,6 +271,7 @@ async fn run(
     event: InvocationEvent,
     mut owner: bool,
     headers: &HeaderMap,
+    mount: Option<&str>,
 ) -> Response {
     let id = new_time_ordered_id("inv");
     let started_at = now_ms();
@@ -290,7 +332,7 @@ async fn run(
     if invocation.outcome == Outcome::FunctionError && function.public && !owner {
         owner = matches!(authenticate(app, headers).await, Ok(Some(caller)) if caller.user_id == function.owner_id);
     }
-    let mut response = respond(&invocation, owner);
+    let mut response = respond(&invocation, owner, mount);
     let headers = response.headers_mut();
     headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
     // Milliseconds with three decimals, from whole microseconds: no float formatting.
@@ -304,7 +346,7 @@ async fn run(
 
 /// The HTTP answer of an invocation. A function error carries its type and message; its stack
 /// trace (paths relative to the function) only for the function's owner — it is in the logs too.
-fn respond(invocation: &Invocation, owner: bool) -> Response {
+fn respond(invocation: &Invocation, owner: bool, mount: Option<&str>) -> Response {
     let detail = invocation.error.as_ref();
     let error = |status: StatusCode, code: &'static str, fallback: &str| {
         let message = detail.map(|error| error.message.clone()).filter(|message| !message.is_empty());
@@ -312,7 +354,7 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
     };
     match invocation.outcome {
         Outcome::Ok => match HttpReply::from_result(invocation.result.as_ref().unwrap_or(&Value::Null)) {
-            Ok(reply) => reply_response(reply),
+            Ok(reply) => super::function_reply::response(reply, mount),
             Err(problem) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "invalid_output",
@@ -381,22 +423,6 @@ fn respond(invocation: &Invocation, owner: bool) -> Response {
         )
         .into_response(),
     }
-}
-
-fn reply_response(reply: HttpReply) -> Response {
-    let mut response = Response::new(Body::from(reply.body));
-    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    for (name, value) in reply.headers {
-        let (Ok(name), Ok(value)) = (axum::http::HeaderName::try_from(name), HeaderValue::from_str(&value)) else {
-            continue;
-        };
-        // Framing headers are the server's to set.
-        if matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection") {
-            continue;
-        }
-        response.headers_mut().append(name, value);
-    }
-    response
 }
 
 fn record(
@@ -473,7 +499,7 @@ mod tests {
     #[test]
     fn function_urls_are_split_and_percent_decoded() {
         let parsed = |path: &str| {
-            FunctionUrl::parse(path).map(|target| target.map(|FunctionUrl { name, rest }| (name, rest)).ok())
+            FunctionUrl::parse(path).map(|target| target.map(|FunctionUrl { name, rest, .. }| (name, rest)).ok())
         };
         let target = |name: &str, rest: &str| Some(Some((name.to_string(), rest.to_string())));
         assert_eq!(parsed("/fn/hello"), target("hello", "/"));

@@ -7,6 +7,7 @@ mod admin;
 mod caller;
 mod deploy;
 pub mod error;
+mod function_reply;
 mod functions;
 mod invoke;
 mod log_follow;

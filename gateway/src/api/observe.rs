@@ -87,20 +87,36 @@ pub async fn healthz(
     (status, Json(body)).into_response()
 }
 
-/// Prometheus text; with `[metrics] token` set, only for `Authorization: Bearer <token>`.
+/// Prometheus text. With `[metrics] token` set, only for `Authorization: Bearer <token>` (or an
+/// administrator), every series. Without one, anyone gets the server's totals: series by
+/// function are summed over functions, since their labels would name every tenant's functions;
+/// an administrator's login or key still gets them all.
 pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(token) = &app.config.metrics.token {
-        let sent = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
-        let sent = sent.strip_prefix("Bearer ").unwrap_or("");
-        let expected = crate::auth::api_keys::hash(token);
-        if !crate::auth::api_keys::hashes_match(&crate::auth::api_keys::hash(sent), &expected) {
-            return ApiError::unauthorized(
-                "unauthenticated",
-                "/metrics needs `Authorization: Bearer <[metrics] token>` on this server",
-            )
-            .into_response();
+    let admin =
+        matches!(super::caller::authenticate(&app, &headers).await, Ok(Some(caller)) if caller.scope == Scope::Admin);
+    let per_function = match &app.config.metrics.token {
+        _ if admin => true,
+        Some(token) => {
+            let sent = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).unwrap_or("");
+            let sent = sent.strip_prefix("Bearer ").unwrap_or("");
+            let expected = crate::auth::api_keys::hash(token);
+            if !crate::auth::api_keys::hashes_match(&crate::auth::api_keys::hash(sent), &expected) {
+                return ApiError::unauthorized(
+                    "unauthenticated",
+                    "/metrics needs `Authorization: Bearer <[metrics] token>` on this server",
+                )
+                .into_response();
+            }
+            true
         }
-    }
+        None => false,
+    };
+    let out = render_metrics(&app);
+    let out = if per_function { out } else { crate::metrics::summed_over_functions(&out) };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn render_metrics(app: &App) -> String {
     let mut out = String::new();
     app.metrics.render(&mut out);
     let stats = app.prewarm.stats();
@@ -198,7 +214,7 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         "Live nodes sharing this node's store, itself included, among which each function's concurrency cap is split.",
         &[(String::new(), nodes as u64)],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    out
 }
 
 #[derive(Deserialize)]

@@ -102,6 +102,8 @@ fn deploy_versions_rollback_delete(server: Server) {
     for (name, fields, expected) in [
         ("Bad_Name", vec![], "invalid_name"),
         ("ok", vec![("timeout_ms", "0")], "invalid_field"),
+        // The operator's ceiling ([functions] max_timeout_ms, 300 s).
+        ("ok", vec![("timeout_ms", "300001")], "invalid_field"),
         ("ok", vec![("memory_mb", "abc")], "invalid_field"),
         ("ok", vec![("env", "[1]")], "invalid_field"),
         ("ok", vec![("runtime", "cobol")], "invalid_field"),

@@ -160,7 +160,11 @@ fn function_urls_outcomes_logs_and_metrics(server: Server) {
     let health: Value = server.health();
     assert_eq!(health["status"], "ok");
     assert!(health["memory_enforcement"].is_string() && health["runtimes"]["python"].is_string(), "{health}");
-    let metrics = server.get("/metrics", None).text().unwrap();
+    // Anyone sees the server's totals; the series by function are an administrator's.
+    let public = server.get("/metrics", None).text().unwrap();
+    assert!(public.contains("containerpub_invocations_total{outcome=\"timeout\"}"), "{public}");
+    assert!(!public.contains("function=\""), "no function's name to anyone:\n{public}");
+    let metrics = server.get("/metrics", Some(&server.admin)).text().unwrap();
     for expected in [
         "containerpub_invocations_total{function=\"loop\",outcome=\"timeout\"} 1",
         "containerpub_invocations_total{function=\"slow\",outcome=\"queue_full\"} 1",

@@ -68,6 +68,7 @@ impl Fixture {
             sandbox_uid: None,
             network: None,
             database_url: None,
+            account: String::new(),
         }
     }
 
