@@ -259,21 +259,7 @@ mod tests {
         assert_eq!(journal.append(&[log("x"), log("x"), log("x")]), 1, "log lines get three quarters");
         assert_eq!(journal.bytes(), one_line);
         assert_eq!(journal.append(&[log("x")]), 0);
-        let record = Entry::Invocation(InvocationRecord {
-            id: "inv_1".into(),
-            function_id: "fn_1".into(),
-            version: 1,
-            outcome: "ok".into(),
-            status: 200,
-            error_code: None,
-            cold: false,
-            queue_us: 0,
-            exec_us: 0,
-            peak_memory_bytes: None,
-            bytes_in: 0,
-            bytes_out: 0,
-            started_at: 0,
-        });
+        let record = Entry::Invocation(crate::store::tests::invocation("inv_1"));
         // Room for one invocation record after a flood of log lines filled their share.
         let record_line = serde_json::to_vec(&record).unwrap().len() as u64 + 1;
         let other_dir = tempfile::tempdir().unwrap();

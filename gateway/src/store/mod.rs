@@ -211,4 +211,4 @@ pub async fn close_postgres_store_to_public(url: &str) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

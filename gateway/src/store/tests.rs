@@ -70,7 +70,7 @@ fn rejection(second: i64, count: i64) -> RejectionRecord {
     RejectionRecord { function_id: "fn_1".into(), version: 1, outcome: "queue_full".into(), second, count }
 }
 
-fn invocation(id: &str) -> InvocationRecord {
+pub(crate) fn invocation(id: &str) -> InvocationRecord {
     InvocationRecord {
         id: id.into(),
         function_id: "fn_1".into(),
