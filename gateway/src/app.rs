@@ -176,6 +176,7 @@ impl App {
             limits,
             sandbox_uid,
             account: function.owner_id.clone(),
+            account_weight: self.accounts.weight(&function.owner_id),
         })
     }
 

@@ -136,9 +136,12 @@ pub struct FunctionDefaults {
     pub max_queue_length: usize,
     /// How long a call may wait for a slot before it is answered 503.
     pub max_queue_wait_ms: u64,
-    /// The fraction of `max_concurrent` one account may hold at once (at least one slot); the
-    /// rest is always free for other accounts.
+    /// The fraction of `max_concurrent` one account of weight 1 may hold at once (at least one
+    /// slot); the rest is always free for other accounts.
     pub max_account_share: f64,
+    /// Accounts (by e-mail) that weigh more or less than 1: an account of weight 2 may hold twice
+    /// the share (up to the whole cap) and is served as if it ran half its calls.
+    pub account_weights: std::collections::HashMap<String, f64>,
     /// Upper bounds a deploy may ask for.
     pub max_timeout_ms: u64,
     pub max_memory_mb: u64,
@@ -233,6 +236,7 @@ impl Default for FunctionDefaults {
             max_queue_length: 100,
             max_queue_wait_ms: 10_000,
             max_account_share: 0.8,
+            account_weights: Default::default(),
             max_timeout_ms: 300_000,
             max_memory_mb: 2048,
             park_missing_runtimes: false,
@@ -357,6 +361,11 @@ impl Config {
         }
         if !(self.functions.max_account_share > 0.0 && self.functions.max_account_share <= 1.0) {
             bail!("[functions] max_account_share must be above 0 and at most 1 (0.8: one account may hold 80 % of the slots)");
+        }
+        if let Some((email, weight)) =
+            self.functions.account_weights.iter().find(|(_, weight)| !(**weight > 0.0 && weight.is_finite()))
+        {
+            bail!("[functions.account_weights] {email:?} = {weight}: a weight must be a number above 0");
         }
         let logs = &self.logs;
         if [logs.max_lines_per_call, logs.max_bytes_per_call, logs.max_lines_per_second, logs.max_bytes_per_second]

@@ -279,7 +279,7 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     let functions_dir = config.functions_dir();
     std::fs::create_dir_all(&functions_dir)?;
     deploy::artifacts::remove_staging_litter(&functions_dir);
-    let accounts = auth::accounts::AccountState::load(store.as_ref()).await?;
+    let accounts = auth::accounts::AccountState::load(store.as_ref(), config.functions.account_weights.clone()).await?;
     let log_budget = log_budget::LogBudget::new(config.logs.clone());
     let app = Arc::new(App {
         config,

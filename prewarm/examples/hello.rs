@@ -43,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             network: None,
             database_url: None,
             account: String::new(),
+            account_weight: 1.0,
         })
         .await?; // its first worker is warm when this returns
     let event = InvocationEvent { method: "POST".into(), path: "/".into(), ..Default::default() }

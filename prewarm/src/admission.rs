@@ -3,13 +3,14 @@
 //!
 //! # Fairness policy
 //! Slots are not handed out first-come-first-served. An account (the tenant owning a function)
-//! may hold at most its share of the server-wide slots (`account_cap`, `[functions]
-//! max_account_share` of the cap, 80 % by default): the rest are always free for other accounts,
-//! so a tenant flooding the server with slow calls cannot make another tenant's call wait for one
-//! of them to end. When a slot frees up, it goes to the account running the fewest invocations
-//! among those with an eligible waiter, then within it to the function running the fewest (ties:
-//! the oldest waiter); within a function, waiters are served in arrival order. So the busy accounts
-//! converge to even shares of what they use.
+//! may hold at most its share of the server-wide slots (`[functions] max_account_share` of the
+//! cap, 80 % by default, times the account's weight, at least one slot and at most the cap): the
+//! rest are always free for other accounts, so a tenant flooding the server with slow calls
+//! cannot make another tenant's call wait for one of them to end. When a slot frees up, it goes to
+//! the account running the fewest invocations for its weight among those with an eligible waiter,
+//! then within it to the function running the fewest (ties: the oldest waiter); within a
+//! function, waiters are served in arrival order. So the busy accounts converge to shares of what
+//! they use in proportion to their weights.
 //!
 //! A new arrival never overtakes waiters: it takes a slot at once only if its function has no
 //! waiters and every cap (global, account, function) has room.
@@ -42,8 +43,15 @@ pub struct AdmissionLimits {
 #[derive(Debug)]
 pub struct Admission {
     global_cap: usize,
-    account_cap: usize,
+    account_share: f64,
     state: Mutex<State>,
+}
+
+/// The account a function belongs to, and its weight.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: Arc<str>,
+    pub weight: f64,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +66,10 @@ struct State {
 #[derive(Debug)]
 struct FunctionState {
     account: Arc<str>,
+    /// The most slots its account may hold, and its weight (the account's, kept per function:
+    /// every function of one account carries the same).
+    account_cap: usize,
+    weight: f64,
     in_flight: usize,
     waiters: VecDeque<Waiter>,
 }
@@ -121,34 +133,36 @@ pub struct AdmissionSnapshot {
 }
 
 impl Admission {
-    /// `account_share`: the fraction of `global_cap` one account may hold (at least one slot).
+    /// `account_share`: the fraction of `global_cap` one account of weight 1 may hold (at least
+    /// one slot).
     pub fn new(global_cap: usize, account_share: f64) -> Arc<Self> {
-        let global_cap = global_cap.max(1);
-        let account_cap = ((global_cap as f64 * account_share).floor() as usize).clamp(1, global_cap);
-        Arc::new(Self { global_cap, account_cap, state: Mutex::new(State::default()) })
+        Arc::new(Self { global_cap: global_cap.max(1), account_share, state: Mutex::new(State::default()) })
     }
 
     pub fn global_cap(&self) -> usize {
         self.global_cap
     }
 
-    /// The most slots one account may hold at once.
-    pub fn account_cap(&self) -> usize {
-        self.account_cap
+    /// The most slots an account of this weight may hold at once.
+    pub fn account_cap(&self, weight: f64) -> usize {
+        ((self.global_cap as f64 * self.account_share * weight).floor() as usize).clamp(1, self.global_cap)
     }
 
     /// Waits for a slot for `function` (of `account`), within its limits.
     pub async fn acquire(
         self: &Arc<Self>,
         function: &Arc<str>,
-        account: &Arc<str>,
+        account: &Account,
         limits: AdmissionLimits,
     ) -> Result<Permit, Rejection> {
         let (ticket, granted) = {
             let mut state = self.state.lock().expect("admission lock poisoned");
-            let free = state.global_in_flight < self.global_cap && state.account_in_flight(account) < self.account_cap;
+            let account_cap = self.account_cap(account.weight);
+            let free = state.global_in_flight < self.global_cap && state.account_in_flight(&account.id) < account_cap;
             let entry = state.functions.entry(function.clone()).or_insert_with(|| FunctionState {
-                account: account.clone(),
+                account: account.id.clone(),
+                account_cap,
+                weight: account.weight,
                 in_flight: 0,
                 waiters: VecDeque::new(),
             });
@@ -199,8 +213,8 @@ impl Admission {
         state.functions.retain(|_, entry| entry.in_flight > 0 || !entry.waiters.is_empty());
     }
 
-    /// Hands free slots to eligible waiters: the account running the fewest first, then its
-    /// function running the fewest, then the oldest waiter.
+    /// Hands free slots to eligible waiters: the account running the fewest for its weight
+    /// first, then its function running the fewest, then the oldest waiter.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
         while state.global_in_flight < self.global_cap {
             let chosen = state
@@ -209,10 +223,10 @@ impl Admission {
                 .filter_map(|(name, entry)| {
                     let front = entry.waiters.front()?;
                     let account_running = state.account_in_flight(&entry.account);
-                    (entry.in_flight < front.cap && account_running < self.account_cap)
-                        .then(|| ((account_running, entry.in_flight, front.ticket), name.clone()))
+                    (entry.in_flight < front.cap && account_running < entry.account_cap)
+                        .then(|| ((account_running as f64 / entry.weight, entry.in_flight, front.ticket), name.clone()))
                 })
-                .min_by_key(|(order, _)| *order);
+                .min_by(|(a, _), (b, _)| a.partial_cmp(b).expect("weights are finite and above 0"));
             let Some((_, name)) = chosen else { return };
             let waiter = state
                 .functions
@@ -251,8 +265,12 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn account() -> Arc<str> {
-        "usr_one".into()
+    fn account() -> Account {
+        named("usr_one", 1.0)
+    }
+
+    fn named(id: &str, weight: f64) -> Account {
+        Account { id: id.into(), weight }
     }
 
     fn limits(max_concurrency: usize, max_queue_length: usize, wait_ms: u64) -> AdmissionLimits {
@@ -317,9 +335,9 @@ mod tests {
     async fn an_account_holds_at_most_its_share_and_the_rest_stays_free_for_others() {
         // Ten slots, 80 % for one account: a flood of one account's calls gets eight.
         let admission = Admission::new(10, 0.8);
-        assert_eq!(admission.account_cap(), 8);
+        assert_eq!(admission.account_cap(1.0), 8);
         let (flood, steady): (Arc<str>, Arc<str>) = ("flood".into(), "steady".into());
-        let (mallory, ada): (Arc<str>, Arc<str>) = ("usr_mallory".into(), "usr_ada".into());
+        let (mallory, ada) = (named("usr_mallory", 1.0), named("usr_ada", 1.0));
         let wide = limits(100, 100, 60_000);
         let mut held = Vec::new();
         for _ in 0..8 {
@@ -349,7 +367,7 @@ mod tests {
     async fn a_freed_slot_goes_to_the_account_running_the_fewest() {
         let admission = Admission::new(4, 1.0);
         let wide = limits(10, 100, 10_000);
-        let (mallory, ada): (Arc<str>, Arc<str>) = ("usr_mallory".into(), "usr_ada".into());
+        let (mallory, ada) = (named("usr_mallory", 1.0), named("usr_ada", 1.0));
         let (m1, m2, a1): (Arc<str>, Arc<str>, Arc<str>) = ("m1".into(), "m2".into(), "a1".into());
         let first = admission.acquire(&m1, &mallory, wide).await.unwrap();
         let _second = admission.acquire(&m1, &mallory, wide).await.unwrap();
@@ -374,5 +392,45 @@ mod tests {
         }
         drop(first);
         assert_eq!(order_rx.recv().await.unwrap(), "a1", "Ada runs fewer: her waiter goes first");
+    }
+
+    #[tokio::test]
+    async fn weights_scale_an_accounts_share_and_its_turn() {
+        let admission = Admission::new(10, 0.5);
+        let (heavy, light) = (named("usr_heavy", 2.0), named("usr_light", 1.0));
+        assert_eq!((admission.account_cap(2.0), admission.account_cap(1.0), admission.account_cap(0.01)), (10, 5, 1));
+        let wide = limits(100, 100, 10_000);
+        let (h, l): (Arc<str>, Arc<str>) = ("h".into(), "l".into());
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(admission.acquire(&h, &heavy, wide).await.unwrap());
+        }
+        for _ in 0..3 {
+            held.push(admission.acquire(&l, &light, wide).await.unwrap());
+        }
+        for _ in 0..3 {
+            held.push(admission.acquire(&h, &heavy, wide).await.unwrap());
+        }
+        // Full: heavy runs 7 (3.5 for its weight), light 3. One waiter each.
+        let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
+        for (index, (name, account)) in [(l.clone(), light.clone()), (h.clone(), heavy.clone())].into_iter().enumerate()
+        {
+            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
+            tokio::spawn(async move {
+                let permit = task_admission.acquire(&name, &account, wide).await.unwrap();
+                order_tx.send(name.to_string()).unwrap();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(permit);
+            });
+            while admission.totals().queued < index + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // One of heavy's ends: heavy runs 6 (3 for its weight), light 3: a tie, light's function
+        // runs fewer; then heavy's ends again: 5 (2.5) against light's 4.
+        held.pop();
+        assert_eq!(order_rx.recv().await.unwrap(), "l");
+        held.pop();
+        assert_eq!(order_rx.recv().await.unwrap(), "h", "light now runs 4, heavy 2.5 for its weight");
     }
 }

@@ -113,7 +113,7 @@ pub(crate) struct FunctionPool {
     pub spec: FunctionSpec,
     pub key: Arc<str>,
     /// The account admission counts this function's slots against.
-    pub account: Arc<str>,
+    pub account: crate::admission::Account,
     /// How workers start, or the message every invocation gets when they cannot.
     pub launch: Result<WorkerLaunch, String>,
     state: Mutex<PoolState>,
@@ -173,7 +173,10 @@ impl FunctionPool {
     pub fn new(spec: FunctionSpec, launch: Result<WorkerLaunch, String>) -> Arc<Self> {
         Arc::new(Self {
             key: spec.key.as_str().into(),
-            account: if spec.account.is_empty() { spec.key.as_str().into() } else { spec.account.as_str().into() },
+            account: crate::admission::Account {
+                id: if spec.account.is_empty() { spec.key.as_str().into() } else { spec.account.as_str().into() },
+                weight: if spec.account_weight > 0.0 { spec.account_weight } else { 1.0 },
+            },
             rotation: crate::cluster_share::rotation(&spec.name),
             spec,
             launch,

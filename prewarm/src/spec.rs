@@ -36,6 +36,8 @@ pub struct FunctionSpec {
     /// The tenant the function belongs to: one account holds at most its share of the server's
     /// slots (`admission`). Empty: the function is an account of its own.
     pub account: String,
+    /// The account's weight: its share of the slots, and its turn for a freed one, scale with it.
+    pub account_weight: f64,
 }
 
 /// Which file of the function runs, which function of it is called, and how it is served.

@@ -180,6 +180,7 @@ fn spec(function_dir: &Path, key: &str, mode: EntryMode, workers: usize) -> Func
         network: None,
         database_url: None,
         account: String::new(),
+        account_weight: 1.0,
     }
 }
 

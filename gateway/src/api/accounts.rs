@@ -83,7 +83,7 @@ pub(super) async fn create_account(
     }
     match app.store.create_user(&user).await {
         Ok(stored) => {
-            app.accounts.record(&stored.id, stored.is_admin, false);
+            app.accounts.record(&stored);
             crate::cluster::sync::announce(app, &stored.id).await;
             Ok(stored)
         }

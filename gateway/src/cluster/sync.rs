@@ -144,7 +144,7 @@ const ACCOUNT_PREFIX: &str = "usr_";
 /// or enabled through another node), so every node refuses a disabled account at once.
 async fn converge_account(app: &App, user_id: &str) {
     match app.store.user_by_id(user_id).await {
-        Ok(Some(user)) => app.accounts.record(&user.id, user.is_admin, user.disabled_at.is_some()),
+        Ok(Some(user)) => app.accounts.record(&user),
         Ok(None) => {}
         Err(error) => tracing::debug!(%error, user_id, "cannot read a changed account: the next reconcile tries again"),
     }
@@ -154,7 +154,7 @@ async fn converge_account(app: &App, user_id: &str) {
 /// and the ones this node routes that are no longer active there.
 pub async fn reconcile(app: &Arc<App>) -> anyhow::Result<()> {
     for user in app.store.users().await? {
-        app.accounts.record(&user.id, user.is_admin, user.disabled_at.is_some());
+        app.accounts.record(&user);
     }
     // Only the functions' rows: a version is read for the few that differ (`converge`).
     let stored = app.store.functions_with_active_version().await?;

@@ -24,6 +24,52 @@ fn p99(server: &Server, token: &str, calls: usize) -> Duration {
     took[took.len() * 99 / 100]
 }
 
+/// Calls of Mallory's `sleepy` functions running now, and the metrics they were read from.
+fn running(server: &Server) -> (usize, String) {
+    let metrics = server.get("/metrics", Some(&server.admin)).text().unwrap();
+    let running: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("containerpub_in_flight{") && line.contains("sleepy"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    (running as usize, metrics)
+}
+
+/// Waits until Mallory's `sleepy` functions run `expected` calls, and checks they run no more.
+fn wait_until_running(server: &Server, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, metrics) = running(server);
+        if now >= expected {
+            assert_eq!(now, expected, "{metrics}");
+            // Still no more a moment later: the rest wait.
+            std::thread::sleep(Duration::from_millis(300));
+            let (later, metrics) = running(server);
+            assert_eq!(later, expected, "{metrics}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "the flood never ran {expected} calls:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_accounts_weight_scales_its_share() {
+    let weights = "[functions.account_weights]\n\"Mallory@example.com\" = 0.5\n";
+    let server = Server::start_with_config(Backend::Sqlite, weights, &[]).unwrap();
+    let mallory = server.user("mallory@example.com");
+    let fields = [("max_concurrency", "10")];
+    assert_eq!(server.deploy(&mallory, "sleepy", archive(&[("main.py", SLEEPY_PY)]), &fields).0, 201);
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let (server, mallory) = (&server, &mallory);
+            scope.spawn(move || server.post_json("/fn/sleepy", Some(mallory), &json!({ "seconds": 2 })));
+        }
+        // Weight 0.5: 80 % of ten slots, halved.
+        wait_until_running(&server, 4);
+    });
+}
+
 #[test]
 fn a_tenant_holding_every_slot_it_can_leaves_the_others_theirs() {
     let server = Server::start(Backend::Sqlite).unwrap();
@@ -51,21 +97,7 @@ fn a_tenant_holding_every_slot_it_can_leaves_the_others_theirs() {
             })
             .collect();
         // The flood holds its slots: eight of the ten (80 %), whatever the split between its functions.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let metrics = server.get("/metrics", Some(&server.admin)).text().unwrap();
-            let running: f64 = metrics
-                .lines()
-                .filter(|line| line.starts_with("containerpub_in_flight{") && line.contains("sleepy"))
-                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum();
-            if running >= 8.0 {
-                assert_eq!(running, 8.0, "{metrics}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "the flood never ran eight calls:\n{metrics}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_running(&server, 8);
         let loaded = p99(&server, &ada, 50);
         let statuses: Vec<u16> = flood.into_iter().map(|call| call.join().unwrap().as_u16()).collect();
         assert!(statuses.iter().filter(|status| **status == 200).count() >= 8, "{statuses:?}");

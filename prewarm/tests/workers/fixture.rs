@@ -69,6 +69,7 @@ impl Fixture {
             network: None,
             database_url: None,
             account: String::new(),
+            account_weight: 1.0,
         }
     }
 

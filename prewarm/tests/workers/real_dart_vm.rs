@@ -394,8 +394,10 @@ fn the_real_vm_meets_no_refusal_but_clone3() {
         .unwrap();
     let output = String::from_utf8_lossy(&traced.stdout) + String::from_utf8_lossy(&traced.stderr);
     assert!(traced.status.success() && output.contains("1 passed"), "the traced runs failed:\n{output}");
-    let refusals = vm_refusals(&std::fs::read_to_string(&trace).unwrap());
-    assert_eq!(refusals.runs, 2, "two VM runs in the trace");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let refusals = vm_refusals(&trace);
+    let execs: Vec<&str> = trace.lines().filter(|line| line.contains("execve")).collect();
+    assert_eq!(refusals.runs, 2, "two VM runs in the trace:\n{}", execs.join("\n"));
     assert!(refusals.threads > refusals.runs, "the VM started threads");
     assert!(
         refusals.lines.iter().all(|line| line.contains("clone3(")),
@@ -416,13 +418,21 @@ struct VmRefusals {
 /// every thread or process they cloned; collects their calls refused with EPERM, EACCES or ENOSYS.
 fn vm_refusals(trace: &str) -> VmRefusals {
     let mut vm = std::collections::HashSet::new();
+    // An `execve` another thread interrupted in the log: `<unfinished ...>`, then its result on a
+    // `<... execve resumed>` line of the same pid.
+    let mut exec_pending = std::collections::HashSet::new();
     let mut found = VmRefusals::default();
     for line in trace.lines() {
         let Some((pid, call)) = line.trim_start().split_once(char::is_whitespace) else { continue };
         let Ok(pid) = pid.parse::<u32>() else { continue };
         let call = call.trim_start();
         let program = format!("execve(\"{}\"", ConfinedDart::program().display());
-        if call.starts_with(&program) && call.ends_with("= 0") {
+        if call.starts_with(&program) && call.ends_with("<unfinished ...>") {
+            exec_pending.insert(pid);
+            continue;
+        }
+        let resumed = call.starts_with("<... execve resumed>") && exec_pending.remove(&pid);
+        if (resumed || call.starts_with(&program)) && call.ends_with("= 0") {
             vm.insert(pid);
             found.runs += 1;
             continue;
@@ -455,9 +465,12 @@ fn strace_logs_are_read_per_vm_process_and_its_threads() {
 100 clone(child_stack=0x7f, flags=CLONE_VM|CLONE_THREAD) = 101
 101 openat(AT_FDCWD, \"/dev/fd/3\", O_RDONLY|O_CLOEXEC) = -1 EACCES (Permission denied)
 101 read(7, 0x7f, 8) = -1 EAGAIN (Resource temporarily unavailable)
+200 execve(\"/containerpub/build/worker\", [\"/containerpub/build/worker\"], 0x7ff /* 1 var */ <unfinished ...>
+199 futex(0x7f, FUTEX_WAKE, 1) = 0
+200 <... execve resumed>) = 0
 ";
     let found = vm_refusals(trace);
-    assert_eq!((found.runs, found.threads), (1, 1));
+    assert_eq!((found.runs, found.threads), (2, 1), "an interrupted execve counts once its result shows");
     assert_eq!(found.lines.len(), 2, "{:?}", found.lines);
     assert!(found.lines[0].contains("clone3(") && found.lines[1].contains("/dev/fd/3"));
 }
