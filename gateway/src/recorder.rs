@@ -2,7 +2,9 @@
 //! request hands them to a bounded buffer and moves on. Nothing waits for the database: when it
 //! refuses a batch, is down, or is so slow that the buffer fills, the records go to the on-disk
 //! journal (`crate::journal`) and are written from there once the database takes writes again.
-//! Only what a full journal cannot take is dropped, and counted.
+//! Only what a full journal cannot take is dropped, and counted. Log lines may take only three
+//! quarters of the buffer and of the journal ([`LOG_BUFFER_SHARE`]): a log flood never costs an
+//! invocation record its place.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

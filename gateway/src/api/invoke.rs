@@ -45,8 +45,6 @@ pub struct FunctionUrl {
 }
 
 impl FunctionUrl {
-    /// `/fn/NAME`, `/fn/NAME/` or `/fn/NAME/REST…`, percent-decoded; `None` for any other path
-    /// (`/fn/` itself included: that is the router's 404).
     /// A request to `NAME.{functions_domain}` (any port): the function `NAME`, at the whole
     /// path. `None` when the host is not under the functions' domain; an error when it is, but
     /// does not name one function (`a.b.{domain}`, the domain itself).
@@ -79,6 +77,8 @@ impl FunctionUrl {
         Some(Ok(FunctionUrl { name: name.to_string(), rest, own_host: true }))
     }
 
+    /// `/fn/NAME`, `/fn/NAME/` or `/fn/NAME/REST…`, percent-decoded; `None` for any other path
+    /// (`/fn/` itself included: that is the router's 404).
     pub fn parse(path: &str) -> Option<Result<FunctionUrl, ApiError>> {
         let tail = path.strip_prefix("/fn/")?;
         let (name, rest) = tail.split_once('/').unwrap_or((tail, ""));
