@@ -280,6 +280,7 @@ pub async fn deploy(
             "public": public,
             "network": app.network_of(&settings).as_str(),
             "url": format!("/fn/{name}"),
+            "host": app.config.http.functions_domain.as_ref().map(|domain| format!("{name}.{domain}")),
             "sha256": sha256,
             "analysis": analysis,
             "warm_workers": prepared.warm_workers,

@@ -44,13 +44,15 @@ fn version_entry(version: &VersionRecord) -> Value {
     super::deploy::entry_json(version, &settings)
 }
 
-fn function_json(function: &FunctionRecord, active: Option<&VersionRecord>) -> Value {
+fn function_json(app: &App, function: &FunctionRecord, active: Option<&VersionRecord>) -> Value {
     let settings = active.map(|version| crate::app::VersionSettings::of(version).unwrap_or_default());
     json!({
         "id": function.id,
         "name": function.name,
         "public": function.public,
         "url": format!("/fn/{}", function.name),
+        // Its own host name, when the server serves functions on them (`[http] functions_domain`).
+        "host": app.config.http.functions_domain.as_ref().map(|domain| format!("{}.{domain}", function.name)),
         "active_version": function.active_version,
         "runtime": active.map(|version| version.runtime.clone()),
         "entry_mode": active.map(|version| version.entry_mode.clone()),
@@ -83,7 +85,7 @@ pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> Result<Json<Va
             continue; // a key limited to some functions lists only those
         }
         let active = active_version(&app, &function).await?;
-        functions.push(function_json(&function, active.as_ref()));
+        functions.push(function_json(&app, &function, active.as_ref()));
     }
     Ok(Json(json!({ "functions": functions })))
 }
@@ -95,7 +97,7 @@ pub async fn info(
 ) -> Result<Json<Value>, ApiError> {
     let function = owned_function(&app, &caller, &name).await?;
     let active = active_version(&app, &function).await?;
-    let mut body = function_json(&function, active.as_ref());
+    let mut body = function_json(&app, &function, active.as_ref());
     if let Some(active) = &active {
         body["active"] = version_json(active, function.active_version);
         let settings: crate::app::VersionSettings = serde_json::from_str(&active.settings).unwrap_or_default();

@@ -28,6 +28,9 @@ fn tenants_share_no_cookies_and_functions_can_have_their_own_host_names() {
     let fields = [("public", "true")];
     let (status, deployed) = server.deploy(&mallory, "jar", archive(&[("main.py", ANSWERS_PY)]), &fields);
     assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["host"], "jar.fn.test", "the deploy says where the function's own host is");
+    let listed: Value = server.get("/api/functions/jar", Some(&mallory)).json().unwrap();
+    assert_eq!(listed["host"], "jar.fn.test", "{listed}");
     let get = |host: Option<&str>, path: &str| {
         let (path, case) = path.split_once("?case=").unwrap_or((path, "cookie"));
         let mut request = server.client.post(server.url(path)).json(&serde_json::json!({ "case": case }));
