@@ -81,12 +81,40 @@ pub async fn ensure(app: &App, function: &FunctionRecord, connections: Option<u3
 
 /// The grants a function role needs beside its own: CONNECT on the functions' database (PUBLIC
 /// has none), and the configured role's membership in it (for the watchdog).
-async fn membership_and_connect(manager: &mut PgConnection, role: &str) -> anyhow::Result<[String; 2]> {
-    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *manager).await?;
+async fn membership_and_connect(manager: &mut PgConnection, role: &str) -> anyhow::Result<[String; 3]> {
+    let (database, manager_role): (String, String) =
+        sqlx::query_as("SELECT current_database(), current_user::text").fetch_one(&mut *manager).await?;
     Ok([
         format!("GRANT CONNECT ON DATABASE \"{}\" TO {role}", database.replace('"', "\"\"")),
         format!("GRANT {role} TO CURRENT_USER"),
+        format!("GRANT \"{}\" TO {role}", function_roles_group(&manager_role).replace('"', "\"\"")),
     ])
+}
+
+/// The group every function role of this server is a member of (`NOLOGIN`, no privileges): one
+/// name for `pg_hba.conf` to keep them out of every other database (`+GROUP … reject`). Named
+/// after the configured role, so servers sharing a cluster have their own.
+pub fn function_roles_group(manager_role: &str) -> String {
+    let mut group: String = manager_role.chars().take(48).collect();
+    group.push_str("_functions");
+    group
+}
+
+/// Makes the group when it is missing.
+async fn ensure_function_roles_group(connection: &mut PgConnection) -> anyhow::Result<String> {
+    let (manager_role,): (String,) = sqlx::query_as("SELECT current_user::text").fetch_one(&mut *connection).await?;
+    let group = function_roles_group(&manager_role);
+    let (exists,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(&group)
+        .fetch_one(&mut *connection)
+        .await?;
+    if !exists {
+        // The configured role's name is the operator's: quoted, not trusted.
+        sqlx::query(&format!("CREATE ROLE \"{}\" NOLOGIN", group.replace('"', "\"\"")))
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(group)
 }
 
 /// The name under which a function role's password is sealed.
@@ -221,6 +249,9 @@ pub struct FunctionDatabaseStatus {
     /// Other databases of the cluster that PUBLIC may still CONNECT to: the relay keeps
     /// functions out of them on this host's loopback; elsewhere only `pg_hba.conf` does.
     pub other_databases_open: Vec<String>,
+    /// The group of this server's function roles, for `pg_hba.conf` (`+GROUP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_roles_group: Option<String>,
     /// Why a limit could not be set (the server still starts: functions get the URL).
     pub problems: Vec<String>,
 }
@@ -255,6 +286,10 @@ pub async fn enforce_limits(config: &FunctionDatabaseConfig) -> FunctionDatabase
             status.problems.push(format!(
                 "cannot revoke CONNECT on the functions' database from PUBLIC ({error}): make the FUNCTION_DATABASE_URL role its owner"
             ));
+        }
+        match ensure_function_roles_group(&mut connection).await {
+            Ok(group) => status.function_roles_group = Some(group),
+            Err(error) => status.problems.push(format!("cannot make the function roles' group: {error}")),
         }
         status.other_databases_open = other_databases_open(&mut connection).await.unwrap_or_default();
         status.max_backend_mb = Some(config.max_backend_mb.unwrap_or(DEFAULT_MAX_BACKEND_MB));

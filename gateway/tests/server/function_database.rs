@@ -211,6 +211,12 @@ fn limits_a_session_lifts_with_set_still_hold_and_the_store_is_out_of_reach() {
     // test cluster's trust rule: the function role reaches its own database, not the store's.
     let base = admin.rsplit_once('@').unwrap().1.rsplit_once('/').unwrap().0;
     assert_eq!(psql(&format!("postgres://{role}@{base}/{database}"), "SELECT 1").unwrap(), "1");
+    // Every function role is in one group, for a pg_hba.conf rule that keeps them all out of
+    // every other database.
+    let group = health["function_database"]["function_roles_group"].as_str().unwrap().to_string();
+    assert_eq!(group, format!("{database}_functions"), "{health}");
+    let member = psql(&admin, &format!("SELECT pg_has_role('{role}', '{group}', 'MEMBER')")).unwrap();
+    assert_eq!(member, "t");
     let refused = psql(&format!("postgres://{role}@{base}/{store_database}"), "SELECT 1").unwrap_err();
     assert!(refused.contains("permission denied for database"), "{refused}");
 }
