@@ -62,6 +62,11 @@ impl LogBudget {
 
     /// The lines of one call to keep, in order, with a summary line last when any were dropped.
     pub fn admit_call(&self, function_id: &str, lines: impl IntoIterator<Item = LogLine>) -> Vec<LogLine> {
+        let mut lines = lines.into_iter().peekable();
+        if lines.peek().is_none() {
+            // Most calls print nothing: no lock, no bucket on the warm path.
+            return Vec::new();
+        }
         let mut kept = Vec::new();
         let mut dropped = Dropped::default();
         let (mut call_lines, mut call_bytes) = (0u64, 0u64);

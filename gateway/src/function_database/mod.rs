@@ -202,17 +202,6 @@ pub async fn drop_for(app: &App, function: &FunctionRecord) {
 /// The private memory a function backend may use (work_mem is a session's own to raise).
 pub const DEFAULT_MAX_BACKEND_MB: u64 = 512;
 
-/// Only roles granted CONNECT (the function roles, and the owner) may log into the functions'
-/// database, and only they may make temporary tables there.
-async fn close_to_public(connection: &mut PgConnection) -> anyhow::Result<()> {
-    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *connection).await?;
-    let database = database.replace('"', "\"\"");
-    sqlx::query(&format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC"))
-        .execute(connection)
-        .await?;
-    Ok(())
-}
-
 async fn other_databases_open(connection: &mut PgConnection) -> sqlx::Result<Vec<String>> {
     let open: Vec<(String,)> = sqlx::query_as(
         "SELECT datname::text FROM pg_database WHERE datallowconn AND datname <> current_database() \
@@ -282,9 +271,10 @@ pub async fn enforce_limits(config: &FunctionDatabaseConfig) -> FunctionDatabase
         if let Err(error) = sqlx::query("REVOKE CREATE ON SCHEMA public FROM PUBLIC").execute(&mut connection).await {
             status.problems.push(format!("cannot revoke CREATE on schema public from PUBLIC: {error}"));
         }
-        if let Err(error) = close_to_public(&mut connection).await {
+        // Only roles granted CONNECT (the function roles, and the owner) may log in there.
+        if let Err(error) = crate::store::close_database_to_public(&mut connection).await {
             status.problems.push(format!(
-                "cannot revoke CONNECT on the functions' database from PUBLIC ({error}): make the FUNCTION_DATABASE_URL role its owner"
+                "cannot revoke CONNECT on the functions' database from PUBLIC ({error}), or make the FUNCTION_DATABASE_URL role its owner"
             ));
         }
         match ensure_function_roles_group(&mut connection).await {

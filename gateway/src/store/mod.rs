@@ -186,27 +186,31 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn 
     }
 }
 
+/// `REVOKE CONNECT, TEMPORARY ON DATABASE <the connection's database> FROM PUBLIC`: then only
+/// its owner, superusers and roles granted CONNECT may log in. Only the owner (or a superuser)
+/// may run it; a refusal's error names the statement to run as the owner.
+pub async fn close_database_to_public(connection: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *connection).await?;
+    let statement = format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{}\" FROM PUBLIC", database.replace('"', "\"\""));
+    sqlx::query(&statement)
+        .execute(connection)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}; run as the database's owner: {statement}"))?;
+    Ok(())
+}
+
 /// Keeps every role that was not granted CONNECT out of a PostgreSQL store's database: function
 /// roles (which may live in the same cluster) must never read the store, or LISTEN to its change
-/// notices. Only the database's owner (or a superuser) may do this; otherwise it says what to
-/// run. Roles the operator granted CONNECT explicitly keep it.
+/// notices. Roles the operator granted CONNECT explicitly keep it.
 pub async fn close_postgres_store_to_public(url: &str) {
     let closed = async {
         let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
-        let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut connection).await?;
-        let statement =
-            format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{}\" FROM PUBLIC", database.replace('"', "\"\""));
-        let revoked = sqlx::query(&statement).execute(&mut connection).await;
+        let closed = close_database_to_public(&mut connection).await;
         let _ = sqlx::Connection::close(connection).await;
-        anyhow::Ok(revoked.map(|_| ()).map_err(|error| (statement, error)))
+        closed
     };
-    match closed.await {
-        Ok(Ok(())) => {}
-        Ok(Err((statement, error))) => tracing::warn!(
-            %error,
-            "every role of the store's PostgreSQL cluster may connect to the store's database; run as its owner: {statement}"
-        ),
-        Err(error) => tracing::warn!(%error, "cannot check who may connect to the store's database"),
+    if let Err(error) = closed.await {
+        tracing::warn!(%error, "every role of the store's PostgreSQL cluster may connect to the store's database");
     }
 }
 
