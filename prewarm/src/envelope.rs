@@ -58,6 +58,9 @@ impl HttpReply {
         let (body, default_type) = match envelope.get("body") {
             None | Some(Value::Null) => (Vec::new(), None),
             Some(Value::String(text)) if base64 => (base64_decode(text).ok_or(EnvelopeError::BadBase64)?, None),
+            // `JSON.stringify(…)` / `json.dumps(…)` bodies, as Lambda samples write them, are JSON
+            // (what API Gateway's HTTP APIs and function URLs default to); other text is plain.
+            Some(Value::String(text)) if is_json_document(text) => (text.as_bytes().to_vec(), Some(JSON)),
             Some(Value::String(text)) => (text.as_bytes().to_vec(), Some("text/plain; charset=utf-8")),
             Some(other) => (serde_json::to_vec(other).expect("JSON values always serialize"), Some(JSON)),
         };
@@ -68,6 +71,13 @@ impl HttpReply {
         }
         Ok(HttpReply { status, headers, body })
     }
+}
+
+/// A JSON object or array (a bare string or number in a body is more likely text).
+fn is_json_document(text: &str) -> bool {
+    let trimmed = text.trim_start();
+    (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
@@ -122,6 +132,13 @@ mod tests {
         assert_eq!(reply.body, b"a,b");
         assert!(reply.headers.contains(&("content-type".into(), "text/csv".into())));
         assert!(reply.headers.contains(&("x-thing".into(), "a".into())));
+        // A string body that is a JSON document, with no content type of its own, is JSON.
+        let stringified = HttpReply::from_result(&json!({"statusCode": 200, "body": "{\"message\": \"hi\"}"})).unwrap();
+        assert!(stringified.headers.contains(&("content-type".into(), JSON.into())));
+        for text in ["hello", "{not json", "42", "\"quoted\""] {
+            let reply = HttpReply::from_result(&json!({"statusCode": 200, "body": text})).unwrap();
+            assert!(reply.headers.contains(&("content-type".into(), "text/plain; charset=utf-8".into())), "{text}");
+        }
         let object_body = HttpReply::from_result(&json!({"statusCode": 404, "body": {"error": "nope"}})).unwrap();
         assert_eq!((object_body.status, object_body.body.as_slice()), (404, br#"{"error":"nope"}"#.as_slice()));
     }
