@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
             let report = match analyze(&dir, &options) {
                 Ok(report) => report,
                 Err(error) => {
-                    eprintln!("containerpub-analyzer: {error}");
+                    eprintln!("containerpub-analyzer: {}: {error}", dir.display());
                     return ExitCode::from(2);
                 }
             };

@@ -125,8 +125,42 @@ impl Options {
 pub enum AnalyzeError {
     #[error("cannot read the package directory {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{0} has no function: expected main.dart (Dart), package.json or index.js/.mjs/.cjs (Node) or main.py (Python), or name the entry (FILE:FUNCTION)")]
-    NoRuntime(String),
+    /// No entry the defaults know. Says what the package holds instead of where it was unpacked
+    /// (a deploy analyses a temporary copy; its path means nothing to the user).
+    #[error(
+        "the package has no function the defaults find: expected main.dart (Dart), package.json or index.js/.mjs/.cjs (Node) or main.py (Python){}; name the entry as FILE:FUNCTION (dart_cloud deploy --entry, the deploy's `entry` field)",
+        found_sources(.0)
+    )]
+    NoRuntime(Vec<String>),
+}
+
+/// ", it has a.py, b.js" for the source files at the package's top, if any.
+fn found_sources(sources: &[String]) -> String {
+    match sources {
+        [] => String::new(),
+        [first, rest @ ..] if rest.len() < 8 => format!(
+            "; it has {}",
+            [first.as_str()].into_iter().chain(rest.iter().map(String::as_str)).collect::<Vec<_>>().join(", ")
+        ),
+        _ => format!("; it has {} and {} more source files", sources[..8].join(", "), sources.len() - 8),
+    }
+}
+
+/// The source files at the package's top (where an entry usually is), sorted.
+fn top_level_sources(package: &Package) -> Vec<String> {
+    let mut sources: Vec<String> = package
+        .files
+        .iter()
+        .map(|file| file.relative.clone())
+        .filter(|relative| !relative.contains('/'))
+        .filter(|relative| {
+            relative.rsplit_once('.').is_some_and(|(_, extension)| {
+                matches!(extension, "py" | "js" | "mjs" | "cjs" | "ts" | "dart" | "go" | "rb" | "java")
+            })
+        })
+        .collect();
+    sources.sort();
+    sources
 }
 
 /// Analyses the package in `dir`.
@@ -142,7 +176,7 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             .as_ref()
             .and_then(EntrySpec::runtime)
             .or_else(|| detect_runtime(&package))
-            .ok_or_else(|| AnalyzeError::NoRuntime(dir.display().to_string()))?,
+            .ok_or_else(|| AnalyzeError::NoRuntime(top_level_sources(&package)))?,
     };
     let mut findings = Vec::new();
     for link in &package.symlinks {

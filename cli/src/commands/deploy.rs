@@ -163,7 +163,13 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         None => analyzer::RuntimeChoice::Auto,
     };
     let options = analyzer::Options { entry: args.entry.clone(), runtime, ..analyzer::Options::default() };
-    let report = analyzer::analyze(staged.path(), &options).context("the analyzer could not read the package")?;
+    let report = analyzer::analyze(staged.path(), &options).map_err(|error| match error {
+        // Said of the user's own directory, not of the copy the analyzer read.
+        analyzer::AnalyzeError::NoRuntime(_) => anyhow::anyhow!("{}: {error}", root.display()),
+        analyzer::AnalyzeError::Read { .. } => {
+            anyhow::Error::new(error).context("the analyzer could not read the package")
+        }
+    })?;
     let report_json = serde_json::to_value(&report)?;
     let findings = report_json["findings"].as_array().cloned().unwrap_or_default();
     output::findings(output, &findings);

@@ -158,8 +158,13 @@ pub async fn deploy(
         let package_dir = root.strip_prefix(&staged).unwrap_or(std::path::Path::new("")).to_string_lossy().into_owned();
         let options =
             analyzer::Options { runtime: runtime_choice, entry: entry_choice, ..analyzer::Options::default() };
-        let report = analyzer::analyze(&root, &options)
-            .map_err(|error| ApiError::bad_request("archive_unreadable", error.to_string()))?;
+        let report = analyzer::analyze(&root, &options).map_err(|error| match error {
+            // The upload is fine; it only lacks an entry the defaults find: the user's to name.
+            analyzer::AnalyzeError::NoRuntime(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_entry", error.to_string())
+            }
+            analyzer::AnalyzeError::Read { .. } => ApiError::bad_request("archive_unreadable", error.to_string()),
+        })?;
         Ok((report, package_dir))
     })
     .await

@@ -179,6 +179,14 @@ fn an_explicit_entry_is_kept_with_the_version_and_checked_where_it_points() {
     }
     let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/missing.py")]);
     assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
+    // No entry the defaults find: the answer names what the upload holds and how to name the
+    // entry, never the temporary directory the server unpacked it in.
+    let lambda = [("lambda_function.py", "def lambda_handler(event, context):\n    return 1\n"), ("notes.txt", "")];
+    let (status, refused) = server.deploy(&token, "unnamed", archive(&lambda), &[]);
+    assert_eq!((status, code(&refused)), (422, "missing_entry"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("it has lambda_function.py;") && message.contains("--entry"), "{message}");
+    assert!(!message.contains("/tmp") && !message.contains("staging"), "{message}");
     // A named function that is not there: refused, never run as a script instead.
     let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/app.py:serve")]);
     assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
