@@ -10,6 +10,7 @@ pub mod admission;
 pub mod cluster_share;
 pub mod envelope;
 pub mod exec_wrapper;
+mod failure_cause;
 pub mod limits;
 pub mod logs;
 mod oneshot;

@@ -93,7 +93,7 @@ impl OneshotRun<'_> {
             .iter()
             .rev()
             .filter(|line| line.stream == LogStream::Stderr)
-            .take(3)
+            .take(40)
             .map(|line| line.text.as_str())
             .collect();
         let (outcome, error) = match run.end {
@@ -170,12 +170,12 @@ impl OneshotRun<'_> {
             OneshotEnd::Exited(ExitStatus::Exited(code)) => {
                 let mut error =
                     InvocationError::new("function_error", format!("the function exited with status {code}"));
-                if !stderr_tail.is_empty() {
-                    error.message = format!(
-                        "{}: {}",
-                        error.message,
-                        stderr_tail.iter().rev().copied().collect::<Vec<_>>().join(" | ")
-                    );
+                let oldest_first: Vec<&str> = stderr_tail.iter().rev().copied().collect();
+                // The cause when a line reads like one (Node prints it mid-way), else the last lines.
+                let said = crate::failure_cause::cause(&oldest_first)
+                    .unwrap_or_else(|| oldest_first[oldest_first.len().saturating_sub(3)..].join(" | "));
+                if !said.is_empty() {
+                    error.message = format!("{}: {said}", error.message);
                 }
                 (Outcome::FunctionError, error)
             }

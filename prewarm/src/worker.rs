@@ -57,7 +57,7 @@ pub(crate) enum StartFailure {
     Shell(#[from] ShellError),
     #[error("register the worker's pipes: {0}")]
     Pipes(std::io::Error),
-    #[error("the function failed to load: {}: {}", .0.error_type, .0.message)]
+    #[error("the function failed to load: {}", crate::failure_cause::with_advice(&format!("{}: {}", .0.error_type, .0.message)))]
     LoadError(FunctionError),
     /// The module loaded but has nothing to call: a script (see `FunctionEntry::settle_by_loading`).
     #[error("{0}")]
@@ -453,9 +453,14 @@ enum Event {
     Progress,
 }
 
-/// What a worker that died before `ready` said last: its stderr, or its stdout when it wrote
-/// nothing on stderr (a program printing its usage).
+/// What a worker that died before `ready` said: the cause on its stderr when a line reads like
+/// one (Node prints it mid-way), else its last stderr lines, or its stdout when it wrote nothing
+/// on stderr (a program printing its usage).
 fn output_tail(logs: &LogCollector) -> Vec<String> {
+    let recent = logs.recent_lines(LogStream::Stderr, 40);
+    if let Some(cause) = crate::failure_cause::cause(&recent.iter().map(String::as_str).collect::<Vec<_>>()) {
+        return vec![cause];
+    }
     let stderr = logs.recent_lines(LogStream::Stderr, 5);
     if stderr.is_empty() {
         logs.recent_lines(LogStream::Stdout, 5)

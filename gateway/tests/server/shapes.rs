@@ -313,3 +313,37 @@ fn bodies_and_results_that_are_not_json_are_handled_as_documented() {
         assert_eq!(info["pool"]["spawns"], 1, "{name}: {info}");
     }
 }
+
+/// A function whose package is missing a dependency says so, with the fix, wherever it fails:
+/// Node prints the cause mid-way through its dying words, never in its last lines.
+#[test]
+fn a_missing_package_is_named_with_its_fix() {
+    let Some((server, token)) = server() else { return };
+    let node = [("index.js", "const express = require('express');\nexports.handler = () => express;\n")];
+    let (status, refused) = server.deploy(&token, "needs-express", archive(&node), &[]);
+    assert_eq!((status, code(&refused)), (422, "startup_failed"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Cannot find module 'express'") && message.contains("npm install"), "{message}");
+
+    // A script (one process a call) dies with Node's report: its cause, not `} |  | Node.js v…`.
+    let script = [("index.js", "require('express');\nconsole.log(JSON.stringify({ ok: true }));\n")];
+    assert_eq!(server.deploy(&token, "script-express", archive(&script), &[]).0, 201);
+    let answer = server.post_json("/fn/script-express", Some(&token), &serde_json::json!({}));
+    assert_eq!(answer.status(), 500);
+    let answer: Value = answer.json().unwrap();
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the function exited with status 1: Error: Cannot find module 'express' ("),
+        "{message}"
+    );
+    assert!(message.contains("npm install") && !message.contains("Node.js v"), "{message}");
+
+    let python = [("main.py", "import not_a_package_anywhere\n\ndef handler(body):\n    return 1\n")];
+    let (status, refused) = server.deploy(&token, "needs-module", archive(&python), &[]);
+    assert_eq!((status, code(&refused)), (422, "startup_failed"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("No module named 'not_a_package_anywhere'") && message.contains("pip install --target ."),
+        "{message}"
+    );
+}
