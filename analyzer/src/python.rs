@@ -110,7 +110,10 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
     let wanted = explicit.map_or("main.py", |explicit| explicit.file.as_str());
     let Some(main) = files.iter().find(|file| file.relative == wanted) else {
         let (message, help) = match explicit {
-            None => ("the package has no main.py at its root".to_string(), "Define `def handler(body):` in main.py."),
+            None => (
+                "the package has no main.py at its root".to_string(),
+                "Define `def handler(body):` in main.py, or name the entry: `--entry FILE:FUNCTION` (for example `--entry app.py:handler`).",
+            ),
             Some(_) => (format!("the package has no {wanted} (named as the entry)"), "Name a .py file of the package."),
         };
         findings.push(missing_entry::RULE.at_with_help(wanted, 1, 1, message, help));
@@ -149,7 +152,39 @@ fn entry_hint(main: &ParsedFile, function: &str) -> Entry {
             &main.relative,
             function,
             EntryMode::Main,
-            format!("{} never mentions `{function}`: it runs as a script, one process per call", main.relative),
+            format!(
+                "{} never mentions `{function}`: it runs as a script, one process per call{}",
+                main.relative,
+                other_function_hint(main)
+            ),
+        ),
+    }
+}
+
+/// The deploy option that serves a function the file defines at its top under another name.
+fn other_function_hint(main: &ParsedFile) -> String {
+    let root = main.tree.root_node();
+    let mut cursor = root.walk();
+    let defined: Vec<String> = root
+        .named_children(&mut cursor)
+        .filter_map(|node| match node.kind() {
+            "function_definition" => Some(node),
+            "decorated_definition" => {
+                node.child_by_field_name("definition").filter(|inner| inner.kind() == "function_definition")
+            }
+            _ => None,
+        })
+        .filter_map(|definition| definition.child_by_field_name("name"))
+        .map(|name| text(name, &main.source).to_string())
+        .filter(|name| !name.starts_with('_'))
+        .collect();
+    match defined.as_slice() {
+        [] => String::new(),
+        [only] => format!("; to serve `{only}` warm, deploy with --entry {}:{only}", main.relative),
+        several => format!(
+            "; to serve one of them warm, deploy with --entry {}:NAME ({})",
+            main.relative,
+            several.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
         ),
     }
 }

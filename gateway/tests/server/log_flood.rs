@@ -121,8 +121,10 @@ fn a_log_flood_is_bounded_and_never_costs_another_tenant_its_records() {
     assert!(summaries >= 1, "the owner is told what was dropped");
     // Memory rises to what four calls' replies hold at once (megabyte frames), then stays there:
     // it does not grow with the lines printed (before: 54 -> 332 MB in 40 s, still rising).
-    let settled = rss[rss.len() / 2];
-    assert!(rss_after < settled + 25, "RSS still rising: {rss_before} -> {rss:?} -> {rss_after} MB");
+    // (The samples move as the allocator frees and takes again: the end is held to the first
+    // half's peak, not to one sample.)
+    let first_half_peak = rss[..rss.len().div_ceil(2)].iter().copied().max().unwrap_or(rss_before);
+    assert!(rss_after < first_half_peak + 25, "RSS still rising: {rss_before} -> {rss:?} -> {rss_after} MB");
     assert!(rss_after < rss_before + 200, "RSS {rss_before} -> {rss_after} MB");
 
     // Retention: the function's lines fit in its 1 MB within a prune or two, and lines and

@@ -347,3 +347,30 @@ fn a_missing_package_is_named_with_its_fix() {
         "{message}"
     );
 }
+
+/// A handler exported under another name: the deploy says the exact `--entry` that serves it warm.
+#[test]
+fn a_handler_under_another_name_gets_the_entry_that_serves_it() {
+    let Some((server, token)) = server() else { return };
+    for (name, files, expected) in [
+        (
+            "webhook",
+            [("index.js", "exports.githubWebhookListener = async (event) => ({ ok: true });\n")],
+            "to serve `githubWebhookListener` warm, deploy with --entry index.js:githubWebhookListener",
+        ),
+        (
+            "lambda-style",
+            [("main.py", "def lambda_handler(event, context):\n    return {'ok': True}\n")],
+            "to serve `lambda_handler` warm, deploy with --entry main.py:lambda_handler",
+        ),
+    ] {
+        let (status, deployed) = server.deploy(&token, name, archive(&files), &[]);
+        assert_eq!(status, 201, "{deployed}");
+        assert_eq!(deployed["entry_mode"], "main", "{deployed}");
+        assert!(deployed["warnings"].to_string().contains(expected), "{name}: {deployed}");
+        // Named as it says, it is served warm.
+        let entry = expected.rsplit("--entry ").next().unwrap();
+        let (status, deployed) = server.deploy(&token, name, archive(&files), &[("entry", entry)]);
+        assert_eq!((status, deployed["entry_mode"].as_str()), (201, Some("handler")), "{deployed}");
+    }
+}

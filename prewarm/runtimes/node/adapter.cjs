@@ -123,10 +123,19 @@ function describeExports(loaded) {
   } else if (fallback !== undefined) {
     seen.set('default', kindOf(fallback));
   }
-  if (seen.size === 0) return 'it exports nothing';
+  if (seen.size === 0) return ['it exports nothing', []];
   const listed = [...seen].slice(0, 10).map(([name, kind]) => `${name} (${kind})`);
   const more = seen.size > 10 ? ` and ${seen.size - 10} more` : '';
-  return `it exports ${listed.join(', ')}${more}`;
+  const callables = [...seen].filter(([, kind]) => kind === 'function').map(([name]) => name);
+  return [`it exports ${listed.join(', ')}${more}`, callables];
+}
+
+// The deploy option that serves an export under another name: `--entry FILE:NAME`.
+function entryHint(shown, callables) {
+  const named = callables.filter((name) => name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name));
+  if (named.length === 1) return `; to serve \`${named[0]}\` warm, deploy with --entry ${shown}:${named[0]}`;
+  if (named.length > 1) return `; to serve one of them warm, deploy with --entry ${shown}:NAME (${named.slice(0, 5).join(', ')})`;
+  return '';
 }
 
 // Finds the function to call: a named export, a property of `module.exports` (or of a default
@@ -150,7 +159,8 @@ async function load(entry, name) {
     const kind = handler.constructor && handler.constructor.name === 'AsyncFunction' ? 'an async function' : 'a function';
     return [handler, `${where}, ${kind}`];
   }
-  return [null, describeExports(loaded)];
+  const [exportsSeen, callables] = describeExports(loaded);
+  return [null, exportsSeen, callables];
 }
 
 async function main() {
@@ -159,14 +169,16 @@ async function main() {
   const shown = path.relative(process.cwd(), entry) || entry;
   let handler;
   let where;
+  let callables = [];
   try {
-    [handler, where] = await load(entry, name);
+    [handler, where, callables = []] = await load(entry, name);
   } catch (error) {
     writeFrame({ type: 'load_error', error: describeError(error) });
     process.exit(1);
   }
   if (!handler) {
-    writeFrame({ type: 'no_handler', message: `${shown} loaded without a callable \`${name}\` (${where})` });
+    const hint = entryHint(shown, callables);
+    writeFrame({ type: 'no_handler', message: `${shown} loaded without a callable \`${name}\` (${where})${hint}` });
     process.exit(0);
   }
   writeFrame({ type: 'ready', runtime: 'node', handler: where });

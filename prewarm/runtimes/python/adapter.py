@@ -117,14 +117,31 @@ class Context(dict):
 class NoHandler(Exception):
     """The module loaded, with nothing callable under the function's name."""
 
+    def __init__(self, message, callables=()):
+        super().__init__(message)
+        self.callables = list(callables)
 
-def describe_callables(module):
-    names = sorted(
+
+def module_callables(module):
+    return sorted(
         name for name, value in vars(module).items()
         if not name.startswith("_") and callable(value) and getattr(value, "__module__", None) == module.__name__
     )
+
+
+def describe_callables(module):
+    names = module_callables(module)
     more = f" and {len(names) - 10} more" if len(names) > 10 else ""
     return f"its functions: {', '.join(names[:10])}{more}" if names else "it defines no functions"
+
+
+def entry_hint(shown, callables):
+    """The deploy option that serves a function under another name: `--entry FILE:NAME`."""
+    if len(callables) == 1:
+        return f"; to serve `{callables[0]}` warm, deploy with --entry {shown}:{callables[0]}"
+    if callables:
+        return f"; to serve one of them warm, deploy with --entry {shown}:NAME ({', '.join(callables[:5])})"
+    return ""
 
 
 def load(entry, name):
@@ -147,7 +164,7 @@ def load(entry, name):
     handler = getattr(module, name, None)
     if not callable(handler):
         found = "" if handler is None else f", `{name}` is a {type(handler).__name__}"
-        raise NoHandler(f"{describe_callables(module)}{found}")
+        raise NoHandler(f"{describe_callables(module)}{found}", module_callables(module))
     if inspect.iscoroutinefunction(handler):
         kind = "an async function"
     elif getattr(handler, "__name__", None) == "<lambda>":
@@ -208,7 +225,8 @@ def main():
         handler, wants_request, where = load(entry, name)
     except NoHandler as missing:
         flush_output()
-        write_frame({"type": "no_handler", "message": f"{shown} loaded without a callable `{name}` ({missing})"})
+        hint = entry_hint(shown, missing.callables)
+        write_frame({"type": "no_handler", "message": f"{shown} loaded without a callable `{name}` ({missing}){hint}"})
         sys.exit(0)
     except BaseException as error:
         flush_output()
