@@ -65,23 +65,12 @@ pub fn build(root: &Path) -> anyhow::Result<Package> {
     Ok(Package { archive: encoder.finish()?, files })
 }
 
-/// The function name to use: `--name`, else the package's own name (`pubspec.yaml` or
-/// `package.json`, `_` becoming `-`), else the directory's.
+/// The function name when `--name` is not given: the directory's (`_` becoming `-`). Never the
+/// package's own name (`package.json`, `pubspec.yaml`): every function made from one template
+/// (`openfaas-function`, `starter-template`) would deploy over the others.
 pub fn default_name(root: &Path) -> Option<String> {
-    let from_pubspec = std::fs::read_to_string(root.join("pubspec.yaml")).ok().and_then(|text| {
-        text.lines()
-            .find_map(|line| line.strip_prefix("name:").map(|name| name.trim().trim_matches(['"', '\'']).to_string()))
-    });
-    let from_package_json = || {
-        std::fs::read_to_string(root.join("package.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .and_then(|json| json["name"].as_str().map(str::to_string))
-    };
-    let from_directory =
-        || root.canonicalize().ok().and_then(|path| path.file_name().map(|name| name.to_string_lossy().into_owned()));
-    let name = from_pubspec.or_else(from_package_json).or_else(from_directory)?;
-    Some(name.to_ascii_lowercase().replace('_', "-"))
+    let directory = root.canonicalize().ok()?.file_name()?.to_string_lossy().into_owned();
+    Some(directory.to_ascii_lowercase().replace('_', "-"))
 }
 
 #[cfg(test)]
@@ -106,7 +95,15 @@ mod tests {
         let listed: Vec<String> = files(root).unwrap().iter().map(|p| p.display().to_string()).collect();
         assert_eq!(listed, ["lib/a.dart", "lib/build/kept.dart", "main.dart", "pubspec.yaml"]);
         assert_eq!(build(root).unwrap().archive, build(root).unwrap().archive);
-        std::fs::write(root.join("pubspec.yaml"), "name: my_func\n").unwrap();
-        assert_eq!(default_name(root).as_deref(), Some("my-func"));
+    }
+
+    #[test]
+    fn the_default_name_is_the_directorys_never_the_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("My_Func");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("package.json"), r#"{"name": "openfaas-function"}"#).unwrap();
+        std::fs::write(root.join("pubspec.yaml"), "name: starter_template\n").unwrap();
+        assert_eq!(default_name(&root).as_deref(), Some("my-func"));
     }
 }

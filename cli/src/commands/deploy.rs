@@ -20,7 +20,7 @@ pub struct DeployArgs {
     /// `deploy NAME PATH`: the function's name, then its directory.
     #[arg(value_name = "PATH", num_args = 0..=2)]
     pub targets: Vec<String>,
-    /// Function name (default: the package's name).
+    /// Function name (default: the directory's name, `_` becoming `-`).
     #[arg(long)]
     pub name: Option<String>,
     /// Let anyone call it without credentials.
@@ -130,7 +130,14 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         "{} is not a directory (usage: deploy [PATH] [--name NAME], or deploy NAME PATH)",
         root.display()
     );
-    let name = name.or_else(|| package::default_name(root)).context("cannot tell the function's name: pass --name")?;
+    let name = match name {
+        Some(name) => name,
+        None => {
+            let name = package::default_name(root).context("cannot tell the function's name: pass --name")?;
+            output.note(&format!("deploying as {name} (the directory's name; --name NAME chooses another)"));
+            name
+        }
+    };
     // Before any work: a deploy that cannot be uploaded (not logged in, an expired login) says
     // so first, not after the analysis.
     if !args.dry_run {
