@@ -273,6 +273,30 @@ mod tests {
         Account { id: id.into(), weight }
     }
 
+    /// Queues one waiter per `(function, account)`, in this order (each is queued before the
+    /// next asks); the receiver gets each function's name as its waiter is granted a slot.
+    async fn queue_in_order(
+        admission: &Arc<Admission>,
+        waiters: Vec<(Arc<str>, Account)>,
+        limits: AdmissionLimits,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        let (order_tx, order_rx) = tokio::sync::mpsc::unbounded_channel();
+        let queued_before = admission.totals().queued;
+        for (index, (name, account)) in waiters.into_iter().enumerate() {
+            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
+            tokio::spawn(async move {
+                let permit = task_admission.acquire(&name, &account, limits).await.unwrap();
+                order_tx.send(name.to_string()).unwrap();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                drop(permit);
+            });
+            while admission.totals().queued < queued_before + index + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        order_rx
+    }
+
     fn limits(max_concurrency: usize, max_queue_length: usize, wait_ms: u64) -> AdmissionLimits {
         AdmissionLimits { max_concurrency, max_queue_length, max_queue_wait: Duration::from_millis(wait_ms) }
     }
@@ -314,19 +338,8 @@ mod tests {
         let held_one = admission.acquire(&busy, &account(), wide).await.unwrap();
         let _held_two = admission.acquire(&busy, &account(), wide).await.unwrap();
         // The busy function queues first, then the quiet one.
-        let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
-        for (index, name) in [busy.clone(), busy.clone(), quiet.clone()].into_iter().enumerate() {
-            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
-            tokio::spawn(async move {
-                let permit = task_admission.acquire(&name, &account(), wide).await.unwrap();
-                order_tx.send(name.to_string()).unwrap();
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                drop(permit);
-            });
-            while admission.totals().queued < index + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let waiters = vec![(busy.clone(), account()), (busy.clone(), account()), (quiet.clone(), account())];
+        let mut order_rx = queue_in_order(&admission, waiters, wide).await;
         drop(held_one);
         assert_eq!(order_rx.recv().await.unwrap(), "quiet", "the quiet function overtakes the busy one's queue");
     }
@@ -375,21 +388,7 @@ mod tests {
         let _ada = admission.acquire(&a1, &ada, wide).await.unwrap();
         // Mallory's second function runs nothing yet, but Mallory runs two once a slot frees,
         // Ada one.
-        let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
-        for (index, (name, account)) in
-            [(m2.clone(), mallory.clone()), (a1.clone(), ada.clone())].into_iter().enumerate()
-        {
-            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
-            tokio::spawn(async move {
-                let permit = task_admission.acquire(&name, &account, wide).await.unwrap();
-                order_tx.send(name.to_string()).unwrap();
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                drop(permit);
-            });
-            while admission.totals().queued < index + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let mut order_rx = queue_in_order(&admission, vec![(m2, mallory), (a1.clone(), ada)], wide).await;
         drop(first);
         assert_eq!(order_rx.recv().await.unwrap(), "a1", "Ada runs fewer: her waiter goes first");
     }
@@ -412,20 +411,7 @@ mod tests {
             held.push(admission.acquire(&h, &heavy, wide).await.unwrap());
         }
         // Full: heavy runs 7 (3.5 for its weight), light 3. One waiter each.
-        let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
-        for (index, (name, account)) in [(l.clone(), light.clone()), (h.clone(), heavy.clone())].into_iter().enumerate()
-        {
-            let (task_admission, order_tx) = (admission.clone(), order_tx.clone());
-            tokio::spawn(async move {
-                let permit = task_admission.acquire(&name, &account, wide).await.unwrap();
-                order_tx.send(name.to_string()).unwrap();
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                drop(permit);
-            });
-            while admission.totals().queued < index + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let mut order_rx = queue_in_order(&admission, vec![(l.clone(), light), (h.clone(), heavy)], wide).await;
         // One of heavy's ends: heavy runs 6 (3 for its weight), light 3: a tie, light's function
         // runs fewer; then heavy's ends again: 5 (2.5) against light's 4.
         held.pop();
