@@ -457,11 +457,11 @@ enum Event {
 /// one (Node prints it mid-way), else its last stderr lines, or its stdout when it wrote nothing
 /// on stderr (a program printing its usage).
 fn output_tail(logs: &LogCollector) -> Vec<String> {
-    let recent = logs.recent_lines(LogStream::Stderr, 40);
-    if let Some(cause) = crate::failure_cause::cause(&recent.iter().map(String::as_str).collect::<Vec<_>>()) {
+    let mut stderr = logs.recent_lines(LogStream::Stderr, 40);
+    if let Some(cause) = crate::failure_cause::cause(&stderr.iter().map(String::as_str).collect::<Vec<_>>()) {
         return vec![cause];
     }
-    let stderr = logs.recent_lines(LogStream::Stderr, 5);
+    stderr.drain(..stderr.len().saturating_sub(5));
     if stderr.is_empty() {
         logs.recent_lines(LogStream::Stdout, 5)
     } else {

@@ -22,9 +22,9 @@ use prewarm::HttpReply;
 const SERVER_OWNED: [&str; 8] =
     ["content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
 
-/// `mount`: the path prefix the function is served under on the shared origin (`/fn/NAME`);
-/// `None` on its own host name.
-pub fn response(reply: HttpReply, mount: Option<&str>) -> Response {
+/// `shared_origin_name`: the name in the URL when the function is served under `/fn/NAME` on the
+/// shared origin; `None` on its own host name.
+pub fn response(reply: HttpReply, shared_origin_name: Option<&str>) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let body = if matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED) {
         Body::empty()
@@ -33,12 +33,20 @@ pub fn response(reply: HttpReply, mount: Option<&str>) -> Response {
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
+    // Made for the first cookie only: most answers set none (the hot path).
+    let mut mount = None;
     for (name, value) in reply.headers {
         let Ok(name) = HeaderName::try_from(name) else { continue };
         if SERVER_OWNED.contains(&name.as_str()) {
             continue;
         }
-        let value = if name == axum::http::header::SET_COOKIE { scoped_cookie(&value, mount) } else { value };
+        let value = if name == axum::http::header::SET_COOKIE {
+            let mount =
+                shared_origin_name.map(|function| mount.get_or_insert_with(|| format!("/fn/{function}")).as_str());
+            scoped_cookie(&value, mount)
+        } else {
+            value
+        };
         let Ok(value) = HeaderValue::from_str(&value) else { continue };
         response.headers_mut().append(name, value);
     }

@@ -136,8 +136,8 @@ pub async fn function_url(
         body_is_base64: false,
     }
     .with_raw_body(&body);
-    let mount = (!own_host).then(|| format!("/fn/{name}"));
-    run(app, &function, event, owner, headers, mount.as_deref()).await
+    let shared_origin_name = (!own_host).then_some(name.as_str());
+    run(app, &function, event, owner, headers, shared_origin_name).await
 }
 
 /// The seed's call: the request as JSON (its executor took `body`, `query`, `headers`, `method`).
@@ -199,8 +199,7 @@ pub async fn api_invoke(
         body_is_base64: false,
     };
     // The API's origin: a cookie the function sets is kept to its function URL's path.
-    let mount = format!("/fn/{name}");
-    run(&app, &function, event, owner, &headers, Some(&mount)).await
+    run(&app, &function, event, owner, &headers, Some(&name)).await
 }
 
 /// The active function `name` if the caller may call it: anyone for a public function, its
@@ -271,7 +270,7 @@ async fn run(
     event: InvocationEvent,
     mut owner: bool,
     headers: &HeaderMap,
-    mount: Option<&str>,
+    shared_origin_name: Option<&str>,
 ) -> Response {
     let id = new_time_ordered_id("inv");
     let started_at = now_ms();
@@ -332,7 +331,7 @@ async fn run(
     if invocation.outcome == Outcome::FunctionError && function.public && !owner {
         owner = matches!(authenticate(app, headers).await, Ok(Some(caller)) if caller.user_id == function.owner_id);
     }
-    let mut response = respond(&invocation, owner, mount);
+    let mut response = respond(&invocation, owner, shared_origin_name);
     let headers = response.headers_mut();
     headers.insert("x-invocation-id", HeaderValue::from_str(&id).expect("ids are ASCII"));
     // Milliseconds with three decimals, from whole microseconds: no float formatting.
@@ -346,7 +345,7 @@ async fn run(
 
 /// The HTTP answer of an invocation. A function error carries its type and message; its stack
 /// trace (paths relative to the function) only for the function's owner — it is in the logs too.
-fn respond(invocation: &Invocation, owner: bool, mount: Option<&str>) -> Response {
+fn respond(invocation: &Invocation, owner: bool, shared_origin_name: Option<&str>) -> Response {
     let detail = invocation.error.as_ref();
     let error = |status: StatusCode, code: &'static str, fallback: &str| {
         let message = detail.map(|error| error.message.clone()).filter(|message| !message.is_empty());
@@ -354,7 +353,7 @@ fn respond(invocation: &Invocation, owner: bool, mount: Option<&str>) -> Respons
     };
     match invocation.outcome {
         Outcome::Ok => match HttpReply::from_result(invocation.result.as_ref().unwrap_or(&Value::Null)) {
-            Ok(reply) => super::function_reply::response(reply, mount),
+            Ok(reply) => super::function_reply::response(reply, shared_origin_name),
             Err(problem) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "invalid_output",

@@ -22,7 +22,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::app::App;
 use crate::config::FunctionDatabaseConfig;
-use crate::store::{FunctionDatabaseRecord, FunctionRecord};
+use crate::store::{current_database_identifier, quoted_identifier, FunctionDatabaseRecord, FunctionRecord};
 
 pub mod watchdog;
 
@@ -85,9 +85,9 @@ async fn membership_and_connect(manager: &mut PgConnection, role: &str) -> anyho
     let (database, manager_role): (String, String) =
         sqlx::query_as("SELECT current_database(), current_user::text").fetch_one(&mut *manager).await?;
     Ok([
-        format!("GRANT CONNECT ON DATABASE \"{}\" TO {role}", database.replace('"', "\"\"")),
+        format!("GRANT CONNECT ON DATABASE {} TO {role}", quoted_identifier(&database)),
         format!("GRANT {role} TO CURRENT_USER"),
-        format!("GRANT \"{}\" TO {role}", function_roles_group(&manager_role).replace('"', "\"\"")),
+        format!("GRANT {} TO {role}", quoted_identifier(&function_roles_group(&manager_role))),
     ])
 }
 
@@ -110,9 +110,7 @@ async fn ensure_function_roles_group(connection: &mut PgConnection) -> anyhow::R
         .await?;
     if !exists {
         // The configured role's name is the operator's: quoted, not trusted.
-        sqlx::query(&format!("CREATE ROLE \"{}\" NOLOGIN", group.replace('"', "\"\"")))
-            .execute(&mut *connection)
-            .await?;
+        sqlx::query(&format!("CREATE ROLE {} NOLOGIN", quoted_identifier(&group))).execute(&mut *connection).await?;
     }
     Ok(group)
 }
@@ -140,15 +138,14 @@ async fn create(app: &App, manager_url: &str, function: &FunctionRecord) -> anyh
     let limit = config.max_connections.unwrap_or(DEFAULT_CONNECTIONS_PER_FUNCTION);
     let timeout = config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     let mut manager = PgConnection::connect(manager_url).await?;
-    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut manager).await?;
-    let database = database.replace('"', "\"\"");
+    let database = current_database_identifier(&mut manager).await?;
     // Identifiers and the password are generated here (hex), numbers are ours: nothing a user
     // wrote is interpolated into these statements (DDL takes no bind parameters).
     for statement in [
         format!("CREATE ROLE {role} LOGIN NOINHERIT PASSWORD '{password}' CONNECTION LIMIT {limit}"),
         format!("ALTER ROLE {role} SET statement_timeout = {timeout}"),
         format!("ALTER ROLE {role} SET search_path = {role}"),
-        format!("GRANT CREATE ON DATABASE \"{database}\" TO {role}"),
+        format!("GRANT CREATE ON DATABASE {database} TO {role}"),
     ]
     .into_iter()
     .chain(membership_and_connect(&mut manager, &role).await?)
@@ -160,7 +157,7 @@ async fn create(app: &App, manager_url: &str, function: &FunctionRecord) -> anyh
     let mut own = PgConnection::connect(&role_url(manager_url, &role, &password)?).await?;
     sqlx::query(&format!("CREATE SCHEMA {role}")).execute(&mut own).await?;
     let _ = own.close().await;
-    sqlx::query(&format!("REVOKE CREATE ON DATABASE \"{database}\" FROM {role}")).execute(&mut manager).await?;
+    sqlx::query(&format!("REVOKE CREATE ON DATABASE {database} FROM {role}")).execute(&mut manager).await?;
     let _ = manager.close().await;
     let record = FunctionDatabaseRecord {
         function_id: function.id.clone(),
@@ -185,9 +182,8 @@ pub async fn drop_for(app: &App, function: &FunctionRecord) {
         let _ = own.close().await;
         let mut manager = PgConnection::connect(manager_url).await?;
         // Its CONNECT grant depends on the role: the grant goes first.
-        let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut manager).await?;
-        let database = database.replace('"', "\"\"");
-        sqlx::query(&format!("REVOKE CONNECT ON DATABASE \"{database}\" FROM {}", record.role))
+        let database = current_database_identifier(&mut manager).await?;
+        sqlx::query(&format!("REVOKE CONNECT ON DATABASE {database} FROM {}", record.role))
             .execute(&mut manager)
             .await?;
         sqlx::query(&format!("DROP ROLE IF EXISTS {}", record.role)).execute(&mut manager).await?;

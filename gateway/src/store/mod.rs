@@ -186,12 +186,24 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn 
     }
 }
 
+/// `name` as a quoted PostgreSQL identifier (`"…"`, inner quotes doubled): DDL takes no bind
+/// parameters, and database and role names the operator chose are not trusted.
+pub fn quoted_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The connection's database, quoted for DDL.
+pub async fn current_database_identifier(connection: &mut sqlx::PgConnection) -> sqlx::Result<String> {
+    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(connection).await?;
+    Ok(quoted_identifier(&database))
+}
+
 /// `REVOKE CONNECT, TEMPORARY ON DATABASE <the connection's database> FROM PUBLIC`: then only
 /// its owner, superusers and roles granted CONNECT may log in. Only the owner (or a superuser)
 /// may run it; a refusal's error names the statement to run as the owner.
 pub async fn close_database_to_public(connection: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-    let (database,): (String,) = sqlx::query_as("SELECT current_database()").fetch_one(&mut *connection).await?;
-    let statement = format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{}\" FROM PUBLIC", database.replace('"', "\"\""));
+    let database = current_database_identifier(&mut *connection).await?;
+    let statement = format!("REVOKE CONNECT, TEMPORARY ON DATABASE {database} FROM PUBLIC");
     sqlx::query(&statement)
         .execute(connection)
         .await
