@@ -228,9 +228,9 @@ fn detect_runtime(package: &Package) -> Option<Runtime> {
     let has = |name: &str| package.file(name).is_some();
     if has("main.dart") || has("pubspec.yaml") || package.with_extension("dart").next().is_some() {
         Some(Runtime::Dart)
-    } else if ["index.js", "index.mjs", "index.cjs", "package.json"].into_iter().any(has) {
+    } else if node_entry::DEFAULT_FILES.into_iter().chain(["package.json"]).any(has) {
         Some(Runtime::Node)
-    } else if has("main.py") || has("requirements.txt") {
+    } else if python::DEFAULT_FILES.into_iter().chain(["requirements.txt"]).any(has) {
         Some(Runtime::Python)
     } else {
         None

@@ -18,7 +18,11 @@ use crate::rules::missing_entry;
 use crate::syntax::{text, walk, ParsedFile};
 use crate::EntrySpec;
 
-const INDEX_FILES: [&str; 3] = ["index.js", "index.mjs", "index.cjs"];
+/// The files a Node function's entry is looked for in, without `--entry` or a `package.json` that
+/// names one: Node's and Lambda's `index`, then where OpenFaaS's, the Serverless Framework's and
+/// SAM's templates put their handler.
+pub const DEFAULT_FILES: [&str; 7] =
+    ["index.js", "index.mjs", "index.cjs", "handler.js", "handler.mjs", "app.js", "app.mjs"];
 const CONDITIONS: [&str; 4] = ["import", "node", "default", "require"];
 
 /// The entry file, or a `missing-entry` finding saying what was looked for.
@@ -51,14 +55,17 @@ pub fn entry_file(package: &Package, explicit: Option<&EntrySpec>, findings: &mu
             return resolved(package, "main", main, true, findings);
         }
     }
-    if let Some(index) = INDEX_FILES.into_iter().find(|name| package.file(name).is_some()) {
+    if let Some(index) = DEFAULT_FILES.into_iter().find(|name| package.file(name).is_some()) {
         return Some(index.to_string());
     }
     findings.push(missing_entry::RULE.at_with_help(
         "index.js",
         1,
         1,
-        "the package has no entry: no package.json `main` or `exports`, and no index.js, index.mjs or index.cjs",
+        format!(
+            "the package has no entry: no package.json `main` or `exports`, and none of {}",
+            DEFAULT_FILES.join(", ")
+        ),
         "Export `handler` from index.js, or name the entry (`dart_cloud deploy --entry FILE:FUNCTION`).",
     ));
     None

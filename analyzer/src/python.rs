@@ -106,20 +106,83 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
             }
         });
     }
-    let function = explicit.map_or(DEFAULT_FUNCTION, EntrySpec::function);
-    let wanted = explicit.map_or("main.py", |explicit| explicit.file.as_str());
-    let Some(main) = files.iter().find(|file| file.relative == wanted) else {
+    let found = match explicit {
+        Some(explicit) => {
+            files.iter().find(|file| file.relative == explicit.file).map(|file| (file, explicit.function()))
+        }
+        None => DEFAULT_FILES.iter().find_map(|wanted| {
+            let file = files.iter().find(|file| file.relative == *wanted)?;
+            Some((file, default_function(file)))
+        }),
+    };
+    let Some((main, function)) = found else {
         let (message, help) = match explicit {
             None => (
-                "the package has no main.py at its root".to_string(),
-                "Define `def handler(body):` in main.py, or name the entry: `--entry FILE:FUNCTION` (for example `--entry app.py:handler`).",
+                format!("the package has none of {} at its root", DEFAULT_FILES.join(", ")),
+                "Define `def handler(body):` in main.py, or name the entry: `--entry FILE:FUNCTION` (for example `--entry app.py:handler`).".to_string(),
             ),
-            Some(_) => (format!("the package has no {wanted} (named as the entry)"), "Name a .py file of the package."),
+            Some(explicit) => {
+                (format!("the package has no {} (named as the entry)", explicit.file), "Name a .py file of the package.".into())
+            }
         };
+        let wanted = explicit.map_or("main.py", |explicit| explicit.file.as_str());
         findings.push(missing_entry::RULE.at_with_help(wanted, 1, 1, message, help));
         return None;
     };
     crate::named_function_exists(entry_hint(main, function), explicit, findings)
+}
+
+/// The files a Python function's entry is looked for in, without `--entry`: this platform's own,
+/// then Lambda's, OpenFaaS's and the usual home of a WSGI or ASGI app.
+pub const DEFAULT_FILES: [&str; 5] = ["main.py", "lambda_function.py", "handler.py", "app.py", "index.py"];
+
+/// The names a default entry file's function is looked for under, in order: this platform's
+/// `handler`, Lambda's `lambda_handler`, OpenFaaS's `handle`, a WSGI or ASGI `app`/`application`.
+const DEFAULT_FUNCTIONS: [&str; 5] = [DEFAULT_FUNCTION, "lambda_handler", "handle", "app", "application"];
+
+/// The first of [`DEFAULT_FUNCTIONS`] the file binds at its top level (a `def`, a `class`, an
+/// assignment or an import), else `handler`.
+fn default_function(file: &ParsedFile) -> &'static str {
+    let bound = top_level_names(file);
+    DEFAULT_FUNCTIONS.into_iter().find(|name| bound.iter().any(|bound| bound == name)).unwrap_or(DEFAULT_FUNCTION)
+}
+
+fn top_level_names(file: &ParsedFile) -> Vec<String> {
+    let root = file.tree.root_node();
+    let mut cursor = root.walk();
+    let mut names = Vec::new();
+    for node in root.named_children(&mut cursor) {
+        let node = if node.kind() == "decorated_definition" {
+            node.child_by_field_name("definition").unwrap_or(node)
+        } else {
+            node
+        };
+        match node.kind() {
+            "function_definition" | "class_definition" => {
+                names.extend(node.child_by_field_name("name").map(|name| text(name, &file.source).to_string()))
+            }
+            "expression_statement" => {
+                let mut inner = node.walk();
+                for assignment in node.named_children(&mut inner).filter(|child| child.kind() == "assignment") {
+                    let left = assignment.child_by_field_name("left");
+                    names.extend(
+                        left.filter(|left| left.kind() == "identifier")
+                            .map(|left| text(left, &file.source).to_string()),
+                    );
+                }
+            }
+            "import_from_statement" => {
+                let mut inner = node.walk();
+                for name in node.children_by_field_name("name", &mut inner) {
+                    let bound =
+                        name.child_by_field_name("alias").or_else(|| name.child_by_field_name("name")).unwrap_or(name);
+                    names.push(text(bound, &file.source).to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 /// What the entry's source says about the mode: a module can only bind `function` by naming it

@@ -42,6 +42,13 @@ pub struct VersionSettings {
     /// set it; `None`: the server's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_connections: Option<u32>,
+    /// The calling convention the handler was written for (`--shape`, or what loading detected at
+    /// deploy); `None` on versions stored before shapes existed: the platform's own, `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<prewarm::Shape>,
+    /// Why loading chose `shape`, when the deploy left it to detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_reason: Option<String>,
     /// Dart: what the deploy's build did (compiled or `dart run` and why, resolution and
     /// compilation times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +70,7 @@ pub fn entry_of(version: &VersionRecord, settings: &VersionSettings) -> prewarm:
         mode: if version.entry_mode == "main" { prewarm::EntryMode::Main } else { prewarm::EntryMode::Handler },
         settle_by_loading: false,
         reason: settings.entry_reason.clone().unwrap_or_default(),
+        shape: Some(settings.shape.unwrap_or(prewarm::Shape::Body)),
     }
 }
 

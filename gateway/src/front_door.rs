@@ -83,16 +83,8 @@ impl HttpServerApp for FrontDoor {
             let function_url = self.function_url(session.req_header());
             match (body, function_url) {
                 (Ok(body), Some(Ok(target))) => {
-                    let header = session.req_header();
-                    crate::api::function_url(
-                        &self.app,
-                        target,
-                        &header.method,
-                        header.uri.query(),
-                        &header.headers,
-                        body,
-                    )
-                    .await
+                    let source_ip = session.client_addr().and_then(|address| address.as_inet()).map(|inet| inet.ip());
+                    crate::api::function_url(&self.app, target, session.req_header(), source_ip, body).await
                 }
                 (Ok(_), Some(Err(error))) => error.into_response(),
                 (Ok(body), None) => {

@@ -1,8 +1,11 @@
 //! Turning a function's JSON result into an HTTP response (the AWS Lambda convention).
 //!
 //! A result that is an object with an integer `statusCode` is an envelope: `statusCode`, optional
-//! `headers` (string values), optional `body` (a string is sent as is, anything else as JSON), and
-//! optional `isBase64Encoded`. Any other result is sent as a 200 JSON body.
+//! `headers` (string values), optional `multiValueHeaders` (lists of strings: API Gateway REST's,
+//! and how the adapters of other platforms' shapes pass repeated headers), optional `cookies`
+//! (each a `Set-Cookie` value: payload format 2.0's), optional `body` (a string is sent as is,
+//! anything else as JSON), and optional `isBase64Encoded`. Any other result is sent as a 200 JSON
+//! body.
 
 use serde_json::Value;
 
@@ -42,16 +45,34 @@ impl HttpReply {
             .ok()
             .filter(|status| (200..=599).contains(status))
             .ok_or(EnvelopeError::BadStatus(code))?;
-        let mut headers = Vec::new();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        // A name in `multiValueHeaders` wins over the same name in `headers`, as in API Gateway.
+        let mut listed = std::collections::HashSet::new();
+        if let Some(Value::Object(map)) = envelope.get("multiValueHeaders") {
+            for (name, values) in map {
+                let name = name.to_ascii_lowercase();
+                let values = match values {
+                    Value::Array(values) => values.iter().collect(),
+                    single => vec![single],
+                };
+                for value in values {
+                    headers.push((name.clone(), header_text(&name, value)?));
+                }
+                listed.insert(name);
+            }
+        }
         if let Some(Value::Object(map)) = envelope.get("headers") {
             for (name, value) in map {
-                let value = match value {
-                    Value::String(text) => text.clone(),
-                    Value::Number(number) => number.to_string(),
-                    Value::Bool(flag) => flag.to_string(),
-                    _ => return Err(EnvelopeError::BadHeader(name.clone())),
-                };
-                headers.push((name.to_ascii_lowercase(), value));
+                let name = name.to_ascii_lowercase();
+                if !listed.contains(&name) {
+                    let value = header_text(&name, value)?;
+                    headers.push((name, value));
+                }
+            }
+        }
+        if let Some(Value::Array(cookies)) = envelope.get("cookies") {
+            for cookie in cookies {
+                headers.push(("set-cookie".into(), header_text("cookies", cookie)?));
             }
         }
         let base64 = envelope.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
@@ -70,6 +91,16 @@ impl HttpReply {
             }
         }
         Ok(HttpReply { status, headers, body })
+    }
+}
+
+/// A header's value as text: a string, or a number or boolean written out.
+fn header_text(name: &str, value: &Value) -> Result<String, EnvelopeError> {
+    match value {
+        Value::String(text) => Ok(text.clone()),
+        Value::Number(number) => Ok(number.to_string()),
+        Value::Bool(flag) => Ok(flag.to_string()),
+        _ => Err(EnvelopeError::BadHeader(name.to_string())),
     }
 }
 
@@ -141,6 +172,29 @@ mod tests {
         }
         let object_body = HttpReply::from_result(&json!({"statusCode": 404, "body": {"error": "nope"}})).unwrap();
         assert_eq!((object_body.status, object_body.body.as_slice()), (404, br#"{"error":"nope"}"#.as_slice()));
+    }
+
+    #[test]
+    fn repeated_headers_and_cookies_each_become_a_header() {
+        let reply = HttpReply::from_result(&json!({
+            "statusCode": 200,
+            "headers": {"X-One": "a", "Set-Cookie": "ignored=1"},
+            "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"], "X-Many": ["x", "y"]},
+            "cookies": ["c=3; Path=/"],
+            "body": "ok"
+        }))
+        .unwrap();
+        let cookies: Vec<_> =
+            reply.headers.iter().filter(|(name, _)| name == "set-cookie").map(|(_, value)| value.as_str()).collect();
+        assert_eq!(cookies, ["a=1", "b=2", "c=3; Path=/"]);
+        let many: Vec<_> =
+            reply.headers.iter().filter(|(name, _)| name == "x-many").map(|(_, value)| value.as_str()).collect();
+        assert_eq!(many, ["x", "y"]);
+        assert!(reply.headers.contains(&("x-one".into(), "a".into())));
+        assert_eq!(
+            HttpReply::from_result(&json!({"statusCode": 200, "multiValueHeaders": {"x": [{}]}})),
+            Err(EnvelopeError::BadHeader("x".into()))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod sandbox;
 mod script_mode;
+pub mod shape;
 pub mod shells;
 pub mod spawn;
 mod spec;
@@ -46,6 +47,7 @@ pub use protocol::InvocationEvent;
 pub use runtime::{EntryMode, Runtime, RuntimeInstall, RuntimeUnavailable};
 pub use sandbox::{SandboxConfig, SandboxMode, SandboxStatus};
 pub use script_mode::script_advice;
+pub use shape::Shape;
 pub use spec::{
     ConfigError, FunctionDatabase, FunctionEntry, FunctionLimits, FunctionSpec, PrewarmConfig, DEFAULT_FUNCTION,
 };
@@ -124,6 +126,11 @@ pub struct PrepareReport {
     pub entry_mode: EntryMode,
     /// Why, in words for the deploy's answer.
     pub entry_reason: String,
+    /// The calling convention the handler is served in: the spec's, or what loading detected
+    /// (`None` when nothing loaded: a script, a Dart function, a missing runtime).
+    pub shape: Option<Shape>,
+    /// Why loading chose that shape, when it detected it.
+    pub shape_reason: Option<String>,
     pub took: Duration,
 }
 
@@ -337,14 +344,20 @@ impl Prewarm {
         let (mut launch, dart_build) = self.launch_for(&spec, sandbox_steps).await?;
         let runtime_unavailable = launch.as_ref().err().cloned();
         let mut warm = Vec::new();
+        let mut shape_reason = None;
         let settle =
             spec.entry.settle_by_loading && spec.entry.mode == EntryMode::Handler && spec.runtime != Runtime::Dart;
         if settle && runtime_unavailable.is_none() {
             let probe = FunctionPool::new(spec.clone(), launch.clone());
             match probe.try_start_worker(&self.shared).await {
                 Ok(worker) => {
-                    let found = worker.handler.clone().unwrap_or_else(|| format!("`{}`", spec.entry.function));
+                    let found = worker.ready.handler.clone().unwrap_or_else(|| format!("`{}`", spec.entry.function));
                     spec.entry.reason = format!("loading {} found {found}: served warm", spec.entry.file);
+                    // Later workers are told the shape instead of detecting it again.
+                    if let Some(shape) = worker.ready.shape {
+                        spec.entry.shape = Some(shape);
+                    }
+                    shape_reason = worker.ready.shape_reason.clone();
                     warm.push(worker);
                 }
                 Err(failure) => match script_mode::script_reason(&spec.entry, &failure) {
@@ -394,6 +407,10 @@ impl Prewarm {
             runtime_unavailable,
             dart_build,
             entry_mode: spec.entry.mode,
+            shape: (spec.entry.mode == EntryMode::Handler && spec.runtime != Runtime::Dart)
+                .then_some(spec.entry.shape)
+                .flatten(),
+            shape_reason,
             entry_reason: spec.entry.reason,
             took: began.elapsed(),
         })
@@ -405,7 +422,7 @@ impl Prewarm {
         let adapters = self.worker_adapter_dir(launch.sandbox.is_some());
         let entry = launch.directory.join(&spec.entry.file);
         if let Ok((program, args)) =
-            self.shared.runtimes.command(spec.runtime, EntryMode::Main, &entry, &spec.entry.function, &adapters)
+            self.shared.runtimes.command(spec.runtime, EntryMode::Main, &entry, &spec.entry.function, None, &adapters)
         {
             (launch.program, launch.args) = (program, args);
         }
@@ -501,6 +518,7 @@ impl Prewarm {
                 spec.entry.mode,
                 &directory.join(&spec.entry.file),
                 &spec.entry.function,
+                spec.entry.shape,
                 &adapters,
             ),
         };

@@ -22,6 +22,7 @@ use crate::logs::{LogCollector, LogStream};
 use crate::outcome::{Invocation, InvocationError, Outcome};
 use crate::protocol::encode_request;
 use crate::runtime::EntryMode;
+use crate::shape::Shape;
 use crate::spec::FunctionSpec;
 use crate::stack_paths::relative_stack;
 use crate::worker::{RawReply, StartFailure, Worker, WorkerLaunch};
@@ -529,7 +530,9 @@ impl FunctionPool {
         // so output waiting in the pipes would not be seen as idle output.
         worker.rebind();
 
-        let frame = encode_request(&request.id, limits.timeout.as_millis() as u64, &request.event);
+        // A shape still to be detected may need the headers as sent; the body shape never reads them.
+        let with_header_list = self.spec.entry.shape.is_none_or(Shape::wants_header_list);
+        let frame = encode_request(&request.id, limits.timeout.as_millis() as u64, &request.event, with_header_list);
         let mut logs = LogCollector::new(limits.max_log_bytes, limits.max_log_lines);
         let watchdog = matches!(shared.host.enforcement, Enforcement::Rlimit).then_some((
             shared.host.proc_root.as_path(),

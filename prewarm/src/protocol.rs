@@ -34,6 +34,17 @@ pub struct InvocationEvent {
     /// True when `body` holds base64 because the raw body was not valid UTF-8.
     #[serde(default)]
     pub body_is_base64: bool,
+    /// The query string as sent, still percent-encoded (`a=1&a=2`): other platforms' conventions
+    /// keep repeated keys (`multiValueQueryStringParameters`, `rawQueryString`, `QUERY_STRING`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub raw_query: String,
+    /// The request headers as sent: names in their original case, one pair per occurrence, in
+    /// order. Only a worker whose shape needs them gets them (see `shape::Shape::wants_header_list`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_list: Vec<(String, String)>,
+    /// The caller's address, as the front door saw it (`requestContext.http.sourceIp`, `REMOTE_ADDR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
 }
 
 impl InvocationEvent {
@@ -60,7 +71,38 @@ pub struct RequestFrame<'a> {
     pub kind: &'static str,
     pub id: &'a str,
     pub deadline_ms: u64,
+    pub event: FrameEvent<'a>,
+}
+
+/// The event as a frame carries it: with `header_list` only for a worker that reads it.
+#[derive(Debug)]
+pub struct FrameEvent<'a> {
     pub event: &'a InvocationEvent,
+    pub with_header_list: bool,
+}
+
+impl Serialize for FrameEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let event = self.event;
+        let mut fields = serializer.serialize_struct("InvocationEvent", 9)?;
+        fields.serialize_field("method", &event.method)?;
+        fields.serialize_field("path", &event.path)?;
+        fields.serialize_field("query", &event.query)?;
+        fields.serialize_field("headers", &event.headers)?;
+        fields.serialize_field("body", &event.body)?;
+        fields.serialize_field("body_is_base64", &event.body_is_base64)?;
+        if !event.raw_query.is_empty() {
+            fields.serialize_field("raw_query", &event.raw_query)?;
+        }
+        if self.with_header_list && !event.header_list.is_empty() {
+            fields.serialize_field("header_list", &event.header_list)?;
+        }
+        if let Some(source_ip) = &event.source_ip {
+            fields.serialize_field("source_ip", source_ip)?;
+        }
+        fields.end()
+    }
 }
 
 /// An error raised by the function (or by the adapter on its behalf), as the adapter reports it.
@@ -90,6 +132,12 @@ pub enum WorkerFrame {
         /// What the adapter found to call, in words (`module.exports, a function`).
         #[serde(default)]
         handler: Option<String>,
+        /// The calling convention it serves (`lambda`, `node-http`…; see `shape`), and why when
+        /// it detected it rather than being told.
+        #[serde(default)]
+        shape: Option<String>,
+        #[serde(default)]
+        shape_reason: Option<String>,
     },
     /// The function could not be loaded (syntax error, import failure, a named function missing).
     LoadError { error: FunctionError },
@@ -118,9 +166,9 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
     framed
 }
 
-/// Serializes and frames a request.
-pub fn encode_request(id: &str, deadline_ms: u64, event: &InvocationEvent) -> Vec<u8> {
-    let frame = RequestFrame { kind: "invoke", id, deadline_ms, event };
+/// Serializes and frames a request; the headers as sent travel only `with_header_list`.
+pub fn encode_request(id: &str, deadline_ms: u64, event: &InvocationEvent, with_header_list: bool) -> Vec<u8> {
+    let frame = RequestFrame { kind: "invoke", id, deadline_ms, event: FrameEvent { event, with_header_list } };
     // Serializing a struct of strings and maps cannot fail.
     let payload = serde_json::to_vec(&frame).expect("request frames always serialize");
     encode_frame(&payload)
@@ -276,7 +324,10 @@ mod tests {
     #[test]
     fn worker_frames_parse_from_the_documented_json() {
         let ready: WorkerFrame = serde_json::from_str(r#"{"type":"ready","runtime":"node"}"#).unwrap();
-        assert_eq!(ready, WorkerFrame::Ready { runtime: "node".into(), handler: None });
+        assert_eq!(
+            ready,
+            WorkerFrame::Ready { runtime: "node".into(), handler: None, shape: None, shape_reason: None }
+        );
         let failed: WorkerFrame = serde_json::from_str(
             r#"{"type":"response","id":"7","ok":false,"error":{"type":"TypeError","message":"boom"}}"#,
         )

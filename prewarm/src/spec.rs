@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::limits::{LimitsHost, WorkerLimits};
 use crate::runtime::{EntryMode, Runtime};
 use crate::sandbox::{NetworkPolicy, SandboxConfig};
+use crate::shape::Shape;
 
 /// One deployable unit: a function version with its code directory and limits.
 #[derive(Debug, Clone)]
@@ -53,6 +54,9 @@ pub struct FunctionEntry {
     pub settle_by_loading: bool,
     /// Why the version runs in `mode`, in words users read (deploy answer, oneshot errors).
     pub reason: String,
+    /// The calling convention the handler was written for; `None`: the adapter detects it when
+    /// it loads the entry, and `prepare` reports what it found (see `shape`).
+    pub shape: Option<Shape>,
 }
 
 impl FunctionEntry {
@@ -64,6 +68,7 @@ impl FunctionEntry {
             mode,
             settle_by_loading: false,
             reason: String::new(),
+            shape: Some(Shape::Body),
         }
     }
 

@@ -116,10 +116,18 @@ pub(crate) struct Worker {
     pub served: u64,
     pub last_used: Instant,
     pub cleanups: PendingCleanups,
-    /// What the adapter said it calls (its `ready` frame), for the deploy's explanation.
-    pub handler: Option<String>,
+    /// What the adapter said it calls and serves (its `ready` frame), for the deploy's explanation.
+    pub ready: ReadyReport,
     /// Whether the pipes are registered with the runtime that leases the worker (see `rebind`).
     rebound: bool,
+}
+
+/// What a worker's `ready` frame said: what it calls, and in which shape.
+#[derive(Debug, Clone, Default)]
+pub struct ReadyReport {
+    pub handler: Option<String>,
+    pub shape: Option<crate::shape::Shape>,
+    pub shape_reason: Option<String>,
 }
 
 impl Worker {
@@ -184,12 +192,12 @@ impl Worker {
             served: 0,
             last_used: started_at,
             cleanups: host.shells.cleanups.clone(),
-            handler: None,
+            ready: ReadyReport::default(),
             rebound: false,
         };
         match worker.await_ready(startup_timeout, startup_logs).await {
-            Ok(handler) => {
-                worker.handler = handler;
+            Ok(ready) => {
+                worker.ready = ready;
                 Ok(worker)
             }
             Err(failure) => {
@@ -204,13 +212,15 @@ impl Worker {
         &mut self,
         startup_timeout: Duration,
         logs: &mut LogCollector,
-    ) -> Result<Option<String>, StartFailure> {
+    ) -> Result<ReadyReport, StartFailure> {
         let deadline = Instant::now() + startup_timeout;
         loop {
             match self.next_event(deadline, logs, None).await {
                 Event::Frame(DecodedFrame::Frame(payload)) => {
                     return match serde_json::from_slice::<WorkerFrame>(&payload) {
-                        Ok(WorkerFrame::Ready { handler, .. }) => Ok(handler),
+                        Ok(WorkerFrame::Ready { handler, shape, shape_reason, .. }) => {
+                            Ok(ReadyReport { handler, shape: shape.and_then(|name| name.parse().ok()), shape_reason })
+                        }
                         Ok(WorkerFrame::LoadError { error }) => Err(StartFailure::LoadError(error)),
                         Ok(WorkerFrame::NoHandler { message }) => Err(StartFailure::NoHandler(message)),
                         Ok(other) => Err(StartFailure::Protocol(format!("expected ready, got {other:?}"))),

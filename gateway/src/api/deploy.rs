@@ -30,6 +30,8 @@ struct DeployForm {
     env: BTreeMap<String, String>,
     network: Option<prewarm::sandbox::NetworkPolicy>,
     entry: Option<analyzer::EntrySpec>,
+    /// The calling convention (`--shape`); `None`: detected when the entry loads.
+    shape: Option<prewarm::Shape>,
     db_connections: Option<u32>,
 }
 
@@ -76,6 +78,13 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
                         .parse()
                         .map_err(|message: String| bad("invalid_field", format!("network: {message}")))?,
                 )
+            }
+            "shape" => {
+                let named = text()?;
+                // `auto` (or nothing) leaves it to detection.
+                if !matches!(named.trim(), "" | "auto") {
+                    form.shape = Some(named.parse().map_err(|message: String| bad("invalid_field", message))?);
+                }
             }
             "entry" => {
                 form.entry =
@@ -188,6 +197,20 @@ pub async fn deploy(
         .with_detail("analysis", analysis));
     }
     let entry = report.entry.clone().expect("an accepted package has an entry");
+    if let Some(shape) = form.shape {
+        let runtime = report.runtime.as_str().parse::<prewarm::Runtime>();
+        if let Some(runtime) = runtime.ok().filter(|runtime| !shape.runs_on(*runtime)) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_shape",
+                format!(
+                    "the {shape} shape is not served for {} functions: use one of {} (or leave --shape out to detect it)",
+                    runtime.name(),
+                    prewarm::Shape::names_for(runtime).join(", ")
+                ),
+            ));
+        }
+    }
     if let Err(refusal) = runtime_available(&app, report.runtime) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(refusal);
@@ -255,6 +278,8 @@ pub async fn deploy(
         entry_reason: Some(entry.reason.clone()),
         dart_build: None,
         db_connections: form.db_connections,
+        shape: form.shape,
+        shape_reason: None,
     };
     let mut version = VersionRecord {
         function_id: function.id.clone(),
@@ -318,10 +343,19 @@ fn runtime_available(app: &App, runtime: analyzer::Runtime) -> Result<(), ApiErr
     ))
 }
 
-/// A version's entry for API answers: the file, the function, the mode and why.
+/// A version's entry for API answers: the file, the function, the mode and why, and the shape
+/// its handler is served in (with why, when it was detected).
 pub(super) fn entry_json(version: &VersionRecord, settings: &VersionSettings) -> Value {
     let entry = entry_of(version, settings);
-    json!({ "file": entry.file, "function": entry.function, "mode": entry.mode.as_str(), "reason": entry.reason })
+    let shape = (entry.mode == prewarm::EntryMode::Handler).then(|| entry.shape.unwrap_or(prewarm::Shape::Body));
+    json!({
+        "file": entry.file,
+        "function": entry.function,
+        "mode": entry.mode.as_str(),
+        "reason": entry.reason,
+        "shape": shape,
+        "shape_reason": settings.shape_reason,
+    })
 }
 
 /// What a deploy that lands in oneshot mode is told: the mode, why, and the two ways out.

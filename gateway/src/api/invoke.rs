@@ -103,12 +103,12 @@ impl FunctionUrl {
 pub async fn function_url(
     app: &Arc<App>,
     target: FunctionUrl,
-    method: &Method,
-    query: Option<&str>,
-    headers: &HeaderMap,
+    request: &pingora_http::RequestHeader,
+    source_ip: Option<std::net::IpAddr>,
     body: Bytes,
 ) -> Response {
     let FunctionUrl { name, rest, own_host } = target;
+    let (method, query, headers) = (&request.method, request.uri.query(), &request.headers);
     let (function, owner) = match authorize(app, &name, headers).await {
         Ok(authorized) => authorized,
         Err(error) => return error.into_response(),
@@ -132,8 +132,10 @@ pub async fn function_url(
         path: rest,
         query: parse_query(query.unwrap_or("")),
         headers: forwarded,
-        body: None,
-        body_is_base64: false,
+        raw_query: query.unwrap_or_default().to_string(),
+        header_list: header_list(&app, &function, request),
+        source_ip: source_ip.map(|address| address.to_string()),
+        ..InvocationEvent::default()
     }
     .with_raw_body(&body);
     let shared_origin_name = (!own_host).then_some(name.as_str());
@@ -190,13 +192,17 @@ pub async fn api_invoke(
         .filter(|(header, value)| reaches_function(&app, &function, header, value.as_bytes()))
         .collect();
     forwarded.entry("content-type".to_string()).or_insert_with(|| "application/json".to_string());
+    let raw_query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&request.query).finish();
+    let header_list = forwarded.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
     let event = InvocationEvent {
         method: method.to_string(),
         path: "/".into(),
         query: request.query,
         headers: forwarded,
         body: (!request.body.is_null()).then(|| request.body.to_string()),
-        body_is_base64: false,
+        raw_query,
+        header_list,
+        ..InvocationEvent::default()
     };
     // The API's origin: a cookie the function sets is kept to its function URL's path.
     run(&app, &function, event, owner, &headers, Some(&name)).await
@@ -233,6 +239,27 @@ async fn authorize(app: &App, name: &str, headers: &HeaderMap) -> Result<(Arc<Ac
         }
         Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{name} is private and not yours"))),
     }
+}
+
+/// The request's headers in their original case, one pair per occurrence (what Lambda's 1.0
+/// events, WSGI and `rawHeaders` keep), less those that may not reach the function.
+fn header_list(app: &App, function: &ActiveFunction, request: &pingora_http::RequestHeader) -> Vec<(String, String)> {
+    let mut list = Vec::with_capacity(request.headers.len());
+    let mut keep = |name: &str, value: &axum::http::HeaderValue| {
+        if reaches_function(app, function, name, value.as_bytes()) {
+            list.push((name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+        }
+    };
+    if request.has_case() {
+        for (name, value) in request.case_header_iter() {
+            keep(&String::from_utf8_lossy(name.as_slice()), value);
+        }
+    } else {
+        for (name, value) in &request.headers {
+            keep(name.as_str(), value);
+        }
+    }
+    list
 }
 
 /// Whether a request header may reach the function. A private function's caller authenticated

@@ -58,11 +58,15 @@ pub async fn store_and_activate(
 ) -> Result<prewarm::PrepareReport, ActivateError> {
     let mut spec = spec_with_secrets(app, function, version).await?;
     spec.entry.settle_by_loading = true;
+    // No shape named: the adapter detects it, and the version keeps what it found.
+    spec.entry.shape = settings.shape;
     let key = spec.key.clone();
     let prepared = app.prewarm.prepare(spec).await;
     if let Ok(report) = &prepared {
         version.entry_mode = report.entry_mode.as_str().to_string();
         settings.entry_reason = Some(report.entry_reason.clone());
+        settings.shape = report.shape.or(settings.shape);
+        settings.shape_reason = report.shape_reason.clone();
         settings.dart_build = report.dart_build.clone();
         version.settings = serde_json::to_string(settings).expect("settings serialize");
     }

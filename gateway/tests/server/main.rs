@@ -3,6 +3,7 @@
 
 mod accounts;
 mod cluster;
+mod conventions;
 mod credentials;
 mod dart_builds;
 mod deploys;

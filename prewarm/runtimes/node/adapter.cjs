@@ -1,8 +1,11 @@
 // ContainerPub warm-worker adapter for Node functions. See prewarm/PROTOCOL.md.
 //
-// Usage: node adapter.cjs ENTRY [FUNCTION]. Loads the entry once (CommonJS or ESM, by Node's own
-// rules: .cjs/.mjs, package.json "type"), finds the function to call, writes a `ready` frame, then
-// serves one request at a time: read a frame on fd 3, call the function, write the reply on fd 4.
+// Usage: node adapter.cjs ENTRY [FUNCTION [SHAPE]]. Loads the entry once (CommonJS or ESM, by
+// Node's own rules: .cjs/.mjs, package.json "type"), finds the function to call, settles the shape
+// it was written for (told, or `auto`: detected, see node_shapes/detect.cjs), writes a `ready`
+// frame, then serves one request at a time: read a frame on fd 3, call the function in its shape
+// (this file holds the platform's own, `body`; node_shapes/ one module per other platform's),
+// write the reply on fd 4.
 // A module that loads but has nothing to call is a script: it gets a `no_handler` frame and the
 // platform runs it one process per call instead. stdout and stderr belong to the function: they
 // are log pipes, never frames.
@@ -13,6 +16,7 @@ const net = require('net');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
+const FETCH_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const REQUEST_FD = Number(process.env.CONTAINERPUB_REQUEST_FD || 3);
 const RESPONSE_FD = Number(process.env.CONTAINERPUB_RESPONSE_FD || 4);
 
@@ -84,13 +88,16 @@ function contextObject(frame, receivedAt) {
   };
 }
 
-// Runs one request; returns the reply frame's JSON text (encoded once: encoding is also the check
-// that the result is JSON).
-async function invoke(handler, frame) {
-  const receivedAt = Date.now();
+// The platform's own shape, `body`: `handler(body, context)`.
+function invokeBody(handler, frame) {
+  return handler(handlerBody(frame.event || {}), contextObject(frame, Date.now()));
+}
+
+// Runs one request in the function's shape; returns the reply frame's JSON text (encoded once:
+// encoding is also the check that the result is JSON).
+async function invoke(call, frame) {
   try {
-    const event = frame.event || {};
-    let result = await handler(handlerBody(event), contextObject(frame, receivedAt));
+    let result = await call(frame);
     if (result === undefined) result = null;
     try {
       return JSON.stringify({ type: 'response', id: frame.id, ok: true, result });
@@ -138,50 +145,161 @@ function entryHint(shown, callables) {
   return '';
 }
 
-// Finds the function to call: a named export, a property of `module.exports` (or of a default
-// export object), and, for the default name only, `module.exports` or `export default` itself.
-// A name the deploy chose must match exactly. Returns `[handler, what]` or `[null, exports]`.
-async function load(entry, name) {
+const REGISTRY = Symbol.for('containerpub.registered-functions');
+const FUNCTIONS_FRAMEWORK = '@google-cloud/functions-framework';
+
+// Google Cloud Functions' `functions.http('name', fn)` registers instead of exporting: the
+// framework's module is answered with one that keeps what is registered, for CommonJS and ESM
+// alike, whether or not the package was uploaded. Installed only when the source names it.
+function interceptFunctionsFramework(source) {
+  if (!source.includes(FUNCTIONS_FRAMEWORK)) return;
+  const registered = (globalThis[REGISTRY] = new Map());
+  const framework = {
+    http: (name, fn) => registered.set(name, fn),
+    cloudEvent: (name, fn) => registered.set(name, fn),
+    getFunction: (name) => registered.get(name),
+  };
+  const Module = require('module');
+  const load = Module._load;
+  Module._load = function interceptedLoad(request, ...rest) {
+    return request === FUNCTIONS_FRAMEWORK ? framework : load.call(this, request, ...rest);
+  };
+  const shim = `data:text/javascript,${encodeURIComponent(`const r = globalThis[Symbol.for('containerpub.registered-functions')];
+export const http = (n, f) => r.set(n, f); export const cloudEvent = (n, f) => r.set(n, f);
+export const getFunction = (n) => r.get(n); export default { http, cloudEvent, getFunction };`)}`;
+  const hooks = `export async function resolve(specifier, context, next) {
+  if (specifier === ${JSON.stringify(FUNCTIONS_FRAMEWORK)}) return { url: ${JSON.stringify(shim)}, shortCircuit: true };
+  return next(specifier, context); }`;
+  if (typeof Module.register === 'function') Module.register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+}
+
+// A CommonJS file whose function is a plain top-level declaration, exported by nothing
+// (OpenWhisk's `function main(params)`): compiled once more with a line that exports it. Its top
+// level runs a second time; nothing else reaches such a function.
+function topLevelFunction(entry, source, names) {
+  for (const name of names) {
+    if (!new RegExp(`^(?:async\\s+)?function\\s*\\*?\\s*${name}\\s*\\(`, 'm').test(source)) continue;
+    const Module = require('module');
+    const filename = fs.realpathSync(entry);
+    const compiled = new Module(filename, null);
+    compiled.filename = filename;
+    compiled.paths = Module._nodeModulePaths(path.dirname(filename));
+    compiled._compile(`${source}\n;module.exports[${JSON.stringify(REGISTRY.description)}] = typeof ${name} === 'function' ? ${name} : undefined;`, filename);
+    const found = compiled.exports[REGISTRY.description];
+    if (typeof found === 'function') return [found, name];
+  }
+  return [null, null];
+}
+
+function kindOfFunction(fn) {
+  return fn.constructor && fn.constructor.name === 'AsyncFunction' ? 'an async function' : 'a function';
+}
+
+// Finds what to call: a named export, a property of `module.exports` (or of a default export
+// object), and, for the default name only, `module.exports` or `export default` itself, a
+// Workers-style `export default { fetch }`, route handlers (`export function GET`), a Koa app, a
+// function registered with Cloud Functions' framework, the only exported function, or OpenWhisk's
+// top-level `main`. A name the deploy chose must match exactly (or be registered under it).
+// Returns `{target, where, how, isDefault}` or `{target: null, where: exports, callables}`.
+async function load(entry, name, source) {
+  interceptFunctionsFramework(source);
   const loaded = await import(pathToFileURL(entry).href);
   // Modules Node loaded as CommonJS are in the require cache; ES modules never are.
   const commonJs = require.cache[fs.realpathSync(entry)] !== undefined;
   const fallback = loaded.default;
   const candidates = [
-    [loaded[name], commonJs ? `\`exports.${name}\`` : `\`export ${name}\``],
-    [fallback ? fallback[name] : undefined, commonJs ? `\`module.exports.${name}\`` : `\`export default { ${name} }\``],
+    [loaded[name], commonJs ? `\`exports.${name}\`` : `\`export ${name}\``, false],
+    [fallback ? fallback[name] : undefined, commonJs ? `\`module.exports.${name}\`` : `\`export default { ${name} }\``, false],
   ];
   if (name === 'handler') {
-    candidates.push([fallback, commonJs ? '`module.exports`' : '`export default`']);
+    candidates.push([fallback, commonJs ? '`module.exports`' : '`export default`', true]);
   }
   const found = candidates.find(([candidate]) => typeof candidate === 'function');
   if (found) {
-    const [handler, where] = found;
-    const kind = handler.constructor && handler.constructor.name === 'AsyncFunction' ? 'an async function' : 'a function';
-    return [handler, `${where}, ${kind}`];
+    const [target, where, isDefault] = found;
+    return { target, where: `${where}, ${kindOfFunction(target)}`, how: 'function', isDefault };
+  }
+  const registered = globalThis[REGISTRY];
+  if (registered && registered.has(name)) {
+    return { target: registered.get(name), where: `\`functions.http('${name}', …)\``, how: 'registered' };
+  }
+  if (name === 'handler') {
+    if (fallback && typeof fallback === 'object' && typeof fallback.fetch === 'function') {
+      return { target: fallback, where: '`export default { fetch }`', how: 'fetch-object' };
+    }
+    if (fallback && typeof fallback === 'object' && typeof fallback.callback === 'function' && typeof fallback.use === 'function') {
+      return { target: fallback.callback(), where: 'a Koa app (`module.exports = app`)', how: 'app-object' };
+    }
+    const methods = FETCH_METHODS.filter((method) => typeof loaded[method] === 'function');
+    if (methods.length) return { target: loaded, where: `\`export function ${methods.join('/')}\``, how: 'method-exports', methods };
+    if (registered && registered.size === 1) {
+      const [[registeredName, target]] = registered;
+      return { target, where: `\`functions.http('${registeredName}', …)\`, the only function registered`, how: 'registered' };
+    }
   }
   const [exportsSeen, callables] = describeExports(loaded);
-  return [null, exportsSeen, callables];
+  const named = callables.filter((callable) => callable !== 'default');
+  if (name === 'handler' && named.length === 1) {
+    const only = loaded[named[0]] || (fallback && fallback[named[0]]);
+    if (typeof only === 'function') {
+      return { target: only, where: `\`${named[0]}\`, the only exported function, ${kindOfFunction(only)}`, how: 'function' };
+    }
+  }
+  if (commonJs && callables.length === 0) {
+    const [target, topLevel] = topLevelFunction(entry, source, name === 'handler' ? ['handler', 'main'] : [name]);
+    if (target) return { target, where: `the top-level \`function ${topLevel}\` (no export)`, how: 'function' };
+  }
+  return { target: null, where: exportsSeen, callables };
+}
+
+// The shapes each way of being found can be served in.
+function shapeFits(how, shape) {
+  if (how === 'fetch-object' || how === 'method-exports') return shape === 'fetch';
+  if (how === 'registered' || how === 'app-object') return shape === 'node-http';
+  return true;
+}
+
+const SHAPE_MODULES = { lambda: 'lambda.cjs', 'lambda-v1': 'lambda.cjs', fetch: 'fetch.cjs', 'node-http': 'node_http.cjs', openfaas: 'openfaas.cjs' };
+
+// The call of one request in `shape`.
+function caller(shape, target) {
+  if (shape === 'body') return (frame) => invokeBody(target, frame);
+  const module = require(path.join(__dirname, 'node_shapes', SHAPE_MODULES[shape]));
+  return (frame) => module.invoke(target, frame, shape);
 }
 
 async function main() {
   const entry = process.argv[2];
   const name = process.argv[3] || 'handler';
+  const told = process.argv[4] || 'body';
   const shown = path.relative(process.cwd(), entry) || entry;
-  let handler;
-  let where;
-  let callables = [];
+  let found;
+  let source = '';
   try {
-    [handler, where, callables = []] = await load(entry, name);
+    source = fs.readFileSync(entry, 'utf8');
+    found = await load(entry, name, source);
   } catch (error) {
     writeFrame({ type: 'load_error', error: describeError(error) });
     process.exit(1);
   }
-  if (!handler) {
-    const hint = entryHint(shown, callables);
-    writeFrame({ type: 'no_handler', message: `${shown} loaded without a callable \`${name}\` (${where})${hint}` });
+  if (!found.target) {
+    const hint = entryHint(shown, found.callables || []);
+    writeFrame({ type: 'no_handler', message: `${shown} loaded without a callable \`${name}\` (${found.where})${hint}` });
     process.exit(0);
   }
-  writeFrame({ type: 'ready', runtime: 'node', handler: where });
+  let shape = told;
+  let reason;
+  if (told === 'auto') {
+    ({ shape, reason } = require(path.join(__dirname, 'node_shapes', 'detect.cjs')).detect(found, source, shown));
+  }
+  if (!(shape === 'body' || shape in SHAPE_MODULES) || !shapeFits(found.how, shape)) {
+    const error = new TypeError(`${shown}: ${found.where} cannot be served in the ${shape} shape` +
+      (shape in SHAPE_MODULES || shape === 'body' ? '; deploy with --shape fetch or --shape node-http, as its code expects' : `; a Node function's shape is one of body, ${Object.keys(SHAPE_MODULES).join(', ')}`));
+    writeFrame({ type: 'load_error', error: describeError(error) });
+    process.exit(1);
+  }
+  const call = caller(shape, found.target);
+  writeFrame({ type: 'ready', runtime: 'node', handler: found.where, shape, shape_reason: reason });
 
   let pending = Buffer.alloc(0);
   let busy = Promise.resolve();
@@ -195,7 +313,7 @@ async function main() {
       if (pending.length < 4 + length) break;
       const frame = JSON.parse(pending.subarray(4, 4 + length).toString('utf8'));
       pending = pending.subarray(4 + length);
-      busy = busy.then(async () => writeEncoded(await invoke(handler, frame)));
+      busy = busy.then(async () => writeEncoded(await invoke(call, frame)));
     }
   });
   // The platform closed the request pipe: the worker is being retired.

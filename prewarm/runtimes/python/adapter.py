@@ -1,8 +1,11 @@
 """ContainerPub warm-worker adapter for Python functions. See prewarm/PROTOCOL.md.
 
-Usage: python3 adapter.py ENTRY [FUNCTION]. Loads the entry once, finds the function to call (any
-callable: `def`, `async def`, a lambda, a callable object), writes a `ready` frame, then serves one
-request at a time: read a frame on fd 3, call the function, write the reply on fd 4. A module that
+Usage: python3 adapter.py ENTRY [FUNCTION [SHAPE]]. Loads the entry once, finds the function to
+call (any callable: `def`, `async def`, a lambda, a callable object, a WSGI or ASGI app), settles
+the shape it was written for (told, or `auto`: detected, see containerpub_shapes/detect.py), writes
+a `ready` frame, then serves one request at a time: read a frame on fd 3, call the function in its
+shape (this file holds the platform's own, `body`; containerpub_shapes/ one module per other
+platform's), write the reply on fd 4. A module that
 loads with nothing callable under that name is a script: it gets a `no_handler` frame and the
 platform runs it one process per call instead. stdout and stderr belong to the function: they are
 log pipes, never frames.
@@ -144,6 +147,19 @@ def entry_hint(shown, callables):
     return ""
 
 
+def only_function(module):
+    """What to serve when the default name is not there: the module's `app` (a WSGI or ASGI app),
+    else its only function: `(callable, name)`, or `(None, "handler")` when there are none or
+    several."""
+    apps = [n for n in ("app", "application") if callable(getattr(module, n, None))]
+    if len(apps) == 1:
+        return getattr(module, apps[0]), apps[0]
+    names = module_callables(module)
+    if len(names) == 1:
+        return getattr(module, names[0]), names[0]
+    return None, "handler"
+
+
 def load(entry, name):
     # Imports resolve from the entry's directory and from the function's root (the cwd).
     directory = os.path.dirname(os.path.abspath(entry))
@@ -162,6 +178,10 @@ def load(entry, name):
             raise NoHandler(f"it exited while loading ({describe_callables(module)})") from None
         raise
     handler = getattr(module, name, None)
+    only = ""
+    if handler is None and name == "handler":
+        handler, name = only_function(module)
+        only = ", the only one it defines" if handler is not None else ""
     if not callable(handler):
         found = "" if handler is None else f", `{name}` is a {type(handler).__name__}"
         raise NoHandler(f"{describe_callables(module)}{found}", module_callables(module))
@@ -173,7 +193,7 @@ def load(entry, name):
         kind = "a function"
     else:
         kind = f"a callable {type(handler).__name__}"
-    where = f"`{name}`, {kind}"
+    where = f"`{name}`, {kind}{only}"
     try:
         positional = [
             p for p in inspect.signature(handler).parameters.values()
@@ -181,20 +201,48 @@ def load(entry, name):
         ]
         wants_request = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
     except (TypeError, ValueError):
+        positional = []
         wants_request = False
-    return handler, wants_request, where
+    return handler, wants_request, where, len(positional)
 
 
-def invoke(loop, handler, wants_request, frame):
-    """Runs one request; returns the reply frame, encoded once (encoding is also the check that
-    the result is JSON)."""
+def invoke_body(loop, handler, wants_request, frame):
+    """The platform's own shape, `body`: `handler(body[, context])`."""
     received_at = time.monotonic()
     event = frame.get("event") or {}
+    args = (handler_body(event), Context(frame, received_at)) if wants_request else (handler_body(event),)
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        result = loop.run_until_complete(result)
+    return result
+
+
+SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "wsgi", "asgi")
+
+
+def caller(loop, shape, handler, wants_request, positional):
+    """The call of one request in `shape`."""
+    if shape == "body":
+        return lambda frame: invoke_body(loop, handler, wants_request, frame)
+    if shape in ("lambda", "lambda-v1"):
+        from containerpub_shapes import lambda_event
+        return lambda frame: lambda_event.invoke(loop, handler, frame, shape)
+    if shape == "openfaas":
+        from containerpub_shapes import openfaas
+        return lambda frame: openfaas.invoke(loop, handler, frame, positional)
+    if shape == "wsgi":
+        from containerpub_shapes import wsgi
+        return lambda frame: wsgi.invoke(loop, handler, frame)
+    from containerpub_shapes import asgi
+    loop.run_until_complete(asgi.lifespan_startup(handler))
+    return lambda frame: asgi.invoke(loop, handler, frame)
+
+
+def invoke(call, frame):
+    """Runs one request; returns the reply frame, encoded once (encoding is also the check that
+    the result is JSON)."""
     try:
-        args = (handler_body(event), Context(frame, received_at)) if wants_request else (handler_body(event),)
-        result = handler(*args)
-        if inspect.isawaitable(result):
-            result = loop.run_until_complete(result)
+        result = call(frame)
         try:
             return encode({"type": "response", "id": frame["id"], "ok": True, "result": result})
         except (TypeError, ValueError) as error:
@@ -221,8 +269,20 @@ def main():
     entry = sys.argv[1]
     name = sys.argv[2] if len(sys.argv) > 2 else "handler"
     shown = os.path.relpath(entry) if os.path.isabs(entry) else entry
+    told = sys.argv[3] if len(sys.argv) > 3 else "body"
     try:
-        handler, wants_request, where = load(entry, name)
+        handler, wants_request, where, positional = load(entry, name)
+        served = where.split("`")[1] if where.count("`") >= 2 else name
+        shape, reason = told, None
+        if told == "auto":
+            from containerpub_shapes.detect import detect
+            with open(entry, encoding="utf-8", errors="replace") as source:
+                shape, reason = detect(handler, served, source.read(), shown)
+        if shape not in SHAPES:
+            raise TypeError(f"a Python function's shape is one of {', '.join(SHAPES)}, not {shape!r}")
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        call = caller(loop, shape, handler, wants_request, positional)
     except NoHandler as missing:
         flush_output()
         hint = entry_hint(shown, missing.callables)
@@ -232,16 +292,14 @@ def main():
         flush_output()
         write_frame({"type": "load_error", "error": describe_error(error)})
         sys.exit(1)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     flush_output()
-    write_frame({"type": "ready", "runtime": "python", "handler": where})
+    write_frame({"type": "ready", "runtime": "python", "handler": where, "shape": shape, "shape_reason": reason})
     requests = Requests(REQUEST_FD)
     while True:
         payload = requests.next_frame()
         if payload is None:
             return
-        reply = invoke(loop, handler, wants_request, json.loads(payload))
+        reply = invoke(call, json.loads(payload))
         # Everything the function printed must reach the log pipes before its reply is seen.
         flush_output()
         write_encoded(reply)

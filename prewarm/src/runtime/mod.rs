@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::shape::Shape;
+
 pub use dart::{prepare_dart, DartBuild, DartBuildSettings, DartPrepareError, PreparedDart};
 
 /// A supported function runtime.
@@ -108,6 +110,23 @@ pub struct RuntimeUnavailable {
 
 const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
 const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
+
+/// One module per calling convention (see `shape`), beside the adapter that loads it.
+const SHAPE_MODULES: [(&str, &str); 13] = [
+    ("node_shapes/request.cjs", include_str!("../../runtimes/node/shapes/request.cjs")),
+    ("node_shapes/lambda.cjs", include_str!("../../runtimes/node/shapes/lambda.cjs")),
+    ("node_shapes/fetch.cjs", include_str!("../../runtimes/node/shapes/fetch.cjs")),
+    ("node_shapes/node_http.cjs", include_str!("../../runtimes/node/shapes/node_http.cjs")),
+    ("node_shapes/openfaas.cjs", include_str!("../../runtimes/node/shapes/openfaas.cjs")),
+    ("node_shapes/detect.cjs", include_str!("../../runtimes/node/shapes/detect.cjs")),
+    ("containerpub_shapes/__init__.py", include_str!("../../runtimes/python/containerpub_shapes/__init__.py")),
+    ("containerpub_shapes/request.py", include_str!("../../runtimes/python/containerpub_shapes/request.py")),
+    ("containerpub_shapes/lambda_event.py", include_str!("../../runtimes/python/containerpub_shapes/lambda_event.py")),
+    ("containerpub_shapes/openfaas.py", include_str!("../../runtimes/python/containerpub_shapes/openfaas.py")),
+    ("containerpub_shapes/wsgi.py", include_str!("../../runtimes/python/containerpub_shapes/wsgi.py")),
+    ("containerpub_shapes/asgi.py", include_str!("../../runtimes/python/containerpub_shapes/asgi.py")),
+    ("containerpub_shapes/detect.py", include_str!("../../runtimes/python/containerpub_shapes/detect.py")),
+];
 pub(crate) const DART_ADAPTER: &str = include_str!("../../runtimes/dart/containerpub_adapter.dart");
 pub(crate) const DART_ENTRY_TEMPLATE: &str = include_str!("../../runtimes/dart/entry.dart.template");
 
@@ -117,10 +136,17 @@ impl RuntimeInstall {
     pub fn discover(search_path: Option<&std::ffi::OsStr>, adapter_dir: &Path) -> Result<Self, DiscoveryError> {
         let adapters = |source| DiscoveryError::Adapters { path: adapter_dir.to_path_buf(), source };
         std::fs::create_dir_all(adapter_dir).map_err(adapters)?;
-        for (name, contents) in
-            [("adapter.cjs", NODE_ADAPTER), ("adapter.py", PYTHON_ADAPTER), ("containerpub_adapter.dart", DART_ADAPTER)]
-        {
-            std::fs::write(adapter_dir.join(name), contents).map_err(adapters)?;
+        let adapter_files = [
+            ("adapter.cjs", NODE_ADAPTER),
+            ("adapter.py", PYTHON_ADAPTER),
+            ("containerpub_adapter.dart", DART_ADAPTER),
+        ];
+        for (name, contents) in adapter_files.into_iter().chain(SHAPE_MODULES) {
+            let path = adapter_dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(adapters)?;
+            }
+            std::fs::write(path, contents).map_err(adapters)?;
         }
         let mut executables: [Option<PathBuf>; 3] = Default::default();
         for runtime in Runtime::ALL {
@@ -166,17 +192,20 @@ impl RuntimeInstall {
         mode: EntryMode,
         entry: &Path,
         function: &str,
+        shape: Option<Shape>,
         adapter_dir: &Path,
     ) -> Result<(PathBuf, Vec<String>), RuntimeUnavailable> {
         let program = self.executable(runtime)?.to_path_buf();
         let entry = entry.display().to_string();
         let adapter = |file: &str| adapter_dir.join(file).display().to_string();
+        // The adapter detects the shape when the deploy named none (`auto`).
+        let shape = shape.map_or("auto", Shape::as_str).to_string();
         let args = match (runtime, mode) {
-            (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry, function.into()],
+            (Runtime::Node, EntryMode::Handler) => vec![adapter("adapter.cjs"), entry, function.into(), shape],
             (Runtime::Node, EntryMode::Main) => vec![entry],
             // -B: never write .pyc files into the function's directory.
             (Runtime::Python, EntryMode::Handler) => {
-                vec!["-B".into(), adapter("adapter.py"), entry, function.into()]
+                vec!["-B".into(), adapter("adapter.py"), entry, function.into(), shape]
             }
             (Runtime::Python, EntryMode::Main) => vec!["-B".into(), entry],
             (Runtime::Dart, _) => unreachable!("Dart functions run the executable prepare_dart compiled"),

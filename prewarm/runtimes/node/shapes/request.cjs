@@ -1,0 +1,79 @@
+// The request of an invocation frame (PROTOCOL.md's `event`), read the ways the shapes need it.
+// Not a shape: the helpers every other-platform shape shares.
+'use strict';
+
+// The headers as sent: original case, one pair per occurrence. A frame without the list (an API
+// call) has only the folded, lower-case map.
+function requestHeaderPairs(request) {
+  if (Array.isArray(request.header_list) && request.header_list.length) return request.header_list;
+  return Object.entries(request.headers || {});
+}
+
+// Query pairs, decoded, repeats kept, in order.
+function queryPairs(request) {
+  if (request.raw_query) return [...new URLSearchParams(request.raw_query)];
+  return Object.entries(request.query || {});
+}
+
+// The body's bytes.
+function bodyBuffer(request) {
+  if (request.body === null || request.body === undefined) return Buffer.alloc(0);
+  return Buffer.from(request.body, request.body_is_base64 ? 'base64' : 'utf8');
+}
+
+// Node's `req.headers`: lower-case names, repeats joined (`cookie` with `; `, `set-cookie` kept
+// as a list), as `http.IncomingMessage` builds it.
+function nodeHeaders(request) {
+  const headers = {};
+  for (const [name, value] of requestHeaderPairs(request)) {
+    const lower = name.toLowerCase();
+    if (!(lower in headers)) headers[lower] = lower === 'set-cookie' ? [value] : value;
+    else if (lower === 'set-cookie') headers[lower].push(value);
+    else headers[lower] += lower === 'cookie' ? `; ${value}` : `, ${value}`;
+  }
+  return headers;
+}
+
+// `a=1; b=2` as `{a: '1', b: '2'}`; the first of a repeated name wins, as browsers send the most
+// specific first.
+function parseCookies(header) {
+  const cookies = {};
+  for (const part of String(header || '').split(';')) {
+    const at = part.indexOf('=');
+    if (at < 0) continue;
+    const name = part.slice(0, at).trim();
+    if (!name || name in cookies) continue;
+    let value = part.slice(at + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      cookies[name] = decodeURIComponent(value);
+    } catch (_) {
+      cookies[name] = value;
+    }
+  }
+  return cookies;
+}
+
+// Express's `req.query` for simple keys: a repeated key becomes a list.
+function queryObject(request) {
+  const query = {};
+  for (const [key, value] of queryPairs(request)) {
+    if (!(key in query)) query[key] = value;
+    else if (Array.isArray(query[key])) query[key].push(value);
+    else query[key] = [query[key], value];
+  }
+  return query;
+}
+
+// The reply frame's result for an answer given as status, headers and bytes: an envelope the
+// platform reads (prewarm/src/envelope.rs), body in base64 so any bytes travel.
+function envelope(status, headerPairs, body) {
+  const multiValueHeaders = {};
+  for (const [name, value] of headerPairs) {
+    const lower = name.toLowerCase();
+    (multiValueHeaders[lower] = multiValueHeaders[lower] || []).push(String(value));
+  }
+  return { statusCode: status, multiValueHeaders, body: body.toString('base64'), isBase64Encoded: true };
+}
+
+module.exports = { requestHeaderPairs, queryPairs, bodyBuffer, nodeHeaders, parseCookies, queryObject, envelope };

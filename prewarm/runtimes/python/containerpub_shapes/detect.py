@@ -1,0 +1,72 @@
+"""Which calling convention a Python handler was written for, when the deploy did not say.
+
+Not a shape: the rules that pick one, from the object loading found and how the code reads its
+arguments. Each rule needs evidence only that convention leaves; without any, the handler keeps
+this platform's own shape (`body`). `detect` returns `(shape, reason)`, the reason in words the
+deploy's answer shows.
+"""
+
+import inspect
+import re
+
+LAMBDA_V1_FIELDS = ("httpMethod", "multiValueHeaders", "multiValueQueryStringParameters", "resource")
+LAMBDA_FIELDS = ("queryStringParameters", "requestContext", "rawPath", "rawQueryString", "pathParameters",
+                 "isBase64Encoded", "cookies", "stageVariables", "routeKey")
+EVENT_FIELDS = ("body", "headers")
+
+
+def positional_names(target):
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def reads_key(source, name, fields):
+    """`NAME["field"]` or `NAME.get("field"` in the source, for one of `fields`."""
+    if not name:
+        return None
+    pattern = rf"\b{re.escape(name)}\s*(?:\[\s*|\.get\(\s*)['\"]({'|'.join(fields)})['\"]"
+    found = re.search(pattern, source)
+    return found.group(0).replace(" ", "") + ("]" if "[" in found.group(0) else ")") if found else None
+
+
+def is_asgi(target):
+    call = target if inspect.isfunction(target) or inspect.ismethod(target) else getattr(type(target), "__call__", None)
+    if call is None:
+        return False
+    names = positional_names(target)
+    return (inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(target)) and len(names) == 3
+
+
+def is_wsgi(target):
+    if hasattr(target, "wsgi_app"):
+        return True
+    names = positional_names(target)
+    return len(names) == 2 and names[1] == "start_response"
+
+
+def detect(target, name, source, entry):
+    if is_asgi(target):
+        kind = type(target).__name__ if not inspect.isfunction(target) else "a function"
+        return "asgi", f"`{name}` is an ASGI application ({kind}: scope, receive, send)"
+    if is_wsgi(target):
+        kind = f"a {type(target).__name__} app" if hasattr(target, "wsgi_app") else "(environ, start_response)"
+        return "wsgi", f"`{name}` is a WSGI application ({kind})"
+    names = positional_names(target)
+    first = names[0] if names else None
+    if name == "handle" and len(names) == 2:
+        return "openfaas", "`handle(event, context)`: OpenFaaS's python3-http template"
+    v1 = reads_key(source, first, LAMBDA_V1_FIELDS)
+    if v1 and len(names) == 2:
+        return "lambda-v1", f"it reads {v1}: an API Gateway REST (payload 1.0) event"
+    v2 = reads_key(source, first, LAMBDA_FIELDS)
+    if v2 and len(names) == 2:
+        return "lambda", f"it reads {v2}: a Lambda HTTP event (payload 2.0)"
+    if name == "lambda_handler" and len(names) == 2:
+        return "lambda", "`lambda_handler(event, context)`: Lambda's Python handler"
+    event = reads_key(source, first, EVENT_FIELDS)
+    if event and len(names) == 2 and re.fullmatch(r"event|evt|e|ev", first or ""):
+        return "lambda", f"it reads {event}: a Lambda HTTP event (payload 2.0)"
+    return "body", "no other platform's convention recognized: it gets the parsed body"
