@@ -127,6 +127,19 @@ pub fn entry_hint(file: &ParsedFile, function: &str) -> Entry {
                 Some("`exports` or `module.exports`")
             }
             "this" if at_top_level(node) => Some("a top-level `this`"),
+            // Cloud Functions registers instead of exporting: `functions.http('name', fn)`.
+            "string" if text(node, &file.source).contains("@google-cloud/functions-framework") => {
+                Some("Cloud Functions' framework (`functions.http`)")
+            }
+            // OpenWhisk's actions declare `function main(params)` and export nothing.
+            "function_declaration"
+                if node.parent().is_some_and(|parent| parent.kind() == "program")
+                    && node
+                        .child_by_field_name("name")
+                        .is_some_and(|name| matches!(text(name, &file.source), "main") || text(name, &file.source) == function) =>
+            {
+                Some("a top-level `function main`")
+            }
             _ => None,
         };
     });

@@ -211,3 +211,304 @@ fn lambda_handlers_get_the_event_lambda_would_pass_and_answer_through_it() {
         assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
     }
 }
+
+const WORKERS: &str = r#"
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    ctx.waitUntil(Promise.resolve());
+    if (url.pathname === '/hello') {
+      return new Response(`hello ${url.searchParams.get('name') ?? 'world'}`, { headers: { 'content-type': 'text/plain' } });
+    }
+    if (url.pathname === '/echo' && request.method === 'POST') {
+      const bytes = new Uint8Array(await request.arrayBuffer());
+      return new Response(bytes.reverse(), { status: 201, headers: { 'content-type': 'application/octet-stream' } });
+    }
+    if (url.pathname === '/json') {
+      const headers = new Headers({ 'content-type': 'application/json' });
+      headers.append('set-cookie', 'a=1; Path=/');
+      headers.append('set-cookie', 'b=2; Path=/');
+      return new Response(JSON.stringify({ agent: request.headers.get('user-agent'), name: env.FUNCTION_NAME }), { headers });
+    }
+    return new Response('not found', { status: 404 });
+  },
+};
+"#;
+
+const NETLIFY: &str = r#"
+export default async (req, context) => {
+  const url = new URL(req.url);
+  const body = req.method === 'POST' ? await req.json() : null;
+  return Response.json({ path: url.pathname, got: body, requestId: context.requestId, session: context.cookies.get('session') ?? null });
+};
+"#;
+
+const ROUTE_HANDLERS: &str = r#"
+export async function GET(request) {
+  const { searchParams } = new URL(request.url);
+  return Response.json({ id: searchParams.get('id') });
+}
+
+export async function POST(request) {
+  const item = await request.json();
+  return new Response(JSON.stringify({ created: item.name }), { status: 201, headers: { 'content-type': 'application/json' } });
+}
+"#;
+
+#[test]
+fn fetch_handlers_take_a_web_request_and_answer_with_a_response() {
+    let Some((server, token)) = server() else { return };
+
+    deploy(&server, &token, "worker", &[("index.mjs", WORKERS)], &[], "fetch");
+    let hello = server.client.get(server.url("/fn/worker/hello?name=ada")).send().unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.headers()["content-type"], "text/plain");
+    assert_eq!(hello.text().unwrap(), "hello ada");
+    let echo = server.client.post(server.url("/fn/worker/echo")).body(vec![1u8, 2, 0xff]).send().unwrap();
+    assert_eq!(echo.status(), 201);
+    assert_eq!(echo.bytes().unwrap().as_ref(), &[0xff, 2, 1], "binary bodies travel both ways");
+    let json = server.client.get(server.url("/fn/worker/json")).header("user-agent", "probe/1").send().unwrap();
+    let cookies: Vec<_> = json.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert_eq!(cookies.len(), 2, "each Set-Cookie is its own header: {cookies:?}");
+    let body: Value = json.json().unwrap();
+    assert_eq!((body["agent"].as_str(), body["name"].as_str()), (Some("probe/1"), Some("worker")));
+    assert_eq!(server.client.get(server.url("/fn/worker/nope")).send().unwrap().status(), 404);
+
+    deploy(&server, &token, "netlify", &[("index.mjs", NETLIFY)], &[], "fetch");
+    let answer = server
+        .client
+        .post(server.url("/fn/netlify/api/items"))
+        .header("cookie", "session=s1")
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/json");
+    let body: Value = answer.json().unwrap();
+    assert_eq!(body["path"], "/api/items");
+    assert_eq!(body["got"], serde_json::json!({"name": "x"}));
+    assert_eq!(body["session"], "s1");
+    assert!(body["requestId"].as_str().unwrap().starts_with("inv"));
+
+    deploy(&server, &token, "route", &[("index.mjs", ROUTE_HANDLERS)], &[], "fetch");
+    let got: Value = server.client.get(server.url("/fn/route?id=7")).send().unwrap().json().unwrap();
+    assert_eq!(got["id"], "7");
+    let created = server.client.post(server.url("/fn/route")).json(&serde_json::json!({"name": "pen"})).send().unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().unwrap()["created"], "pen");
+    let refused = server.client.delete(server.url("/fn/route")).send().unwrap();
+    assert_eq!(refused.status(), 405, "a method without an export is refused");
+    assert_eq!(refused.headers()["allow"], "GET, POST");
+    for name in ["worker", "netlify", "route"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}
+
+const CLOUD_FUNCTION: &str = r#"
+const functions = require('@google-cloud/functions-framework');
+
+functions.http('helloHttp', (req, res) => {
+  if (req.method === 'POST' && req.get('Content-Type') === 'application/json') {
+    res.status(201).json({ hello: req.body.name, raw: req.rawBody.length });
+    return;
+  }
+  res.set('X-Served-By', 'gcf');
+  res.cookie('visited', 'yes', { httpOnly: true });
+  res.send(`Hello ${req.query.name || 'World'} from ${req.path || req.url}!`);
+});
+"#;
+
+const VERCEL_NODE: &str = r#"
+module.exports = (req, res) => {
+  const { name = 'World' } = req.query;
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'text/plain');
+  res.write(`Hello ${name}, `);
+  res.end(`cookie ${req.cookies.flavor}; url ${req.url}`);
+};
+"#;
+
+const WRITE_HEAD: &str = r#"
+exports.handler = function handler(req, res) {
+  let data = '';
+  req.on('data', (chunk) => { data += chunk; });
+  req.on('end', () => {
+    res.writeHead(202, { 'Content-Type': 'application/json', 'X-Length': String(data.length) });
+    res.end(JSON.stringify({ method: req.method, received: data, raw: req.rawHeaders.includes('X-Custom-Case') }));
+  });
+};
+"#;
+
+#[test]
+fn node_request_response_handlers_answer_through_res() {
+    let Some((server, token)) = server() else { return };
+
+    // Cloud Functions: registered with the framework, which need not be uploaded.
+    let deployed = deploy(&server, &token, "gcf", &[("index.js", CLOUD_FUNCTION)], &[], "node-http");
+    assert!(deployed["entry"]["reason"].as_str().unwrap().contains("helloHttp"), "{deployed}");
+    let hello = server.client.get(server.url("/fn/gcf/greet?name=Ada")).send().unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.headers()["x-served-by"], "gcf");
+    assert!(hello.headers()["set-cookie"].to_str().unwrap().starts_with("visited=yes; Path="), "{:?}", hello.headers());
+    assert_eq!(hello.text().unwrap(), "Hello Ada from /greet?name=Ada!");
+    let created = server.client.post(server.url("/fn/gcf")).json(&serde_json::json!({"name": "Bo"})).send().unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().unwrap(), serde_json::json!({"hello": "Bo", "raw": 13}));
+
+    deploy(&server, &token, "vercel", &[("api/index.js", VERCEL_NODE)], &[("entry", "api/index.js")], "node-http");
+    let answer = server.client.get(server.url("/fn/vercel/x?name=Cy")).header("cookie", "flavor=mint").send().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().unwrap(), "Hello Cy, cookie mint; url /x?name=Cy");
+
+    deploy(&server, &token, "stream", &[("index.js", WRITE_HEAD)], &[], "node-http");
+    let (status, headers, body) = raw_request(
+        &server,
+        "PUT /fn/stream HTTP/1.1\r\nHost: localhost\r\nX-Custom-Case: 1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(status, 202);
+    assert!(headers.contains(&("x-length".into(), "5".into())), "{headers:?}");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body, serde_json::json!({"method": "PUT", "received": "hello", "raw": true}));
+    for name in ["gcf", "vercel", "stream"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}
+
+const OPENFAAS_NODE: &str = r#"
+'use strict'
+
+module.exports = async (event, context) => {
+  const result = { method: event.method, path: event.path, body: event.body, q: event.query.q };
+  return context
+    .status(201)
+    .headers({ 'X-OpenFaaS': 'yes' })
+    .succeed(result);
+};
+"#;
+
+const OPENFAAS_PY: &str = r#"
+import json
+
+
+def handle(event, context):
+    data = json.loads(event.body) if event.body else {}
+    return {
+        "statusCode": 200,
+        "body": {"got": data, "path": event.path, "method": event.method, "q": event.query.get("q"),
+                 "agent": event.headers.get("User-Agent")},
+        "headers": {"X-Template": "python3-http"},
+    }
+"#;
+
+#[test]
+fn openfaas_templates_answer_through_their_context_or_result() {
+    let Some((server, token)) = server() else { return };
+    deploy(&server, &token, "faas-node", &[("handler.js", OPENFAAS_NODE)], &[], "openfaas");
+    let answer = server.client.post(server.url("/fn/faas-node/p?q=1")).json(&serde_json::json!({"a": 1})).send().unwrap();
+    assert_eq!(answer.status(), 201);
+    assert_eq!(answer.headers()["x-openfaas"], "yes");
+    let body: Value = answer.json().unwrap();
+    assert_eq!(body, serde_json::json!({"method": "POST", "path": "/p", "body": {"a": 1}, "q": "1"}));
+
+    let deployed = deploy(&server, &token, "faas-py", &[("handler.py", OPENFAAS_PY)], &[], "openfaas");
+    assert_eq!(deployed["entry"]["function"], "handle", "{deployed}");
+    let answer = server
+        .client
+        .put(server.url("/fn/faas-py/items?q=2"))
+        .header("user-agent", "probe/2")
+        .json(&serde_json::json!({"b": 2}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-template"], "python3-http");
+    let body: Value = answer.json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"got": {"b": 2}, "path": "/items", "method": "PUT", "q": "2", "agent": "probe/2"})
+    );
+    for name in ["faas-node", "faas-py"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}
+
+const WSGI_APP: &str = r#"
+import json
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/missing":
+        start_response("404 NOT FOUND", [("Content-Type", "text/plain")])
+        return [b"no such page"]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length)
+    start_response("200 OK", [("Content-Type", "application/json"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
+    return [json.dumps({
+        "path": path, "query": environ["QUERY_STRING"], "method": environ["REQUEST_METHOD"],
+        "signature": environ.get("HTTP_X_HUB_SIGNATURE"), "length": len(body), "type": environ.get("CONTENT_TYPE"),
+    }).encode()]
+"#;
+
+const ASGI_APP: &str = r#"
+import json
+
+started = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            started.append(True)
+            await send({"type": "lifespan.startup.complete"})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    status = 404 if scope["path"] == "/missing" else 200
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"x-started", str(len(started)).encode())]})
+    await send({"type": "http.response.body", "body": json.dumps({
+        "path": scope["path"], "query": scope["query_string"].decode(), "method": scope["method"], "length": len(body),
+    }).encode(), "more_body": True})
+    await send({"type": "http.response.body", "body": b"\n"})
+"#;
+
+#[test]
+fn python_wsgi_and_asgi_apps_serve_their_own_routes() {
+    let Some((server, token)) = server() else { return };
+    let deployed = deploy(&server, &token, "wsgi", &[("app.py", WSGI_APP)], &[], "wsgi");
+    assert_eq!(deployed["entry"]["function"], "app", "{deployed}");
+    let answer = server
+        .client
+        .post(server.url("/fn/wsgi/users/7?x=1&x=2"))
+        .header("x-hub-signature", "sha1=abc")
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers().get_all("set-cookie").iter().count(), 2);
+    let body: Value = answer.json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"path": "/users/7", "query": "x=1&x=2", "method": "POST", "signature": "sha1=abc", "length": 5, "type": "text/plain"})
+    );
+    assert_eq!(server.client.get(server.url("/fn/wsgi/missing")).send().unwrap().status(), 404);
+
+    deploy(&server, &token, "asgi", &[("main.py", ASGI_APP)], &[("entry", "main.py:app")], "asgi");
+    let answer = server.client.patch(server.url("/fn/asgi/a/b?y=3")).body("abc").send().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-started"], "1", "the lifespan startup ran once");
+    let text = answer.text().unwrap();
+    assert!(text.ends_with('\n'), "every body chunk is sent: {text:?}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body, serde_json::json!({"path": "/a/b", "query": "y=3", "method": "PATCH", "length": 3}));
+    assert_eq!(server.client.get(server.url("/fn/asgi/missing")).send().unwrap().status(), 404);
+    for name in ["wsgi", "asgi"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}

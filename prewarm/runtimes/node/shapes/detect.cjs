@@ -54,7 +54,7 @@ function detect(found, source, entryFile) {
     return { shape: 'lambda', reason: 'it wraps an app with serverless-http, for Lambda\'s HTTP events' };
   }
   if (second && new RegExp(`\\b${escape(second)}\\s*\\.\\s*status\\s*\\(`).test(source) &&
-      new RegExp(`\\b${escape(second)}\\s*\\.\\s*(succeed|fail|headers)\\s*\\(`).test(source)) {
+      /\.\s*(succeed|fail)\s*\(/.test(source)) {
     return { shape: 'openfaas', reason: `it answers through ${second}.status(…).succeed(…): OpenFaaS's Node templates` };
   }
   const v1 = readsField(source, first, LAMBDA_V1_FIELDS);
