@@ -134,9 +134,9 @@ pub fn entry_hint(file: &ParsedFile, function: &str) -> Entry {
             // OpenWhisk's actions declare `function main(params)` and export nothing.
             "function_declaration"
                 if node.parent().is_some_and(|parent| parent.kind() == "program")
-                    && node
-                        .child_by_field_name("name")
-                        .is_some_and(|name| matches!(text(name, &file.source), "main") || text(name, &file.source) == function) =>
+                    && node.child_by_field_name("name").is_some_and(|name| {
+                        matches!(text(name, &file.source), "main") || text(name, &file.source) == function
+                    }) =>
             {
                 Some("a top-level `function main`")
             }

@@ -108,7 +108,7 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
     }
     let found = match explicit {
         Some(explicit) => {
-            files.iter().find(|file| file.relative == explicit.file).map(|file| (file, explicit.function()))
+            files.iter().find(|file| file.relative == explicit.file).map(|file| (file, explicit.function().to_string()))
         }
         None => DEFAULT_FILES.iter().find_map(|wanted| {
             let file = files.iter().find(|file| file.relative == *wanted)?;
@@ -129,7 +129,7 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
         findings.push(missing_entry::RULE.at_with_help(wanted, 1, 1, message, help));
         return None;
     };
-    crate::named_function_exists(entry_hint(main, function), explicit, findings)
+    crate::named_function_exists(entry_hint(main, &function), explicit, findings)
 }
 
 /// The files a Python function's entry is looked for in, without `--entry`: this platform's own,
@@ -141,10 +141,39 @@ pub const DEFAULT_FILES: [&str; 5] = ["main.py", "lambda_function.py", "handler.
 const DEFAULT_FUNCTIONS: [&str; 5] = [DEFAULT_FUNCTION, "lambda_handler", "handle", "app", "application"];
 
 /// The first of [`DEFAULT_FUNCTIONS`] the file binds at its top level (a `def`, a `class`, an
-/// assignment or an import), else `handler`.
-fn default_function(file: &ParsedFile) -> &'static str {
+/// assignment or an import), else its only public top-level `def` that takes an argument (what a
+/// handler under another name looks like; a script's `def main():` takes none), else `handler`.
+fn default_function(file: &ParsedFile) -> String {
     let bound = top_level_names(file);
-    DEFAULT_FUNCTIONS.into_iter().find(|name| bound.iter().any(|bound| bound == name)).unwrap_or(DEFAULT_FUNCTION)
+    if let Some(name) = DEFAULT_FUNCTIONS.into_iter().find(|name| bound.iter().any(|bound| bound == name)) {
+        return name.to_string();
+    }
+    match top_level_functions(file).as_slice() {
+        [(only, true)] => only.clone(),
+        _ => DEFAULT_FUNCTION.to_string(),
+    }
+}
+
+/// The public functions the file defines at its top level, each with whether it takes arguments.
+fn top_level_functions(file: &ParsedFile) -> Vec<(String, bool)> {
+    let root = file.tree.root_node();
+    let mut cursor = root.walk();
+    root.named_children(&mut cursor)
+        .filter_map(|node| match node.kind() {
+            "function_definition" => Some(node),
+            "decorated_definition" => {
+                node.child_by_field_name("definition").filter(|inner| inner.kind() == "function_definition")
+            }
+            _ => None,
+        })
+        .filter_map(|definition| {
+            let name = text(definition.child_by_field_name("name")?, &file.source).to_string();
+            let takes = definition
+                .child_by_field_name("parameters")
+                .is_some_and(|parameters| parameters.named_child_count() > 0);
+            (!name.starts_with('_')).then_some((name, takes))
+        })
+        .collect()
 }
 
 fn top_level_names(file: &ParsedFile) -> Vec<String> {

@@ -268,7 +268,8 @@ fn fetch_handlers_take_a_web_request_and_answer_with_a_response() {
     assert_eq!(echo.status(), 201);
     assert_eq!(echo.bytes().unwrap().as_ref(), &[0xff, 2, 1], "binary bodies travel both ways");
     let json = server.client.get(server.url("/fn/worker/json")).header("user-agent", "probe/1").send().unwrap();
-    let cookies: Vec<_> = json.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let cookies: Vec<_> =
+        json.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     assert_eq!(cookies.len(), 2, "each Set-Cookie is its own header: {cookies:?}");
     let body: Value = json.json().unwrap();
     assert_eq!((body["agent"].as_str(), body["name"].as_str()), (Some("probe/1"), Some("worker")));
@@ -404,7 +405,8 @@ def handle(event, context):
 fn openfaas_templates_answer_through_their_context_or_result() {
     let Some((server, token)) = server() else { return };
     deploy(&server, &token, "faas-node", &[("handler.js", OPENFAAS_NODE)], &[], "openfaas");
-    let answer = server.client.post(server.url("/fn/faas-node/p?q=1")).json(&serde_json::json!({"a": 1})).send().unwrap();
+    let answer =
+        server.client.post(server.url("/fn/faas-node/p?q=1")).json(&serde_json::json!({"a": 1})).send().unwrap();
     assert_eq!(answer.status(), 201);
     assert_eq!(answer.headers()["x-openfaas"], "yes");
     let body: Value = answer.json().unwrap();
@@ -511,4 +513,84 @@ fn python_wsgi_and_asgi_apps_serve_their_own_routes() {
     for name in ["wsgi", "asgi"] {
         assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
     }
+}
+
+const EXPRESS_APP: &str = r#"
+const express = require('express');
+
+const app = express();
+app.use(express.json());
+
+app.get('/', (req, res) => {
+  res.send('Hello from root!');
+});
+
+app.get('/users/:id', (req, res) => {
+  res.json({ id: req.params.id, q: req.query.q ?? null });
+});
+
+app.post('/items', (req, res) => {
+  res.status(201).json({ created: req.body.name });
+});
+
+module.exports = app;
+"#;
+
+/// The files of `dir` (recursively) under `prefix`, for an archive.
+fn files_under(dir: &std::path::Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            files.extend(files_under(&path, &name));
+        } else if kind.is_file() {
+            files.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    files
+}
+
+#[test]
+fn an_express_app_answers_each_of_its_routes_and_404_for_others() {
+    let Some(express) = std::env::var_os("CONTAINERPUB_TEST_EXPRESS") else {
+        crate::harness::skip(
+            "the Express convention test: CONTAINERPUB_TEST_EXPRESS is not set (scripts/test installs Express)",
+        );
+        return;
+    };
+    // Express and its dependencies are some 700 files.
+    let limits = "[deploy]\nmax_archive_bytes = 5000000\nmax_expanded_bytes = 20000000\nmax_entries = 5000\n";
+    let Some(server) = Server::start_with_config(Backend::Sqlite, limits, &[]) else { return };
+    let token = server.user("express@example.com");
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut files = files_under(&std::path::Path::new(&express).join("node_modules"), "node_modules");
+    files.push(("index.js".into(), EXPRESS_APP.as_bytes().to_vec()));
+    for (path, contents) in &files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, contents.as_slice()).unwrap();
+    }
+    let upload = crate::harness::gzip(&builder.into_inner().unwrap());
+    let (status, deployed) = server.deploy(&token, "express", upload, &[("public", "true")]);
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["entry"]["shape"], "node-http", "{deployed}");
+    assert!(deployed["entry"]["shape_reason"].as_str().unwrap().contains("Express"), "{deployed}");
+
+    let root = server.client.get(server.url("/fn/express")).send().unwrap();
+    assert_eq!(root.status(), 200);
+    assert_eq!(root.text().unwrap(), "Hello from root!");
+    let user = server.client.get(server.url("/fn/express/users/42?q=x")).send().unwrap();
+    assert_eq!(user.status(), 200);
+    assert_eq!(user.json::<Value>().unwrap(), serde_json::json!({"id": "42", "q": "x"}));
+    let created =
+        server.client.post(server.url("/fn/express/items")).json(&serde_json::json!({"name": "pen"})).send().unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().unwrap(), serde_json::json!({"created": "pen"}));
+    let unknown = server.client.get(server.url("/fn/express/nowhere")).send().unwrap();
+    assert_eq!(unknown.status(), 404, "an unknown route is Express's own 404, never the root's 200");
+    assert!(unknown.text().unwrap().contains("Cannot GET /nowhere"));
+    assert_eq!(spawns(&server, &token, "express"), 1, "served warm by one worker");
 }

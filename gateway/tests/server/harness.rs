@@ -42,6 +42,13 @@ body_timeout_seconds = 4
 max_body_bytes = 100000
 "#;
 
+/// [`CONFIG`]'s upload limits, small so that the limit tests stay quick.
+const DEPLOY_LIMITS: &str = "[deploy]
+max_archive_bytes = 1000000
+max_expanded_bytes = 4000000
+max_entries = 50
+";
+
 pub struct Server {
     child: Option<Child>,
     pub base: String,
@@ -93,7 +100,8 @@ impl Server {
         Server::launch(data_dir, database_url, env)
     }
 
-    /// A server whose configuration file is [`CONFIG`] with `extra` (sections CONFIG lacks) after it.
+    /// A server whose configuration file is [`CONFIG`] with `extra` (sections CONFIG lacks, or a
+    /// `[deploy]` of its own) after it.
     pub fn start_with_config(backend: Backend, extra: &str, env: &[(&str, String)]) -> Option<Server> {
         let data_dir = Arc::new(tempfile::tempdir().unwrap());
         let database_url = match backend {
@@ -107,7 +115,9 @@ impl Server {
     fn launch(data_dir: Arc<tempfile::TempDir>, database_url: String, env: &[(&str, String)]) -> Server {
         let config = data_dir.path().join("test.toml");
         let extra = std::fs::read_to_string(data_dir.path().join("extra.toml")).unwrap_or_default();
-        std::fs::write(&config, format!("{CONFIG}\n{extra}")).unwrap();
+        // An `extra` with its own [deploy] section replaces the tests' small upload limits.
+        let base = if extra.contains("[deploy]") { CONFIG.replace(DEPLOY_LIMITS, "") } else { CONFIG.to_string() };
+        std::fs::write(&config, format!("{base}\n{extra}")).unwrap();
         let mut server = Server::launch_with(data_dir, &database_url, Some(&config), env);
         // The first account is the administrator (registered on first start, logged in after).
         let credentials = json!({ "email": ADMIN_EMAIL, "password": "correct horse battery" });

@@ -181,11 +181,11 @@ fn an_explicit_entry_is_kept_with_the_version_and_checked_where_it_points() {
     assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
     // No entry the defaults find: the answer names what the upload holds and how to name the
     // entry, never the temporary directory the server unpacked it in.
-    let lambda = [("lambda_function.py", "def lambda_handler(event, context):\n    return 1\n"), ("notes.txt", "")];
-    let (status, refused) = server.deploy(&token, "unnamed", archive(&lambda), &[]);
+    let unusual = [("webhook_receiver.py", "def receive(event, context):\n    return 1\n"), ("notes.txt", "")];
+    let (status, refused) = server.deploy(&token, "unnamed", archive(&unusual), &[]);
     assert_eq!((status, code(&refused)), (422, "missing_entry"), "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
-    assert!(message.contains("it has lambda_function.py;") && message.contains("--entry"), "{message}");
+    assert!(message.contains("it has webhook_receiver.py;") && message.contains("--entry"), "{message}");
     assert!(!message.contains("/tmp") && !message.contains("staging"), "{message}");
     // A named function that is not there: refused, never run as a script instead.
     let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/app.py:serve")]);
@@ -348,20 +348,32 @@ fn a_missing_package_is_named_with_its_fix() {
     );
 }
 
-/// A handler exported under another name: the deploy says the exact `--entry` that serves it warm.
+/// A handler exported under another name is served when it is the only one; among several, the
+/// deploy says the exact `--entry` that serves each warm.
 #[test]
 fn a_handler_under_another_name_gets_the_entry_that_serves_it() {
     let Some((server, token)) = server() else { return };
+    let only = [("index.js", "exports.githubWebhookListener = async (event) => ({ ok: true });\n")];
+    let (status, deployed) = server.deploy(&token, "webhook", archive(&only), &[]);
+    assert_eq!((status, deployed["entry_mode"].as_str()), (201, Some("handler")), "{deployed}");
+    let reason = deployed["entry"]["reason"].as_str().unwrap();
+    assert!(reason.contains("`githubWebhookListener`, the only exported function"), "{deployed}");
     for (name, files, expected) in [
         (
-            "webhook",
-            [("index.js", "exports.githubWebhookListener = async (event) => ({ ok: true });\n")],
-            "to serve `githubWebhookListener` warm, deploy with --entry index.js:githubWebhookListener",
+            "webhooks",
+            [(
+                "index.js",
+                "exports.githubWebhookListener = async (event) => ({ ok: true });\nexports.verify = () => true;\n",
+            )],
+            "to serve one of them warm, deploy with --entry index.js:NAME (githubWebhookListener, verify)",
         ),
         (
             "lambda-style",
-            [("main.py", "def lambda_handler(event, context):\n    return {'ok': True}\n")],
-            "to serve `lambda_handler` warm, deploy with --entry main.py:lambda_handler",
+            [(
+                "main.py",
+                "def lambda_handle(event, context):\n    return {'ok': True}\n\ndef helper(x):\n    return x\n",
+            )],
+            "to serve one of them warm, deploy with --entry main.py:NAME (lambda_handle, helper)",
         ),
     ] {
         let (status, deployed) = server.deploy(&token, name, archive(&files), &[]);
@@ -369,8 +381,10 @@ fn a_handler_under_another_name_gets_the_entry_that_serves_it() {
         assert_eq!(deployed["entry_mode"], "main", "{deployed}");
         assert!(deployed["warnings"].to_string().contains(expected), "{name}: {deployed}");
         // Named as it says, it is served warm.
-        let entry = expected.rsplit("--entry ").next().unwrap();
-        let (status, deployed) = server.deploy(&token, name, archive(&files), &[("entry", entry)]);
+        let entry = expected.rsplit("--entry ").next().unwrap().split(":NAME (").next().unwrap();
+        let first = expected.rsplit(":NAME (").next().unwrap().split(',').next().unwrap();
+        let entry = format!("{entry}:{first}");
+        let (status, deployed) = server.deploy(&token, name, archive(&files), &[("entry", entry.as_str())]);
         assert_eq!((status, deployed["entry_mode"].as_str()), (201, Some("handler")), "{deployed}");
     }
 }
