@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod dart;
+pub mod manifests;
 mod node;
 mod node_entry;
 pub mod output;
@@ -128,10 +129,25 @@ pub enum AnalyzeError {
     /// No entry the defaults know. Says what the package holds instead of where it was unpacked
     /// (a deploy analyses a temporary copy; its path means nothing to the user).
     #[error(
-        "the package has no function the defaults find: expected main.dart (Dart), package.json or index.js/.mjs/.cjs (Node) or main.py (Python){}; name the entry as FILE:FUNCTION (dart_cloud deploy --entry, the deploy's `entry` field)",
+        "the package has no function the defaults find: expected main.dart (Dart), package.json, index.js/.mjs/.cjs, handler.js or app.js (Node), main.py, lambda_function.py, handler.py or app.py (Python), or a template.yaml, serverless.yml or stack.yml naming one{}; name the entry as FILE:FUNCTION (dart_cloud deploy --entry, the deploy's `entry` field)",
         found_sources(.0)
     )]
     NoRuntime(Vec<String>),
+    /// The manifests beside the code name several functions and nothing says which this deploy is.
+    #[error(
+        "{} name {} functions: deploy each with its entry and a name: {}",
+        manifest_sources(.0),
+        .0.len(),
+        .0.iter().map(|f| format!("--entry {}:{} --name {}", f.entry.file, f.entry.function(), f.name)).collect::<Vec<_>>().join("; ")
+    )]
+    SeveralFunctions(Vec<manifests::ManifestFunction>),
+}
+
+/// `template.yaml and serverless.yml`: the manifests the functions come from.
+fn manifest_sources(functions: &[manifests::ManifestFunction]) -> String {
+    let mut files: Vec<&str> = functions.iter().map(|f| f.source.split(' ').next().unwrap_or("")).collect();
+    files.dedup();
+    files.join(" and ")
 }
 
 /// ", it has a.py, b.js" for the source files at the package's top, if any.
@@ -167,6 +183,28 @@ fn top_level_sources(package: &Package) -> Vec<String> {
 pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
     let package =
         Package::read(dir).map_err(|source| AnalyzeError::Read { path: dir.display().to_string(), source })?;
+    // Without an entry, the one function a manifest beside the code names is the entry.
+    let mut from_manifest = None;
+    if options.entry.is_none() {
+        let named = manifests::discover(&package.root);
+        match named.len() {
+            0 => {}
+            1 => from_manifest = named.into_iter().next(),
+            // A template names them all; directories (`api/`) matter only when nothing else is there.
+            _ if detect_runtime(&package).is_none() || named.iter().any(|function| function.shape.is_some()) => {
+                return Err(AnalyzeError::SeveralFunctions(named))
+            }
+            _ => {}
+        }
+    }
+    let chosen;
+    let options = match &from_manifest {
+        Some(function) => {
+            chosen = Options { entry: Some(function.entry.clone()), ..options.clone() };
+            &chosen
+        }
+        None => options,
+    };
     let runtime = match options.runtime {
         RuntimeChoice::Dart => Runtime::Dart,
         RuntimeChoice::Node => Runtime::Node,
@@ -200,6 +238,16 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
         }
         Runtime::Node => node::analyze(&package, options.entry.as_ref(), &mut findings),
         Runtime::Python => python::analyze(&package, options.entry.as_ref(), &mut findings),
+    };
+    let entry = match (entry, from_manifest) {
+        (Some(mut entry), Some(function)) => {
+            entry.reason = format!("{} names {}:{}; {}", function.source, entry.file, entry.function, entry.reason);
+            entry.shape = function.shape.map(str::to_string);
+            entry.shape_reason = function.shape.map(|_| format!("how {} has its platform call it", function.source));
+            entry.name = Some(function.name);
+            Some(entry)
+        }
+        (entry, _) => entry,
     };
     Ok(Report::new(runtime, entry, findings))
 }

@@ -83,11 +83,29 @@ pub struct Entry {
     pub mode: EntryMode,
     /// Why, in words for the deploy's answer.
     pub reason: String,
+    /// The calling convention a manifest beside the code says the platform calls it with
+    /// (`lambda`, `lambda-v1`, `openfaas`); `None`: detected when it loads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
+    /// Where that shape comes from, in words for the deploy's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape_reason: Option<String>,
+    /// The function's name in that manifest, as a name here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Entry {
     pub fn new(file: &str, function: &str, mode: EntryMode, reason: impl Into<String>) -> Self {
-        Self { file: file.into(), function: function.into(), mode, reason: reason.into() }
+        Self {
+            file: file.into(),
+            function: function.into(),
+            mode,
+            reason: reason.into(),
+            shape: None,
+            shape_reason: None,
+            name: None,
+        }
     }
 }
 

@@ -241,6 +241,7 @@ async fn raw_pipe(settings: &Settings, wrapper: &Path, work: &Path, function_dir
         EntryMode::Handler,
         &function_dir.join("main.py"),
         prewarm::DEFAULT_FUNCTION,
+        Some(prewarm::Shape::Body),
         &adapters,
     )?;
     let spawner = Spawner::start(None)?;
@@ -284,7 +285,7 @@ fn raw_round_trips(requests: OwnedFd, responses: OwnedFd, count: u64) -> Result<
     let mut histogram = Histogram::<u64>::new(3)?;
     read_frame(&mut responses)?; // ready
     for n in 0..count + 200 {
-        let frame = encode_request(&n.to_string(), 5_000, &event(n));
+        let frame = encode_request(&n.to_string(), 5_000, &event(n), false);
         let started = Instant::now();
         requests.write_all(&frame)?;
         read_frame(&mut responses)?;

@@ -56,6 +56,12 @@ pub struct DeployArgs {
     /// and `handler`.
     #[arg(long, value_name = "FILE[:FUNCTION]")]
     pub entry: Option<analyzer::EntrySpec>,
+    /// The calling convention the code was written for: `body` (this platform's), `lambda`
+    /// (function URL / HTTP API events), `lambda-v1` (API Gateway REST events), `fetch` (Web
+    /// Request/Response), `node-http` (`(req, res)`, Express), `openfaas`, `wsgi`, `asgi`.
+    /// Default: detected when the server loads the entry (the answer says what and why).
+    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "wsgi", "asgi"])]
+    pub shape: Option<String>,
 }
 
 /// `500ms`, `5s`, `2m`, or plain milliseconds, as milliseconds.
@@ -132,11 +138,21 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     );
     let name = match name {
         Some(name) => name,
-        None => {
-            let name = package::default_name(root).context("cannot tell the function's name: pass --name")?;
-            output.note(&format!("deploying as {name} (the directory's name; --name NAME chooses another)"));
-            name
-        }
+        None => match analyzer::manifests::discover(root).as_slice() {
+            // The one function a template.yaml, serverless.yml or stack.yml names: its name there.
+            [only] if args.entry.is_none() && !only.name.is_empty() => {
+                output.note(&format!(
+                    "deploying as {} (its name in {}; --name NAME chooses another)",
+                    only.name, only.source
+                ));
+                only.name.clone()
+            }
+            _ => {
+                let name = package::default_name(root).context("cannot tell the function's name: pass --name")?;
+                output.note(&format!("deploying as {name} (the directory's name; --name NAME chooses another)"));
+                name
+            }
+        },
     };
     // Before any work: a deploy that cannot be uploaded (not logged in, an expired login) says
     // so first, not after the analysis.
@@ -172,7 +188,9 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     let options = analyzer::Options { entry: args.entry.clone(), runtime, ..analyzer::Options::default() };
     let report = analyzer::analyze(staged.path(), &options).map_err(|error| match error {
         // Said of the user's own directory, not of the copy the analyzer read.
-        analyzer::AnalyzeError::NoRuntime(_) => anyhow::anyhow!("{}: {error}", root.display()),
+        analyzer::AnalyzeError::NoRuntime(_) | analyzer::AnalyzeError::SeveralFunctions(_) => {
+            anyhow::anyhow!("{}: {error}", root.display())
+        }
         analyzer::AnalyzeError::Read { .. } => {
             anyhow::Error::new(error).context("the analyzer could not read the package")
         }
@@ -237,6 +255,9 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         let function = entry.function.as_deref().map(|function| format!(":{function}")).unwrap_or_default();
         form = form.text("entry", format!("{}{function}", entry.file));
     }
+    if let Some(shape) = &args.shape {
+        form = form.text("shape", shape.clone());
+    }
     let request =
         api.authed(Method::POST, "/api/functions/deploy")?.multipart(form).timeout(std::time::Duration::from_secs(600));
     let deployed = api.json(request)?;
@@ -267,6 +288,12 @@ pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         }
         if let Some(reason) = deployed["entry"]["reason"].as_str().filter(|reason| !reason.is_empty()) {
             output.detail(&format!("entry: {reason}"));
+        }
+        if let Some(shape) = deployed["entry"]["shape"].as_str() {
+            match deployed["entry"]["shape_reason"].as_str() {
+                Some(why) => output.detail(&format!("shape: {shape}, detected: {why} (--shape SHAPE sets another)")),
+                None => output.detail(&format!("shape: {shape}")),
+            }
         }
 
         if let Some(problem) = deployed["runtime_unavailable"].as_str() {

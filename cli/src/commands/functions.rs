@@ -38,6 +38,11 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
         let field = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("?");
         println!("{:<15} {}:{}", "entry", field("file"), field("function"));
         println!("{:<15} {}", "entry_reason", field("reason"));
+        if let Some(shape) = entry.get("shape").and_then(Value::as_str) {
+            let why =
+                entry.get("shape_reason").and_then(Value::as_str).map(|why| format!(" ({why})")).unwrap_or_default();
+            println!("{:<15} {shape}{why}", "shape");
+        }
     }
     if let Some(build) = function["build"].as_object() {
         let number = |key: &str| build.get(key).and_then(Value::as_u64).unwrap_or(0);

@@ -172,6 +172,9 @@ pub async fn deploy(
             analyzer::AnalyzeError::NoRuntime(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing_entry", error.to_string())
             }
+            analyzer::AnalyzeError::SeveralFunctions(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "several_functions", error.to_string())
+            }
             analyzer::AnalyzeError::Read { .. } => ApiError::bad_request("archive_unreadable", error.to_string()),
         })?;
         Ok((report, package_dir))
@@ -278,8 +281,10 @@ pub async fn deploy(
         entry_reason: Some(entry.reason.clone()),
         dart_build: None,
         db_connections: form.db_connections,
-        shape: form.shape,
-        shape_reason: None,
+        // A manifest beside the code (template.yaml, serverless.yml, stack.yml) says how its
+        // platform calls the function; `--shape` says otherwise.
+        shape: form.shape.or_else(|| entry.shape.as_deref().and_then(|shape| shape.parse().ok())),
+        shape_reason: entry.shape_reason.clone().filter(|_| form.shape.is_none()),
     };
     let mut version = VersionRecord {
         function_id: function.id.clone(),

@@ -133,7 +133,7 @@ pub async fn function_url(
         query: parse_query(query.unwrap_or("")),
         headers: forwarded,
         raw_query: query.unwrap_or_default().to_string(),
-        header_list: header_list(&app, &function, request),
+        header_list: header_list(app, &function, request),
         source_ip: source_ip.map(|address| address.to_string()),
         ..InvocationEvent::default()
     }

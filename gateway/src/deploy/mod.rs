@@ -66,7 +66,9 @@ pub async fn store_and_activate(
         version.entry_mode = report.entry_mode.as_str().to_string();
         settings.entry_reason = Some(report.entry_reason.clone());
         settings.shape = report.shape.or(settings.shape);
-        settings.shape_reason = report.shape_reason.clone();
+        if report.shape_reason.is_some() {
+            settings.shape_reason = report.shape_reason.clone();
+        }
         settings.dart_build = report.dart_build.clone();
         version.settings = serde_json::to_string(settings).expect("settings serialize");
     }

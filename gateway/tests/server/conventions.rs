@@ -594,3 +594,71 @@ fn an_express_app_answers_each_of_its_routes_and_404_for_others() {
     assert!(unknown.text().unwrap().contains("Cannot GET /nowhere"));
     assert_eq!(spawns(&server, &token, "express"), 1, "served warm by one worker");
 }
+
+const SAM_TEMPLATE: &str = r#"AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Description: a sample
+
+Globals:
+  Function:
+    Timeout: 3
+
+Resources:
+  HelloWorldFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello-world/
+      Handler: app.lambdaHandler
+      Runtime: nodejs20.x
+      Events:
+        HelloWorld:
+          Type: Api
+          Properties:
+            Path: /hello
+            Method: get
+
+Outputs:
+  HelloWorldApi:
+    Value: !Sub "https://${ServerlessRestApi}.execute-api.${AWS::Region}.amazonaws.com/Prod/hello/"
+"#;
+
+const SAM_APP: &str = r#"
+export const lambdaHandler = async (event, context) => {
+  return {
+    statusCode: 200,
+    body: JSON.stringify({ message: 'hello world', method: event.httpMethod, path: event.path }),
+  };
+};
+"#;
+
+#[test]
+fn manifests_beside_the_code_name_the_entry_and_the_event_shape() {
+    let Some((server, token)) = server() else { return };
+    let files = [("template.yaml", SAM_TEMPLATE), ("hello-world/app.mjs", SAM_APP)];
+    let deployed = deploy(&server, &token, "sam", &files, &[], "lambda-v1");
+    assert_eq!(deployed["entry"]["file"], "hello-world/app.mjs", "{deployed}");
+    assert_eq!(deployed["entry"]["function"], "lambdaHandler", "{deployed}");
+    assert!(
+        deployed["entry"]["shape_reason"].as_str().unwrap().contains("template.yaml (HelloWorldFunction)"),
+        "{deployed}"
+    );
+    let answer: Value = server.client.get(server.url("/fn/sam/hello")).send().unwrap().json().unwrap();
+    assert_eq!(answer, serde_json::json!({"message": "hello world", "method": "GET", "path": "/hello"}));
+
+    // Two functions and nothing saying which: the answer lists each with the flags that deploy it.
+    let serverless = "service: two\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n  bye:\n    handler: handler.bye\n";
+    let two = [
+        ("serverless.yml", serverless),
+        ("handler.js", "module.exports.hello = async () => 1;\nmodule.exports.bye = async () => 2;\n"),
+    ];
+    let (status, refused) = server.deploy(&token, "two", archive(&two), &[]);
+    assert_eq!((status, crate::harness::code(&refused)), (422, "several_functions"), "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--entry handler.js:hello --name hello")
+            && message.contains("--entry handler.js:bye --name bye"),
+        "{message}"
+    );
+    let deployed = deploy(&server, &token, "bye", &two, &[("entry", "handler.js:bye")], "body");
+    assert_eq!(deployed["entry"]["function"], "bye");
+}
