@@ -141,37 +141,52 @@ pub const DEFAULT_FILES: [&str; 5] = ["main.py", "lambda_function.py", "handler.
 const DEFAULT_FUNCTIONS: [&str; 5] = [DEFAULT_FUNCTION, "lambda_handler", "handle", "app", "application"];
 
 /// The first of [`DEFAULT_FUNCTIONS`] the file binds at its top level (a `def`, a `class`, an
-/// assignment or an import), else its only public top-level `def` that takes an argument (what a
-/// handler under another name looks like; a script's `def main():` takes none), else `handler`.
+/// assignment or an import), else its only `@functions_framework.http` function, else its only
+/// public top-level `def` that takes an argument (what a handler under another name looks like; a
+/// script's `def main():` takes none), else `handler`.
 fn default_function(file: &ParsedFile) -> String {
     let bound = top_level_names(file);
     if let Some(name) = DEFAULT_FUNCTIONS.into_iter().find(|name| bound.iter().any(|bound| bound == name)) {
         return name.to_string();
     }
-    match top_level_functions(file).as_slice() {
-        [(only, true)] => only.clone(),
+    let functions = top_level_functions(file);
+    let registered: Vec<_> = functions.iter().filter(|function| function.registered).collect();
+    let taking: Vec<_> = functions.iter().filter(|function| function.takes_arguments).collect();
+    match (registered.as_slice(), taking.as_slice()) {
+        ([only], _) | ([], [only]) => only.name.clone(),
         _ => DEFAULT_FUNCTION.to_string(),
     }
 }
 
-/// The public functions the file defines at its top level, each with whether it takes arguments.
-fn top_level_functions(file: &ParsedFile) -> Vec<(String, bool)> {
+/// A public function the file defines at its top level.
+struct TopLevelFunction {
+    name: String,
+    takes_arguments: bool,
+    /// Decorated with Cloud Functions' `@functions_framework.http`.
+    registered: bool,
+}
+
+/// The public functions the file defines at its top level.
+fn top_level_functions(file: &ParsedFile) -> Vec<TopLevelFunction> {
     let root = file.tree.root_node();
     let mut cursor = root.walk();
     root.named_children(&mut cursor)
         .filter_map(|node| match node.kind() {
-            "function_definition" => Some(node),
+            "function_definition" => Some((node, false)),
             "decorated_definition" => {
-                node.child_by_field_name("definition").filter(|inner| inner.kind() == "function_definition")
+                let registered = text(node, &file.source).trim_start().starts_with("@functions_framework.http");
+                node.child_by_field_name("definition")
+                    .filter(|inner| inner.kind() == "function_definition")
+                    .map(|inner| (inner, registered))
             }
             _ => None,
         })
-        .filter_map(|definition| {
+        .filter_map(|(definition, registered)| {
             let name = text(definition.child_by_field_name("name")?, &file.source).to_string();
-            let takes = definition
+            let takes_arguments = definition
                 .child_by_field_name("parameters")
                 .is_some_and(|parameters| parameters.named_child_count() > 0);
-            (!name.starts_with('_')).then_some((name, takes))
+            (!name.starts_with('_')).then_some(TopLevelFunction { name, takes_arguments, registered })
         })
         .collect()
 }

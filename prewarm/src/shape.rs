@@ -32,6 +32,8 @@ pub enum Shape {
     /// OpenFaaS templates: `handle(event, context)` (python3-http, node18/node20), `handle(req)`
     /// (classic python3).
     Openfaas,
+    /// A Python function of Flask's `request` (Google Cloud Functions' Python).
+    FlaskRequest,
     /// A Python WSGI application (Flask, Django, Bottle).
     Wsgi,
     /// A Python ASGI application (FastAPI, Starlette, Quart).
@@ -39,13 +41,14 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub const ALL: [Shape; 8] = [
+    pub const ALL: [Shape; 9] = [
         Shape::Body,
         Shape::Lambda,
         Shape::LambdaV1,
         Shape::Fetch,
         Shape::NodeHttp,
         Shape::Openfaas,
+        Shape::FlaskRequest,
         Shape::Wsgi,
         Shape::Asgi,
     ];
@@ -58,6 +61,7 @@ impl Shape {
             Shape::Fetch => "fetch",
             Shape::NodeHttp => "node-http",
             Shape::Openfaas => "openfaas",
+            Shape::FlaskRequest => "flask-request",
             Shape::Wsgi => "wsgi",
             Shape::Asgi => "asgi",
         }
@@ -69,7 +73,7 @@ impl Shape {
             Shape::Body => true,
             Shape::Lambda | Shape::LambdaV1 | Shape::Openfaas => runtime != Runtime::Dart,
             Shape::Fetch | Shape::NodeHttp => runtime == Runtime::Node,
-            Shape::Wsgi | Shape::Asgi => runtime == Runtime::Python,
+            Shape::FlaskRequest | Shape::Wsgi | Shape::Asgi => runtime == Runtime::Python,
         }
     }
 

@@ -58,9 +58,10 @@ pub struct DeployArgs {
     pub entry: Option<analyzer::EntrySpec>,
     /// The calling convention the code was written for: `body` (this platform's), `lambda`
     /// (function URL / HTTP API events), `lambda-v1` (API Gateway REST events), `fetch` (Web
-    /// Request/Response), `node-http` (`(req, res)`, Express), `openfaas`, `wsgi`, `asgi`.
+    /// Request/Response), `node-http` (`(req, res)`, Express), `openfaas`, `flask-request`
+    /// (Cloud Functions' Python), `wsgi`, `asgi`.
     /// Default: detected when the server loads the entry (the answer says what and why).
-    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "wsgi", "asgi"])]
+    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "flask-request", "wsgi", "asgi"])]
     pub shape: Option<String>,
 }
 

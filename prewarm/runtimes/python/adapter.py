@@ -160,12 +160,29 @@ def only_function(module):
     return None, "handler"
 
 
+def intercept_functions_framework(entry):
+    """Cloud Functions' `@functions_framework.http` registers what it decorates: the framework's
+    module is answered with one that records it, whether or not the package was uploaded.
+    Installed only when the source names it. Returns the record, or None."""
+    with open(entry, encoding="utf-8", errors="replace") as source:
+        if "functions_framework" not in source.read():
+            return None
+    import types
+    from containerpub_shapes.flask_request import FunctionsFramework
+    framework = FunctionsFramework()
+    module = types.ModuleType("functions_framework")
+    module.http, module.cloud_event, module.errorhandler = framework.http, framework.cloud_event, framework.errorhandler
+    sys.modules["functions_framework"] = module
+    return framework
+
+
 def load(entry, name):
     # Imports resolve from the entry's directory and from the function's root (the cwd).
     directory = os.path.dirname(os.path.abspath(entry))
     for root in (os.getcwd(), directory):
         if root not in sys.path:
             sys.path.insert(0, root)
+    framework = intercept_functions_framework(entry)
     module_name = os.path.splitext(os.path.basename(entry))[0]
     spec = importlib.util.spec_from_file_location(module_name, entry)
     module = importlib.util.module_from_spec(spec)
@@ -179,6 +196,9 @@ def load(entry, name):
         raise
     handler = getattr(module, name, None)
     only = ""
+    if handler is None and name == "handler" and framework and len(framework.registered) == 1:
+        name, handler = next(iter(framework.registered.items()))
+        only = ", the only function registered with @functions_framework.http"
     if handler is None and name == "handler":
         handler, name = only_function(module)
         only = ", the only one it defines" if handler is not None else ""
@@ -217,7 +237,7 @@ def invoke_body(loop, handler, wants_request, frame):
     return result
 
 
-SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "wsgi", "asgi")
+SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "flask-request", "wsgi", "asgi")
 
 
 def caller(loop, shape, handler, wants_request, positional):
@@ -230,6 +250,9 @@ def caller(loop, shape, handler, wants_request, positional):
     if shape == "openfaas":
         from containerpub_shapes import openfaas
         return lambda frame: openfaas.invoke(loop, handler, frame, positional)
+    if shape == "flask-request":
+        from containerpub_shapes import flask_request
+        return lambda frame: flask_request.invoke(loop, handler, frame)
     if shape == "wsgi":
         from containerpub_shapes import wsgi
         return lambda frame: wsgi.invoke(loop, handler, frame)

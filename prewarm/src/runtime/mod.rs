@@ -112,7 +112,7 @@ const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
 const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
 
 /// One module per calling convention (see `shape`), beside the adapter that loads it.
-const SHAPE_MODULES: [(&str, &str); 13] = [
+const SHAPE_MODULES: [(&str, &str); 14] = [
     ("node_shapes/request.cjs", include_str!("../../runtimes/node/shapes/request.cjs")),
     ("node_shapes/lambda.cjs", include_str!("../../runtimes/node/shapes/lambda.cjs")),
     ("node_shapes/fetch.cjs", include_str!("../../runtimes/node/shapes/fetch.cjs")),
@@ -123,6 +123,10 @@ const SHAPE_MODULES: [(&str, &str); 13] = [
     ("containerpub_shapes/request.py", include_str!("../../runtimes/python/containerpub_shapes/request.py")),
     ("containerpub_shapes/lambda_event.py", include_str!("../../runtimes/python/containerpub_shapes/lambda_event.py")),
     ("containerpub_shapes/openfaas.py", include_str!("../../runtimes/python/containerpub_shapes/openfaas.py")),
+    (
+        "containerpub_shapes/flask_request.py",
+        include_str!("../../runtimes/python/containerpub_shapes/flask_request.py"),
+    ),
     ("containerpub_shapes/wsgi.py", include_str!("../../runtimes/python/containerpub_shapes/wsgi.py")),
     ("containerpub_shapes/asgi.py", include_str!("../../runtimes/python/containerpub_shapes/asgi.py")),
     ("containerpub_shapes/detect.py", include_str!("../../runtimes/python/containerpub_shapes/detect.py")),

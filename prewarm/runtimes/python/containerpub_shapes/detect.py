@@ -32,6 +32,17 @@ def reads_key(source, name, fields):
     return found.group(0).replace(" ", "") + ("]" if "[" in found.group(0) else ")") if found else None
 
 
+REQUEST_ATTRIBUTES = ("args", "get_json", "get_data", "form", "values", "is_json", "mimetype", "method", "cookies")
+
+
+def reads_attribute(source, name, attributes):
+    """`NAME.attribute` in the source, for one of `attributes`."""
+    if not name:
+        return None
+    found = re.search(rf"\b{re.escape(name)}\s*\.\s*({'|'.join(attributes)})\b", source)
+    return found.group(0).replace(" ", "") if found else None
+
+
 def is_asgi(target):
     call = target if inspect.isfunction(target) or inspect.ismethod(target) else getattr(type(target), "__call__", None)
     if call is None:
@@ -58,6 +69,15 @@ def detect(target, name, source, entry):
     first = names[0] if names else None
     if name == "handle" and len(names) == 2:
         return "openfaas", "`handle(event, context)`: OpenFaaS's python3-http template"
+    if name == "handle" and len(names) == 1:
+        return "openfaas", "`handle(req)`: OpenFaaS's classic python3 and python3-flask templates (the body as text)"
+    if len(names) == 1 and re.search(r"@\s*functions_framework\s*\.\s*http\b", source):
+        return "flask-request", "registered with @functions_framework.http: Cloud Functions pass Flask's request"
+    request_read = reads_attribute(source, first, REQUEST_ATTRIBUTES) if len(names) == 1 else None
+    if request_read:
+        return "flask-request", f"it reads {request_read}: a function of Flask's request (Cloud Functions' Python)"
+    if len(names) == 1 and first == "request":
+        return "flask-request", "it takes (request): Cloud Functions' Python passes Flask's request"
     v1 = reads_key(source, first, LAMBDA_V1_FIELDS)
     if v1 and len(names) == 2:
         return "lambda-v1", f"it reads {v1}: an API Gateway REST (payload 1.0) event"
