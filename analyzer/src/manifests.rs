@@ -213,13 +213,16 @@ fn directory_functions(root: &Path, dir: &str) -> Vec<ManifestFunction> {
                 (file_name.clone(), format!("{dir}/{file_name}/{inside}"))
             } else {
                 let (stem, extension) = file_name.rsplit_once('.')?;
-                if !matches!(extension, "js" | "mjs" | "cjs") || stem.starts_with('_') {
+                // Vercel's api/ also holds Python functions.
+                let python = extension == "py" && dir == "api";
+                if !(matches!(extension, "js" | "mjs" | "cjs") || python) || stem.starts_with('_') {
                     return None;
                 }
                 (stem.to_string(), format!("{dir}/{file_name}"))
             };
             Some(ManifestFunction {
-                name: function_name(&stem),
+                // `api/index.js` is the directory's function: no name of its own.
+                name: if stem == "index" { String::new() } else { function_name(&stem) },
                 entry: EntrySpec { file: relative.clone(), function: None },
                 shape: None,
                 source: relative,

@@ -50,7 +50,19 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
                     else {
                         return;
                     };
-                    findings.extend(denied(module));
+                    // `from M import A, B`: each `M.A` is judged below, so a module whose only
+                    // names imported are allowed ones is not refused as a whole.
+                    let mut names_cursor = node.walk();
+                    let named: Vec<String> = node
+                        .children_by_field_name("name", &mut names_cursor)
+                        .map(|name| text(name.child_by_field_name("name").unwrap_or(name), source))
+                        .map(|imported| format!("{module}.{imported}"))
+                        .collect();
+                    let only_allowed = !named.is_empty()
+                        && named.iter().all(|name| python_denied_module::ALLOWED.contains(&name.as_str()));
+                    if !only_allowed {
+                        findings.extend(denied(module));
+                    }
                     socket_imported |= module == "socket";
                     let mut cursor = node.walk();
                     for name in node.children_by_field_name("name", &mut cursor) {
@@ -107,9 +119,11 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
         });
     }
     let found = match explicit {
-        Some(explicit) => {
-            files.iter().find(|file| file.relative == explicit.file).map(|file| (file, explicit.function().to_string()))
-        }
+        // A file named without a function: its function found as a default file's is.
+        Some(explicit) => files.iter().find(|file| file.relative == explicit.file).map(|file| {
+            let function = explicit.function.clone().unwrap_or_else(|| default_function(file));
+            (file, function)
+        }),
         None => DEFAULT_FILES.iter().find_map(|wanted| {
             let file = files.iter().find(|file| file.relative == *wanted)?;
             Some((file, default_function(file)))

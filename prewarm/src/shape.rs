@@ -34,6 +34,8 @@ pub enum Shape {
     Openfaas,
     /// A Python function of Flask's `request` (Google Cloud Functions' Python).
     FlaskRequest,
+    /// A Python `BaseHTTPRequestHandler` subclass (Vercel's Python functions).
+    HttpHandler,
     /// A Python WSGI application (Flask, Django, Bottle).
     Wsgi,
     /// A Python ASGI application (FastAPI, Starlette, Quart).
@@ -41,7 +43,7 @@ pub enum Shape {
 }
 
 impl Shape {
-    pub const ALL: [Shape; 9] = [
+    pub const ALL: [Shape; 10] = [
         Shape::Body,
         Shape::Lambda,
         Shape::LambdaV1,
@@ -49,6 +51,7 @@ impl Shape {
         Shape::NodeHttp,
         Shape::Openfaas,
         Shape::FlaskRequest,
+        Shape::HttpHandler,
         Shape::Wsgi,
         Shape::Asgi,
     ];
@@ -62,6 +65,7 @@ impl Shape {
             Shape::NodeHttp => "node-http",
             Shape::Openfaas => "openfaas",
             Shape::FlaskRequest => "flask-request",
+            Shape::HttpHandler => "http-handler",
             Shape::Wsgi => "wsgi",
             Shape::Asgi => "asgi",
         }
@@ -73,7 +77,7 @@ impl Shape {
             Shape::Body => true,
             Shape::Lambda | Shape::LambdaV1 | Shape::Openfaas => runtime != Runtime::Dart,
             Shape::Fetch | Shape::NodeHttp => runtime == Runtime::Node,
-            Shape::FlaskRequest | Shape::Wsgi | Shape::Asgi => runtime == Runtime::Python,
+            Shape::FlaskRequest | Shape::HttpHandler | Shape::Wsgi | Shape::Asgi => runtime == Runtime::Python,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::output::{self, Output};
 use crate::package;
 
 /// `dart_cloud deploy`'s options (its help text comes from these comments).
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct DeployArgs {
     /// The function's directory (default: this one). Given two words, the seed's form
     /// `deploy NAME PATH`: the function's name, then its directory.
@@ -59,9 +59,9 @@ pub struct DeployArgs {
     /// The calling convention the code was written for: `body` (this platform's), `lambda`
     /// (function URL / HTTP API events), `lambda-v1` (API Gateway REST events), `fetch` (Web
     /// Request/Response), `node-http` (`(req, res)`, Express), `openfaas`, `flask-request`
-    /// (Cloud Functions' Python), `wsgi`, `asgi`.
+    /// (Cloud Functions' Python), `http-handler` (Vercel's Python), `wsgi`, `asgi`.
     /// Default: detected when the server loads the entry (the answer says what and why).
-    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "flask-request", "wsgi", "asgi"])]
+    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "flask-request", "http-handler", "wsgi", "asgi"])]
     pub shape: Option<String>,
 }
 
@@ -129,7 +129,32 @@ fn target(args: &DeployArgs) -> anyhow::Result<(PathBuf, Option<String>)> {
     }
 }
 
+/// Deploys the directory; when a template.yaml, serverless.yml or stack.yml beside the code names
+/// several functions and the command names none (no --entry, no name), each of them in turn, as
+/// `sam deploy` or `serverless deploy` would.
 pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
+    let (path, name) = target(&args)?;
+    if name.is_none() && args.entry.is_none() && path.is_dir() {
+        let named = analyzer::manifests::discover(&path);
+        let from_templates = named.iter().any(|function| function.shape.is_some());
+        if named.len() > 1 && from_templates {
+            output.note(&format!("{} functions named beside the code: deploying each", named.len()));
+            for function in named {
+                output.note(&format!("{}: {}:{}", function.source, function.entry.file, function.entry.function()));
+                let mut one = args.clone();
+                one.targets = vec![path.display().to_string()];
+                one.name = Some(function.name.clone());
+                one.entry = Some(function.entry.clone());
+                one.shape = args.shape.clone().or_else(|| function.shape.map(str::to_string));
+                deploy_one(api, output, one)?;
+            }
+            return Ok(());
+        }
+    }
+    deploy_one(api, output, args)
+}
+
+fn deploy_one(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
     let (path, name) = target(&args)?;
     let root = &path;
     anyhow::ensure!(

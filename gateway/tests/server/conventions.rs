@@ -662,3 +662,82 @@ fn manifests_beside_the_code_name_the_entry_and_the_event_shape() {
     let deployed = deploy(&server, &token, "bye", &two, &[("entry", "handler.js:bye")], "body");
     assert_eq!(deployed["entry"]["function"], "bye");
 }
+
+const CLOUD_FUNCTION_PY: &str = r#"
+import functions_framework
+
+
+@functions_framework.http
+def hello_http(request):
+    data = request.get_json(silent=True)
+    if request.path == "/teapot":
+        return "short and stout", 418, {"X-Kind": "teapot"}
+    if data and "name" in data:
+        return {"hello": data["name"], "method": request.method}
+    return f"Hello {request.args.get('name', 'World')} ({request.headers.get('X-Probe')}, {request.args.getlist('tag')})!"
+"#;
+
+const VERCEL_PY: &str = r#"
+from http.server import BaseHTTPRequestHandler
+
+
+class handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-type", "text/plain")
+        self.end_headers()
+        self.wfile.write(f"Hello from {self.path}".encode("utf-8"))
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        body = self.rfile.read(length)
+        self.send_response(201)
+        self.send_header("Content-type", "application/octet-stream")
+        self.end_headers()
+        self.wfile.write(body[::-1])
+"#;
+
+#[test]
+fn python_request_functions_and_request_handler_classes_answer_as_their_platforms() {
+    let Some((server, token)) = server() else { return };
+    // Cloud Functions' Python: the framework need not be uploaded.
+    let deployed = deploy(&server, &token, "gcf-py", &[("main.py", CLOUD_FUNCTION_PY)], &[], "flask-request");
+    assert_eq!(deployed["entry"]["function"], "hello_http", "{deployed}");
+    let text = server.client.get(server.url("/fn/gcf-py?name=Ada&tag=a&tag=b")).header("x-probe", "p1").send().unwrap();
+    assert_eq!(text.status(), 200);
+    assert_eq!(text.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(text.text().unwrap(), "Hello Ada (p1, ['a', 'b'])!");
+    let json: Value = server
+        .client
+        .post(server.url("/fn/gcf-py"))
+        .json(&serde_json::json!({"name": "Bo"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(json, serde_json::json!({"hello": "Bo", "method": "POST"}));
+    let teapot = server.client.get(server.url("/fn/gcf-py/teapot")).send().unwrap();
+    assert_eq!((teapot.status().as_u16(), teapot.headers()["x-kind"].to_str().unwrap()), (418, "teapot"));
+
+    // Vercel's Python: a request handler class under api/, found without --entry.
+    let deployed = deploy(
+        &server,
+        &token,
+        "vercel-py",
+        &[("api/index.py", VERCEL_PY), ("vercel.json", "{}")],
+        &[],
+        "http-handler",
+    );
+    assert_eq!(deployed["entry"]["file"], "api/index.py", "{deployed}");
+    let hello = server.client.get(server.url("/fn/vercel-py/x?y=1")).send().unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().unwrap(), "Hello from /x?y=1");
+    let posted = server.client.post(server.url("/fn/vercel-py")).body(vec![1u8, 2, 0xfe]).send().unwrap();
+    assert_eq!(posted.status(), 201);
+    assert_eq!(posted.bytes().unwrap().as_ref(), &[0xfe, 2, 1]);
+    let refused = server.client.delete(server.url("/fn/vercel-py")).send().unwrap();
+    assert_eq!(refused.status(), 501, "a method the class lacks is answered as http.server answers it");
+    for name in ["gcf-py", "vercel-py"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}

@@ -237,7 +237,7 @@ def invoke_body(loop, handler, wants_request, frame):
     return result
 
 
-SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "flask-request", "wsgi", "asgi")
+SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "flask-request", "http-handler", "wsgi", "asgi")
 
 
 def caller(loop, shape, handler, wants_request, positional):
@@ -253,6 +253,9 @@ def caller(loop, shape, handler, wants_request, positional):
     if shape == "flask-request":
         from containerpub_shapes import flask_request
         return lambda frame: flask_request.invoke(loop, handler, frame)
+    if shape == "http-handler":
+        from containerpub_shapes import http_handler
+        return lambda frame: http_handler.invoke(loop, handler, frame)
     if shape == "wsgi":
         from containerpub_shapes import wsgi
         return lambda frame: wsgi.invoke(loop, handler, frame)

@@ -112,7 +112,7 @@ const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
 const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
 
 /// One module per calling convention (see `shape`), beside the adapter that loads it.
-const SHAPE_MODULES: [(&str, &str); 14] = [
+const SHAPE_MODULES: [(&str, &str); 15] = [
     ("node_shapes/request.cjs", include_str!("../../runtimes/node/shapes/request.cjs")),
     ("node_shapes/lambda.cjs", include_str!("../../runtimes/node/shapes/lambda.cjs")),
     ("node_shapes/fetch.cjs", include_str!("../../runtimes/node/shapes/fetch.cjs")),
@@ -127,6 +127,7 @@ const SHAPE_MODULES: [(&str, &str); 14] = [
         "containerpub_shapes/flask_request.py",
         include_str!("../../runtimes/python/containerpub_shapes/flask_request.py"),
     ),
+    ("containerpub_shapes/http_handler.py", include_str!("../../runtimes/python/containerpub_shapes/http_handler.py")),
     ("containerpub_shapes/wsgi.py", include_str!("../../runtimes/python/containerpub_shapes/wsgi.py")),
     ("containerpub_shapes/asgi.py", include_str!("../../runtimes/python/containerpub_shapes/asgi.py")),
     ("containerpub_shapes/detect.py", include_str!("../../runtimes/python/containerpub_shapes/detect.py")),

@@ -58,7 +58,18 @@ def is_wsgi(target):
     return len(names) == 2 and names[1] == "start_response"
 
 
+def is_http_handler(target):
+    try:
+        from http.server import BaseHTTPRequestHandler
+    except ImportError:
+        return False
+    return inspect.isclass(target) and issubclass(target, BaseHTTPRequestHandler)
+
+
 def detect(target, name, source, entry):
+    if is_http_handler(target):
+        methods = sorted(m[3:] for m in dir(target) if m.startswith("do_"))
+        return "http-handler", f"`{name}` is a BaseHTTPRequestHandler ({', '.join(methods)}): Vercel's Python functions"
     if is_asgi(target):
         kind = type(target).__name__ if not inspect.isfunction(target) else "a function"
         return "asgi", f"`{name}` is an ASGI application ({kind}: scope, receive, send)"
@@ -67,10 +78,12 @@ def detect(target, name, source, entry):
         return "wsgi", f"`{name}` is a WSGI application ({kind})"
     names = positional_names(target)
     first = names[0] if names else None
-    if name == "handle" and len(names) == 2:
+    # OpenFaaS's templates put `handle` in handler.py; the parameter names are theirs too.
+    in_handler_py = entry.replace("\\", "/").rsplit("/", 1)[-1] == "handler.py"
+    if name == "handle" and names == ["event", "context"]:
         return "openfaas", "`handle(event, context)`: OpenFaaS's python3-http template"
-    if name == "handle" and len(names) == 1:
-        return "openfaas", "`handle(req)`: OpenFaaS's classic python3 and python3-flask templates (the body as text)"
+    if name == "handle" and names == ["req"] and in_handler_py:
+        return "openfaas", "`handle(req)` in handler.py: OpenFaaS's classic python3 and python3-flask templates (the body as text)"
     if len(names) == 1 and re.search(r"@\s*functions_framework\s*\.\s*http\b", source):
         return "flask-request", "registered with @functions_framework.http: Cloud Functions pass Flask's request"
     request_read = reads_attribute(source, first, REQUEST_ATTRIBUTES) if len(names) == 1 else None
