@@ -39,6 +39,7 @@ pub fn discover(root: &Path) -> Vec<ManifestFunction> {
     for file in ["stack.yml", "stack.yaml"] {
         found.extend(read_yaml(root, file).map(|yaml| openfaas(root, file, &yaml)).unwrap_or_default());
     }
+    found.extend(wrangler(root));
     found.extend(directory_functions(root, "netlify/functions"));
     found.extend(directory_functions(root, "api"));
     found
@@ -196,6 +197,39 @@ fn openfaas(root: &Path, file: &str, stack: &Yaml) -> Vec<ManifestFunction> {
     found
 }
 
+/// Cloudflare's `wrangler.toml`, `wrangler.json` or `wrangler.jsonc`: `main` is the Worker's
+/// module, whose default export's `fetch` takes a Web Request. Read by its two fields only, so
+/// JSON with comments and trailing commas reads as well as TOML.
+fn wrangler(root: &Path) -> Vec<ManifestFunction> {
+    for file in ["wrangler.toml", "wrangler.jsonc", "wrangler.json"] {
+        let Ok(text) = std::fs::read_to_string(root.join(file)) else { continue };
+        let field = |key: &str| {
+            text.lines().find_map(|line| {
+                let line = line.trim();
+                let rest = line.strip_prefix(&format!("\"{key}\"")).or_else(|| line.strip_prefix(key))?;
+                let rest = rest.trim_start().strip_prefix([':', '='])?.trim();
+                let quoted = rest.strip_prefix('"')?;
+                Some(quoted[..quoted.find('"')?].to_string())
+            })
+        };
+        let Some(main) = field("main") else { continue };
+        let main = main.trim_start_matches("./").to_string();
+        if !root.join(&main).is_file() {
+            continue;
+        }
+        // `<WORKER_NAME>`-style placeholders of a template are no name.
+        let name =
+            field("name").filter(|name| !name.contains('<')).map(|name| function_name(&name)).unwrap_or_default();
+        return vec![ManifestFunction {
+            name,
+            entry: EntrySpec { file: main, function: None },
+            shape: Some("fetch"),
+            source: file.to_string(),
+        }];
+    }
+    Vec::new()
+}
+
 /// Netlify's `netlify/functions/NAME.mjs` (or `NAME/NAME.js`, `NAME/index.js`) and Vercel's
 /// `api/NAME.js`: the file's name is the function's; its shape is detected when it loads.
 fn directory_functions(root: &Path, dir: &str) -> Vec<ManifestFunction> {
@@ -302,6 +336,34 @@ mod tests {
         let netlify = found.iter().find(|f| f.entry.file == "netlify/functions/hello.mjs").unwrap();
         assert_eq!(netlify.shape, None);
         assert!(!found.iter().any(|f| f.entry.file.contains("_shared")));
+    }
+
+    #[test]
+    fn wrangler_names_the_workers_module() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                (
+                    "wrangler.jsonc",
+                    "{\n\t// a comment\n\t\"name\": \"<WORKER_NAME>\",\n\t\"main\": \"src/index.js\",\n}\n",
+                ),
+                ("src/index.js", "export default {}"),
+            ],
+        );
+        let found = discover(dir.path());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].entry.file.as_str(), found[0].shape, found[0].name.as_str()),
+            ("src/index.js", Some("fetch"), "")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[("wrangler.toml", "name = \"my-worker\"\nmain = \"./worker.js\"\n"), ("worker.js", "export default {}")],
+        );
+        let found = discover(dir.path());
+        assert_eq!((found[0].entry.file.as_str(), found[0].name.as_str()), ("worker.js", "my-worker"));
     }
 
     #[test]

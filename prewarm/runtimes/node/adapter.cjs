@@ -173,6 +173,57 @@ export const getFunction = (n) => r.get(n); export default { http, cloudEvent, g
   if (typeof Module.register === 'function') Module.register(`data:text/javascript,${encodeURIComponent(hooks)}`);
 }
 
+// Workers-style code is written as ES modules in `.js` files with no `"type": "module"` and with
+// extensionless imports (`./router`), because a bundler (wrangler, esbuild) reads it first. For
+// such an entry, hooks make Node read the function's `.js` files that use `import`/`export` as ES
+// modules and resolve a relative import without its extension as the bundler would. Installed
+// only then: the hooks run on a thread of their own.
+function esmWithoutType(entry, source) {
+  if (!entry.endsWith('.js') || !/^\s*(import|export)\s/m.test(source)) return false;
+  for (let dir = path.dirname(fs.realpathSync(entry)); ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest)) {
+      try {
+        return JSON.parse(fs.readFileSync(manifest, 'utf8')).type === undefined;
+      } catch (_) {
+        return true;
+      }
+    }
+    if (path.dirname(dir) === dir) return true;
+  }
+}
+
+function interceptBundlerModules(root) {
+  const Module = require('module');
+  if (typeof Module.register !== 'function') return;
+  const hooks = `import { readFileSync, existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+const root = ${JSON.stringify(root + path.sep)};
+const inside = (url) => url.startsWith('file:') && fileURLToPath(url).startsWith(root);
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (error) {
+    const relative = specifier.startsWith('./') || specifier.startsWith('../');
+    if (!relative || !context.parentURL || !inside(context.parentURL)) throw error;
+    for (const suffix of ['.js', '.mjs', '/index.js', '/index.mjs']) {
+      const candidate = new URL(specifier + suffix, context.parentURL);
+      const file = fileURLToPath(candidate);
+      if (existsSync(file) && statSync(file).isFile()) return { url: candidate.href, shortCircuit: true };
+    }
+    throw error;
+  }
+}
+export async function load(url, context, next) {
+  if (inside(url) && url.endsWith('.js')) {
+    const source = readFileSync(fileURLToPath(url), 'utf8');
+    if (/^\\s*(import|export)\\s/m.test(source)) return { format: 'module', source, shortCircuit: true };
+  }
+  return next(url, context);
+}`;
+  Module.register(`data:text/javascript,${encodeURIComponent(hooks)}`);
+}
+
 // A CommonJS file whose function is a plain top-level declaration, exported by nothing
 // (OpenWhisk's `function main(params)`): compiled once more with a line that exports it. Its top
 // level runs a second time; nothing else reaches such a function.
@@ -203,6 +254,7 @@ function kindOfFunction(fn) {
 // Returns `{target, where, how, isDefault}` or `{target: null, where: exports, callables}`.
 async function load(entry, name, source) {
   interceptFunctionsFramework(source);
+  if (esmWithoutType(entry, source)) interceptBundlerModules(process.cwd());
   const loaded = await import(pathToFileURL(entry).href);
   // Modules Node loaded as CommonJS are in the require cache; ES modules never are.
   const commonJs = require.cache[fs.realpathSync(entry)] !== undefined;
