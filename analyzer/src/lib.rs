@@ -197,13 +197,31 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             _ => {}
         }
     }
+    // Nothing else names an entry, and one Node or Python file is all there is at the top (a
+    // Fission or OpenWhisk function is one file): that file.
+    let mut only_source = None;
+    if options.entry.is_none() && from_manifest.is_none() && detect_runtime(&package).is_none() {
+        let sources: Vec<String> = top_level_sources(&package)
+            .into_iter()
+            .filter(|file| {
+                file.ends_with(".js") || file.ends_with(".mjs") || file.ends_with(".cjs") || file.ends_with(".py")
+            })
+            .collect();
+        if let [only] = sources.as_slice() {
+            only_source = Some(EntrySpec { file: only.clone(), function: None });
+        }
+    }
     let chosen;
-    let options = match &from_manifest {
-        Some(function) => {
+    let options = match (&from_manifest, &only_source) {
+        (Some(function), _) => {
             chosen = Options { entry: Some(function.entry.clone()), ..options.clone() };
             &chosen
         }
-        None => options,
+        (None, Some(entry)) => {
+            chosen = Options { entry: Some(entry.clone()), ..options.clone() };
+            &chosen
+        }
+        (None, None) => options,
     };
     let runtime = match options.runtime {
         RuntimeChoice::Dart => Runtime::Dart,
@@ -245,6 +263,10 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             entry.shape = function.shape.map(str::to_string);
             entry.shape_reason = function.shape.map(|_| format!("how {} has its platform call it", function.source));
             entry.name = Some(function.name);
+            Some(entry)
+        }
+        (Some(mut entry), None) if only_source.is_some() => {
+            entry.reason = format!("{} is the package's only source file; {}", entry.file, entry.reason);
             Some(entry)
         }
         (entry, _) => entry,

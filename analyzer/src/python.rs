@@ -147,12 +147,15 @@ pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut V
 }
 
 /// The files a Python function's entry is looked for in, without `--entry`: this platform's own,
-/// then Lambda's, OpenFaaS's and the usual home of a WSGI or ASGI app.
-pub const DEFAULT_FILES: [&str; 5] = ["main.py", "lambda_function.py", "handler.py", "app.py", "index.py"];
+/// then Lambda's, OpenFaaS's, the usual home of a WSGI or ASGI app, Knative's and Appwrite's.
+pub const DEFAULT_FILES: [&str; 8] =
+    ["main.py", "lambda_function.py", "handler.py", "app.py", "index.py", "func.py", "function/func.py", "src/main.py"];
 
 /// The names a default entry file's function is looked for under, in order: this platform's
-/// `handler`, Lambda's `lambda_handler`, OpenFaaS's `handle`, a WSGI or ASGI `app`/`application`.
-const DEFAULT_FUNCTIONS: [&str; 5] = [DEFAULT_FUNCTION, "lambda_handler", "handle", "app", "application"];
+/// `handler`, Lambda's `lambda_handler`, OpenFaaS's `handle`, a WSGI or ASGI `app`/`application`,
+/// Knative's `new`. Never `main`: a script's `def main():` is no handler (OpenWhisk's and
+/// Appwrite's `main(args)` is found as the file's only function taking an argument).
+const DEFAULT_FUNCTIONS: [&str; 6] = [DEFAULT_FUNCTION, "lambda_handler", "handle", "app", "application", "new"];
 
 /// The first of [`DEFAULT_FUNCTIONS`] the file binds at its top level (a `def`, a `class`, an
 /// assignment or an import), else its only `@functions_framework.http` function, else its only

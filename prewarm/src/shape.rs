@@ -40,10 +40,19 @@ pub enum Shape {
     Wsgi,
     /// A Python ASGI application (FastAPI, Starlette, Quart).
     Asgi,
+    /// Knative's `func`: Node's `handle(context, body)`, Python's `new()` whose instance's
+    /// `handle` is ASGI.
+    Knative,
+    /// Appwrite: `({ req, res, log, error })` in Node, `main(context)` in Python.
+    Appwrite,
+    /// Fission: Node's `(context)` answering `{status, body}`, Python's `main()`.
+    Fission,
+    /// Apache OpenWhisk web actions: `main(params)`.
+    Openwhisk,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 10] = [
+    pub const ALL: [Shape; 14] = [
         Shape::Body,
         Shape::Lambda,
         Shape::LambdaV1,
@@ -54,6 +63,10 @@ impl Shape {
         Shape::HttpHandler,
         Shape::Wsgi,
         Shape::Asgi,
+        Shape::Knative,
+        Shape::Appwrite,
+        Shape::Fission,
+        Shape::Openwhisk,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +81,10 @@ impl Shape {
             Shape::HttpHandler => "http-handler",
             Shape::Wsgi => "wsgi",
             Shape::Asgi => "asgi",
+            Shape::Knative => "knative",
+            Shape::Appwrite => "appwrite",
+            Shape::Fission => "fission",
+            Shape::Openwhisk => "openwhisk",
         }
     }
 
@@ -75,7 +92,13 @@ impl Shape {
     pub fn runs_on(self, runtime: Runtime) -> bool {
         match self {
             Shape::Body => true,
-            Shape::Lambda | Shape::LambdaV1 | Shape::Openfaas => runtime != Runtime::Dart,
+            Shape::Lambda
+            | Shape::LambdaV1
+            | Shape::Openfaas
+            | Shape::Knative
+            | Shape::Appwrite
+            | Shape::Fission
+            | Shape::Openwhisk => runtime != Runtime::Dart,
             Shape::Fetch | Shape::NodeHttp => runtime == Runtime::Node,
             Shape::FlaskRequest | Shape::HttpHandler | Shape::Wsgi | Shape::Asgi => runtime == Runtime::Python,
         }

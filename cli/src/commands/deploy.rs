@@ -59,9 +59,10 @@ pub struct DeployArgs {
     /// The calling convention the code was written for: `body` (this platform's), `lambda`
     /// (function URL / HTTP API events), `lambda-v1` (API Gateway REST events), `fetch` (Web
     /// Request/Response), `node-http` (`(req, res)`, Express), `openfaas`, `flask-request`
-    /// (Cloud Functions' Python), `http-handler` (Vercel's Python), `wsgi`, `asgi`.
+    /// (Cloud Functions' Python), `http-handler` (Vercel's Python), `wsgi`, `asgi`, `knative`,
+    /// `appwrite`, `fission`, `openwhisk`.
     /// Default: detected when the server loads the entry (the answer says what and why).
-    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "flask-request", "http-handler", "wsgi", "asgi"])]
+    #[arg(long, value_name = "SHAPE", value_parser = ["auto", "body", "lambda", "lambda-v1", "fetch", "node-http", "openfaas", "flask-request", "http-handler", "wsgi", "asgi", "knative", "appwrite", "fission", "openwhisk"])]
     pub shape: Option<String>,
 }
 

@@ -299,7 +299,7 @@ async function load(entry, name, source) {
   }
   if (commonJs && callables.length === 0) {
     const [target, topLevel] = topLevelFunction(entry, source, name === 'handler' ? ['handler', 'main'] : [name]);
-    if (target) return { target, where: `the top-level \`function ${topLevel}\` (no export)`, how: 'function' };
+    if (target) return { target, where: `the top-level \`function ${topLevel}\` (no export)`, how: 'function', topLevel };
   }
   return { target: null, where: exportsSeen, callables };
 }
@@ -311,7 +311,17 @@ function shapeFits(how, shape) {
   return true;
 }
 
-const SHAPE_MODULES = { lambda: 'lambda.cjs', 'lambda-v1': 'lambda.cjs', fetch: 'fetch.cjs', 'node-http': 'node_http.cjs', openfaas: 'openfaas.cjs' };
+const SHAPE_MODULES = {
+  lambda: 'lambda.cjs',
+  'lambda-v1': 'lambda.cjs',
+  fetch: 'fetch.cjs',
+  'node-http': 'node_http.cjs',
+  openfaas: 'openfaas.cjs',
+  knative: 'knative.cjs',
+  appwrite: 'appwrite.cjs',
+  fission: 'fission.cjs',
+  openwhisk: 'openwhisk.cjs',
+};
 
 // The call of one request in `shape`.
 function caller(shape, target) {

@@ -237,7 +237,8 @@ def invoke_body(loop, handler, wants_request, frame):
     return result
 
 
-SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "flask-request", "http-handler", "wsgi", "asgi")
+SHAPES = ("body", "lambda", "lambda-v1", "openfaas", "flask-request", "http-handler", "wsgi", "asgi", "knative",
+          "appwrite", "fission", "openwhisk")
 
 
 def caller(loop, shape, handler, wants_request, positional):
@@ -253,6 +254,17 @@ def caller(loop, shape, handler, wants_request, positional):
     if shape == "flask-request":
         from containerpub_shapes import flask_request
         return lambda frame: flask_request.invoke(loop, handler, frame)
+    if shape in ("appwrite", "fission", "openwhisk"):
+        module = importlib.import_module(f"containerpub_shapes.{shape}")
+        return lambda frame: module.invoke(loop, handler, frame)
+    if shape == "knative":
+        # Knative's `new()` makes the function's instance; its `handle` is an ASGI application.
+        from containerpub_shapes import asgi
+        instance = handler()
+        start = getattr(instance, "start", None)
+        if callable(start):
+            start(dict(os.environ))
+        return lambda frame: asgi.invoke(loop, instance.handle, frame)
     if shape == "http-handler":
         from containerpub_shapes import http_handler
         return lambda frame: http_handler.invoke(loop, handler, frame)

@@ -112,12 +112,16 @@ const NODE_ADAPTER: &str = include_str!("../../runtimes/node/adapter.cjs");
 const PYTHON_ADAPTER: &str = include_str!("../../runtimes/python/adapter.py");
 
 /// One module per calling convention (see `shape`), beside the adapter that loads it.
-const SHAPE_MODULES: [(&str, &str); 15] = [
+const SHAPE_MODULES: [(&str, &str); 22] = [
     ("node_shapes/request.cjs", include_str!("../../runtimes/node/shapes/request.cjs")),
     ("node_shapes/lambda.cjs", include_str!("../../runtimes/node/shapes/lambda.cjs")),
     ("node_shapes/fetch.cjs", include_str!("../../runtimes/node/shapes/fetch.cjs")),
     ("node_shapes/node_http.cjs", include_str!("../../runtimes/node/shapes/node_http.cjs")),
     ("node_shapes/openfaas.cjs", include_str!("../../runtimes/node/shapes/openfaas.cjs")),
+    ("node_shapes/knative.cjs", include_str!("../../runtimes/node/shapes/knative.cjs")),
+    ("node_shapes/appwrite.cjs", include_str!("../../runtimes/node/shapes/appwrite.cjs")),
+    ("node_shapes/fission.cjs", include_str!("../../runtimes/node/shapes/fission.cjs")),
+    ("node_shapes/openwhisk.cjs", include_str!("../../runtimes/node/shapes/openwhisk.cjs")),
     ("node_shapes/detect.cjs", include_str!("../../runtimes/node/shapes/detect.cjs")),
     ("containerpub_shapes/__init__.py", include_str!("../../runtimes/python/containerpub_shapes/__init__.py")),
     ("containerpub_shapes/request.py", include_str!("../../runtimes/python/containerpub_shapes/request.py")),
@@ -130,6 +134,9 @@ const SHAPE_MODULES: [(&str, &str); 15] = [
     ("containerpub_shapes/http_handler.py", include_str!("../../runtimes/python/containerpub_shapes/http_handler.py")),
     ("containerpub_shapes/wsgi.py", include_str!("../../runtimes/python/containerpub_shapes/wsgi.py")),
     ("containerpub_shapes/asgi.py", include_str!("../../runtimes/python/containerpub_shapes/asgi.py")),
+    ("containerpub_shapes/appwrite.py", include_str!("../../runtimes/python/containerpub_shapes/appwrite.py")),
+    ("containerpub_shapes/openwhisk.py", include_str!("../../runtimes/python/containerpub_shapes/openwhisk.py")),
+    ("containerpub_shapes/fission.py", include_str!("../../runtimes/python/containerpub_shapes/fission.py")),
     ("containerpub_shapes/detect.py", include_str!("../../runtimes/python/containerpub_shapes/detect.py")),
 ];
 pub(crate) const DART_ADAPTER: &str = include_str!("../../runtimes/dart/containerpub_adapter.dart");

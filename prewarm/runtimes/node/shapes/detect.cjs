@@ -43,6 +43,20 @@ function detect(found, source, entryFile) {
   }
   const params = parameterNames(target);
   const [first, second, third] = params;
+  const text = Function.prototype.toString.call(target);
+  if (/^(?:async\s*)?(?:function\b[^(]*)?\(\s*\{[^}]*\breq\b[^}]*\bres\b[^}]*\}/.test(text) ||
+      (first === 'context' && /\bcontext\s*\.\s*res\s*\.\s*(json|text|send|empty|binary|redirect)\s*\(/.test(source))) {
+    return { shape: 'appwrite', reason: 'it takes ({ req, res, … }) and answers with res.…(): an Appwrite function' };
+  }
+  if (first === 'context' && second === 'body') {
+    return { shape: 'knative', reason: 'it takes (context, body): a Knative function (func)' };
+  }
+  if (first === 'context' && params.length <= 2 && (/\bcontext\s*\.\s*request\b/.test(source) || /\bstatus\s*:\s*\d{3}\b/.test(source) || (second === 'callback' && /\bcallback\s*\(\s*\d{3}/.test(source)))) {
+    return { shape: 'fission', reason: 'it takes (context) and answers { status, body }: a Fission function' };
+  }
+  if ((target.name === 'main' || found.topLevel === 'main') && params.length === 1 && /^(params|args|parameters|input)$/.test(first || '')) {
+    return { shape: 'openwhisk', reason: `\`main(${first})\`: an OpenWhisk action (query and body as parameters)` };
+  }
   if (/^(req|request)$/i.test(first || '') && /^(res|response|reply)$/i.test(second || '')) {
     return { shape: 'node-http', reason: `it takes (${first}, ${second}): Node's request and response` };
   }

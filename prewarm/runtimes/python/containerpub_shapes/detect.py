@@ -78,6 +78,14 @@ def detect(target, name, source, entry):
         return "wsgi", f"`{name}` is a WSGI application ({kind})"
     names = positional_names(target)
     first = names[0] if names else None
+    if name == "new" and not names and entry.replace("\\", "/").endswith("func.py"):
+        return "knative", "`new()` in func.py: a Knative function, whose instance's handle is ASGI"
+    if len(names) == 1 and re.search(rf"\b{re.escape(first)}\s*\.\s*res\s*\.\s*(json|text|send|empty|binary|redirect)\s*\(", source):
+        return "appwrite", f"it answers through {first}.res.…(): an Appwrite function"
+    if name == "main" and len(names) == 1 and first in ("args", "params", "parameters", "dict"):
+        return "openwhisk", f"`main({first})`: an OpenWhisk action (query and body as parameters)"
+    if name == "main" and not names:
+        return "fission", "`main()` with no argument: a Fission function"
     # OpenFaaS's templates put `handle` in handler.py; the parameter names are theirs too.
     in_handler_py = entry.replace("\\", "/").rsplit("/", 1)[-1] == "handler.py"
     if name == "handle" and names == ["event", "context"]:
