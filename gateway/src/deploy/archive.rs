@@ -229,13 +229,19 @@ fn kind_name(kind: tar::EntryType) -> &'static str {
 /// The directory holding the package: the root, or its only subdirectory when the archive wraps
 /// everything in one folder (`tar czf fn.tar.gz my-function/`). An entry the deploy names
 /// (`src/app.py`) that is there from the root keeps the root: `src/` is then part of the package.
+/// A folder that other platforms' layouts give meaning to (Netlify's `netlify/functions/`,
+/// Vercel's `api/`) is the package's, never a wrapper.
 pub fn package_root(extracted: &Path, named_entry: Option<&str>) -> io::Result<PathBuf> {
     if named_entry.is_some_and(|file| extracted.join(file).is_file()) {
         return Ok(extracted.to_path_buf());
     }
     let mut entries = std::fs::read_dir(extracted)?.collect::<io::Result<Vec<_>>>()?;
     if entries.len() == 1 && entries[0].file_type()?.is_dir() {
-        return Ok(entries.remove(0).path());
+        let name = entries[0].file_name();
+        let layout = (name == "netlify" && entries[0].path().join("functions").is_dir()) || name == "api";
+        if !layout {
+            return Ok(entries.remove(0).path());
+        }
     }
     Ok(extracted.to_path_buf())
 }

@@ -741,3 +741,175 @@ fn python_request_functions_and_request_handler_classes_answer_as_their_platform
         assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
     }
 }
+
+const KNATIVE_NODE: &str = r#"
+const handle = async (context, body) => {
+  context.log.info('query', context.query);
+  if (context.method === 'POST') {
+    return { statusCode: 201, body: { received: body, q: context.query.q }, headers: { 'x-kind': 'knative' } };
+  }
+  return { body: 'OK', headers: { 'content-type': 'text/plain' } };
+};
+
+module.exports = { handle };
+"#;
+
+const KNATIVE_PY: &str = r#"
+def new():
+    return Function()
+
+
+class Function:
+    def start(self, cfg):
+        self.started = "FUNCTION_NAME" in cfg
+
+    async def handle(self, scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [[b"content-type", b"text/plain"]]})
+        await send({"type": "http.response.body", "body": f"OK {scope['path']} {self.started}".encode()})
+"#;
+
+const APPWRITE_NODE: &str = r#"
+export default async ({ req, res, log, error }) => {
+  log(`path ${req.path}`);
+  if (req.path === '/ping') {
+    return res.text('Pong');
+  }
+  if (req.method === 'POST') {
+    return res.json({ got: req.bodyJson, agent: req.headers['user-agent'] }, 201, { 'x-kind': 'appwrite' });
+  }
+  return res.json({ motto: 'Build like a team of hundreds_', q: req.query.q ?? null });
+};
+"#;
+
+const APPWRITE_PY: &str = r#"
+def main(context):
+    context.log("path " + context.req.path)
+    if context.req.path == "/ping":
+        return context.res.text("Pong")
+    return context.res.json({"method": context.req.method, "q": context.req.query.get("q")})
+"#;
+
+const FISSION_NODE: &str = r#"
+module.exports = async (context) => {
+  return {
+    status: 200,
+    body: `hello, ${context.request.query.name || 'world'}!\n`,
+  };
+};
+"#;
+
+const OPENWHISK_NODE: &str = r#"
+function main(params) {
+  var greeting = 'hello, ' + params.payload + '!';
+  console.log(greeting);
+  return { payload: greeting, method: params.__ow_method, path: params.__ow_path };
+}
+"#;
+
+const OPENWHISK_PY: &str = r#"
+def main(args):
+    name = args.get("name", "stranger")
+    return {"greeting": "Hello " + name + "!"}
+"#;
+
+#[test]
+fn knative_appwrite_fission_and_openwhisk_functions_answer_as_their_platforms() {
+    let Some((server, token)) = server() else { return };
+    deploy(&server, &token, "kn-node", &[("index.js", KNATIVE_NODE)], &[], "knative");
+    let ok = server.client.get(server.url("/fn/kn-node")).send().unwrap();
+    assert_eq!((ok.status().as_u16(), ok.text().unwrap()), (200, "OK".to_string()));
+    let posted = server.client.post(server.url("/fn/kn-node?q=1")).json(&serde_json::json!({"a": 1})).send().unwrap();
+    assert_eq!(posted.status(), 201);
+    assert_eq!(posted.headers()["x-kind"], "knative");
+    assert_eq!(posted.json::<Value>().unwrap(), serde_json::json!({"received": {"a": 1}, "q": "1"}));
+
+    let files = [
+        ("function/func.py", KNATIVE_PY),
+        ("function/__init__.py", "from .func import new\n"),
+        ("pyproject.toml", "[project]\nname = \"f\"\n"),
+    ];
+    let deployed = deploy(&server, &token, "kn-py", &files, &[], "knative");
+    assert_eq!(
+        (deployed["entry"]["file"].as_str(), deployed["entry"]["function"].as_str()),
+        (Some("function/func.py"), Some("new"))
+    );
+    let ok = server.client.get(server.url("/fn/kn-py/x")).send().unwrap();
+    assert_eq!(ok.text().unwrap(), "OK /x True", "start(cfg) ran once with the environment");
+
+    deploy(
+        &server,
+        &token,
+        "aw-node",
+        &[("src/main.js", APPWRITE_NODE), ("package.json", r#"{"main": "src/main.js", "type": "module"}"#)],
+        &[],
+        "appwrite",
+    );
+    assert_eq!(server.client.get(server.url("/fn/aw-node/ping")).send().unwrap().text().unwrap(), "Pong");
+    let posted = server
+        .client
+        .post(server.url("/fn/aw-node"))
+        .header("user-agent", "probe/3")
+        .json(&serde_json::json!({"b": 2}))
+        .send()
+        .unwrap();
+    assert_eq!((posted.status().as_u16(), posted.headers()["x-kind"].to_str().unwrap()), (201, "appwrite"));
+    assert_eq!(posted.json::<Value>().unwrap(), serde_json::json!({"got": {"b": 2}, "agent": "probe/3"}));
+    deploy(&server, &token, "aw-py", &[("src/main.py", APPWRITE_PY), ("requirements.txt", "")], &[], "appwrite");
+    assert_eq!(server.client.get(server.url("/fn/aw-py/ping")).send().unwrap().text().unwrap(), "Pong");
+    let answer: Value = server.client.put(server.url("/fn/aw-py?q=z")).send().unwrap().json().unwrap();
+    assert_eq!(answer, serde_json::json!({"method": "PUT", "q": "z"}));
+
+    deploy(&server, &token, "fission", &[("hello.js", FISSION_NODE)], &[], "fission");
+    let hello = server.client.get(server.url("/fn/fission?name=Ada")).send().unwrap();
+    assert_eq!((hello.status().as_u16(), hello.text().unwrap()), (200, "hello, Ada!\n".to_string()));
+
+    deploy(&server, &token, "ow-node", &[("hello.js", OPENWHISK_NODE)], &[], "openwhisk");
+    let answer: Value = server.client.get(server.url("/fn/ow-node/a?payload=Ada")).send().unwrap().json().unwrap();
+    assert_eq!(answer, serde_json::json!({"payload": "hello, Ada!", "method": "get", "path": "/a"}));
+    deploy(&server, &token, "ow-py", &[("hello.py", OPENWHISK_PY)], &[], "openwhisk");
+    let answer: Value = server
+        .client
+        .post(server.url("/fn/ow-py"))
+        .json(&serde_json::json!({"name": "Bo"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({"greeting": "Hello Bo!"}));
+    for name in ["kn-node", "kn-py", "aw-node", "aw-py", "fission", "ow-node", "ow-py"] {
+        assert_eq!(spawns(&server, &token, name), 1, "{name} is served warm by one worker");
+    }
+}
+
+#[test]
+fn a_named_shape_is_kept_and_one_the_runtime_lacks_is_refused() {
+    let Some((server, token)) = server() else { return };
+    // Nothing in this code says Lambda; the deploy does.
+    let plain =
+        "exports.handler = async (e) => ({ statusCode: 200, body: `got ${JSON.stringify(e).slice(0, 40)}` });\n";
+    let deployed = deploy(&server, &token, "told", &[("index.js", plain)], &[("shape", "lambda")], "lambda");
+    assert_eq!(deployed["entry"]["shape_reason"], Value::Null, "a shape that was named is not explained as detected");
+    let told = server.client.get(server.url("/fn/told/x")).send().unwrap().text().unwrap();
+    assert!(told.starts_with(r#"got {"version":"2.0","routeKey":"$default""#), "{told}");
+    let info: Value = server.get("/api/functions/told", Some(&token)).json().unwrap();
+    assert_eq!(info["entry"]["shape"], "lambda", "{info}");
+    // The same code without it is this platform's: the body is what it gets.
+    deploy(&server, &token, "untold", &[("index.js", plain)], &[], "body");
+    assert_eq!(server.client.get(server.url("/fn/untold/x")).send().unwrap().text().unwrap(), "got {}");
+
+    let (status, refused) = server.deploy(
+        &token,
+        "wrong",
+        archive(&[("main.py", "def handler(body):\n    return 1\n")]),
+        &[("shape", "fetch")],
+    );
+    assert_eq!((status, crate::harness::code(&refused)), (422, "invalid_shape"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("wsgi"), "it lists Python's shapes: {refused}");
+    let (status, refused) = server.deploy(
+        &token,
+        "wrong",
+        archive(&[("main.py", "def handler(body):\n    return 1\n")]),
+        &[("shape", "soap")],
+    );
+    assert_eq!((status, crate::harness::code(&refused)), (400, "invalid_field"), "{refused}");
+}

@@ -79,6 +79,17 @@ fn a_single_wrapping_folder_is_the_package_root() {
 }
 
 #[test]
+fn folders_other_platforms_lay_out_are_never_taken_for_a_wrapper() {
+    for path in ["netlify/functions/hello.mjs", "api/index.py"] {
+        let archive = tar_gz(&[file(path, b"x")]);
+        let (result, parent) = run(&archive, &DeployLimits::default());
+        assert_eq!(result, Ok(1));
+        let out = parent.path().join("out");
+        assert_eq!(package_root(&out, None).unwrap(), out, "{path}");
+    }
+}
+
+#[test]
 fn escaping_paths_are_rejected_not_skipped() {
     for name in ["../evil", "a/../../evil", "/etc/evil", "a/../b"] {
         let error = rejected(&tar_gz(&[file("ok.txt", b"1"), file(name, b"2")]));
