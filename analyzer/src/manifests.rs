@@ -151,6 +151,17 @@ fn serverless(root: &Path, file: &str, manifest: &Yaml) -> Vec<ManifestFunction>
         let Some(key) = key.as_str() else { continue };
         let Some(handler) = string(function, "handler") else { continue };
         let runtime = string(function, "runtime").or(runtime);
+        // serverless-wsgi's handler serves the WSGI app `custom.wsgi.app` names: serve that app.
+        let wsgi_app = manifest["custom"]["wsgi"]["app"].as_str().filter(|_| handler.starts_with("wsgi_handler."));
+        if let Some(entry) = wsgi_app.and_then(|app| lambda_handler(root, "", app, Some(true))) {
+            found.push(ManifestFunction {
+                name: function_name(key),
+                entry,
+                shape: Some("wsgi"),
+                source: format!("{file} ({key}, serverless-wsgi)"),
+            });
+            continue;
+        }
         let Some(entry) = lambda_handler(root, "", handler, runtime_is_python(runtime)) else { continue };
         let events = function["events"].as_vec().into_iter().flatten().filter_map(|event| {
             let (kind, settings) = event.as_hash()?.iter().next()?;
@@ -364,6 +375,17 @@ mod tests {
         );
         let found = discover(dir.path());
         assert_eq!((found[0].entry.file.as_str(), found[0].name.as_str()), ("worker.js", "my-worker"));
+    }
+
+    #[test]
+    fn serverless_wsgi_serves_the_app_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = "service: s\ncustom:\n  wsgi:\n    app: app.app\nprovider:\n  name: aws\n  runtime: python3.9\nfunctions:\n  api:\n    handler: wsgi_handler.handler\n    events:\n      - httpApi: '*'\n";
+        write(dir.path(), &[("serverless.yml", manifest), ("app.py", "app = None")]);
+        let found = discover(dir.path());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].entry, EntrySpec { file: "app.py".into(), function: Some("app".into()) });
+        assert_eq!(found[0].shape, Some("wsgi"));
     }
 
     #[test]

@@ -108,7 +108,9 @@ fn an_explicit_entry_picks_the_runtime_the_file_and_the_function() {
     ]);
     let cases = [
         ("src/app.py:handle", "python", "src/app.py", "handle", "handler"),
-        ("./src/app.py", "python", "src/app.py", "handler", "main"),
+        // A file named without its function: the function found as in a default file
+        // (`handle`, OpenFaaS's name, here).
+        ("./src/app.py", "python", "src/app.py", "handle", "handler"),
         ("lib/app.js:serve", "node", "lib/app.js", "serve", "handler"),
         ("lib/app.dart:serve", "dart", "lib/app.dart", "serve", "handler"),
     ];

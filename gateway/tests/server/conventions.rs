@@ -913,3 +913,57 @@ fn a_named_shape_is_kept_and_one_the_runtime_lacks_is_refused() {
     );
     assert_eq!((status, crate::harness::code(&refused)), (400, "invalid_field"), "{refused}");
 }
+
+#[test]
+fn a_failure_in_any_shape_is_the_calls_error_never_a_200() {
+    let Some((server, token)) = server() else { return };
+    let cases: [(&str, &[(&str, &str)], &str, &str); 5] = [
+        (
+            "f-fetch",
+            &[("index.mjs", "export default { async fetch(request) { throw new Error('fetch broke'); } };\n")],
+            "fetch",
+            "fetch broke",
+        ),
+        (
+            "f-http",
+            &[("index.js", "module.exports = (req, res) => { throw new Error('res broke'); };\n")],
+            "node-http",
+            "res broke",
+        ),
+        (
+            "f-faas",
+            &[(
+                "handler.js",
+                "module.exports = async (event, context) => context.status(200).fail(new Error('faas broke'));\n",
+            )],
+            "openfaas",
+            "faas broke",
+        ),
+        (
+            "f-wsgi",
+            &[("app.py", "def app(environ, start_response):\n    raise ValueError('wsgi broke')\n")],
+            "wsgi",
+            "wsgi broke",
+        ),
+        (
+            "f-lambda",
+            &[("lambda_function.py", "def lambda_handler(event, context):\n    raise KeyError('lambda broke')\n")],
+            "lambda",
+            "lambda broke",
+        ),
+    ];
+    for (name, files, shape, message) in cases {
+        deploy(&server, &token, name, files, &[], shape);
+        let answer = server.client.get(server.url(&format!("/fn/{name}"))).send().unwrap();
+        assert_eq!(answer.status(), 500, "{name}");
+        let text = answer.text().unwrap();
+        assert!(text.contains(message), "{name}: {text}");
+    }
+    // An Express-style handler that never ends its response is stopped at the deadline.
+    let hangs = [("index.js", "module.exports = (req, res) => { res.write('partial'); };\n")];
+    let (status, deployed) =
+        server.deploy(&token, "f-hang", archive(&hangs), &[("public", "true"), ("timeout_ms", "500")]);
+    assert_eq!(status, 201, "{deployed}");
+    let answer = server.client.get(server.url("/fn/f-hang")).send().unwrap();
+    assert_eq!(answer.status(), 504, "a response never ended is a timeout, not a partial 200");
+}

@@ -181,11 +181,15 @@ fn an_explicit_entry_is_kept_with_the_version_and_checked_where_it_points() {
     assert_eq!((status, code(&refused)), (422, "analysis_rejected"), "{refused}");
     // No entry the defaults find: the answer names what the upload holds and how to name the
     // entry, never the temporary directory the server unpacked it in.
-    let unusual = [("webhook_receiver.py", "def receive(event, context):\n    return 1\n"), ("notes.txt", "")];
+    let unusual = [
+        ("webhook_receiver.py", "def receive(event, context):\n    return 1\n"),
+        ("signing.py", "def verify(body):\n    return True\n"),
+        ("notes.txt", ""),
+    ];
     let (status, refused) = server.deploy(&token, "unnamed", archive(&unusual), &[]);
     assert_eq!((status, code(&refused)), (422, "missing_entry"), "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
-    assert!(message.contains("it has webhook_receiver.py;") && message.contains("--entry"), "{message}");
+    assert!(message.contains("it has signing.py, webhook_receiver.py;") && message.contains("--entry"), "{message}");
     assert!(!message.contains("/tmp") && !message.contains("staging"), "{message}");
     // A named function that is not there: refused, never run as a script instead.
     let (status, refused) = server.deploy(&token, "named", archive(&files), &[("entry", "src/app.py:serve")]);
