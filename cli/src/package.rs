@@ -1,5 +1,6 @@
 //! Turning a function's directory into the archive `deploy` uploads: the files `git` would keep
-//! (`.gitignore` honoured, hidden files left out), never `.dart_tool/` or a top-level `build/`,
+//! (`.gitignore` honoured, hidden files left out) and the installed `node_modules/` (which the
+//! function needs, ignored or not), never `.dart_tool/` or a top-level `build/`,
 //! in a stable order with fixed times and modes, so the same sources give the same artifact.
 
 use std::io::Write;
@@ -38,7 +39,37 @@ pub fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
             );
         }
     }
+    files.extend(installed_packages(root)?);
     files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// `node_modules/`, which every `.gitignore` of a Node project lists, is what the function runs
+/// with: uploaded whatever the ignore files say (as `sam build` and `serverless package` do), less
+/// `.bin/` (links to command-line tools, which the server refuses and no function needs).
+fn installed_packages(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let modules = root.join("node_modules");
+    if !modules.is_dir() {
+        return Ok(Vec::new());
+    }
+    let walker = ignore::WalkBuilder::new(&modules)
+        .standard_filters(false)
+        .filter_entry(|entry| entry.file_name() != ".bin")
+        .build();
+    let mut files = Vec::new();
+    for entry in walker {
+        let entry = entry.context("cannot list node_modules")?;
+        if entry.path_is_symlink() {
+            anyhow::bail!(
+                "{} is a symbolic link; the server refuses links: install without links (npm install --install-links)",
+                entry.path().display()
+            );
+        }
+        if entry.file_type().is_some_and(|kind| kind.is_file()) {
+            files.push(entry.path().strip_prefix(root).expect("walked under root").to_path_buf());
+        }
+    }
     Ok(files)
 }
 
@@ -95,6 +126,23 @@ mod tests {
         let listed: Vec<String> = files(root).unwrap().iter().map(|p| p.display().to_string()).collect();
         assert_eq!(listed, ["lib/a.dart", "lib/build/kept.dart", "main.dart", "pubspec.yaml"]);
         assert_eq!(build(root).unwrap().archive, build(root).unwrap().archive);
+    }
+
+    #[test]
+    fn installed_node_modules_are_uploaded_though_gitignore_lists_them_but_not_their_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for file in
+            ["index.js", "node_modules/express/index.js", "node_modules/express/package.json", "node_modules/.bin/x"]
+        {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        std::os::unix::fs::symlink("../express/index.js", root.join("node_modules/.bin/express")).unwrap();
+        std::fs::write(root.join(".gitignore"), "node_modules\n").unwrap();
+        let listed: Vec<String> = files(root).unwrap().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(listed, ["index.js", "node_modules/express/index.js", "node_modules/express/package.json"]);
     }
 
     #[test]

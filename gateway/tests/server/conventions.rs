@@ -917,7 +917,9 @@ fn a_named_shape_is_kept_and_one_the_runtime_lacks_is_refused() {
 #[test]
 fn a_failure_in_any_shape_is_the_calls_error_never_a_200() {
     let Some((server, token)) = server() else { return };
-    let cases: [(&str, &[(&str, &str)], &str, &str); 5] = [
+    // (name, files, the shape detected, what the error says)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 5] = [
         (
             "f-fetch",
             &[("index.mjs", "export default { async fetch(request) { throw new Error('fetch broke'); } };\n")],
