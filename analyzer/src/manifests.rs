@@ -25,6 +25,36 @@ pub struct ManifestFunction {
     pub shape: Option<&'static str>,
     /// Where it was found, for messages: `template.yaml (HelloWorldFunction)`.
     pub source: String,
+    /// The environment the manifest sets for it (global, then its own), plain strings only: a
+    /// CloudFormation reference (`!Ref Table`) means nothing here and is left out.
+    pub env: Vec<(String, String)>,
+}
+
+/// The plain `NAME: value` pairs of a YAML map, in order (numbers and booleans as written).
+fn plain_env(yaml: &Yaml) -> Vec<(String, String)> {
+    yaml.as_hash()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let value = match value {
+                Yaml::String(text) if text == CLOUDFORMATION_VALUE => return None,
+                Yaml::String(text) => text.clone(),
+                Yaml::Integer(number) => number.to_string(),
+                Yaml::Real(text) => text.clone(),
+                Yaml::Boolean(flag) => flag.to_string(),
+                _ => return None,
+            };
+            Some((name.as_str()?.to_string(), value))
+        })
+        .collect()
+}
+
+/// `first`'s pairs, then `second`'s, a name in both taking `second`'s value.
+fn merged_env(first: Vec<(String, String)>, second: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        first.into_iter().filter(|(name, _)| !second.iter().any(|(other, _)| other == name)).collect();
+    env.extend(second);
+    env
 }
 
 /// Every function the manifests in `root` name whose entry file exists, in a stable order.
@@ -45,11 +75,27 @@ pub fn discover(root: &Path) -> Vec<ManifestFunction> {
     found
 }
 
+/// A value written with one of CloudFormation's short tags (`!Ref Table`, `!GetAtt Role.Arn`):
+/// resolved by AWS at deploy, meaningless here.
+const CLOUDFORMATION_VALUE: &str = "\u{0}cloudformation";
+
 fn read_yaml(root: &Path, file: &str) -> Option<Yaml> {
     let text = std::fs::read_to_string(root.join(file)).ok()?;
-    // SAM templates use CloudFormation's short tags (`!Ref`, `!GetAtt`): yaml-rust2 reads them
-    // as tagged values, which the fields read here never are.
-    YamlLoader::load_from_str(&text).ok()?.into_iter().next()
+    // yaml-rust2 drops tags and keeps the text after them (`!Ref Table` reads as "Table"), so a
+    // tagged value is replaced by a marker first, which no field read here takes.
+    let marked: Vec<String> = text
+        .lines()
+        .map(|line| {
+            match line
+                .find(": !")
+                .or_else(|| line.trim_start().starts_with("- !").then(|| line.find("- !").unwrap_or(0)))
+            {
+                Some(at) => format!("{}{:?}", &line[..at + 2], CLOUDFORMATION_VALUE),
+                None => line.to_string(),
+            }
+        })
+        .collect();
+    YamlLoader::load_from_str(&marked.join("\n")).ok()?.into_iter().next()
 }
 
 /// `HelloWorldFunction` or `hello_world` as a function name: `hello-world-function`, `hello-world`.
@@ -128,11 +174,16 @@ fn sam(root: &Path, file: &str, template: &Yaml) -> Vec<ManifestFunction> {
             let payload = event["Properties"]["PayloadFormatVersion"].as_str().map(str::to_string);
             Some((kind, payload))
         });
+        let env = merged_env(
+            plain_env(&globals["Environment"]["Variables"]),
+            plain_env(&properties["Environment"]["Variables"]),
+        );
         found.push(ManifestFunction {
             name: function_name(logical),
             entry,
             shape: Some(event_shape(events)),
             source: format!("{file} ({logical})"),
+            env,
         });
     }
     found
@@ -153,12 +204,14 @@ fn serverless(root: &Path, file: &str, manifest: &Yaml) -> Vec<ManifestFunction>
         let runtime = string(function, "runtime").or(runtime);
         // serverless-wsgi's handler serves the WSGI app `custom.wsgi.app` names: serve that app.
         let wsgi_app = manifest["custom"]["wsgi"]["app"].as_str().filter(|_| handler.starts_with("wsgi_handler."));
+        let env = merged_env(plain_env(&provider["environment"]), plain_env(&function["environment"]));
         if let Some(entry) = wsgi_app.and_then(|app| lambda_handler(root, "", app, Some(true))) {
             found.push(ManifestFunction {
                 name: function_name(key),
                 entry,
                 shape: Some("wsgi"),
                 source: format!("{file} ({key}, serverless-wsgi)"),
+                env,
             });
             continue;
         }
@@ -176,6 +229,7 @@ fn serverless(root: &Path, file: &str, manifest: &Yaml) -> Vec<ManifestFunction>
             entry,
             shape: Some(event_shape(events)),
             source: format!("{file} ({key})"),
+            env,
         });
     }
     found
@@ -203,6 +257,7 @@ fn openfaas(root: &Path, file: &str, stack: &Yaml) -> Vec<ManifestFunction> {
             entry: EntrySpec { file: entry_file, function: function_name_in_file.map(str::to_string) },
             shape: Some("openfaas"),
             source: format!("{file} ({key}, {lang})"),
+            env: plain_env(&function["environment"]),
         });
     }
     found
@@ -236,6 +291,7 @@ fn wrangler(root: &Path) -> Vec<ManifestFunction> {
             entry: EntrySpec { file: main, function: None },
             shape: Some("fetch"),
             source: file.to_string(),
+            env: Vec::new(),
         }];
     }
     Vec::new()
@@ -271,6 +327,7 @@ fn directory_functions(root: &Path, dir: &str) -> Vec<ManifestFunction> {
                 entry: EntrySpec { file: relative.clone(), function: None },
                 shape: None,
                 source: relative,
+                env: Vec::new(),
             })
         })
         .collect();
@@ -329,7 +386,7 @@ mod tests {
         write(
             dir.path(),
             &[
-                ("serverless.yml", "service: s\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n    events:\n      - httpApi:\n          path: /\n          method: get\n  rest:\n    handler: handler.rest\n    events:\n      - http: GET /\n"),
+                ("serverless.yml", "service: s\nprovider:\n  name: aws\n  runtime: nodejs20.x\n  environment:\n    SECRET: global\n    LEVEL: 3\nfunctions:\n  hello:\n    handler: handler.hello\n    events:\n      - httpApi:\n          path: /\n          method: get\n  rest:\n    handler: handler.rest\n    environment:\n      SECRET: own\n      TABLE: !Ref Table\n    events:\n      - http: GET /\n"),
                 ("handler.js", "module.exports.hello = 1"),
                 ("stack.yml", "version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n  echo-fn:\n    lang: python3-http\n    handler: ./echo\n    image: echo:latest\n"),
                 ("echo/handler.py", "def handle(event, context): pass"),
@@ -341,6 +398,9 @@ mod tests {
         let by_name = |name: &str| found.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{name}: {found:?}"));
         assert_eq!(by_name("hello").entry.function.as_deref(), Some("hello"));
         assert_eq!(by_name("rest").shape, Some("lambda-v1"));
+        let pairs = |list: &[(String, String)]| list.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(pairs(&by_name("hello").env), ["SECRET=global", "LEVEL=3"]);
+        assert_eq!(pairs(&by_name("rest").env), ["LEVEL=3", "SECRET=own"], "a function's own wins; a !Ref is left out");
         assert_eq!(found.iter().filter(|f| f.source.starts_with("serverless.yml")).count(), 2);
         let echo = by_name("echo-fn");
         assert_eq!((echo.entry.file.as_str(), echo.shape), ("echo/handler.py", Some("openfaas")));

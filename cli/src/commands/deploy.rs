@@ -66,6 +66,27 @@ pub struct DeployArgs {
     pub shape: Option<String>,
 }
 
+/// `KEY=VALUE` pairs a manifest beside the code sets for the function this deploy is: the one it
+/// names, or the one whose entry the deploy names.
+fn manifest_env(root: &std::path::Path, args: &DeployArgs, output: &Output) -> Vec<String> {
+    let named = analyzer::manifests::discover(root);
+    let function = match &args.entry {
+        Some(entry) => named.iter().find(|function| {
+            function.entry == *entry || (function.entry.file == entry.file && entry.function.is_none())
+        }),
+        None if named.len() == 1 => named.first(),
+        None => None,
+    };
+    let Some(function) = function.filter(|function| !function.env.is_empty()) else { return Vec::new() };
+    let names: Vec<&str> = function.env.iter().map(|(name, _)| name.as_str()).collect();
+    output.note(&format!(
+        "environment from {}: {} (--env NAME=VALUE sets another value)",
+        function.source,
+        names.join(", ")
+    ));
+    function.env.iter().map(|(name, value)| format!("{name}={value}")).collect()
+}
+
 /// `500ms`, `5s`, `2m`, or plain milliseconds, as milliseconds.
 fn duration_ms(text: &str) -> anyhow::Result<u64> {
     let ms = crate::duration::parse(text, crate::duration::MILLISECONDS)
@@ -187,10 +208,13 @@ fn deploy_one(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
         api.json(api.authed(Method::GET, "/api/auth/me")?)?;
     }
     let timeout_ms = args.timeout.as_deref().map(duration_ms).transpose()?;
-    let mut pairs = match &args.env_file {
+    // The environment a template.yaml, serverless.yml or stack.yml sets for this function first;
+    // --env-file and --env after it, so they win.
+    let mut pairs: Vec<String> = manifest_env(root, &args, output);
+    pairs.extend(match &args.env_file {
         Some(file) => read_env_file(file)?,
         None => Vec::new(),
-    };
+    });
     pairs.extend(args.env.iter().cloned());
     let mut env = serde_json::Map::new();
     for pair in &pairs {

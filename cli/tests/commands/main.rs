@@ -661,3 +661,31 @@ fn the_seeds_command_forms_work() {
     let gone = failed(run(&["invoke", "my-function", "--body", "{}"]));
     assert!(gone.contains("not_found") || gone.contains("no function"), "{gone}");
 }
+
+#[test]
+fn a_template_beside_the_code_names_each_function_its_entry_shape_and_environment() {
+    let server = start_server();
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: &str| cli(home.path(), &server.url, args, input);
+    ok(run(&["register", "--email", "ada@example.com"], "correct horse battery\n"));
+    let project = tempfile::tempdir().unwrap();
+    let template = "AWSTemplateFormatVersion: '2010-09-09'\nTransform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n    Environment:\n      Variables:\n        STAGE: prod\nResources:\n  HelloFunction:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.hello\n      Runtime: nodejs20.x\n      Environment:\n        Variables:\n          TABLE: !Ref Table\n      Events:\n        Api:\n          Type: Api\n  ByeFunction:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: src/\n      Handler: app.bye\n      Runtime: nodejs20.x\n";
+    std::fs::create_dir(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("template.yaml"), template).unwrap();
+    std::fs::write(
+        project.path().join("src/app.js"),
+        "exports.hello = async (event) => ({ statusCode: 200, body: `${event.httpMethod} ${process.env.STAGE} ${process.env.TABLE}` });\nexports.bye = async () => ({ statusCode: 200, body: 'bye' });\n",
+    )
+    .unwrap();
+    // One command deploys both, each under the template's name, with its shape and environment.
+    let (stdout, stderr) = text(&run(&["deploy", project.path().to_str().unwrap(), "--public"], ""));
+    assert!(stderr.contains("2 functions named beside the code"), "{stderr}");
+    assert!(stderr.contains("environment from template.yaml (HelloFunction): STAGE"), "{stderr}");
+    assert_eq!(stdout.lines().count(), 2, "one URL each: {stdout}");
+    let info: Value = serde_json::from_str(&ok(run(&["info", "hello-function"], ""))).unwrap();
+    assert_eq!(info["entry"]["shape"], "lambda-v1", "{info}");
+    assert_eq!(info["entry"]["function"], "hello", "{info}");
+    let hello = ok(run(&["invoke", "hello-function", "-X", "GET"], ""));
+    assert_eq!(hello.trim(), "GET prod undefined", "a !Ref is not a value here");
+    assert_eq!(ok(run(&["invoke", "bye-function"], "")).trim(), "bye");
+}
