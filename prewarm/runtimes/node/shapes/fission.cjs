@@ -8,36 +8,11 @@
 //   an object or list `body` is sent as JSON, anything else as text.
 'use strict';
 
-const { bodyBuffer, nodeHeaders, queryObject, envelope } = require('./request.cjs');
-
-function parsed(contentType, raw) {
-  const type = String(contentType || '').split(';')[0].trim().toLowerCase();
-  if (raw.length === 0) return {};
-  if (type === 'application/json' || type.endsWith('+json')) {
-    try {
-      return JSON.parse(raw.toString('utf8'));
-    } catch (_) {
-      return raw.toString('utf8');
-    }
-  }
-  if (type === 'application/x-www-form-urlencoded') return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-  return raw.toString('utf8');
-}
+const { bodyBuffer, nodeHeaders, queryObject, parseBody, answerBody, envelope } = require('./request.cjs');
 
 function answer(status, body, headers) {
   const pairs = Object.entries(headers || {});
-  const hasType = pairs.some(([name]) => name.toLowerCase() === 'content-type');
-  let bytes;
-  if (Buffer.isBuffer(body)) {
-    bytes = body;
-  } else if (body !== null && typeof body === 'object') {
-    bytes = Buffer.from(JSON.stringify(body));
-    if (!hasType) pairs.push(['content-type', 'application/json; charset=utf-8']);
-  } else {
-    bytes = Buffer.from(body === undefined || body === null ? '' : String(body));
-    if (!hasType) pairs.push(['content-type', 'text/html; charset=utf-8']);
-  }
-  return envelope(Number(status) || 200, pairs, bytes);
+  return envelope(Number(status) || 200, pairs, answerBody(body, pairs, 'text/html; charset=utf-8'));
 }
 
 function invoke(handler, frame) {
@@ -51,7 +26,7 @@ function invoke(handler, frame) {
     path: request.path || '/',
     headers,
     query: queryObject(request),
-    body: parsed(headers['content-type'], bodyBuffer(request)),
+    body: parseBody(headers['content-type'], bodyBuffer(request), { empty: {} }),
     get: (name) => headers[String(name).toLowerCase()],
   };
   return new Promise((resolve, reject) => {

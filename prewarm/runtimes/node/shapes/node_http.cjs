@@ -17,7 +17,7 @@
 
 const http = require('http');
 const { Duplex } = require('stream');
-const { requestHeaderPairs, bodyBuffer, nodeHeaders, parseCookies, queryObject, envelope } = require('./request.cjs');
+const { requestHeaderPairs, bodyBuffer, nodeHeaders, parseCookies, queryObject, parseBody, envelope } = require('./request.cjs');
 
 // The connection a response writes to: it keeps the bytes instead of sending them.
 class CapturedSocket extends Duplex {
@@ -41,25 +41,10 @@ class CapturedSocket extends Duplex {
   address() { return { address: '127.0.0.1', family: 'IPv4', port: 0 }; }
 }
 
-function parsedBody(contentType, raw) {
-  const type = String(contentType || '').split(';')[0].trim().toLowerCase();
-  if (raw.length === 0) return type ? {} : undefined;
-  if (type === 'application/json' || type.endsWith('+json')) {
-    try {
-      return JSON.parse(raw.toString('utf8'));
-    } catch (_) {
-      return raw.toString('utf8');
-    }
-  }
-  if (type === 'application/x-www-form-urlencoded') return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
-  if (type.startsWith('text/')) return raw.toString('utf8');
-  return raw;
-}
-
 // What Google Cloud Functions and Vercel add to a bare `(req, res)` function, written for this shape.
 function decorate(req, res, request, raw) {
   req.rawBody = raw;
-  req.body = parsedBody(req.headers['content-type'], raw);
+  req.body = parseBody(req.headers['content-type'], raw, { empty: req.headers['content-type'] ? {} : undefined, binary: 'any' });
   req.query = queryObject(request);
   req.cookies = parseCookies(req.headers.cookie);
   req.get = req.header = (name) => {

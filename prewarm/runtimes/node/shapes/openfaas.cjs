@@ -13,21 +13,7 @@
 //   unless the handler set a content type.
 'use strict';
 
-const { bodyBuffer, nodeHeaders, queryObject, envelope } = require('./request.cjs');
-
-function eventBody(contentType, raw) {
-  const type = String(contentType || '').split(';')[0].trim().toLowerCase();
-  if (raw.length === 0) return {};
-  if (type === 'application/json' || type.endsWith('+json')) {
-    try {
-      return JSON.parse(raw.toString('utf8'));
-    } catch (_) {
-      return raw.toString('utf8');
-    }
-  }
-  if (type === 'application/octet-stream') return raw;
-  return raw.toString('utf8');
-}
+const { bodyBuffer, nodeHeaders, queryObject, parseBody, answerBody, envelope } = require('./request.cjs');
 
 class FunctionContext {
   constructor(finish) {
@@ -58,25 +44,14 @@ class FunctionContext {
 
 function answer(context, value) {
   const pairs = Object.entries(context.headers() || {});
-  const hasType = pairs.some(([name]) => name.toLowerCase() === 'content-type');
-  let body;
-  if (Buffer.isBuffer(value)) {
-    body = value;
-  } else if (value !== null && typeof value === 'object') {
-    body = Buffer.from(JSON.stringify(value));
-    if (!hasType) pairs.push(['content-type', 'application/json; charset=utf-8']);
-  } else {
-    body = Buffer.from(value === undefined || value === null ? '' : String(value));
-    if (!hasType && body.length) pairs.push(['content-type', 'text/html; charset=utf-8']);
-  }
-  return envelope(context.status(), pairs, body);
+  return envelope(context.status(), pairs, answerBody(value, pairs, 'text/html; charset=utf-8'));
 }
 
 function invoke(handler, frame) {
   const request = frame.event || {};
   const headers = nodeHeaders(request);
   const event = {
-    body: eventBody(headers['content-type'], bodyBuffer(request)),
+    body: parseBody(headers['content-type'], bodyBuffer(request), { empty: {}, forms: false, binary: 'octet-stream' }),
     headers,
     method: request.method,
     query: queryObject(request),

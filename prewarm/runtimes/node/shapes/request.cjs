@@ -65,6 +65,40 @@ function queryObject(request) {
   return query;
 }
 
+// The body as the platforms' body parsers hand it over: parsed JSON for a JSON content type (the
+// text when it is not JSON), an object for a form when `forms`, a Buffer when `binary` says so
+// (`'any'`: every type that is not text, JSON or a form; `'octet-stream'`: that type only), the
+// text otherwise, and `empty` when there is no body.
+function parseBody(contentType, raw, { empty, forms = true, binary = 'none' } = {}) {
+  const type = String(contentType || '').split(';')[0].trim().toLowerCase();
+  if (raw.length === 0) return empty;
+  if (type === 'application/json' || type.endsWith('+json')) {
+    try {
+      return JSON.parse(raw.toString('utf8'));
+    } catch (_) {
+      return raw.toString('utf8');
+    }
+  }
+  if (type === 'application/x-www-form-urlencoded' && forms) return Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  if (binary === 'octet-stream' && type === 'application/octet-stream') return raw;
+  if (binary === 'any' && !type.startsWith('text/') && type !== 'application/x-www-form-urlencoded') return raw;
+  return raw.toString('utf8');
+}
+
+// An answer's body from what a handler gave: a Buffer as is, an object or list as JSON, anything
+// else as text of `textType`; the content type added to `pairs` unless the handler set one.
+function answerBody(value, pairs, textType) {
+  const hasType = pairs.some(([name]) => name.toLowerCase() === 'content-type');
+  if (Buffer.isBuffer(value)) return value;
+  if (value !== null && typeof value === 'object') {
+    if (!hasType) pairs.push(['content-type', 'application/json; charset=utf-8']);
+    return Buffer.from(JSON.stringify(value));
+  }
+  const bytes = Buffer.from(value === undefined || value === null ? '' : String(value));
+  if (!hasType && bytes.length) pairs.push(['content-type', textType]);
+  return bytes;
+}
+
 // The reply frame's result for an answer given as status, headers and bytes: an envelope the
 // platform reads (prewarm/src/envelope.rs), body in base64 so any bytes travel.
 function envelope(status, headerPairs, body) {
@@ -76,4 +110,6 @@ function envelope(status, headerPairs, body) {
   return { statusCode: status, multiValueHeaders, body: body.toString('base64'), isBase64Encoded: true };
 }
 
-module.exports = { requestHeaderPairs, queryPairs, bodyBuffer, nodeHeaders, parseCookies, queryObject, envelope };
+module.exports = {
+  requestHeaderPairs, queryPairs, bodyBuffer, nodeHeaders, parseCookies, queryObject, parseBody, answerBody, envelope,
+};

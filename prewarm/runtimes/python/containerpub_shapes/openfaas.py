@@ -14,45 +14,7 @@ with the text it returns.
 import json
 import socket
 
-from containerpub_shapes.request import body_bytes, header_pairs, query_pairs
-
-
-class Headers(dict):
-    """Header names read in any case, like Flask's `request.headers`."""
-
-    def __init__(self, pairs):
-        super().__init__()
-        self._original = {}
-        for name, value in pairs:
-            key = name.lower()
-            super().__setitem__(key, f"{dict.get(self, key)}, {value}" if key in self else value)
-            self._original.setdefault(key, name)
-
-    def __getitem__(self, name):
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name):
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    def get(self, name, default=None):
-        return super().get(name.lower(), default) if isinstance(name, str) else default
-
-    def items(self):
-        return [(self._original[key], value) for key, value in super().items()]
-
-
-class Query(dict):
-    """The query's arguments: the first value by `get`/`[]`, every value by `getlist`."""
-
-    def __init__(self, pairs):
-        super().__init__()
-        self._all = {}
-        for key, value in pairs:
-            self._all.setdefault(key, []).append(value)
-            self.setdefault(key, value)
-
-    def getlist(self, key):
-        return list(self._all.get(key, []))
+from containerpub_shapes.request import Headers, MultiDict, body_bytes, header_pairs, query_pairs
 
 
 class Event:
@@ -60,7 +22,7 @@ class Event:
         self.body = body_bytes(request)
         self.headers = Headers(header_pairs(request))
         self.method = request.get("method")
-        self.query = Query(query_pairs(request))
+        self.query = MultiDict(query_pairs(request))
         self.path = request.get("path") or "/"
 
 

@@ -33,6 +33,48 @@ def body_bytes(request):
     return body.encode("utf-8")
 
 
+class MultiDict(dict):
+    """The first value by `[]` and `get`, every value by `getlist`, as Werkzeug's (Flask's
+    `request.args`, OpenFaaS's `event.query`)."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self._all = {}
+        for key, value in pairs:
+            self._all.setdefault(key, []).append(value)
+            self.setdefault(key, value)
+
+    def getlist(self, key):
+        return list(self._all.get(key, []))
+
+    def to_dict(self, flat=True):
+        return dict(self) if flat else {key: list(values) for key, values in self._all.items()}
+
+
+class Headers(dict):
+    """Header names read in any case, repeats joined with `, `; `items()` gives them as sent."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self._pairs = list(pairs)
+        for name, value in self._pairs:
+            key = name.lower()
+            super().__setitem__(key, f"{dict.get(self, key)}, {value}" if key in self else value)
+
+    def __getitem__(self, name):
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name):
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name, default=None, type=None):
+        value = super().get(name.lower(), default) if isinstance(name, str) else default
+        return type(value) if type is not None and value is not None else value
+
+    def items(self):
+        return list(self._pairs)
+
+
 def envelope(status, headers, body):
     """The reply frame's result for an answer given as status, header pairs and bytes: an envelope
     the platform reads (prewarm/src/envelope.rs), the body in base64 so any bytes travel."""
