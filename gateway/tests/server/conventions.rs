@@ -224,6 +224,11 @@ export default {
       const bytes = new Uint8Array(await request.arrayBuffer());
       return new Response(bytes.reverse(), { status: 201, headers: { 'content-type': 'application/octet-stream' } });
     }
+    if (url.pathname === '/stream') {
+      const parts = ['a', 'b', 'c'];
+      const body = new ReadableStream({ pull(controller) { parts.length ? controller.enqueue(new TextEncoder().encode(parts.shift())) : controller.close(); } });
+      return new Response(body, { headers: { 'content-type': 'text/plain' } });
+    }
     if (url.pathname === '/json') {
       const headers = new Headers({ 'content-type': 'application/json' });
       headers.append('set-cookie', 'a=1; Path=/');
@@ -267,6 +272,8 @@ fn fetch_handlers_take_a_web_request_and_answer_with_a_response() {
     let echo = server.client.post(server.url("/fn/worker/echo")).body(vec![1u8, 2, 0xff]).send().unwrap();
     assert_eq!(echo.status(), 201);
     assert_eq!(echo.bytes().unwrap().as_ref(), &[0xff, 2, 1], "binary bodies travel both ways");
+    let streamed = server.client.get(server.url("/fn/worker/stream")).send().unwrap();
+    assert_eq!(streamed.text().unwrap(), "abc", "a streamed body is read to its end");
     let json = server.client.get(server.url("/fn/worker/json")).header("user-agent", "probe/1").send().unwrap();
     let cookies: Vec<_> =
         json.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
