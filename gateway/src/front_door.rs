@@ -168,11 +168,18 @@ impl FrontDoor {
             self.app.config.http.max_body_bytes
         };
         let too_large = || {
-            Some(ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                if is_deploy { "archive_too_large" } else { "body_too_large" },
-                format!("the request body is larger than {limit} bytes"),
-            ))
+            let (code, message) = if is_deploy {
+                let archive = self.app.config.deploy.max_archive_bytes;
+                (
+                    "archive_too_large",
+                    format!(
+                        "the upload is larger than this server takes: archives up to {archive} bytes ([deploy] max_archive_bytes); leave out what the function does not need, or ask the operator to raise the limit"
+                    ),
+                )
+            } else {
+                ("body_too_large", format!("the request body is larger than {limit} bytes ([http] max_body_bytes)"))
+            };
+            Some(ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, code, message))
         };
         let declared = session
             .req_header()

@@ -41,7 +41,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/admin/users/{id}/enable", post(admin::enable_user))
         .route("/api/admin/invites", post(admin::create_invite))
         .route("/api/functions", get(functions::list))
-        .route("/api/functions/deploy", post(deploy::deploy))
+        // The front door caps a deploy's body at `[deploy] max_archive_bytes` (plus the form's
+        // framing); axum's own 2 MB default for multipart bodies would refuse most real uploads.
+        .route("/api/functions/deploy", post(deploy::deploy).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/api/functions/{name}", get(functions::info).delete(functions::delete))
         .route("/api/functions/{name}/versions", get(functions::versions))
         .route("/api/functions/{name}/rollback", post(functions::rollback))
