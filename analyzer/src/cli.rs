@@ -42,6 +42,13 @@ enum Command {
         allow_git_dependencies: bool,
         #[arg(long)]
         allow_dependency_overrides: bool,
+        /// A finding in an installed package (node_modules/, a pip distribution) rejects the
+        /// package, as one in the function's own code does; by default it is a warning.
+        #[arg(long)]
+        dependency_findings_fatal: bool,
+        /// Reject native modules in installed packages; by default they are allowed.
+        #[arg(long)]
+        deny_native_dependencies: bool,
     },
     /// List every rule with its documentation.
     Rules,
@@ -78,6 +85,8 @@ pub fn run(cli: Cli) -> ExitCode {
             allow_path_dependencies,
             allow_git_dependencies,
             allow_dependency_overrides,
+            dependency_findings_fatal,
+            deny_native_dependencies,
         } => {
             let options = Options {
                 runtime,
@@ -87,6 +96,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 allow_path_dependencies,
                 allow_git_dependencies,
                 allow_dependency_overrides,
+                dependency_findings_fatal,
+                deny_native_dependencies,
             };
             let report = match analyze(&dir, &options) {
                 Ok(report) => report,

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod dart;
+pub mod dependencies;
 pub mod manifests;
 mod node;
 mod node_entry;
@@ -111,6 +112,10 @@ pub struct Options {
     pub allow_path_dependencies: bool,
     pub allow_git_dependencies: bool,
     pub allow_dependency_overrides: bool,
+    /// A finding in an installed package refuses the deploy (default: a warning naming it).
+    pub dependency_findings_fatal: bool,
+    /// Native modules in installed packages refuse the deploy (default: allowed).
+    pub deny_native_dependencies: bool,
 }
 
 impl Options {
@@ -257,6 +262,13 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
         Runtime::Node => node::analyze(&package, options.entry.as_ref(), &mut findings),
         Runtime::Python => python::analyze(&package, options.entry.as_ref(), &mut findings),
     };
+    let dependencies = dependencies::Dependencies::read(&package);
+    dependencies::apply(
+        &mut findings,
+        &dependencies,
+        options.dependency_findings_fatal,
+        options.deny_native_dependencies,
+    );
     let entry = match (entry, from_manifest) {
         (Some(mut entry), Some(function)) => {
             entry.reason = format!("{} names {}:{}; {}", function.source, entry.file, entry.function, entry.reason);

@@ -26,6 +26,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub records: RecordsConfig,
     pub logs: LogsConfig,
+    pub analyzer: AnalyzerPolicy,
     /// This node's name among the nodes sharing a PostgreSQL store; default: the host name.
     pub node_id: Option<String>,
 }
@@ -165,6 +166,19 @@ pub struct FunctionDatabaseConfig {
     pub max_backend_mb: Option<u64>,
 }
 
+/// How the analyzer judges installed packages (`node_modules/`, pip's distributions): the
+/// function's own code always gets every rule in full.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzerPolicy {
+    /// Refuse a deploy for a finding in an installed package, as for the function's own code
+    /// (default: reported as a warning; the package runs confined like the function).
+    pub dependency_findings_fatal: bool,
+    /// Refuse native extension modules in installed packages (a wheel's `.so`, an addon's
+    /// `.node`); default: allowed, the sandbox confines them.
+    pub deny_native_dependencies: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeployLimits {
@@ -209,6 +223,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             records: RecordsConfig::default(),
             logs: LogsConfig::default(),
+            analyzer: AnalyzerPolicy::default(),
             node_id: None,
         }
     }

@@ -27,3 +27,30 @@ fetch_express() {
     echo "scripts/test: Express $express_version for the convention tests"
 }
 fetch_express
+
+# Python packages as pip installs them for a function (`pip install --target`), for the test that
+# deploys them vendored: requests (pure Python, with charset_normalizer's compiled modules) and
+# pydantic (pydantic-core's native wheel). Wheels only, for the interpreter the workers use.
+# Sets CONTAINERPUB_TEST_PYTHON_PACKAGES; a `skipped:` line when pip cannot reach the index.
+python_packages_dir="${CONTAINERPUB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/containerpub}/python-packages-$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+
+fetch_python_packages() {
+    if [ ! -d "$python_packages_dir/pydantic" ] || [ ! -d "$python_packages_dir/requests" ]; then
+        local work
+        work=$(mktemp -d /tmp/containerpub-python-packages.XXXXXX)
+        if ! python3 -m pip install --quiet --disable-pip-version-check --only-binary=:all: --target "$work/tree" \
+            "requests==2.32.3" "pydantic==2.10.6" >"$work/pip.log" 2>&1; then
+            echo "skipped: the vendored Python packages test: pip could not install requests and pydantic ($(grep -m1 -i error "$work/pip.log"))"
+            rm -rf "$work"
+            return 0
+        fi
+        rm -rf "$work/tree/bin"
+        mkdir -p "$(dirname "$python_packages_dir")"
+        rm -rf "$python_packages_dir"
+        mv "$work/tree" "$python_packages_dir"
+        rm -rf "$work"
+    fi
+    export CONTAINERPUB_TEST_PYTHON_PACKAGES="$python_packages_dir"
+    echo "scripts/test: requests and pydantic for the vendored-packages test"
+}
+fetch_python_packages

@@ -7,7 +7,7 @@ pub const RULE: RuleInfo = RuleInfo {
     severity: Severity::Error,
     layer: "node, python, dart",
     summary: "ships or loads native code",
-    what: "Native addons and shared libraries in the package (`.node`, `.so`, `.dylib`, `.dll`), and in Node `process.binding`, `process._linkedBinding`, `process.dlopen`.",
+    what: "Native addons and shared libraries in the package (`.node`, `.so`, `.dylib`, `.dll`), and in Node `process.binding`, `process._linkedBinding`, `process.dlopen`. In installed packages (`node_modules/`, pip's distributions) a warning unless `[analyzer] deny_native_dependencies`.",
     why: "Native code runs outside every language-level check.",
     example: "const addon = require('./build/Release/addon.node');",
     instead: "Use a pure-JavaScript or pure-Python package.",

@@ -196,3 +196,46 @@ fn syntax_errors_are_placed_and_explained_with_each_runtimes_own_checker() {
     assert_eq!(error.message, "syntax error: expected `}`", "{error:?}");
     assert!(error.help.contains("dart analyze"), "{}", error.help);
 }
+
+/// Installed packages are dependencies: their findings are warnings naming them and their native
+/// modules are allowed, unless the operator says otherwise; the function's own code keeps every
+/// rule in full.
+#[test]
+fn installed_packages_are_judged_as_dependencies() {
+    let package = package_with(&[
+        ("main.py", "import vendor_lib\n\ndef handler(body):\n    return vendor_lib.run()\n"),
+        ("vendor_lib/__init__.py", "import subprocess\n\ndef run():\n    return 1\n"),
+        ("vendor_lib/_speedups.cpython-311-x86_64-linux-gnu.so", "\x7fELF"),
+        (
+            "vendor_lib-1.0.dist-info/RECORD",
+            "vendor_lib/__init__.py,sha256=a,10\nvendor_lib/_speedups.cpython-311-x86_64-linux-gnu.so,sha256=b,4\n",
+        ),
+        ("node_modules/addon/build/Release/addon.node", "\x7fELF"),
+    ]);
+    let report = analyze(package.path(), &Options::default()).unwrap();
+    assert_eq!(report.verdict, analyzer::Verdict::Accept, "{:?}", report.findings);
+    let in_dependency: Vec<_> =
+        report.findings.iter().filter(|f| f.message.contains("in the installed package")).collect();
+    assert_eq!(in_dependency.len(), 3, "{:?}", report.findings);
+    assert!(in_dependency.iter().all(|f| f.severity == analyzer::Severity::Warning));
+    assert!(in_dependency.iter().any(|f| f.message.contains("`vendor-lib`")));
+    assert!(in_dependency.iter().any(|f| f.message.contains("`addon`")));
+
+    let strict = Options { dependency_findings_fatal: true, ..Options::default() };
+    let report = analyze(package.path(), &strict).unwrap();
+    let errors: Vec<_> =
+        report.findings.iter().filter(|f| f.severity == analyzer::Severity::Error).map(|f| f.rule).collect();
+    assert_eq!(errors, ["python-denied-module"], "only the finding that is not native code: {:?}", report.findings);
+    let no_native = Options { deny_native_dependencies: true, ..Options::default() };
+    let report = analyze(package.path(), &no_native).unwrap();
+    let errors: Vec<_> =
+        report.findings.iter().filter(|f| f.severity == analyzer::Severity::Error).map(|f| f.file.as_str()).collect();
+    assert_eq!(
+        errors,
+        ["node_modules/addon/build/Release/addon.node", "vendor_lib/_speedups.cpython-311-x86_64-linux-gnu.so"]
+    );
+
+    // The same import in the function's own code is still an error.
+    let own = package_with(&[("main.py", "import subprocess\n\ndef handler(body):\n    return 1\n")]);
+    assert_eq!(analyze(own.path(), &Options::default()).unwrap().verdict, analyzer::Verdict::Reject);
+}

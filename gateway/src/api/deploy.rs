@@ -157,6 +157,7 @@ pub async fn deploy(
     let bytes = archive_bytes.clone();
     let staged = staging.clone();
     let entry_choice = form.entry.clone();
+    let policy = app.config.analyzer.clone();
     let analysed = tokio::task::spawn_blocking(move || -> Result<(analyzer::Report, String), ApiError> {
         archive::extract(&bytes, &staged, &limits).map_err(|error| {
             let status = if error.is_size_limit() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
@@ -165,8 +166,13 @@ pub async fn deploy(
         let root = archive::package_root(&staged, entry_choice.as_ref().map(|entry| entry.file.as_str()))
             .map_err(|error| ApiError::internal(error.to_string()))?;
         let package_dir = root.strip_prefix(&staged).unwrap_or(std::path::Path::new("")).to_string_lossy().into_owned();
-        let options =
-            analyzer::Options { runtime: runtime_choice, entry: entry_choice, ..analyzer::Options::default() };
+        let options = analyzer::Options {
+            runtime: runtime_choice,
+            entry: entry_choice,
+            dependency_findings_fatal: policy.dependency_findings_fatal,
+            deny_native_dependencies: policy.deny_native_dependencies,
+            ..analyzer::Options::default()
+        };
         let report = analyzer::analyze(&root, &options).map_err(|error| match error {
             // The upload is fine; it only lacks an entry the defaults find: the user's to name.
             analyzer::AnalyzeError::NoRuntime(_) => {

@@ -6,6 +6,7 @@ mod cluster;
 mod conventions;
 mod credentials;
 mod dart_builds;
+mod dependencies;
 mod deploys;
 mod docs_reference;
 mod docs_runnable;
