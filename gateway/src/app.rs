@@ -86,6 +86,9 @@ pub struct ActiveFunction {
     pub key: String,
     /// The function's revision in the store when this version was routed (see `cluster::sync`).
     pub revision: i64,
+    /// Its shape reads the query string and headers as sent (every shape but `body`): only then
+    /// does a call copy them into the event.
+    pub request_as_sent: bool,
 }
 
 #[derive(Debug)]
@@ -209,6 +212,7 @@ impl App {
             version,
             key: pool_key(&function.id, version),
             revision,
+            request_as_sent: self.prewarm.wants_request_as_sent(&pool_key(&function.id, version)),
         });
         self.active_ids.insert(function.id.clone(), function.name.clone());
         let previous = self.active.insert(function.name.clone(), active);

@@ -692,6 +692,14 @@ impl Prewarm {
         self.shared.pool(key).is_some()
     }
 
+    /// Whether the workers of the prepared version `key` read the request as sent (its query string
+    /// and headers with their case and repeats): every shape but `body` does. Asked once when a
+    /// version is routed, so the hot path builds that copy only for them. A version not prepared
+    /// (yet: its start is being retried) gets it, in case it reads it.
+    pub fn wants_request_as_sent(&self, key: &str) -> bool {
+        self.shared.pool(key).is_none_or(|pool| pool.spec.entry.shape.is_none_or(Shape::wants_header_list))
+    }
+
     /// Removes a version: new invocations get [`UnknownFunction`], idle workers stop now, busy ones
     /// when their invocation ends.
     pub fn retire(&self, key: &str) -> bool {

@@ -132,8 +132,8 @@ pub async fn function_url(
         path: rest,
         query: parse_query(query.unwrap_or("")),
         headers: forwarded,
-        raw_query: query.unwrap_or_default().to_string(),
-        header_list: header_list(app, &function, request),
+        raw_query: if function.request_as_sent { query.unwrap_or_default().to_string() } else { String::new() },
+        header_list: if function.request_as_sent { header_list(app, &function, request) } else { Vec::new() },
         source_ip: source_ip.map(|address| address.to_string()),
         ..InvocationEvent::default()
     }
