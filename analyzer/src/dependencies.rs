@@ -6,6 +6,7 @@
 //! function's: their findings are reported as warnings naming the package, and their native
 //! extension modules are allowed (a wheel's `.so`, an addon's `.node`), unless the operator says
 //! otherwise (`Options::dependency_findings_fatal`, `Options::deny_native_dependencies`).
+//! Python front end: their files are scanned line by line, not parsed (`python::scan_installed`).
 
 use std::collections::HashMap;
 

@@ -239,6 +239,7 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             .or_else(|| detect_runtime(&package))
             .ok_or_else(|| AnalyzeError::NoRuntime(top_level_sources(&package)))?,
     };
+    let dependencies = dependencies::Dependencies::read(&package);
     let mut findings = Vec::new();
     for link in &package.symlinks {
         findings.push(symlink_in_package::RULE.at(link, 1, 1, format!("{link} is a symbolic link")));
@@ -260,9 +261,8 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
             entry
         }
         Runtime::Node => node::analyze(&package, options.entry.as_ref(), &mut findings),
-        Runtime::Python => python::analyze(&package, options.entry.as_ref(), &mut findings),
+        Runtime::Python => python::analyze(&package, options.entry.as_ref(), &dependencies, &mut findings),
     };
-    let dependencies = dependencies::Dependencies::read(&package);
     dependencies::apply(
         &mut findings,
         &dependencies,

@@ -5,14 +5,29 @@ use std::collections::HashSet;
 
 use tree_sitter::Node;
 
+use crate::dependencies::Dependencies;
 use crate::package::Package;
 use crate::report::{Entry, EntryMode, Finding};
 use crate::rules::{missing_entry, python_denied_module, python_process_call};
-use crate::syntax::{parse_files, plain_string, text, walk, ParsedFile};
+use crate::syntax::{parse_files_where, plain_string, text, walk, ParsedFile};
 use crate::{EntrySpec, DEFAULT_FUNCTION};
 
-pub fn analyze(package: &Package, explicit: Option<&EntrySpec>, findings: &mut Vec<Finding>) -> Option<Entry> {
-    let files = parse_files(package, &[".py"], tree_sitter_python::LANGUAGE.into(), findings);
+pub fn analyze(
+    package: &Package,
+    explicit: Option<&EntrySpec>,
+    dependencies: &Dependencies,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry> {
+    // Installed packages are read line by line (their findings are warnings, see
+    // `dependencies`): parsing thousands of their files would cost seconds per deploy.
+    let files = parse_files_where(package, &[".py"], tree_sitter_python::LANGUAGE.into(), findings, |relative| {
+        dependencies.owner(relative).is_none()
+    });
+    for file in package.with_extension("py").filter(|file| dependencies.owner(&file.relative).is_some()) {
+        if let Some(source) = crate::syntax::read_source(file, findings) {
+            scan_installed(&file.relative, &source, findings);
+        }
+    }
     for file in &files {
         let source = file.source.as_str();
         // Names bound to the `os` and `socket` modules (`import os as o`).
@@ -310,6 +325,74 @@ fn other_function_hint(main: &ParsedFile) -> String {
             main.relative,
             several.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
         ),
+    }
+}
+
+/// The rules, read line by line, for a file of an installed package: `import` and `from … import`
+/// of denied modules (also through `__import__` and `importlib.import_module` with a literal),
+/// `os` calls that start processes, and a socket's `bind`/`listen` in a file that imports
+/// `socket`. Coarser than the syntax tree (a line inside a string can match): its findings are
+/// warnings.
+fn scan_installed(relative: &str, source: &str, findings: &mut Vec<Finding>) {
+    let imports_socket = source.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with("import socket") || line.starts_with("from socket import")
+    });
+    for (index, line) in source.lines().enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim_start();
+        let column = line.len() - trimmed.len() + 1;
+        let modules: Vec<&str> = if let Some(rest) = trimmed.strip_prefix("import ") {
+            rest.split(',').filter_map(|part| part.split_whitespace().next()).collect()
+        } else if let Some(rest) = trimmed.strip_prefix("from ") {
+            rest.split_whitespace().next().into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        for module in modules {
+            if let Some(why) = python_denied_module::reason(module) {
+                findings.push(python_denied_module::RULE.at(relative, number, column, format!("`{module}` {why}")));
+            }
+        }
+        for call in ["__import__(", "import_module("] {
+            let Some(at) = trimmed.find(call) else { continue };
+            let argument = trimmed[at + call.len()..].trim_start();
+            let quote = argument.chars().next().filter(|quote| *quote == '"' || *quote == '\'');
+            let module = quote.and_then(|quote| argument[1..].split(quote).next());
+            if let Some(why) = module.and_then(python_denied_module::reason) {
+                findings.push(python_denied_module::RULE.at(
+                    relative,
+                    number,
+                    column,
+                    format!("`{}` {why}", module.unwrap_or_default()),
+                ));
+            }
+        }
+        if let Some(at) = trimmed.find("os.") {
+            let name: String =
+                trimmed[at + 3..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let preceded =
+                trimmed[..at].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !preceded
+                && trimmed[at + 3 + name.len()..].starts_with('(')
+                && python_process_call::is_denied_os_attribute(&name)
+            {
+                findings.push(python_process_call::RULE.at(
+                    relative,
+                    number,
+                    column,
+                    format!("`os.{name}` starts or signals processes"),
+                ));
+            }
+        }
+        if imports_socket && (trimmed.contains(".bind(") || trimmed.contains(".listen(")) {
+            findings.push(python_process_call::RULE.at(
+                relative,
+                number,
+                column,
+                "a socket that binds or listens accepts connections",
+            ));
+        }
     }
 }
 

@@ -21,11 +21,24 @@ pub fn parse_files(
     language: Language,
     findings: &mut Vec<Finding>,
 ) -> Vec<ParsedFile> {
+    parse_files_where(package, extensions, language, findings, |_| true)
+}
+
+/// [`parse_files`], for the files `keep` takes (by relative path) only.
+pub fn parse_files_where(
+    package: &Package,
+    extensions: &[&str],
+    language: Language,
+    findings: &mut Vec<Finding>,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<ParsedFile> {
     let mut parser = Parser::new();
     if parser.set_language(&language).is_err() {
         return Vec::new();
     }
-    let wanted = |file: &&PackageFile| extensions.iter().any(|extension| file.relative.ends_with(extension));
+    let wanted = |file: &&PackageFile| {
+        extensions.iter().any(|extension| file.relative.ends_with(extension)) && keep(&file.relative)
+    };
     let mut parsed = Vec::new();
     for file in package.files.iter().filter(wanted) {
         let Some(source) = read_source(file, findings) else { continue };

@@ -204,7 +204,10 @@ fn syntax_errors_are_placed_and_explained_with_each_runtimes_own_checker() {
 fn installed_packages_are_judged_as_dependencies() {
     let package = package_with(&[
         ("main.py", "import vendor_lib\n\ndef handler(body):\n    return vendor_lib.run()\n"),
-        ("vendor_lib/__init__.py", "import subprocess\n\ndef run():\n    return 1\n"),
+        (
+            "vendor_lib/__init__.py",
+            "import subprocess\nimport socket\n\ndef run(address=None):\n    s = socket.socket()\n    if address:\n        s.bind(address)\n    return 1\n",
+        ),
         ("vendor_lib/_speedups.cpython-311-x86_64-linux-gnu.so", "\x7fELF"),
         (
             "vendor_lib-1.0.dist-info/RECORD",
@@ -216,7 +219,11 @@ fn installed_packages_are_judged_as_dependencies() {
     assert_eq!(report.verdict, analyzer::Verdict::Accept, "{:?}", report.findings);
     let in_dependency: Vec<_> =
         report.findings.iter().filter(|f| f.message.contains("in the installed package")).collect();
-    assert_eq!(in_dependency.len(), 3, "{:?}", report.findings);
+    assert_eq!(in_dependency.len(), 4, "{:?}", report.findings);
+    assert!(
+        in_dependency.iter().any(|f| f.rule == "python-process-call" && f.line == 7),
+        "read line by line, still found"
+    );
     assert!(in_dependency.iter().all(|f| f.severity == analyzer::Severity::Warning));
     assert!(in_dependency.iter().any(|f| f.message.contains("`vendor-lib`")));
     assert!(in_dependency.iter().any(|f| f.message.contains("`addon`")));
@@ -225,7 +232,7 @@ fn installed_packages_are_judged_as_dependencies() {
     let report = analyze(package.path(), &strict).unwrap();
     let errors: Vec<_> =
         report.findings.iter().filter(|f| f.severity == analyzer::Severity::Error).map(|f| f.rule).collect();
-    assert_eq!(errors, ["python-denied-module"], "only the finding that is not native code: {:?}", report.findings);
+    assert_eq!(errors, ["python-denied-module", "python-process-call"], "all but native code: {:?}", report.findings);
     let no_native = Options { deny_native_dependencies: true, ..Options::default() };
     let report = analyze(package.path(), &no_native).unwrap();
     let errors: Vec<_> =
