@@ -355,8 +355,9 @@ async function main() {
     ({ shape, reason } = require(path.join(__dirname, 'node_shapes', 'detect.cjs')).detect(found, source, shown));
   }
   if (!(shape === 'body' || shape in SHAPE_MODULES) || !shapeFits(found.how, shape)) {
+    const fitting = found.how === 'fetch-object' || found.how === 'method-exports' ? 'fetch' : 'node-http';
     const error = new TypeError(`${shown}: ${found.where} cannot be served in the ${shape} shape` +
-      (shape in SHAPE_MODULES || shape === 'body' ? '; deploy with --shape fetch or --shape node-http, as its code expects' : `; a Node function's shape is one of body, ${Object.keys(SHAPE_MODULES).join(', ')}`));
+      (shape in SHAPE_MODULES || shape === 'body' ? `; deploy with --shape ${fitting}, as its code expects` : `; a Node function's shape is one of body, ${Object.keys(SHAPE_MODULES).join(', ')}`));
     writeFrame({ type: 'load_error', error: describeError(error) });
     process.exit(1);
   }
