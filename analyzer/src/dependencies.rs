@@ -48,11 +48,6 @@ impl Dependencies {
         }
         node_module(relative)
     }
-
-    /// Whether the package holds installed dependencies at all.
-    pub fn is_empty(&self) -> bool {
-        self.owners.is_empty()
-    }
 }
 
 /// `lib/requests-2.32.3.dist-info/RECORD` → (`lib/`, `requests-2.32.3.dist-info`).

@@ -204,32 +204,27 @@ fn serverless(root: &Path, file: &str, manifest: &Yaml) -> Vec<ManifestFunction>
         let runtime = string(function, "runtime").or(runtime);
         // serverless-wsgi's handler serves the WSGI app `custom.wsgi.app` names: serve that app.
         let wsgi_app = manifest["custom"]["wsgi"]["app"].as_str().filter(|_| handler.starts_with("wsgi_handler."));
-        let env = merged_env(plain_env(&provider["environment"]), plain_env(&function["environment"]));
-        if let Some(entry) = wsgi_app.and_then(|app| lambda_handler(root, "", app, Some(true))) {
-            found.push(ManifestFunction {
-                name: function_name(key),
-                entry,
-                shape: Some("wsgi"),
-                source: format!("{file} ({key}, serverless-wsgi)"),
-                env,
-            });
-            continue;
-        }
-        let Some(entry) = lambda_handler(root, "", handler, runtime_is_python(runtime)) else { continue };
-        let events = function["events"].as_vec().into_iter().flatten().filter_map(|event| {
-            let (kind, settings) = event.as_hash()?.iter().next()?;
-            let payload = settings["payload"].as_str().map(str::to_string);
-            Some((
-                kind.as_str()?.to_string(),
-                payload.or_else(|| provider["httpApi"]["payload"].as_str().map(str::to_string)),
-            ))
-        });
+        let served = match wsgi_app.and_then(|app| lambda_handler(root, "", app, Some(true))) {
+            Some(entry) => Some((entry, "wsgi", format!("{file} ({key}, serverless-wsgi)"))),
+            None => lambda_handler(root, "", handler, runtime_is_python(runtime)).map(|entry| {
+                let events = function["events"].as_vec().into_iter().flatten().filter_map(|event| {
+                    let (kind, settings) = event.as_hash()?.iter().next()?;
+                    let payload = settings["payload"].as_str().map(str::to_string);
+                    Some((
+                        kind.as_str()?.to_string(),
+                        payload.or_else(|| provider["httpApi"]["payload"].as_str().map(str::to_string)),
+                    ))
+                });
+                (entry, event_shape(events), format!("{file} ({key})"))
+            }),
+        };
+        let Some((entry, shape, source)) = served else { continue };
         found.push(ManifestFunction {
             name: function_name(key),
             entry,
-            shape: Some(event_shape(events)),
-            source: format!("{file} ({key})"),
-            env,
+            shape: Some(shape),
+            source,
+            env: merged_env(plain_env(&provider["environment"]), plain_env(&function["environment"])),
         });
     }
     found

@@ -1,6 +1,7 @@
 //! `deploy`: analyse locally (what the server will see: the archive's own files), upload with
 //! progress on a terminal, print the URL.
 
+use analyzer::manifests::ManifestFunction;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
@@ -68,8 +69,7 @@ pub struct DeployArgs {
 
 /// `KEY=VALUE` pairs a manifest beside the code sets for the function this deploy is: the one it
 /// names, or the one whose entry the deploy names.
-fn manifest_env(root: &std::path::Path, args: &DeployArgs, output: &Output) -> Vec<String> {
-    let named = analyzer::manifests::discover(root);
+fn manifest_env(named: &[ManifestFunction], args: &DeployArgs, output: &Output) -> Vec<String> {
     let function = match &args.entry {
         Some(entry) => named.iter().find(|function| {
             function.entry == *entry || (function.entry.file == entry.file && entry.function.is_none())
@@ -156,27 +156,28 @@ fn target(args: &DeployArgs) -> anyhow::Result<(PathBuf, Option<String>)> {
 /// `sam deploy` or `serverless deploy` would.
 pub fn deploy(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
     let (path, name) = target(&args)?;
+    // Read once: the several-functions case, the name and the environment all come from it.
+    let named = analyzer::manifests::discover(&path);
     if name.is_none() && args.entry.is_none() && path.is_dir() {
-        let named = analyzer::manifests::discover(&path);
         let from_templates = named.iter().any(|function| function.shape.is_some());
         if named.len() > 1 && from_templates {
             output.note(&format!("{} functions named beside the code: deploying each", named.len()));
-            for function in named {
+            for function in &named {
                 output.note(&format!("{}: {}:{}", function.source, function.entry.file, function.entry.function()));
                 let mut one = args.clone();
                 one.targets = vec![path.display().to_string()];
                 one.name = Some(function.name.clone());
                 one.entry = Some(function.entry.clone());
                 one.shape = args.shape.clone().or_else(|| function.shape.map(str::to_string));
-                deploy_one(api, output, one)?;
+                deploy_one(api, output, one, &named)?;
             }
             return Ok(());
         }
     }
-    deploy_one(api, output, args)
+    deploy_one(api, output, args, &named)
 }
 
-fn deploy_one(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()> {
+fn deploy_one(api: &Api, output: &Output, args: DeployArgs, named: &[ManifestFunction]) -> anyhow::Result<()> {
     let (path, name) = target(&args)?;
     let root = &path;
     anyhow::ensure!(
@@ -186,7 +187,7 @@ fn deploy_one(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     );
     let name = match name {
         Some(name) => name,
-        None => match analyzer::manifests::discover(root).as_slice() {
+        None => match named {
             // The one function a template.yaml, serverless.yml or stack.yml names: its name there.
             [only] if args.entry.is_none() && !only.name.is_empty() => {
                 output.note(&format!(
@@ -210,7 +211,7 @@ fn deploy_one(api: &Api, output: &Output, args: DeployArgs) -> anyhow::Result<()
     let timeout_ms = args.timeout.as_deref().map(duration_ms).transpose()?;
     // The environment a template.yaml, serverless.yml or stack.yml sets for this function first;
     // --env-file and --env after it, so they win.
-    let mut pairs: Vec<String> = manifest_env(root, &args, output);
+    let mut pairs: Vec<String> = manifest_env(named, &args, output);
     pairs.extend(match &args.env_file {
         Some(file) => read_env_file(file)?,
         None => Vec::new(),
