@@ -16,7 +16,6 @@ const net = require('net');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
-const FETCH_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const REQUEST_FD = Number(process.env.CONTAINERPUB_REQUEST_FD || 3);
 const RESPONSE_FD = Number(process.env.CONTAINERPUB_RESPONSE_FD || 4);
 
@@ -282,7 +281,8 @@ async function load(entry, name, source) {
     if (fallback && typeof fallback === 'object' && typeof fallback.callback === 'function' && typeof fallback.use === 'function') {
       return { target: fallback.callback(), where: 'a Koa app (`module.exports = app`)', how: 'app-object' };
     }
-    const methods = FETCH_METHODS.filter((method) => typeof loaded[method] === 'function');
+    const { METHODS } = require(path.join(__dirname, 'node_shapes', 'fetch.cjs'));
+    const methods = METHODS.filter((method) => typeof loaded[method] === 'function');
     if (methods.length) return { target: loaded, where: `\`export function ${methods.join('/')}\``, how: 'method-exports', methods };
     if (registered && registered.size === 1) {
       const [[registeredName, target]] = registered;

@@ -160,13 +160,12 @@ def only_function(module):
     return None, "handler"
 
 
-def intercept_functions_framework(entry):
+def intercept_functions_framework(source):
     """Cloud Functions' `@functions_framework.http` registers what it decorates: the framework's
     module is answered with one that records it, whether or not the package was uploaded.
     Installed only when the source names it. Returns the record, or None."""
-    with open(entry, encoding="utf-8", errors="replace") as source:
-        if "functions_framework" not in source.read():
-            return None
+    if "functions_framework" not in source:
+        return None
     import types
     from containerpub_shapes.flask_request import FunctionsFramework
     framework = FunctionsFramework()
@@ -176,13 +175,13 @@ def intercept_functions_framework(entry):
     return framework
 
 
-def load(entry, name):
+def load(entry, name, source):
     # Imports resolve from the entry's directory and from the function's root (the cwd).
     directory = os.path.dirname(os.path.abspath(entry))
     for root in (os.getcwd(), directory):
         if root not in sys.path:
             sys.path.insert(0, root)
-    framework = intercept_functions_framework(entry)
+    framework = intercept_functions_framework(source)
     module_name = os.path.splitext(os.path.basename(entry))[0]
     spec = importlib.util.spec_from_file_location(module_name, entry)
     module = importlib.util.module_from_spec(spec)
@@ -309,13 +308,14 @@ def main():
     shown = os.path.relpath(entry) if os.path.isabs(entry) else entry
     told = sys.argv[3] if len(sys.argv) > 3 else "body"
     try:
-        handler, wants_request, where, positional = load(entry, name)
+        with open(entry, encoding="utf-8", errors="replace") as file:
+            source = file.read()
+        handler, wants_request, where, positional = load(entry, name, source)
         served = where.split("`")[1] if where.count("`") >= 2 else name
         shape, reason = told, None
         if told == "auto":
             from containerpub_shapes.detect import detect
-            with open(entry, encoding="utf-8", errors="replace") as source:
-                shape, reason = detect(handler, served, source.read(), shown)
+            shape, reason = detect(handler, served, source, shown)
         if shape not in SHAPES:
             raise TypeError(f"a Python function's shape is one of {', '.join(SHAPES)}, not {shape!r}")
         loop = asyncio.new_event_loop()

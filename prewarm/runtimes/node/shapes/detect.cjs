@@ -6,6 +6,8 @@
 // deploy's answer shows.
 'use strict';
 
+const { isExpressLike } = require('./node_http.cjs');
+
 // The declared parameter names of a function, from its source.
 function parameterNames(fn) {
   const text = Function.prototype.toString.call(fn).replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, '');
@@ -38,7 +40,7 @@ function detect(found, source, entryFile) {
   if (how === 'registered') return { shape: 'node-http', reason: 'registered with functions.http(): Google Cloud Functions\' (req, res)' };
   if (how === 'app-object') return { shape: 'node-http', reason: 'a Koa app: served as (req, res) through app.callback()' };
   if (typeof target !== 'function') return { shape: 'body', reason: 'no other platform\'s convention recognized' };
-  if (typeof target.handle === 'function' && typeof target.use === 'function') {
+  if (isExpressLike(target)) {
     return { shape: 'node-http', reason: 'an Express or Connect app: served as (req, res), its routes see the path below the function\'s URL' };
   }
   const params = parameterNames(target);
