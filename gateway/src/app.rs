@@ -53,6 +53,10 @@ pub struct VersionSettings {
     /// compilation times).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dart_build: Option<prewarm::runtime::DartBuild>,
+    /// Node and Python: what installing the manifest's dependencies did at deploy (npm or pip,
+    /// packages, time, from the cache or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<prewarm::dependencies::DependencyInstall>,
 }
 
 impl VersionSettings {

@@ -137,6 +137,15 @@ impl WrapperPlan {
                 args.push(source.clone().into_os_string());
                 args.push(target.clone().into_os_string());
             }
+            for (source, target) in &steps.writable_binds {
+                args.push("--bind-rw".into());
+                args.push(source.clone().into_os_string());
+                args.push(target.clone().into_os_string());
+            }
+            if let Some(mask) = steps.umask {
+                args.push("--umask".into());
+                args.push(mask.to_string().into());
+            }
             for (flag, value) in
                 [("--tmp-bytes", steps.tmp_bytes), ("--uid", u64::from(steps.uid)), ("--gid", u64::from(steps.gid))]
             {
@@ -196,6 +205,16 @@ impl WrapperPlan {
                     let source = value("--bind")?.into();
                     let target = value("--bind")?.into();
                     plan.sandbox.get_or_insert_with(Default::default).binds.push((source, target));
+                }
+                Some("--bind-rw") => {
+                    let source = value("--bind-rw")?.into();
+                    let target = value("--bind-rw")?.into();
+                    plan.sandbox.get_or_insert_with(Default::default).writable_binds.push((source, target));
+                }
+                Some("--umask") => {
+                    let mask = number(value("--umask")?, "--umask")?;
+                    let mask = u32::try_from(mask).ok().filter(|mask| *mask <= 0o777).ok_or("--umask is 0 to 511")?;
+                    plan.sandbox.get_or_insert_with(Default::default).umask = Some(mask);
                 }
                 Some("--tmp-bytes") => {
                     let bytes = number(value("--tmp-bytes")?, "--tmp-bytes")?;
@@ -317,6 +336,9 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
                 return error;
             }
         }
+        if let Some(mask) = steps.umask {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
+        }
     }
     let to_c = |bytes: &[u8]| CString::new(bytes).map_err(|_| "argument contains a NUL byte".to_string());
     let program = match to_c(plan.program.as_os_str().as_bytes()) {
@@ -397,6 +419,8 @@ mod tests {
             sandbox: Some(SandboxSteps {
                 root: "/state/sandbox-roots/node".into(),
                 binds: vec![("/data/fn one".into(), "/fn".into()), ("/ids/2.passwd".into(), "/etc/passwd".into())],
+                writable_binds: vec![("/state/out".into(), "/containerpub/out".into())],
+                umask: Some(0),
                 tmp_bytes: 1 << 26,
                 uid: 200_002,
                 gid: 200_002,

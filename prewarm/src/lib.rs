@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod cluster_share;
+pub mod dependencies;
 pub mod envelope;
 pub mod exec_wrapper;
 mod failure_cause;
@@ -113,6 +114,15 @@ pub enum PrepareError {
     Sandbox(String),
 }
 
+/// What [`Prewarm::launch_for`] settled: how workers start, and what was built for them.
+struct Launched {
+    /// The inner error is a missing runtime, which leaves the version answering
+    /// `runtime_unavailable`.
+    launch: Result<WorkerLaunch, String>,
+    dart_build: Option<runtime::DartBuild>,
+    dependencies: Option<dependencies::DependencyInstall>,
+}
+
 /// What `prepare` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrepareReport {
@@ -122,6 +132,8 @@ pub struct PrepareReport {
     pub runtime_unavailable: Option<String>,
     /// For Dart: what the build did (resolution, compilation, their times, reuse).
     pub dart_build: Option<runtime::DartBuild>,
+    /// For Node and Python: what installing the declared dependencies did, when there were some.
+    pub dependencies: Option<dependencies::DependencyInstall>,
     /// The mode the version runs in: the spec's, or what loading it settled.
     pub entry_mode: EntryMode,
     /// Why, in words for the deploy's answer.
@@ -341,7 +353,7 @@ impl Prewarm {
         let sandbox_steps = tokio::task::spawn_blocking(move || prewarm.sandbox_steps(&for_sandbox))
             .await
             .map_err(|error| PrepareError::Sandbox(format!("preparing the sandbox failed: {error}")))??;
-        let (mut launch, dart_build) = self.launch_for(&spec, sandbox_steps).await?;
+        let Launched { mut launch, dart_build, dependencies } = self.launch_for(&spec, sandbox_steps).await?;
         let runtime_unavailable = launch.as_ref().err().cloned();
         let mut warm = Vec::new();
         let mut shape_reason = None;
@@ -406,6 +418,7 @@ impl Prewarm {
             warm_workers,
             runtime_unavailable,
             dart_build,
+            dependencies,
             entry_mode: spec.entry.mode,
             shape: (spec.entry.mode == EntryMode::Handler && spec.runtime != Runtime::Dart)
                 .then_some(spec.entry.shape)
@@ -464,11 +477,7 @@ impl Prewarm {
     /// How this version's workers start. The outer error fails `prepare` (a Dart function whose
     /// dependencies cannot be resolved); the inner one is a missing runtime, which leaves the
     /// version registered and answering `runtime_unavailable`.
-    async fn launch_for(
-        &self,
-        spec: &FunctionSpec,
-        sandbox: Option<SandboxLaunch>,
-    ) -> Result<(Result<WorkerLaunch, String>, Option<runtime::DartBuild>), PrepareError> {
+    async fn launch_for(&self, spec: &FunctionSpec, sandbox: Option<SandboxLaunch>) -> Result<Launched, PrepareError> {
         let (mut sandbox, function_network) = match sandbox {
             Some(launch) => (Some(launch.steps), launch.function_network),
             None => (None, None),
@@ -522,16 +531,86 @@ impl Prewarm {
                 &adapters,
             ),
         };
+        let installed = match command.is_ok() {
+            true => self.install_dependencies(spec, sandbox.as_ref().map(|steps| steps.uid)).await?,
+            false => None,
+        };
+        let mut env = self.worker_env(spec, &directory);
+        if let Some(installed) = &installed {
+            let packages = installed.packages_dir();
+            // Read-only at a fixed place inside the sandbox; where they are outside it.
+            let seen_at = match &mut sandbox {
+                Some(steps) => {
+                    let inside = match spec.runtime {
+                        Runtime::Python => sandbox::rootfs::PYTHON_DEPS_DIR,
+                        _ => sandbox::rootfs::NODE_MODULES_DIR,
+                    };
+                    steps.binds.push((packages, PathBuf::from(inside)));
+                    PathBuf::from(inside)
+                }
+                None => packages,
+            };
+            let variable = if spec.runtime == Runtime::Python { "PYTHONPATH" } else { "NODE_PATH" };
+            // Outside the sandbox Node finds them only through NODE_PATH (`require`; not `import`).
+            if spec.runtime == Runtime::Python || sandbox.is_none() {
+                env.retain(|(name, _)| name != variable);
+                env.push((variable.to_string(), seen_at.display().to_string()));
+            }
+        }
         let launch = command.map_err(|unavailable| unavailable.to_string()).map(|(program, args)| WorkerLaunch {
             program,
             args,
-            env: self.worker_env(spec, &directory),
+            env,
             directory,
             sandbox,
             _function_network: function_network,
             dart_builds_dir,
         });
-        Ok((launch, dart_build))
+        Ok(Launched { launch, dart_build, dependencies: installed.map(|installed| installed.install) })
+    }
+
+    /// Installs what the function's manifest declares (see `dependencies`), as its uid in a
+    /// confined builder when the sandbox is on.
+    async fn install_dependencies(
+        &self,
+        spec: &FunctionSpec,
+        uid: Option<u32>,
+    ) -> Result<Option<dependencies::InstalledDependencies>, PrepareError> {
+        let Ok(executable) = self.shared.runtimes.executable(spec.runtime) else { return Ok(None) };
+        let builder = match (&self.shared.sandbox, uid) {
+            (Some(sandbox), Some(uid)) => {
+                dependencies::builder::Builder::Confined { host: &self.shared.host, sandbox, uid }
+            }
+            _ => dependencies::builder::Builder::Unconfined,
+        };
+        let settings = self.dependency_settings();
+        match dependencies::install(&builder, spec.runtime, executable, &spec.directory, &settings).await {
+            Ok(installed) => Ok(installed),
+            Err(dependencies::DependencyError::Unresolved(message)) => {
+                Err(PrepareError::DependenciesUnresolved(message))
+            }
+            Err(dependencies::DependencyError::Refused(message)) => Err(PrepareError::DependenciesRefused(message)),
+            Err(error @ dependencies::DependencyError::Build(_)) => Err(PrepareError::WorkersFailed(error.to_string())),
+        }
+    }
+
+    fn dependency_settings(&self) -> dependencies::DependencySettings {
+        let config = &self.shared.config;
+        // npm's own package: `npm` on PATH is a link to its `bin/npm-cli.js`.
+        let npm = runtime::find_on_path(config.runtime_search_path.as_deref(), "npm")
+            .and_then(|found| std::fs::canonicalize(found).ok())
+            .and_then(|script| Some(script.parent()?.parent()?.to_path_buf()))
+            .filter(|root| root.join("bin/npm-cli.js").is_file());
+        dependencies::DependencySettings {
+            installs_dir: config.state_dir.join("deps"),
+            cache_dir: config.state_dir.join("deps-cache"),
+            wheelhouses_dir: config.state_dir.join("deps-wheelhouses"),
+            path: config.worker_path.clone(),
+            timeout: config.dependency_install_timeout,
+            memory_bytes: config.dependency_builder_memory_bytes,
+            allow_install_scripts: config.allow_install_scripts,
+            npm,
+        }
     }
 
     fn dart_build_settings(&self) -> runtime::DartBuildSettings {

@@ -190,6 +190,13 @@ pub struct PrewarmConfig {
     pub dart_resolve_timeout: Duration,
     /// How long `dart compile exe` may take before the function falls back to `dart run`.
     pub dart_compile_timeout: Duration,
+    /// How long installing a Node or Python function's dependencies may take at deploy.
+    pub dependency_install_timeout: Duration,
+    /// The memory cap of a dependency builder (npm, pip).
+    pub dependency_builder_memory_bytes: u64,
+    /// Install npm packages that want install scripts or ship compiled addons (their scripts
+    /// still never run); refused by default.
+    pub allow_install_scripts: bool,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -219,6 +226,9 @@ impl PrewarmConfig {
             sandbox: SandboxConfig::default(),
             dart_resolve_timeout: Duration::from_secs(120),
             dart_compile_timeout: Duration::from_secs(180),
+            dependency_install_timeout: Duration::from_secs(300),
+            dependency_builder_memory_bytes: 1 << 30,
+            allow_install_scripts: false,
         }
     }
 

@@ -286,6 +286,7 @@ pub async fn deploy(
         entry_function: (entry.function != analyzer::DEFAULT_FUNCTION).then(|| entry.function.clone()),
         entry_reason: Some(entry.reason.clone()),
         dart_build: None,
+        dependencies: None,
         db_connections: form.db_connections,
         // A manifest beside the code (template.yaml, serverless.yml, stack.yml) says how its
         // platform calls the function; `--shape` says otherwise.
@@ -326,6 +327,7 @@ pub async fn deploy(
             "analysis": analysis,
             "warm_workers": prepared.warm_workers,
             "build": prepared.dart_build,
+            "dependencies": prepared.dependencies,
             "runtime_unavailable": prepared.runtime_unavailable,
         })),
     ))

@@ -57,6 +57,7 @@ fn function_json(app: &App, function: &FunctionRecord, active: Option<&VersionRe
         "runtime": active.map(|version| version.runtime.clone()),
         "entry_mode": active.map(|version| version.entry_mode.clone()),
         "entry": active.zip(settings.as_ref()).map(|(version, settings)| super::deploy::entry_json(version, settings)),
+        "dependencies": settings.as_ref().and_then(|settings| settings.dependencies.clone()),
         "build": settings.and_then(|settings| settings.dart_build),
         "created_at": function.created_at,
         "updated_at": function.updated_at,

@@ -70,6 +70,7 @@ pub async fn store_and_activate(
             settings.shape_reason = report.shape_reason.clone();
         }
         settings.dart_build = report.dart_build.clone();
+        settings.dependencies = report.dependencies.clone();
         version.settings = serde_json::to_string(settings).expect("settings serialize");
     }
     if let Err(error) = app.store.create_version(version).await {

@@ -17,6 +17,7 @@ mod function_database;
 mod harness;
 mod http_function;
 mod http_limits;
+mod installs;
 mod invocations;
 mod journal;
 mod lifecycle;

@@ -31,6 +31,12 @@ pub struct SandboxSteps {
     pub root: PathBuf,
     /// Host paths bound read-only at paths inside the root (the function, its identity files).
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Host directories bound writable (never executable): only a dependency builder has them,
+    /// for what it installs and the shared download cache.
+    pub writable_binds: Vec<(PathBuf, PathBuf)>,
+    /// The file mode creation mask of the program, when not the inherited one: a builder writes
+    /// the shared cache with `0`, so the next function's builder (another uid) can add to it.
+    pub umask: Option<u32>,
     /// Size of the private `/tmp`.
     pub tmp_bytes: u64,
     pub uid: u32,
@@ -90,6 +96,10 @@ pub fn enter_root(steps: &SandboxSteps) -> Result<(), String> {
     let root = &steps.root;
     for (source, target) in &steps.binds {
         bind_read_only(source, &inside(root, target), MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+    }
+    for (source, target) in &steps.writable_binds {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        super::rootfs::bind_writable(source, &inside(root, target), flags)?;
     }
     let private = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs(

@@ -227,6 +227,19 @@ pub struct SandboxLaunch {
     pub function_network: Option<std::sync::Arc<network::FunctionNetwork>>,
 }
 
+/// The host directories a dependency builder sees (see [`Sandbox::builder_launch`]).
+#[derive(Debug, Clone)]
+pub struct BuilderView {
+    /// The package manager's own files (npm's package), when the runtime does not hold it.
+    pub tool: Option<PathBuf>,
+    /// Where it installs: a copy of the function's sources.
+    pub output: PathBuf,
+    /// The download cache shared by every function's builds.
+    pub cache: PathBuf,
+    /// The function's own part of the cache, bound over the shared cache's `wheels/`.
+    pub wheelhouse: Option<PathBuf>,
+}
+
 /// Work to run on the spawner thread before it spawns anything: its own mount namespace with
 /// the runtime templates in it.
 pub type SpawnerSetup = Box<dyn FnOnce() -> Result<(), String> + Send>;
@@ -417,12 +430,50 @@ impl Sandbox {
                 (passwd, PathBuf::from("/etc/passwd")),
                 (group, PathBuf::from("/etc/group")),
             ],
+            writable_binds: Vec::new(),
+            umask: None,
             tmp_bytes,
             uid,
             gid: uid,
             network_namespace,
             exec_only_runtime: self.exec_only_runtime,
         };
+        Ok(SandboxLaunch { steps, function_network })
+    }
+
+    /// The steps of a dependency builder (see `dependencies`) for the function running as `uid`:
+    /// the same layers as its workers, with the package manager's files read-only at
+    /// [`rootfs::TOOL_DIR`], and only `output` (a copy of the function) and `cache` writable.
+    /// `online` joins the function's own egress namespace to reach registries; otherwise the
+    /// loopback-only one, where only the cache can answer.
+    pub fn builder_launch(
+        &self,
+        runtime: Runtime,
+        build: &BuilderView,
+        uid: u32,
+        online: bool,
+        tmp_bytes: u64,
+    ) -> Result<SandboxLaunch, String> {
+        let network = if online { NetworkPolicy::Egress } else { NetworkPolicy::None };
+        if online && !self.egress_available {
+            return Err("this server has no egress (nftables and iproute2 are missing), so packages that are not in its cache cannot be fetched; install them (apt-get install nftables iproute2) or upload the installed packages with the function".into());
+        }
+        // The builder never logs into the function database.
+        let SandboxLaunch { mut steps, function_network } =
+            self.launch(runtime, &build.output, uid, network, tmp_bytes, None)?;
+        // The function's copy is writable at its own place, not read-only at /fn.
+        steps.binds.retain(|(_, target)| target != Path::new(rootfs::FUNCTION_DIR));
+        if let Some(tool) = &build.tool {
+            steps.binds.push((tool.clone(), PathBuf::from(rootfs::TOOL_DIR)));
+        }
+        steps.writable_binds = vec![
+            (build.output.clone(), PathBuf::from(rootfs::BUILD_OUTPUT_DIR)),
+            (build.cache.clone(), PathBuf::from(rootfs::CACHE_DIR)),
+        ];
+        if let Some(wheelhouse) = &build.wheelhouse {
+            steps.writable_binds.push((wheelhouse.clone(), Path::new(rootfs::CACHE_DIR).join("wheels")));
+        }
+        steps.umask = Some(0);
         Ok(SandboxLaunch { steps, function_network })
     }
 

@@ -25,6 +25,17 @@ pub const FUNCTION_DIR: &str = "/fn";
 pub const ADAPTER_DIR: &str = "/containerpub/adapters";
 /// Where a Dart function's build (its compiled executable) is, read-only.
 pub const BUILD_DIR: &str = "/containerpub/build";
+/// Where a Node function's installed packages are, read-only: Node looks for `node_modules` in
+/// every directory up from the importing file, so `/fn/x.js` finds `/node_modules/lodash`.
+pub const NODE_MODULES_DIR: &str = "/node_modules";
+/// Where a Python function's installed packages are, read-only (on its `PYTHONPATH`).
+pub const PYTHON_DEPS_DIR: &str = "/containerpub/deps";
+/// What a dependency builder (see `dependencies`) sees besides the runtime: the package
+/// manager, read-only; the copy of the function it installs into and the shared download
+/// cache, both writable.
+pub const TOOL_DIR: &str = "/containerpub/tool";
+pub const BUILD_OUTPUT_DIR: &str = "/containerpub/out";
+pub const CACHE_DIR: &str = "/containerpub/cache";
 
 /// What one runtime's root holds, besides what every root holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +202,10 @@ pub fn build_template(root: &Path, files: &RuntimeFiles, adapters: &Path) -> Res
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("size=4m,nr_inodes=16384,mode=0755"),
     )?;
-    for directory in ["fn", "tmp", "proc", "dev", "etc", "containerpub/adapters", "containerpub/build"] {
+    let mount_points = [FUNCTION_DIR, "/tmp", "/proc", "/dev", "/etc", ADAPTER_DIR, BUILD_DIR, NODE_MODULES_DIR]
+        .into_iter()
+        .chain([PYTHON_DEPS_DIR, TOOL_DIR, BUILD_OUTPUT_DIR, CACHE_DIR]);
+    for directory in mount_points.map(|path| path.trim_start_matches('/')) {
         make_dir(&root.join(directory))?;
     }
     write_file(&root.join("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
@@ -329,6 +343,14 @@ pub fn bind_read_only(source: &Path, target: &Path, extra: MsFlags) -> Result<()
         None::<&str>,
     )
     .map_err(|error| format!("make {} read-only: {error}", target.display()))
+}
+
+/// Binds `source` at `target` writable, with `flags` (a builder's output and cache).
+pub fn bind_writable(source: &Path, target: &Path, flags: MsFlags) -> Result<(), String> {
+    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(|error| format!("bind {} at {}: {error}", source.display(), target.display()))?;
+    mount(None::<&str>, target, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags, None::<&str>)
+        .map_err(|error| format!("set the flags of {}: {error}", target.display()))
 }
 
 pub fn mount_fs(source: &str, target: &Path, fstype: &str, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
