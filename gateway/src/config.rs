@@ -27,6 +27,7 @@ pub struct Config {
     pub records: RecordsConfig,
     pub logs: LogsConfig,
     pub analyzer: AnalyzerPolicy,
+    pub dependencies: DependencyPolicy,
     /// This node's name among the nodes sharing a PostgreSQL store; default: the host name.
     pub node_id: Option<String>,
 }
@@ -179,6 +180,26 @@ pub struct AnalyzerPolicy {
     pub deny_native_dependencies: bool,
 }
 
+/// How a Node or Python function's declared dependencies are installed at deploy (npm, pip, in
+/// the confined builder).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DependencyPolicy {
+    /// The whole of one install, offline attempt and download together; default 300.
+    pub install_timeout_secs: u64,
+    /// The builder's memory cap; default 1024.
+    pub builder_memory_mb: u64,
+    /// Install npm packages that want install scripts or ship compiled addons (their scripts still
+    /// never run); default: refused, naming them.
+    pub allow_install_scripts: bool,
+}
+
+impl Default for DependencyPolicy {
+    fn default() -> Self {
+        Self { install_timeout_secs: 300, builder_memory_mb: 1024, allow_install_scripts: false }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeployLimits {
@@ -224,6 +245,7 @@ impl Default for Config {
             records: RecordsConfig::default(),
             logs: LogsConfig::default(),
             analyzer: AnalyzerPolicy::default(),
+            dependencies: DependencyPolicy::default(),
             node_id: None,
         }
     }

@@ -252,6 +252,9 @@ async fn start_platform(config: Config) -> anyhow::Result<(Arc<App>, tokio::task
     prewarm_config.default_limits.max_queue_length = config.functions.max_queue_length;
     prewarm_config.default_limits.max_queue_wait = Duration::from_millis(config.functions.max_queue_wait_ms);
     prewarm_config.sandbox = config.sandbox.clone();
+    prewarm_config.dependency_install_timeout = Duration::from_secs(config.dependencies.install_timeout_secs.max(1));
+    prewarm_config.dependency_builder_memory_bytes = config.dependencies.builder_memory_mb.max(64) << 20;
+    prewarm_config.allow_install_scripts = config.dependencies.allow_install_scripts;
     // A worker's output is held only up to what one call may keep (`log_budget`).
     prewarm_config.default_limits.max_log_bytes = config.logs.max_bytes_per_call as usize;
     prewarm_config.default_limits.max_log_lines = config.logs.max_lines_per_call as usize;

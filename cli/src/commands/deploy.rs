@@ -338,6 +338,9 @@ fn deploy_one(api: &Api, output: &Output, args: DeployArgs, named: &[ManifestFun
                 Some(note) => output.note(&format!("warning: runs with `dart run` (slower to start): {note}")),
             }
         }
+        if let Some(install) = deployed["dependencies"].as_object() {
+            output.note(&format!("Dependencies: {}", super::functions::describe_install(install)));
+        }
         if let Some(reason) = deployed["entry"]["reason"].as_str().filter(|reason| !reason.is_empty()) {
             output.detail(&format!("entry: {reason}"));
         }

@@ -54,6 +54,9 @@ pub fn info(api: &Api, output: &Output, name: &str) -> anyhow::Result<()> {
             number("compile_ms")
         );
     }
+    if let Some(install) = function["dependencies"].as_object() {
+        println!("{:<15} {}", "dependencies", describe_install(install));
+    }
     println!("{:<15} {}", "url", api.url(function["url"].as_str().unwrap_or("")));
     if let Some(pool) = function["pool"].as_object() {
         let pool: Vec<String> = pool.iter().map(|(key, value)| format!("{key} {value}")).collect();
@@ -115,4 +118,19 @@ pub fn delete(api: &Api, output: &Output, name: &str, yes: bool) -> anyhow::Resu
     api.json(api.authed(Method::DELETE, &format!("/api/functions/{name}"))?)?;
     output.note(&format!("Deleted {name}"));
     Ok(())
+}
+
+/// What installing a version's dependencies did, in a line: the command, how many packages,
+/// how long, and whether a registry was reached.
+pub(crate) fn describe_install(install: &serde_json::Map<String, Value>) -> String {
+    let command = install.get("command").and_then(Value::as_str).unwrap_or("install");
+    let packages = install.get("packages").and_then(Value::as_u64).unwrap_or(0);
+    let flag = |key: &str| install.get(key).and_then(Value::as_bool) == Some(true);
+    if flag("reused") {
+        return format!("{command}: {packages} packages, reused (installed earlier for the same manifests)");
+    }
+    let took = install.get("install_ms").and_then(Value::as_u64).unwrap_or(0);
+    let source =
+        if flag("offline") { "from the server's cache, no registry reached" } else { "fetched from the registry" };
+    format!("{command}: {packages} packages in {took} ms, {source}")
 }

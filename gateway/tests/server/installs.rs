@@ -144,4 +144,37 @@ fn manifests_that_reach_for_the_host_fail_inside_the_builder() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains("npm install failed"), "{name}: {message}");
     }
+    // pip, asked to read a root-only host file (which the server, as root, could read).
+    let upload =
+        archive(&[("requirements.txt", "-r /etc/shadow\n"), ("main.py", "def handler(body):\n    return 1\n")]);
+    let (status, body) = server.deploy(&ada, "shadow", upload, &[]);
+    assert_eq!((status, code(&body)), (422, "dependencies_unresolved"), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("No such file or directory: '/etc/shadow'"), "{message}");
+    // What was installed belongs to the server, not to the function's uid, and no worker can
+    // write it; the builders' copies are gone.
+    let (status, deployed) = server.deploy(&ada, "greet", example("examples/node/packages-function"), &[]);
+    assert_eq!(status, 201, "{deployed}");
+    let installs = server.data_dir.path().join("state/deps");
+    let mut entries = std::fs::read_dir(&installs).unwrap().flatten().map(|entry| entry.path());
+    let install = entries.find(|path| path.join("node_modules/lodash").is_dir()).expect("the install");
+    let lodash = std::fs::metadata(install.join("node_modules/lodash/lodash.js")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((lodash.uid(), lodash.mode() & 0o022), (0, 0), "owned by the server, written by nobody else");
+    let staging = std::fs::read_dir(&installs)
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".staging"));
+    assert_eq!(staging.count(), 0, "no builder's copy is left behind");
+}
+
+#[test]
+fn an_install_that_takes_too_long_is_stopped() {
+    let config = "[dependencies]\ninstall_timeout_secs = 1\n";
+    let Some(server) = Server::start_with_config(Backend::Sqlite, config, &[]) else { return };
+    let ada = server.user("ada@example.com");
+    let (status, body) = server.deploy(&ada, "slow", example("examples/python/packages-function"), &[]);
+    assert_eq!((status, code(&body)), (422, "dependencies_unresolved"), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("did not finish within 1s") && message.contains("install_timeout_secs"), "{message}");
 }
