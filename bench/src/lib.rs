@@ -117,4 +117,26 @@ impl Gateway {
             .expect("deploy");
         assert_eq!(deployed.status(), 201, "{name}: {}", deployed.text().unwrap_or_default());
     }
+
+    /// Deploys `archive` (a `.tar.gz`) as `name`; the status and the answer.
+    pub fn deploy_archive(&self, name: &str, archive: Vec<u8>) -> (u16, Value) {
+        let form = reqwest::blocking::multipart::Form::new()
+            .text("name", name.to_string())
+            .text("public", "true")
+            .part("archive", reqwest::blocking::multipart::Part::bytes(archive).file_name("function.tar.gz"));
+        let deployed = self
+            .client
+            .post(format!("{}/api/functions/deploy", self.base))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .expect("deploy");
+        let status = deployed.status().as_u16();
+        (status, deployed.json().unwrap_or(Value::Null))
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
 }
