@@ -15,13 +15,15 @@ use super::error::ApiError;
 use super::Caller;
 use crate::app::{entry_of, now_ms, valid_function_name, App, VersionSettings};
 use crate::auth::new_id;
+use crate::deploy::upload::{UploadError, UploadedArchive};
 use crate::deploy::{archive, artifacts, store_and_activate, ActivateError};
 use crate::store::{FunctionRecord, StoreError, VersionRecord};
 
 #[derive(Debug, Default)]
 struct DeployForm {
     name: Option<String>,
-    archive: Option<axum::body::Bytes>,
+    /// On disk in the artifacts directory, received as it arrived.
+    archive: Option<UploadedArchive>,
     runtime: Option<String>,
     public: Option<bool>,
     timeout_ms: Option<u64>,
@@ -35,7 +37,12 @@ struct DeployForm {
     db_connections: Option<u32>,
 }
 
-async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
+/// Reads the form; the archive goes to a file in `artifacts_dir` as it arrives, up to `limit`.
+async fn read_form(
+    mut multipart: Multipart,
+    artifacts_dir: &std::path::Path,
+    limit: u64,
+) -> Result<DeployForm, ApiError> {
     let mut form = DeployForm::default();
     let bad = |code, message: String| ApiError::bad_request(code, message);
     loop {
@@ -50,6 +57,19 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
             }
         };
         let name = field.name().unwrap_or("").to_string();
+        if name == "archive" {
+            let received = UploadedArchive::receive(field, artifacts_dir, limit).await.map_err(|error| match error {
+                UploadError::TooLarge { limit } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "archive_too_large",
+                    format!("the archive is larger than this server takes: up to {limit} bytes ([deploy] max_archive_bytes); leave out what the function does not need, or ask the operator to raise the limit"),
+                ),
+                UploadError::Body(message) => bad("invalid_multipart", message),
+                UploadError::Disk(error) => ApiError::internal(format!("cannot write the upload: {error}")),
+            })?;
+            form.archive = Some(received);
+            continue;
+        }
         let data = field.bytes().await.map_err(|error| bad("invalid_multipart", error.body_text()))?;
         let text =
             || String::from_utf8(data.to_vec()).map_err(|_| bad("invalid_field", format!("{name} must be UTF-8 text")));
@@ -57,7 +77,6 @@ async fn read_form(mut multipart: Multipart) -> Result<DeployForm, ApiError> {
             text.trim().parse().map_err(|_| bad("invalid_field", format!("{name} must be a positive whole number")))
         };
         match name.as_str() {
-            "archive" => form.archive = Some(data.clone()),
             "name" => form.name = Some(text()?.trim().to_string()),
             "runtime" => form.runtime = Some(text()?.trim().to_ascii_lowercase()),
             "public" => {
@@ -112,7 +131,8 @@ pub async fn deploy(
             format!("send multipart/form-data with `name` and `archive` ({rejection})"),
         )
     })?;
-    let form = read_form(multipart).await?;
+    let artifacts_dir = app.artifacts_dir();
+    let mut form = read_form(multipart, &artifacts_dir, app.config.deploy.max_archive_bytes).await?;
     let name =
         form.name.clone().ok_or_else(|| ApiError::bad_request("missing_field", "the `name` field is required"))?;
     if !valid_function_name(&name) {
@@ -122,9 +142,9 @@ pub async fn deploy(
         ));
     }
     caller.may_use(&name)?;
-    let archive_bytes = form
+    let upload = form
         .archive
-        .clone()
+        .take()
         .ok_or_else(|| ApiError::bad_request("missing_field", "the `archive` field (a .tar.gz) is required"))?;
     check_limits(&app, &form)?;
     prewarm::validate_env(&form.env).map_err(|error| ApiError::bad_request("invalid_env", error.to_string()))?;
@@ -154,12 +174,12 @@ pub async fn deploy(
             ApiError::bad_request("invalid_field", format!("runtime must be dart, node or python, not {name:?}"))
         })?,
     };
-    let bytes = archive_bytes.clone();
+    let archive_path = upload.path.clone();
     let staged = staging.clone();
     let entry_choice = form.entry.clone();
     let policy = app.config.analyzer.clone();
     let analysed = tokio::task::spawn_blocking(move || -> Result<(analyzer::Report, String), ApiError> {
-        archive::extract(&bytes, &staged, &limits).map_err(|error| {
+        archive::extract_file(&archive_path, &staged, &limits).map_err(|error| {
             let status = if error.is_size_limit() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
             ApiError::new(status, error.code(), error.to_string())
         })?;
@@ -225,17 +245,14 @@ pub async fn deploy(
         return Err(refusal);
     }
 
-    let sha256 = artifacts::sha256_hex(&archive_bytes);
-    let artifacts_dir = app.artifacts_dir();
-    let saved = std::fs::create_dir_all(&artifacts_dir)
-        .and_then(|()| artifacts::save_archive(&artifacts_dir, &sha256, &archive_bytes))
-        .and_then(|()| artifacts::install_tree(&staging, &functions_dir, &sha256));
+    let (sha256, archive_len) = (upload.sha256.clone(), upload.len);
+    let saved = upload.keep(&artifacts_dir).and_then(|()| artifacts::install_tree(&staging, &functions_dir, &sha256));
     if let Err(error) = saved {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(ApiError::internal(format!("cannot store the artifact: {error}")));
     }
     let now = now_ms();
-    app.store.put_artifact(&sha256, archive_bytes.len() as i64, now).await?;
+    app.store.put_artifact(&sha256, archive_len as i64, now).await?;
     if app.store.kind() == "postgres" {
         // Other nodes fetch the archive from the store; the version is stored only after it is in.
         artifacts::publish(app.store.as_ref(), &artifacts_dir, &sha256).await.map_err(|error| {

@@ -82,15 +82,9 @@ impl<R: Read> Read for Capped<R> {
     }
 }
 
-/// Extracts `archive` into `destination`, which must not exist yet. On error nothing is left
-/// behind. Returns the number of regular files written.
-pub fn extract(archive: &[u8], destination: &Path, limits: &DeployLimits) -> Result<u64, ArchiveError> {
-    check_header(archive.len() as u64, archive, limits)?;
-    extract_stream(archive, destination, limits)
-}
-
-/// [`extract`] reading the archive from a file as it goes (a node materializing a version it
-/// fetched from the store), under the same checks.
+/// Extracts the archive in file `archive` into `destination`, which must not exist yet, reading
+/// it as it goes (a deploy's upload, or a version another node fetched from the store). On error
+/// nothing is left behind. Returns the number of regular files written.
 pub fn extract_file(archive: &Path, destination: &Path, limits: &DeployLimits) -> Result<u64, ArchiveError> {
     let io_error = |error: io::Error| ArchiveError::Io(error.to_string());
     let mut file = std::fs::File::open(archive).map_err(io_error)?;

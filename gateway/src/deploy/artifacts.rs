@@ -8,7 +8,6 @@
 //! fetches the archive one chunk at a time, checks its hash and extracts it under the same checks
 //! as a deploy ([`materialize`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -20,10 +19,6 @@ use crate::store::Store;
 /// One row of `artifact_chunks`: big enough that an archive is few rows, small enough that a
 /// node never holds more than this of an archive in memory while storing or fetching it.
 pub const CHUNK_BYTES: usize = 1 << 20;
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// A fresh staging directory path under `functions_dir` (not created).
 pub fn staging_path(functions_dir: &Path) -> PathBuf {
@@ -46,18 +41,6 @@ pub fn install_tree(staging: &Path, functions_dir: &Path, sha256: &str) -> std::
         }
         Err(error) => Err(error),
     }
-}
-
-pub fn save_archive(artifacts_dir: &Path, sha256: &str, archive: &[u8]) -> std::io::Result<()> {
-    let target = artifacts_dir.join(format!("{sha256}.tar.gz"));
-    if target.exists() {
-        return Ok(());
-    }
-    let temporary = artifacts_dir.join(format!(".{sha256}.partial"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(archive)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, &target)
 }
 
 /// Removes an artifact no version uses any more.

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod artifacts;
+pub mod upload;
 
 use std::sync::Arc;
 

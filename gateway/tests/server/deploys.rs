@@ -219,8 +219,9 @@ fn archive_with_data(data: &[u8]) -> Vec<u8> {
     gzip(&builder.into_inner().unwrap())
 }
 
-/// An upload near `[deploy] max_archive_bytes` deploys (not axum's 2 MB multipart default); one
-/// over it is refused with a 413 naming the limit and the setting.
+/// An upload near `[deploy] max_archive_bytes` deploys (not axum's 2 MB multipart default),
+/// received into a file as it arrives; one over it is refused with a 413 naming the limit and the
+/// setting, whether its declared length says so or only its bytes do, and leaves no file behind.
 #[test]
 fn uploads_up_to_the_archive_limit_deploy_and_larger_ones_name_the_setting() {
     let limits = "[deploy]\nmax_archive_bytes = 25000000\nmax_expanded_bytes = 60000000\nmax_entries = 100\n";
@@ -249,4 +250,15 @@ fn uploads_up_to_the_archive_limit_deploy_and_larger_ones_name_the_setting() {
     assert_eq!(code(&refused), "archive_too_large", "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(message.contains("25000000 bytes") && message.contains("[deploy] max_archive_bytes"), "{message}");
+
+    // Within the body's allowance (the form's other fields get a little room) but over the limit
+    // in its archive part: refused while it is received.
+    let over = incompressible(25_000_000 + (256 << 10), 8);
+    let (status, refused) = server.deploy(&ada, "over", over, &[]);
+    assert_eq!((status, code(&refused)), (413, "archive_too_large"), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("[deploy] max_archive_bytes"), "{refused}");
+    let artifacts = std::fs::read_dir(server.data_dir.path().join("artifacts")).unwrap();
+    let names: Vec<String> = artifacts.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|name| !name.starts_with(".upload")), "no partial upload is left: {names:?}");
+    assert_eq!(names.len(), 1, "only the deployed archive is kept: {names:?}");
 }

@@ -41,8 +41,11 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn run(archive: &[u8], limits: &DeployLimits) -> (Result<u64, ArchiveError>, tempfile::TempDir) {
+    // As a deploy receives it: written to a file first.
     let parent = tempfile::tempdir().unwrap();
-    let result = extract(archive, &parent.path().join("out"), limits);
+    let upload = parent.path().join("upload.tar.gz");
+    std::fs::write(&upload, archive).unwrap();
+    let result = extract_file(&upload, &parent.path().join("out"), limits);
     (result, parent)
 }
 
