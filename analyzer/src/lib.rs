@@ -244,12 +244,7 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
     for link in &package.symlinks {
         findings.push(symlink_in_package::RULE.at(link, 1, 1, format!("{link} is a symbolic link")));
     }
-    for file in package.files.iter().chain(&package.native_files) {
-        let extension = file.relative.rsplit_once('.').map_or("", |(_, extension)| extension);
-        if matches!(extension, "node" | "so" | "dylib" | "dll") {
-            findings.push(native_code::RULE.at(&file.relative, 1, 1, format!("{} is a native binary", file.relative)));
-        }
-    }
+    native_binaries(&package, &mut findings);
     let entry = match runtime {
         Runtime::Dart => {
             let name = pubspec::check(&package, options, &mut findings);
@@ -284,6 +279,38 @@ pub fn analyze(dir: &Path, options: &Options) -> Result<Report, AnalyzeError> {
         (entry, _) => entry,
     };
     Ok(Report::new(runtime, entry, findings))
+}
+
+/// Judges the packages a deploy installed (they were not uploaded, so [`analyze`] never saw them)
+/// under the same dependency policy as installed packages that were: `dir` holds `node_modules/`
+/// (Node) or the tree `pip install --target` made (Python). Every finding is one of a dependency:
+/// a warning naming it, or an error where `options` makes it fatal.
+pub fn judge_installed(runtime: Runtime, dir: &Path, options: &Options) -> Result<Vec<Finding>, AnalyzeError> {
+    let package =
+        Package::read(dir).map_err(|source| AnalyzeError::Read { path: dir.display().to_string(), source })?;
+    let dependencies = dependencies::Dependencies::read(&package);
+    let mut findings = Vec::new();
+    native_binaries(&package, &mut findings);
+    if runtime == Runtime::Python {
+        python::scan_dependencies(&package, &dependencies, &mut findings);
+    }
+    dependencies::apply(
+        &mut findings,
+        &dependencies,
+        options.dependency_findings_fatal,
+        options.deny_native_dependencies,
+    );
+    Ok(findings)
+}
+
+/// A finding for every native binary in the package (extension modules, addons).
+fn native_binaries(package: &Package, findings: &mut Vec<Finding>) {
+    for file in package.files.iter().chain(&package.native_files) {
+        let extension = file.relative.rsplit_once('.').map_or("", |(_, extension)| extension);
+        if matches!(extension, "node" | "so" | "dylib" | "dll") {
+            findings.push(native_code::RULE.at(&file.relative, 1, 1, format!("{} is a native binary", file.relative)));
+        }
+    }
 }
 
 /// A function the deploy named must at least be possible in the file: one the file cannot export

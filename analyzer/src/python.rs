@@ -23,11 +23,7 @@ pub fn analyze(
     let files = parse_files_where(package, &[".py"], tree_sitter_python::LANGUAGE.into(), findings, |relative| {
         dependencies.owner(relative).is_none()
     });
-    for file in package.with_extension("py").filter(|file| dependencies.owner(&file.relative).is_some()) {
-        if let Some(source) = crate::syntax::read_source(file, findings) {
-            scan_installed(&file.relative, &source, findings);
-        }
-    }
+    scan_dependencies(package, dependencies, findings);
     for file in &files {
         let source = file.source.as_str();
         // Names bound to the `os` and `socket` modules (`import os as o`).
@@ -333,6 +329,15 @@ fn other_function_hint(main: &ParsedFile) -> String {
 /// `os` calls that start processes, and a socket's `bind`/`listen` in a file that imports
 /// `socket`. Coarser than the syntax tree (a line inside a string can match): its findings are
 /// warnings.
+/// Every installed package's Python files, read line by line (`scan_installed`).
+pub fn scan_dependencies(package: &Package, dependencies: &Dependencies, findings: &mut Vec<Finding>) {
+    for file in package.with_extension("py").filter(|file| dependencies.owner(&file.relative).is_some()) {
+        if let Some(source) = crate::syntax::read_source(file, findings) {
+            scan_installed(&file.relative, &source, findings);
+        }
+    }
+}
+
 fn scan_installed(relative: &str, source: &str, findings: &mut Vec<Finding>) {
     let imports_socket = source.lines().any(|line| {
         let line = line.trim_start();

@@ -120,7 +120,7 @@ struct Launched {
     /// `runtime_unavailable`.
     launch: Result<WorkerLaunch, String>,
     dart_build: Option<runtime::DartBuild>,
-    dependencies: Option<dependencies::DependencyInstall>,
+    dependencies: Option<dependencies::InstalledDependencies>,
 }
 
 /// What `prepare` did.
@@ -134,6 +134,8 @@ pub struct PrepareReport {
     pub dart_build: Option<runtime::DartBuild>,
     /// For Node and Python: what installing the declared dependencies did, when there were some.
     pub dependencies: Option<dependencies::DependencyInstall>,
+    /// Where those packages are on this host, for the analyzer's dependency policy.
+    pub installed_packages: Option<PathBuf>,
     /// The mode the version runs in: the spec's, or what loading it settled.
     pub entry_mode: EntryMode,
     /// Why, in words for the deploy's answer.
@@ -418,7 +420,8 @@ impl Prewarm {
             warm_workers,
             runtime_unavailable,
             dart_build,
-            dependencies,
+            installed_packages: dependencies.as_ref().map(dependencies::InstalledDependencies::judged_dir),
+            dependencies: dependencies.map(|installed| installed.install),
             entry_mode: spec.entry.mode,
             shape: (spec.entry.mode == EntryMode::Handler && spec.runtime != Runtime::Dart)
                 .then_some(spec.entry.shape)
@@ -566,7 +569,7 @@ impl Prewarm {
             _function_network: function_network,
             dart_builds_dir,
         });
-        Ok(Launched { launch, dart_build, dependencies: installed.map(|installed| installed.install) })
+        Ok(Launched { launch, dart_build, dependencies: installed })
     }
 
     /// Installs what the function's manifest declares (see `dependencies`), as its uid in a

@@ -341,7 +341,8 @@ pub async fn deploy(
             "url": format!("/fn/{name}"),
             "host": app.config.http.functions_domain.as_ref().map(|domain| format!("{name}.{domain}")),
             "sha256": sha256,
-            "analysis": analysis,
+            // With what the installed packages added, when the deploy installed some.
+            "analysis": serde_json::from_str::<Value>(&version.analysis).unwrap_or(analysis),
             "warm_workers": prepared.warm_workers,
             "build": prepared.dart_build,
             "dependencies": prepared.dependencies,

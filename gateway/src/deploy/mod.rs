@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod artifacts;
+mod installed;
 pub mod upload;
 
 use std::sync::Arc;
@@ -62,7 +63,14 @@ pub async fn store_and_activate(
     // No shape named: the adapter detects it, and the version keeps what it found.
     spec.entry.shape = settings.shape;
     let key = spec.key.clone();
-    let prepared = app.prewarm.prepare(spec).await;
+    let mut prepared = app.prewarm.prepare(spec).await;
+    let installed = prepared.as_ref().ok().and_then(|report| report.installed_packages.clone());
+    if let Some(installed) = installed {
+        if let Err(refusal) = installed::judge(app, version, installed).await {
+            app.prewarm.retire(&key);
+            prepared = Err(prewarm::PrepareError::DependenciesRefused(refusal));
+        }
+    }
     if let Ok(report) = &prepared {
         version.entry_mode = report.entry_mode.as_str().to_string();
         settings.entry_reason = Some(report.entry_reason.clone());

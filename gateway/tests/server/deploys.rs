@@ -258,7 +258,8 @@ fn uploads_up_to_the_archive_limit_deploy_and_larger_ones_name_the_setting() {
     assert_eq!((status, code(&refused)), (413, "archive_too_large"), "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("[deploy] max_archive_bytes"), "{refused}");
     let artifacts = std::fs::read_dir(server.data_dir.path().join("artifacts")).unwrap();
-    let names: Vec<String> = artifacts.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        artifacts.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|name| !name.starts_with(".upload")), "no partial upload is left: {names:?}");
     assert_eq!(names.len(), 1, "only the deployed archive is kept: {names:?}");
 }

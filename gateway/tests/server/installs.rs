@@ -66,6 +66,15 @@ fn python_requirements_install_wheels_with_a_native_one() {
     assert_eq!(answer["order"], serde_json::json!({"id": 7, "item": "pen"}), "{answer}");
     assert_eq!(answer["requests"], "2.32.3");
     assert_eq!(answer["url"], "https://example.com/orders?id=7");
+    // The installed packages met the analyzer's dependency policy: warnings naming them.
+    let findings = deployed["analysis"]["findings"].as_array().unwrap();
+    assert!(findings.iter().all(|finding| finding["severity"] == "warning"), "{findings:?}");
+    for package in ["`urllib3`", "`pydantic-core`"] {
+        assert!(
+            findings.iter().any(|finding| finding["message"].as_str().unwrap().contains(package)),
+            "a finding names {package}: {findings:?}"
+        );
+    }
 
     // Another version with the same requirements in another order: a new install, from the
     // function's wheelhouse, offline.
@@ -177,4 +186,18 @@ fn an_install_that_takes_too_long_is_stopped() {
     assert_eq!((status, code(&body)), (422, "dependencies_unresolved"), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("did not finish within 1s") && message.contains("install_timeout_secs"), "{message}");
+}
+
+#[test]
+fn the_analyzers_dependency_policy_applies_to_installed_packages() {
+    let config = "[analyzer]\ndeny_native_dependencies = true\n";
+    let Some(server) = Server::start_with_config(Backend::Sqlite, config, &[]) else { return };
+    let ada = server.user("ada@example.com");
+    let (status, body) = server.deploy(&ada, "orders", example("examples/python/packages-function"), &[]);
+    assert_eq!((status, code(&body)), (422, "dependencies_refused"), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[analyzer] policy") && message.contains("pydantic_core/"), "{message}");
+    assert!(message.contains("native binary"), "{message}");
+    let info: Value = server.get("/api/functions/orders", Some(&ada)).json().unwrap();
+    assert_eq!(info["active_version"], Value::Null, "{info}");
 }

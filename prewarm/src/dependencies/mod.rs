@@ -87,6 +87,15 @@ impl InstalledDependencies {
     pub fn packages_dir(&self) -> PathBuf {
         self.dir.join(packages_dir_name(self.runtime))
     }
+
+    /// The directory the analyzer reads them in, as it would have found them uploaded:
+    /// `node_modules/` inside it (Node), pip's tree at its top (Python).
+    pub fn judged_dir(&self) -> PathBuf {
+        match self.runtime {
+            Runtime::Python => self.packages_dir(),
+            _ => self.dir.clone(),
+        }
+    }
 }
 
 fn packages_dir_name(runtime: Runtime) -> &'static str {
