@@ -142,7 +142,15 @@ pub(crate) async fn install(
         Manager::Npm => Some(settings.npm.clone().ok_or_else(|| {
             DependencyError::Unresolved("the function has a package.json with dependencies and no node_modules, and npm is not installed on this server: upload node_modules with the function (run `npm install --omit=dev` first), or ask the operator to install npm (apt-get install npm)".into())
         })?),
-        Manager::Pip => None,
+        Manager::Pip => {
+            if !has_pip(executable) {
+                return Err(DependencyError::Unresolved(format!(
+                    "the function has a requirements.txt, and pip is not installed for {} on this server: upload the packages installed with the function (`pip install --target . -r requirements.txt`), or ask the operator to install pip (apt-get install python3-pip)",
+                    executable.display()
+                )));
+            }
+            None
+        }
     };
     let dir =
         settings.installs_dir.join(install_key(manager, runtime, executable, tool.as_deref(), function_dir, settings));
@@ -445,6 +453,25 @@ fn install_key(
 fn read_install(dir: &Path, runtime: Runtime) -> Option<DependencyInstall> {
     let install = serde_json::from_slice(&std::fs::read(dir.join("install.json")).ok()?).ok()?;
     dir.join(packages_dir_name(runtime)).is_dir().then_some(install)
+}
+
+/// Whether `python` can import pip (asked once per interpreter).
+fn has_pip(python: &Path) -> bool {
+    static ASKED: std::sync::Mutex<Vec<(PathBuf, bool)>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut asked) = ASKED.lock() else { return true };
+    if let Some((_, found)) = asked.iter().find(|(path, _)| path == python) {
+        return *found;
+    }
+    let found = std::process::Command::new(python)
+        .args(["-I", "-c", "import pip"])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    asked.push((python.to_path_buf(), found));
+    found
 }
 
 fn staging_dir(installs_dir: &Path) -> PathBuf {
