@@ -34,12 +34,17 @@ pub fn free_port() -> u16 {
 
 /// A `.tar.gz` of the files given as (path, contents).
 pub fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    tar_gz_bytes(files.iter().map(|(name, contents)| (name.to_string(), contents.as_bytes())))
+}
+
+/// A `.tar.gz` of the files given as (path, bytes).
+pub fn tar_gz_bytes<'a>(files: impl IntoIterator<Item = (String, &'a [u8])>) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (name, contents) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
-        builder.append_data(&mut header, name, contents.as_bytes()).expect("tar");
+        builder.append_data(&mut header, name, contents).expect("tar");
     }
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(&builder.into_inner().expect("tar")).expect("gzip");
@@ -104,21 +109,11 @@ impl Gateway {
 
     /// Deploys a public function made of `files`; panics unless it answers 201.
     pub fn deploy_public(&self, name: &str, files: &[(&str, &str)]) {
-        let form = reqwest::blocking::multipart::Form::new()
-            .text("name", name.to_string())
-            .text("public", "true")
-            .part("archive", reqwest::blocking::multipart::Part::bytes(tar_gz(files)).file_name("function.tar.gz"));
-        let deployed = self
-            .client
-            .post(format!("{}/api/functions/deploy", self.base))
-            .bearer_auth(&self.token)
-            .multipart(form)
-            .send()
-            .expect("deploy");
-        assert_eq!(deployed.status(), 201, "{name}: {}", deployed.text().unwrap_or_default());
+        let (status, answer) = self.deploy_archive(name, tar_gz(files));
+        assert_eq!(status, 201, "{name}: {answer}");
     }
 
-    /// Deploys `archive` (a `.tar.gz`) as `name`; the status and the answer.
+    /// Deploys `archive` (a `.tar.gz`) as a public function `name`; the status and the answer.
     pub fn deploy_archive(&self, name: &str, archive: Vec<u8>) -> (u16, Value) {
         let form = reqwest::blocking::multipart::Form::new()
             .text("name", name.to_string())

@@ -29,16 +29,10 @@ fn handler(tag: &str) -> String {
     )
 }
 
-/// `files` plus the tree under `dir` at `prefix`, as a `.tar.gz`.
+/// `files` plus the tree under `dir` at `prefix`, as a `.tar.gz`; and how many files the tree had.
 fn archive_with_tree(files: &[(&str, String)], dir: &Path, prefix: &str) -> (Vec<u8>, usize) {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, contents) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(contents.len() as u64);
-        header.set_mode(0o644);
-        builder.append_data(&mut header, name, contents.as_bytes()).expect("tar");
-    }
-    let mut count = 0;
+    let mut entries: Vec<(String, Vec<u8>)> =
+        files.iter().map(|(name, contents)| (name.to_string(), contents.clone().into_bytes())).collect();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
         for entry in std::fs::read_dir(&current).expect("the installed tree").flatten() {
@@ -47,19 +41,13 @@ fn archive_with_tree(files: &[(&str, String)], dir: &Path, prefix: &str) -> (Vec
             if kind.is_dir() {
                 pending.push(entry.path());
             } else if kind.is_file() {
-                let data = std::fs::read(entry.path()).expect("a file");
-                let mut header = tar::Header::new_gnu();
-                header.set_size(data.len() as u64);
-                header.set_mode(0o644);
-                builder.append_data(&mut header, Path::new(prefix).join(relative), data.as_slice()).expect("tar");
-                count += 1;
+                let name = Path::new(prefix).join(relative).display().to_string();
+                entries.push((name, std::fs::read(entry.path()).expect("a file")));
             }
         }
     }
-    let tar = builder.into_inner().expect("tar");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut encoder, &tar).expect("gzip");
-    (encoder.finish().expect("gzip"), count)
+    let count = entries.len() - files.len();
+    (bench::tar_gz_bytes(entries.iter().map(|(name, data)| (name.clone(), data.as_slice()))), count)
 }
 
 fn deploy(gateway: &Gateway, name: &str, archive: Vec<u8>) -> (Duration, serde_json::Value) {

@@ -152,15 +152,14 @@ pub(crate) async fn install(
             None
         }
     };
-    let dir =
-        settings.installs_dir.join(install_key(manager, runtime, executable, tool.as_deref(), function_dir, settings));
+    let job = InstallJob { manager, runtime, executable, tool: tool.as_deref(), function_dir };
+    let dir = settings.installs_dir.join(install_key(&job, settings));
     if let Some(mut install) = read_install(&dir, runtime) {
         install.reused = true;
         return Ok(Some(InstalledDependencies { runtime, dir, install }));
     }
     let staging = staging_dir(&settings.installs_dir);
-    let made =
-        make_install(builder, manager, runtime, executable, tool.as_deref(), function_dir, settings, &staging).await;
+    let made = make_install(builder, &job, settings, &staging).await;
     let install = match made {
         Ok(install) => install,
         Err(error) => {
@@ -182,20 +181,28 @@ pub(crate) async fn install(
     Ok(Some(InstalledDependencies { runtime, dir, install }))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn make_install(
-    builder: &Builder<'_>,
+/// One install: what is installed, by which tool, for which runtime.
+struct InstallJob<'a> {
     manager: Manager,
     runtime: Runtime,
-    executable: &Path,
-    tool: Option<&Path>,
-    function_dir: &Path,
+    /// The runtime's interpreter, which runs the package manager.
+    executable: &'a Path,
+    /// npm's package directory.
+    tool: Option<&'a Path>,
+    function_dir: &'a Path,
+}
+
+async fn make_install(
+    builder: &Builder<'_>,
+    job: &InstallJob<'_>,
     settings: &DependencySettings,
     staging: &Path,
 ) -> Result<DependencyInstall, DependencyError> {
+    let InstallJob { manager, runtime, executable, tool, function_dir } = *job;
     let io = |what: &str, error: std::io::Error| DependencyError::Build(format!("{what}: {error}"));
     let output = staging.join("out");
-    copy_sources(function_dir, &output).map_err(|error| io("copy the function", error))?;
+    crate::runtime::copy_sources(job.function_dir, &output, &[".git"])
+        .map_err(|error| io("copy the function", error))?;
     let cache = prepare_cache(builder, settings).map_err(|error| io("prepare the download cache", error))?;
     if let Builder::Confined { uid, .. } = builder {
         // The builder writes its copy as the function's uid; the server seals it afterwards.
@@ -395,38 +402,10 @@ fn seal(dir: &Path) -> Result<(), String> {
     crate::sandbox::rootfs::make_world_readable(dir)
 }
 
-/// Copies the function's sources for the builder: files, directories and links as links (the
-/// analyzer refused links leaving the package), not `.git/`.
-fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let name = entry.file_name();
-        let target = to.join(&name);
-        if kind.is_dir() {
-            if name != ".git" {
-                copy_sources(&entry.path(), &target)?;
-            }
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// What an install depends on: the manifests, the runtime and package manager, the policy; and
 /// the whole function directory when a manifest names a local path.
-fn install_key(
-    manager: Manager,
-    runtime: Runtime,
-    executable: &Path,
-    tool: Option<&Path>,
-    function_dir: &Path,
-    settings: &DependencySettings,
-) -> String {
+fn install_key(job: &InstallJob<'_>, settings: &DependencySettings) -> String {
+    let InstallJob { manager, runtime, executable, tool, function_dir } = *job;
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());

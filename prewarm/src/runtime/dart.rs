@@ -171,7 +171,9 @@ async fn make_build(
 ) -> Result<DartBuild, DartPrepareError> {
     let io = |what: &str, error: std::io::Error| DartPrepareError::Build(format!("{what}: {error}"));
     std::fs::create_dir_all(&settings.pub_cache).map_err(|error| io("create the pub cache", error))?;
-    copy_sources(function_dir, &staging.join("package")).map_err(|error| io("copy the sources", error))?;
+    // Not `.dart_tool/` or `build/`: machine output that is regenerated here.
+    super::copy_sources(function_dir, &staging.join("package"), &[".dart_tool", "build"])
+        .map_err(|error| io("copy the sources", error))?;
     std::fs::write(staging.join("containerpub_adapter.dart"), DART_ADAPTER)
         .and_then(|()| {
             std::fs::write(
@@ -374,26 +376,6 @@ fn refuse_build_hooks(package: &Path) -> Result<(), DartPrepareError> {
         hooked.join(", "),
         if hooked.len() == 1 { "has" } else { "have" }
     )))
-}
-
-/// Copies the function's sources: files and directories, never links (the analyzer refuses
-/// them), and not `.dart_tool/` or `build/` (machine output that is regenerated here).
-fn copy_sources(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let name = entry.file_name();
-        let target = to.join(&name);
-        if kind.is_dir() {
-            if name != ".dart_tool" && name != "build" {
-                copy_sources(&entry.path(), &target)?;
-            }
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// What a build depends on: the (content-addressed) source directory, the entry, the SDK and the
