@@ -273,6 +273,27 @@ pub fn is_executable_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
+/// Copies a function's sources for a build step that writes beside them (`dart pub get`, npm):
+/// files and directories, never links (uploads have none: extraction and the analyzer refuse
+/// them), and not the directories named in `skipped`.
+pub(crate) fn copy_sources(from: &Path, to: &Path, skipped: &[&str]) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        let target = to.join(&name);
+        if kind.is_dir() {
+            if !skipped.iter().any(|skip| name == *skip) {
+                copy_sources(&entry.path(), &target, skipped)?;
+            }
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,25 +328,4 @@ mod tests {
         assert_eq!("node".parse::<Runtime>(), Ok(Runtime::Node));
         assert!("ruby".parse::<Runtime>().unwrap_err().contains("expected dart, node or python"));
     }
-}
-
-/// Copies a function's sources for a build step that writes beside them (`dart pub get`, npm):
-/// files and directories, never links (uploads have none: extraction and the analyzer refuse
-/// them), and not the directories named in `skipped`.
-pub(crate) fn copy_sources(from: &Path, to: &Path, skipped: &[&str]) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let name = entry.file_name();
-        let target = to.join(&name);
-        if kind.is_dir() {
-            if !skipped.iter().any(|skip| name == *skip) {
-                copy_sources(&entry.path(), &target, skipped)?;
-            }
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
