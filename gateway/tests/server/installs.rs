@@ -131,6 +131,23 @@ fn a_package_with_an_install_script_is_refused_by_name() {
 }
 
 #[test]
+fn an_operator_can_allow_packages_with_install_scripts_which_still_never_run() {
+    let config = "[dependencies]\nallow_install_scripts = true\n";
+    let Some(server) = Server::start_with_config(Backend::Sqlite, config, &[]) else { return };
+    let ada = server.user("ada@example.com");
+    let upload = archive(&[
+        ("package.json", r#"{"dependencies":{"es5-ext":"0.10.64"}}"#),
+        ("index.js", "const ext = require('es5-ext/package.json');\nexports.handler = async () => ({ name: ext.name, version: ext.version });"),
+    ]);
+    let (status, deployed) = server.deploy(&ada, "scripted", upload, &[("public", "true")]);
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(
+        call(&server, "scripted", serde_json::json!({})),
+        serde_json::json!({"name": "es5-ext", "version": "0.10.64"})
+    );
+}
+
+#[test]
 fn manifests_that_reach_for_the_host_fail_inside_the_builder() {
     let Some(server) = Server::start(Backend::Sqlite) else { return };
     let ada = server.user("ada@example.com");
@@ -200,4 +217,32 @@ fn the_analyzers_dependency_policy_applies_to_installed_packages() {
     assert!(message.contains("native binary"), "{message}");
     let info: Value = server.get("/api/functions/orders", Some(&ada)).json().unwrap();
     assert_eq!(info["active_version"], Value::Null, "{info}");
+}
+
+#[test]
+fn an_upload_cannot_plant_files_in_an_install_another_function_reuses() {
+    let Some(server) = Server::start(Backend::Sqlite) else { return };
+    let (mallory, ada) = (server.user("mallory@example.com"), server.user("ada@example.com"));
+    let main = "import requests\n\ndef handler(body):\n    return {'requests': requests.__version__}\n";
+    let requirements = "requests==2.32.3\n";
+    // Files where pip installs and where npm would, shipped with the upload.
+    let planted = archive(&[
+        ("main.py", main),
+        ("requirements.txt", requirements),
+        (".containerpub-python/requests/__init__.py", "__version__ = 'planted'\n"),
+        (".containerpub-python/requests-9.9.9.dist-info/RECORD", "requests/__init__.py,,\n"),
+    ]);
+    let (status, deployed) = server.deploy(&mallory, "planter", planted, &[("public", "true")]);
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(call(&server, "planter", serde_json::json!({}))["requests"], "2.32.3");
+    // The same requirements: the install is reused, and it is pip's alone.
+    let (status, deployed) = server.deploy(
+        &ada,
+        "victim",
+        archive(&[("main.py", main), ("requirements.txt", requirements)]),
+        &[("public", "true")],
+    );
+    assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["dependencies"]["reused"], true, "{deployed}");
+    assert_eq!(call(&server, "victim", serde_json::json!({}))["requests"], "2.32.3");
 }

@@ -201,8 +201,23 @@ async fn make_install(
     let InstallJob { manager, runtime, executable, tool, function_dir } = *job;
     let io = |what: &str, error: std::io::Error| DependencyError::Build(format!("{what}: {error}"));
     let output = staging.join("out");
-    crate::runtime::copy_sources(job.function_dir, &output, &[".git"])
-        .map_err(|error| io("copy the function", error))?;
+    // The manifests alone, unless one names a local path: then the whole source (and the key
+    // holds the source directory). Never a directory the tool installs into: an upload cannot
+    // plant files in an install that other functions with the same manifests reuse.
+    let (manifests, local) = manifests_of(job);
+    if local {
+        crate::runtime::copy_sources(function_dir, &output, &[".git"])
+            .map_err(|error| io("copy the function", error))?;
+    } else {
+        std::fs::create_dir_all(&output).map_err(|error| io("create the build directory", error))?;
+        for manifest in manifests.iter().filter(|manifest| function_dir.join(manifest).is_file()) {
+            std::fs::copy(function_dir.join(manifest), output.join(manifest))
+                .map_err(|error| io("copy the manifest", error))?;
+        }
+    }
+    for installed in ["node_modules", pip::TARGET] {
+        let _ = std::fs::remove_dir_all(output.join(installed));
+    }
     let cache = prepare_cache(builder, settings).map_err(|error| io("prepare the download cache", error))?;
     if let Builder::Confined { uid, .. } = builder {
         // The builder writes its copy as the function's uid; the server seals it afterwards.
@@ -290,7 +305,13 @@ async fn make_install(
         Manager::Npm => output.join("node_modules"),
         Manager::Pip => output.join(pip::TARGET),
     };
-    if !installed.is_dir() {
+    // What the builder left is checked without following links: workers get this directory bound,
+    // and a link would be resolved on the host.
+    let left = std::fs::symlink_metadata(&installed);
+    if left.as_ref().is_ok_and(|meta| !meta.is_dir()) {
+        return Err(DependencyError::Build(format!("{} is not a directory after the install", installed.display())));
+    }
+    if left.is_err() {
         // npm writes no node_modules when every dependency was optional and skipped.
         std::fs::create_dir_all(&installed).map_err(|error| io("create the package directory", error))?;
     }
@@ -405,7 +426,7 @@ fn seal(dir: &Path) -> Result<(), String> {
 /// What an install depends on: the manifests, the runtime and package manager, the policy; and
 /// the whole function directory when a manifest names a local path.
 fn install_key(job: &InstallJob<'_>, settings: &DependencySettings) -> String {
-    let InstallJob { manager, runtime, executable, tool, function_dir } = *job;
+    let InstallJob { runtime, executable, tool, function_dir, .. } = *job;
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());
@@ -415,10 +436,7 @@ fn install_key(job: &InstallJob<'_>, settings: &DependencySettings) -> String {
     part(executable.as_os_str().as_encoded_bytes());
     part(tool.map(Path::as_os_str).unwrap_or_default().as_encoded_bytes());
     part(&[u8::from(settings.allow_install_scripts)]);
-    let (manifests, local) = match manager {
-        Manager::Npm => (npm::MANIFESTS, npm::has_local_references(function_dir)),
-        Manager::Pip => (pip::MANIFESTS, pip::has_local_references(function_dir)),
-    };
+    let (manifests, local) = manifests_of(job);
     for manifest in manifests {
         part(manifest.as_bytes());
         part(&std::fs::read(function_dir.join(manifest)).unwrap_or_default());
@@ -427,6 +445,14 @@ fn install_key(job: &InstallJob<'_>, settings: &DependencySettings) -> String {
         part(function_dir.as_os_str().as_encoded_bytes());
     }
     hex::encode(&hash.finalize()[..12])
+}
+
+/// The manifest files of a job's package manager, and whether one names a local path.
+fn manifests_of(job: &InstallJob<'_>) -> (&'static [&'static str], bool) {
+    match job.manager {
+        Manager::Npm => (npm::MANIFESTS, npm::has_local_references(job.function_dir)),
+        Manager::Pip => (pip::MANIFESTS, pip::has_local_references(job.function_dir)),
+    }
 }
 
 fn read_install(dir: &Path, runtime: Runtime) -> Option<DependencyInstall> {

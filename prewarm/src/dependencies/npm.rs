@@ -95,8 +95,12 @@ pub fn environment(path: &str, home: &Path) -> Vec<(String, String)> {
 /// those that need scripts or ship compiled addons.
 pub fn inspect(node_modules: &Path) -> Inspection {
     let mut inspection = Inspection::default();
-    let record = std::fs::read_to_string(node_modules.join(".package-lock.json"))
-        .ok()
+    // The builder wrote it: read only a plain file (not a link, not a FIFO).
+    let record_path = node_modules.join(".package-lock.json");
+    let plain = std::fs::symlink_metadata(&record_path).is_ok_and(|meta| meta.is_file());
+    let record = plain
+        .then(|| std::fs::read_to_string(&record_path).ok())
+        .flatten()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
     for (location, package) in record.as_ref().and_then(|record| record["packages"].as_object()).into_iter().flatten() {
         if location.is_empty() {
