@@ -224,18 +224,22 @@ fn an_upload_cannot_plant_files_in_an_install_another_function_reuses() {
     let Some(server) = Server::start(Backend::Sqlite) else { return };
     let (mallory, ada) = (server.user("mallory@example.com"), server.user("ada@example.com"));
     let main = "import requests\n\ndef handler(body):\n    return {'requests': requests.__version__}\n";
-    let requirements = "requests==2.32.3\n";
-    // Files where pip installs and where npm would, shipped with the upload.
+    // A first deploy fills the function's wheelhouse, so the next install runs offline at once.
+    let plain = archive(&[("main.py", main), ("requirements.txt", "requests==2.32.3\n")]);
+    let (status, deployed) = server.deploy(&mallory, "planter", plain, &[("public", "true")]);
+    assert_eq!(status, 201, "{deployed}");
+    // Then other requirements text (a new install) with files shipped where pip installs.
+    let requirements = "# pinned\nrequests==2.32.3\n";
     let planted = archive(&[
         ("main.py", main),
         ("requirements.txt", requirements),
         (".containerpub-python/requests/__init__.py", "__version__ = 'planted'\n"),
-        (".containerpub-python/requests-9.9.9.dist-info/RECORD", "requests/__init__.py,,\n"),
     ]);
-    let (status, deployed) = server.deploy(&mallory, "planter", planted, &[("public", "true")]);
+    let (status, deployed) = server.deploy(&mallory, "planter", planted, &[]);
     assert_eq!(status, 201, "{deployed}");
+    assert_eq!(deployed["dependencies"]["offline"], true, "{deployed}");
     assert_eq!(call(&server, "planter", serde_json::json!({}))["requests"], "2.32.3");
-    // The same requirements: the install is reused, and it is pip's alone.
+    // Another tenant with the same requirements reuses that install: it is pip's alone.
     let (status, deployed) = server.deploy(
         &ada,
         "victim",
