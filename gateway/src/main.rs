@@ -95,6 +95,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    keep_inherited_descriptors_to_ourselves();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -110,6 +111,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("containerpub: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Descriptors this process was started with besides stdio (a service manager's, a shell's
+/// `7< file`) are marked close-on-exec at once, so nothing it starts inherits them; workers close
+/// every descriptor but their own anyway (`prewarm::exec_wrapper::close_inherited_descriptors`).
+fn keep_inherited_descriptors_to_ourselves() {
+    let Ok(listed) = std::fs::read_dir("/proc/self/fd") else { return };
+    let inherited: Vec<i32> = listed.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect();
+    for fd in inherited.into_iter().filter(|fd| *fd > 2) {
+        // SAFETY: the descriptor is only borrowed for the call; one that closed meanwhile (the
+        // listing's own) answers EBADF, which is ignored.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let _ = nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
     }
 }
 

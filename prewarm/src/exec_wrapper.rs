@@ -372,6 +372,10 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Nothing the server was started with reaches the runtime (a file, a pipe, a socket).
+    if let Err(error) = close_inherited_descriptors() {
+        return error;
+    }
     // Last: from here on the kernel refuses what the policy lists, to this process and the runtime.
     if let Some(policy) = &policy {
         if let Err(error) = policy.install() {
@@ -382,6 +386,33 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
         Ok(never) => match never {},
         Err(error) => format!("exec {}: {error}", plan.program.display()),
     }
+}
+
+/// The descriptors a runtime keeps: stdin, stdout, stderr and the protocol's request and response
+/// pipes (`protocol::REQUEST_FD`, `RESPONSE_FD`).
+pub const KEPT_DESCRIPTORS: i32 = 5;
+
+/// Closes every descriptor from [`KEPT_DESCRIPTORS`] up. The server's own files are opened
+/// close-on-exec, but what it inherited from whoever started it need not be (a service manager's
+/// or a shell's `7< file`), and `posix_spawn` passes those on to every worker.
+pub fn close_inherited_descriptors() -> Result<(), String> {
+    // SAFETY: close_range takes plain integers and touches only this process's descriptor table.
+    let closed =
+        unsafe { libc::syscall(libc::SYS_close_range, KEPT_DESCRIPTORS as libc::c_uint, libc::c_uint::MAX, 0) };
+    if closed == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.9: close what the process's descriptor directory lists.
+    let listed = std::fs::read_dir("/proc/self/fd").map_err(|error| format!("list inherited descriptors: {error}"))?;
+    let open: Vec<i32> = listed.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect();
+    for fd in open.into_iter().filter(|fd| *fd >= KEPT_DESCRIPTORS) {
+        // SAFETY: closing a descriptor this single-threaded process is about to give up anyway
+        // (the listing's own, already closed, answers EBADF, which is fine).
+        unsafe {
+            libc::close(fd);
+        }
+    }
+    Ok(())
 }
 
 /// Reads a shell's plan from stdin until the pool closes the pipe, then points stdin at /dev/null.

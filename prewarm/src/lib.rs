@@ -481,8 +481,8 @@ impl Prewarm {
     /// dependencies cannot be resolved); the inner one is a missing runtime, which leaves the
     /// version registered and answering `runtime_unavailable`.
     async fn launch_for(&self, spec: &FunctionSpec, sandbox: Option<SandboxLaunch>) -> Result<Launched, PrepareError> {
-        let (mut sandbox, function_network) = match sandbox {
-            Some(launch) => (Some(launch.steps), launch.function_network),
+        let (mut sandbox, network) = match sandbox {
+            Some(launch) => (Some(launch.steps), Some(launch.network)),
             None => (None, None),
         };
         let runtimes = &self.shared.runtimes;
@@ -566,7 +566,7 @@ impl Prewarm {
             env,
             directory,
             sandbox,
-            _function_network: function_network,
+            _network: network,
             dart_builds_dir,
         });
         Ok(Launched { launch, dart_build, dependencies: installed })

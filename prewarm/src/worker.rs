@@ -33,7 +33,7 @@ pub(crate) struct WorkerLaunch {
     pub directory: PathBuf,
     pub sandbox: Option<crate::sandbox::enter::SandboxSteps>,
     /// Kept while the version runs: its workers join this namespace by path.
-    pub _function_network: Option<Arc<crate::sandbox::network::FunctionNetwork>>,
+    pub _network: Option<crate::sandbox::network::OwnNetwork>,
     /// Dart: where builds are compiled, whose paths a compiled function's stack frames keep.
     pub dart_builds_dir: Option<PathBuf>,
 }

@@ -439,7 +439,7 @@ struct SandboxedShells {
     /// Held for as long as the shells run: it owns the host side of their namespaces.
     sandbox: std::sync::Arc<Sandbox>,
     /// The function's network namespace, joined by path: kept open while the shells run.
-    network: std::sync::Arc<prewarm::sandbox::network::FunctionNetwork>,
+    network: prewarm::sandbox::network::OwnNetwork,
     wrapper: PathBuf,
     _state: std::sync::Arc<tempfile::TempDir>,
 }
@@ -474,7 +474,7 @@ fn sandboxed_shells(
     let launch = sandbox
         .launch(Runtime::Python, &function_dir, uid, NetworkPolicy::Egress, 128 << 20, None)
         .map_err(anyhow::Error::msg)?;
-    let (steps, network) = (launch.steps, launch.function_network.context("egress has a network namespace")?);
+    let (steps, network) = (launch.steps, launch.network);
     let spawner = Spawner::start(Some(setup))?;
     let sandbox = std::sync::Arc::new(sandbox);
     let shells = ShellPool::new(spawner.clone(), groups, wrapper.to_path_buf(), spare, true);

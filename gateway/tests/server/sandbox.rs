@@ -78,6 +78,7 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     for (name, files, fields) in [
         ("probe", vec![("main.py", PROBE_PY)], vec![("tool", "program")]),
         ("probe-offline", vec![("main.py", PROBE_PY)], vec![("network", "none")]),
+        ("probe-offline-2", vec![("main.py", PROBE_PY)], vec![("network", "none")]),
         ("probe-node", vec![("index.js", PROBE_JS)], vec![]),
     ] {
         let (program, fields): (Vec<_>, Vec<_>) = fields.into_iter().partition(|(key, _)| *key == "tool");
@@ -109,6 +110,17 @@ fn hostile_tenants_stay_inside_their_sandbox() {
         assert_ne!(me["namespaces"][kind], host.as_str(), "the worker is in the host's {kind} namespace");
     }
     assert_ne!(me["namespaces"]["net"], offline_me["namespaces"]["net"]);
+    // `none` means alone: two such functions do not share a namespace, and one's sockets are not
+    // in the other's view.
+    let offline_other = probe(&server, &mallory, "probe-offline-2", json!({ "probe": "identity" }));
+    assert_ne!(
+        offline_me["namespaces"]["net"], offline_other["namespaces"]["net"],
+        "two `none` functions share a network"
+    );
+    let holding = probe(&server, &mallory, "probe-offline", json!({ "probe": "udp", "hold": true }));
+    assert_eq!(holding["uids"], json!([offline_me["uid"]]), "{holding}");
+    let neighbour = probe(&server, &mallory, "probe-offline-2", json!({ "probe": "udp" }));
+    assert_eq!(neighbour["uids"], json!([]), "another function's socket is in view: {neighbour}");
 
     // Its pipes are its own uid's (mode 0600, so no other uid's), and open again by path, which
     // is how dart:io reaches them; no other process's descriptors are in its view.
@@ -418,6 +430,76 @@ fn without_root_the_server_refuses_to_start_unconfined() {
     let log = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
     assert_eq!(health["sandbox"]["mode"], "off", "{health}");
     assert!(log.contains("unconfined"), "the server warns that functions run unconfined: {log}");
+}
+
+/// Descriptors the server was started with (a root-only file on fd 7 and fd 250, as a careless
+/// service manager or shell might pass them) are closed before any function's code runs.
+#[test]
+fn descriptors_the_server_inherited_never_reach_a_worker() {
+    if !sandbox_runs_here() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret_path = secret_dir.path().join("root-only");
+    std::fs::write(&secret_path, "the server's secret").unwrap();
+    std::fs::set_permissions(&secret_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let secret = std::fs::File::open(&secret_path).unwrap();
+    let raw = secret.as_raw_fd();
+    let (data, port) = (tempfile::tempdir().unwrap(), free_port());
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_containerpub"));
+    let mut command = Command::new(&binary);
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path())
+        .env("JWT_SECRET", crate::harness::SECRET)
+        .env("CONTAINERPUB_WORKER_EXEC", binary.with_file_name("containerpub-worker-exec"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; the copies it makes are not close-on-exec, and they are
+    // the child's to keep (forgotten, never closed here).
+    unsafe {
+        command.pre_exec(move || {
+            for target in [7, 250] {
+                let source = std::os::fd::BorrowedFd::borrow_raw(raw);
+                std::mem::forget(nix::unistd::dup2_raw(source, target)?);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    wait_for_health(port, &mut child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let credentials = json!({ "email": "admin@example.com", "password": "correct horse battery" });
+    let login: Value = client.post(format!("{base}/api/auth/login")).json(&credentials).send().unwrap().json().unwrap();
+    let token = login["token"].as_str().unwrap().to_string();
+    let form = reqwest::blocking::multipart::Form::new().text("name", "probe").part(
+        "archive",
+        reqwest::blocking::multipart::Part::bytes(archive(&[("main.py", PROBE_PY)])).file_name("f.tar.gz"),
+    );
+    let deployed =
+        client.post(format!("{base}/api/functions/deploy")).bearer_auth(&token).multipart(form).send().unwrap();
+    assert_eq!(deployed.status(), 201, "{}", deployed.text().unwrap_or_default());
+    let seen: Value = client
+        .post(format!("{base}/fn/probe"))
+        .bearer_auth(&token)
+        .json(&json!({ "probe": "descriptors", "fds": [7, 250] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The runtime opens descriptors of its own from 5 up (fd 7 may be one of them), but none is
+    // the server's file, and nothing reads its contents.
+    let targets = seen["targets"].as_object().unwrap();
+    assert!(targets.values().all(|target| !target.as_str().unwrap().contains("root-only")), "{seen}");
+    assert_eq!(seen["reads"]["250"]["errno"], 9, "EBADF: {seen}");
+    for fd in ["7", "250"] {
+        assert!(!seen["reads"][fd].to_string().contains("secret"), "fd {fd} read the server's file: {seen}");
+    }
 }
 
 fn wait_for_health(port: u16, child: &mut Child) -> Value {

@@ -180,7 +180,7 @@ async fn run_confined(
         confinement.release();
         drop(pending);
     });
-    drop(launch.function_network);
+    drop(launch.network);
     let Some(status) = ended else { return Err(ToolFailure::TimedOut(run.timeout)) };
     let lines = logs.finish().lines.into_iter().map(|line| (line.stream, line.text)).collect();
     let status_text = match status {

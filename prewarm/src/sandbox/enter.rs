@@ -72,6 +72,7 @@ fn monitor(child: nix::unistd::Pid) -> ! {
     for fd in [0, 1, 3, 4] {
         let _ = nix::unistd::close(fd);
     }
+    let _ = crate::exec_wrapper::close_inherited_descriptors();
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     loop {
         match nix::sys::wait::waitpid(child, None) {

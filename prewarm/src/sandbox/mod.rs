@@ -9,8 +9,9 @@
 //!    runtime (`rootfs`), the function's directory read-only at `/fn`, a private size-capped
 //!    `/tmp` (tmpfs pages count against the worker's memory cgroup), its own `/proc`.
 //! 3. **Own pid, ipc and uts namespaces**: the worker is pid 1 of a namespace holding only itself.
-//! 4. **Network policy** (`network`): `egress` (this server's egress namespace) or `none` (a
-//!    loopback-only one); never the host's network stack.
+//! 4. **Network policy** (`network`): `egress` (the function's own namespace behind this server's
+//!    egress) or `none` (a loopback-only namespace of the function's own); never the host's
+//!    network stack, never another function's.
 //! 5. **rlimits and cgroups** (`limits`), as before the sandbox.
 //! 6. **Only the runtime executes** (`exec_allowlist`, Landlock): not a binary the tenant shipped.
 //! 7. **System-call filter** (`seccomp`): no new processes, no namespaces, no mounts, no raw
@@ -82,12 +83,12 @@ pub const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "network-policy",
-        confines: "`egress`: outbound TCP and UDP and DNS through its own namespace, never the server's host, loopback, link-local or metadata addresses, nor other functions; `none`: loopback only",
+        confines: "`egress`: outbound TCP and UDP and DNS through its own namespace, never the server's host, loopback, link-local or metadata addresses, nor other functions; `none`: a loopback of its own, shared with no other function",
         refusal: "refused addresses answer at once with `ECONNREFUSED`; under `none`, no route (`ENETUNREACH`)",
     },
     Layer {
         name: "network-none-only",
-        confines: "a host without `nft`/`ip` offers only `none`: loopback only",
+        confines: "a host without `nft`/`ip` offers only `none`: a loopback of each function's own",
         refusal: "every outside address: no route (`ENETUNREACH`)",
     },
     Layer {
@@ -205,13 +206,15 @@ pub struct Sandbox {
     /// Each runtime's template root (mounted only inside the spawner thread's mount namespace).
     templates: HashMap<Runtime, PathBuf>,
     identity_dir: PathBuf,
-    loopback_namespace: OwnedFd,
     /// The host side of egress (this server's address block and nftables table), when this host
     /// can provide it; released at shutdown.
     egress: std::sync::Mutex<Option<std::sync::Arc<network::EgressHost>>>,
     egress_available: bool,
     /// Each function's own egress namespace, shared by its versions while any of them runs.
     function_networks: std::sync::Mutex<HashMap<u32, std::sync::Weak<network::FunctionNetwork>>>,
+    /// Each `none` function's own loopback-only namespace, the same way: two functions never
+    /// share a loopback (one's sockets are not in the other's `/proc/net`, nor reachable).
+    loopback_networks: std::sync::Mutex<HashMap<u32, std::sync::Weak<OwnedFd>>>,
     /// Landlock is there: workers may execute their runtime and nothing else.
     exec_only_runtime: bool,
     /// Functions prepared without an allocated uid (direct users of the library) get one from the
@@ -220,11 +223,11 @@ pub struct Sandbox {
 }
 
 /// What a version's workers need from the sandbox: the launch steps, and the function's own
-/// network namespace (for `egress`), which the version's pool keeps alive while it runs.
+/// network namespace, which the version's pool keeps alive while it runs.
 #[derive(Debug)]
 pub struct SandboxLaunch {
     pub steps: enter::SandboxSteps,
-    pub function_network: Option<std::sync::Arc<network::FunctionNetwork>>,
+    pub network: network::OwnNetwork,
 }
 
 /// The host directories a dependency builder sees (see [`Sandbox::builder_launch`]).
@@ -277,7 +280,8 @@ impl Sandbox {
             Err(_) if config.default_network == NetworkPolicy::None => None,
             Err(message) => return Err(SandboxError::NoEgress(message)),
         };
-        let loopback_namespace = network::loopback_only_namespace().map_err(SandboxError::Network)?;
+        // Every `none` function gets one of its own; one now says the host can make them.
+        drop(network::loopback_only_namespace().map_err(SandboxError::Network)?);
         let exec_only_runtime = exec_allowlist::available();
         if !exec_only_runtime {
             tracing::warn!("this kernel has no Landlock: a function could execute a program it ships in its own directory (still as its own uid, in its sandbox, under the system-call filter)");
@@ -325,10 +329,10 @@ impl Sandbox {
             config,
             templates,
             identity_dir,
-            loopback_namespace,
             egress_available: egress.is_some(),
             egress: std::sync::Mutex::new(egress),
             function_networks: Default::default(),
+            loopback_networks: Default::default(),
             exec_only_runtime,
         };
         Ok((sandbox, setup))
@@ -369,9 +373,18 @@ impl Sandbox {
         self.egress_available
     }
 
-    /// The path a worker opens to join the loopback-only namespace (`/proc/SERVER/fd/N`).
-    pub fn loopback_namespace_path(&self) -> PathBuf {
-        network::descriptor_path(&self.loopback_namespace)
+    /// The loopback-only namespace of the function running as `uid` (`none`): created on first
+    /// use, shared by its versions and its builder while any of them holds it. Blocking: the
+    /// namespace is made on a thread of its own.
+    pub fn loopback_network(&self, uid: u32) -> Result<std::sync::Arc<OwnedFd>, String> {
+        let mut networks = self.loopback_networks.lock().map_err(|_| "the network table is poisoned".to_string())?;
+        if let Some(network) = networks.get(&uid).and_then(std::sync::Weak::upgrade) {
+            return Ok(network);
+        }
+        let network = std::sync::Arc::new(network::loopback_only_namespace()?);
+        networks.retain(|_, network| network.strong_count() > 0);
+        networks.insert(uid, std::sync::Arc::downgrade(&network));
+        Ok(network)
     }
 
     /// The egress namespace of the function running as `uid`: created on first use, shared by its
@@ -414,15 +427,15 @@ impl Sandbox {
             return Err("the egress network policy needs nftables and iproute2 on this server (apt-get install nftables iproute2), or deploy with network \"none\"".into());
         }
         let (passwd, group) = self.identity_files(uid).map_err(|error| error.to_string())?;
-        let (function_network, network_namespace) = match network {
+        let own = match network {
             NetworkPolicy::Egress => {
                 let own = self.function_network(uid)?;
                 own.allow_database_login(database_url.and_then(database_relay::DatabaseLogin::from_url));
-                let path = own.namespace_path();
-                (Some(own), path)
+                network::OwnNetwork::Egress(own)
             }
-            NetworkPolicy::None => (None, self.loopback_namespace_path()),
+            NetworkPolicy::None => network::OwnNetwork::Loopback(self.loopback_network(uid)?),
         };
+        let network_namespace = own.namespace_path();
         let steps = enter::SandboxSteps {
             root: root.to_path_buf(),
             binds: vec![
@@ -438,7 +451,7 @@ impl Sandbox {
             network_namespace,
             exec_only_runtime: self.exec_only_runtime,
         };
-        Ok(SandboxLaunch { steps, function_network })
+        Ok(SandboxLaunch { steps, network: own })
     }
 
     /// The steps of a dependency builder (see `dependencies`) for the function running as `uid`:
@@ -459,7 +472,7 @@ impl Sandbox {
             return Err("this server has no egress (nftables and iproute2 are missing), so packages that are not in its cache cannot be fetched; install them (apt-get install nftables iproute2) or upload the installed packages with the function".into());
         }
         // The builder never logs into the function database.
-        let SandboxLaunch { mut steps, function_network } =
+        let SandboxLaunch { mut steps, network } =
             self.launch(runtime, &build.output, uid, network, tmp_bytes, None)?;
         // The function's copy is writable at its own place, not read-only at /fn.
         steps.binds.retain(|(_, target)| target != Path::new(rootfs::FUNCTION_DIR));
@@ -474,7 +487,7 @@ impl Sandbox {
             steps.writable_binds.push((wheelhouse.clone(), Path::new(rootfs::CACHE_DIR).join("wheels")));
         }
         steps.umask = Some(0);
-        Ok(SandboxLaunch { steps, function_network })
+        Ok(SandboxLaunch { steps, network })
     }
 
     /// A uid for a function prepared without one.

@@ -61,6 +61,26 @@ impl std::str::FromStr for NetworkPolicy {
     }
 }
 
+/// A function's own network namespace, kept alive while any of its versions (or its dependency
+/// builder) may join it: its workers join it by path.
+#[derive(Debug, Clone)]
+pub enum OwnNetwork {
+    /// `egress`: its link, its address, its relays.
+    Egress(std::sync::Arc<FunctionNetwork>),
+    /// `none`: loopback only, and nobody else's loopback.
+    Loopback(std::sync::Arc<OwnedFd>),
+}
+
+impl OwnNetwork {
+    /// The path a worker opens to join it (`/proc/SERVER/fd/N`).
+    pub fn namespace_path(&self) -> std::path::PathBuf {
+        match self {
+            OwnNetwork::Egress(network) => network.namespace_path(),
+            OwnNetwork::Loopback(namespace) => descriptor_path(namespace),
+        }
+    }
+}
+
 /// Creates a network namespace whose only interface is loopback (up), and returns a handle to it.
 /// The namespace is made on a short-lived thread, so no thread of the server ever lives in it.
 pub fn loopback_only_namespace() -> Result<OwnedFd, String> {
