@@ -99,9 +99,11 @@ const CAPABILITIES: &[Capability] = &[
             "pid-namespace",
             "ipc-namespace",
             "uts-namespace",
+            "cgroup-namespace",
+            "masked-host-info",
             "seccomp: looking into other processes",
         ],
-        shows_as: "nothing to see: its pid namespace holds only itself (`ESRCH`), other queues are not found",
+        shows_as: "nothing to see: its pid namespace holds only itself (`ESRCH`), other queues are not found, the host's kernel details read empty",
     },
     Capability {
         what: "Reach the server's host, loopback services, link-local or cloud metadata addresses, other functions",

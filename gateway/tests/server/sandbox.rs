@@ -110,6 +110,19 @@ fn hostile_tenants_stay_inside_their_sandbox() {
         assert_ne!(me["namespaces"][kind], host.as_str(), "the worker is in the host's {kind} namespace");
     }
     assert_ne!(me["namespaces"]["net"], offline_me["namespaces"]["net"]);
+    // Less of the host in view: what Docker masks, and the kernel's command line, configuration and
+    // key users, read empty or not at all; the worker's cgroup is the root of its own namespace
+    // (not the server's path, which names its pid).
+    let host = probe(&server, &mallory, "probe", json!({ "probe": "host_info" }));
+    for (path, read) in host["files"].as_object().unwrap() {
+        let leaked = read["ok"] == true && read["value"].as_str().is_some_and(|value| value.len() > 3);
+        assert!(!leaked, "{path} is readable: {read}");
+    }
+    for (path, listed) in host["dirs"].as_object().unwrap() {
+        assert!(listed["ok"] == false || listed["value"] == "[]", "{path} is listed: {listed}");
+    }
+    let cgroup = host["cgroup"]["value"].as_str().unwrap_or_default();
+    assert!(!cgroup.contains("containerpub"), "the server's cgroup path is in view: {cgroup}");
     // `none` means alone: two such functions do not share a namespace, and one's sockets are not
     // in the other's view.
     let offline_other = probe(&server, &mallory, "probe-offline-2", json!({ "probe": "identity" }));

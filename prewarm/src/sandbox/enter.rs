@@ -1,14 +1,15 @@
 //! The sandbox steps the exec wrapper takes on itself (see `exec_wrapper` for where they sit).
 //!
-//! Ahead of time, in a spare shell ([`enter_namespaces`]): new mount, pid, ipc and uts
+//! Ahead of time, in a spare shell ([`enter_namespaces`]): new mount, pid, ipc, uts and cgroup
 //! namespaces, then a fork, because a process cannot move into a pid namespace itself, only its
 //! children are born there. The parent stays behind as a small *monitor* in the host's pid
 //! namespace (the pool's pidfd and process group point at it); it mirrors the child's exit.
 //! The child, pid 1 of its own namespace, waits for the launch plan.
 //!
 //! At launch, in the child: [`join_network`] (by path, while the host's `/proc` is still in
-//! view), [`enter_root`] (the function directory, a private `/tmp` and its own `/proc` on the
-//! runtime's template, then `pivot_root` and the old root detached), rlimits and `chdir` (in the
+//! view), [`enter_root`] (the function directory, a private `/tmp` and its own `/proc`, with what
+//! still describes the host masked, on the runtime's template, then `pivot_root` and the old root
+//! detached), rlimits and `chdir` (in the
 //! wrapper), [`hand_over_pipes`] (the worker's pipes given to the function's uid),
 //! [`drop_identity`] (capability bounding set emptied, no supplementary groups, the function's
 //! uid and gid), the Landlock ruleset (`exec_allowlist`), then `no_new_privs` and the system-call
@@ -48,11 +49,16 @@ pub struct SandboxSteps {
     pub exec_only_runtime: bool,
 }
 
-/// New mount, pid, ipc and uts namespaces, then a fork. Returns in the child; the parent
+/// New mount, pid, ipc, uts and cgroup namespaces, then a fork. Returns in the child; the parent
 /// becomes the monitor and never returns.
 pub fn enter_namespaces() -> Result<(), String> {
-    let flags =
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+    // A cgroup namespace too, entered after the wrapper joined its groups: the worker sees its
+    // group as `/`, not the server's path (which names the server's pid).
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWCGROUP;
     nix::sched::unshare(flags).map_err(|error| format!("create the worker's namespaces: {error}"))?;
     // SAFETY: the exec wrapper is single-threaded, so the child may run any code after fork.
     match unsafe { nix::unistd::fork() } {
@@ -111,11 +117,53 @@ pub fn enter_root(steps: &SandboxSteps) -> Result<(), String> {
         Some(&format!("size={},nr_inodes=8192,mode=1777", steps.tmp_bytes)),
     )?;
     mount_fs("proc", &root.join("proc"), "proc", private, None)?;
+    mask_host_information(&root.join("proc"))?;
     nix::unistd::chdir(root).map_err(|error| format!("enter {}: {error}", root.display()))?;
     // pivot_root(".", "."): the old root ends up stacked on the new one, and is detached next.
     nix::unistd::pivot_root(".", ".").map_err(|error| format!("pivot_root into {}: {error}", root.display()))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|error| format!("detach the host's root: {error}"))?;
     nix::unistd::chdir("/").map_err(|error| format!("chdir /: {error}"))
+}
+
+/// Files of the worker's own procfs that still describe the host, read empty (`/dev/null` bound
+/// over them): what Docker masks (`kcore`, `keys`, `timer_list`, `sched_debug`, `latency_stats`,
+/// `timer_stats`), and the kernel's command line and configuration, the key quota of every uid on
+/// the host (`key-users`), and the kernel's symbol table.
+const MASKED_PROC_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+    "cmdline",
+    "config.gz",
+    "kallsyms",
+    "sysrq-trigger",
+];
+
+/// Directories of it that do, shown empty (an empty read-only tmpfs over them): hardware
+/// (`acpi`, `scsi`, `asound`, `irq`) and the host's load (`pressure`).
+const MASKED_PROC_DIRS: &[&str] = &["acpi", "scsi", "asound", "irq", "pressure"];
+
+/// Masks what [`MASKED_PROC_FILES`] and [`MASKED_PROC_DIRS`] name in the worker's `/proc` (at
+/// `proc`, before `pivot_root`); what this kernel does not have is skipped.
+fn mask_host_information(proc: &Path) -> Result<(), String> {
+    for file in MASKED_PROC_FILES {
+        let target = proc.join(file);
+        if target.exists() {
+            bind_read_only(Path::new("/dev/null"), &target, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC)?;
+        }
+    }
+    for dir in MASKED_PROC_DIRS {
+        let target = proc.join(dir);
+        if target.is_dir() {
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount_fs("tmpfs", &target, "tmpfs", flags, Some("size=0,nr_inodes=1"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Joins the worker's network namespace (see `network`): never the host's. Runs before

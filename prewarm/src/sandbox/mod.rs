@@ -82,6 +82,16 @@ pub const LAYERS: &[Layer] = &[
         refusal: "the server's host name is not visible",
     },
     Layer {
+        name: "cgroup-namespace",
+        confines: "its own cgroup namespace: its group is `/`",
+        refusal: "the server's cgroup path (which names its pid) is not visible",
+    },
+    Layer {
+        name: "masked-host-info",
+        confines: "what its `/proc` still tells of the host is masked: `kcore`, `keys`, `key-users`, `timer_list`, `timer_stats`, `sched_debug`, `latency_stats`, `cmdline`, `config.gz`, `kallsyms`, `sysrq-trigger`; the `acpi`, `scsi`, `asound`, `irq` and `pressure` directories",
+        refusal: "those files read empty, those directories list nothing",
+    },
+    Layer {
         name: "network-policy",
         confines: "`egress`: outbound TCP and UDP and DNS through its own namespace, never the server's host, loopback, link-local or metadata addresses, nor other functions; `none`: a loopback of its own, shared with no other function",
         refusal: "refused addresses answer at once with `ECONNREFUSED`; under `none`, no route (`ENETUNREACH`)",

@@ -222,6 +222,24 @@ def pipes(body):
     }
 
 
+HOST_FILES = ["/proc/cmdline", "/proc/config.gz", "/proc/keys", "/proc/key-users", "/proc/kcore",
+              "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kallsyms"]
+HOST_DIRS = ["/proc/pressure", "/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/irq"]
+
+
+def host_info(body):
+    """What procfs tells of the host: each file's first bytes (or why not), each directory's
+    entries, and the worker's cgroup as it sees it."""
+    def first_bytes(path):
+        with open(path, "rb") as handle:
+            return handle.read(200).decode("latin-1")
+    return {
+        "files": {path: attempt(lambda path=path: first_bytes(path)) for path in HOST_FILES},
+        "dirs": {path: attempt(lambda path=path: os.listdir(path)) for path in HOST_DIRS},
+        "cgroup": attempt(lambda: first_bytes("/proc/self/cgroup")),
+    }
+
+
 HELD = []
 
 
@@ -254,7 +272,7 @@ def descriptors(body):
 
 PROBES = {"identity": identity, "files": files, "processes": processes, "syscalls": syscalls,
           "signals": signals, "ipc": ipc, "network": network, "fill_tmp": fill_tmp, "pipes": pipes,
-          "udp": udp, "descriptors": descriptors}
+          "udp": udp, "descriptors": descriptors, "host_info": host_info}
 
 
 def handler(body):
