@@ -308,7 +308,10 @@ pub fn apply_and_exec(plan: WrapperPlan) -> String {
     };
     match (&plan.sandbox, &policy) {
         (Some(steps), Some(_)) => {
-            if let Err(error) = enter::join_network(&steps.network_namespace).and_then(|()| enter::enter_root(steps)) {
+            let entered = enter::join_network(&steps.network_namespace)
+                .and_then(|()| enter::enter_root(steps))
+                .and_then(|()| enter::refuse_executable_memfds());
+            if let Err(error) = entered {
                 return error;
             }
         }

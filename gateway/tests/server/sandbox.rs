@@ -123,6 +123,10 @@ fn hostile_tenants_stay_inside_their_sandbox() {
     }
     let cgroup = host["cgroup"]["value"].as_str().unwrap_or_default();
     assert!(!cgroup.contains("containerpub"), "the server's cgroup path is in view: {cgroup}");
+    // A shipped program copied into a memfd does not run from there: memfds are never executable.
+    let memfd = probe(&server, &mallory, "probe", json!({ "probe": "memfd_exec", "program": "/fn/tool" }));
+    refused(&memfd["exec"], "exec of a program from a memfd", Some(13));
+    refused(&memfd["create_exec"], "an executable memfd", Some(13));
     // `none` means alone: two such functions do not share a namespace, and one's sockets are not
     // in the other's view.
     let offline_other = probe(&server, &mallory, "probe-offline-2", json!({ "probe": "identity" }));

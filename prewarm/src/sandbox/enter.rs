@@ -166,6 +166,18 @@ fn mask_host_information(proc: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// No memfd of the worker's pid namespace can be executed (`vm.memfd_noexec = 2`, kernel 6.3 and
+/// later): Landlock's execute right is checked on paths, and a program copied into a memfd and
+/// run from `/proc/self/fd/N` has none. Written as root, after `enter_root` (its own `/proc`),
+/// into the namespace's own copy of the setting; a kernel without it has nothing to set.
+pub fn refuse_executable_memfds() -> Result<(), String> {
+    match std::fs::write("/proc/sys/vm/memfd_noexec", "2") {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(format!("make memfds non-executable: {error}")),
+    }
+}
+
 /// Joins the worker's network namespace (see `network`): never the host's. Runs before
 /// `enter_root`, while the host's `/proc` (where the server's handle is) is still visible.
 pub fn join_network(namespace: &Path) -> Result<(), String> {

@@ -113,8 +113,8 @@ pub const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "exec-only-runtime",
-        confines: "Landlock: the runtime is the only program that can be executed, not a binary the function ships",
-        refusal: "`execve` of anything else answers `EACCES`",
+        confines: "Landlock: the runtime is the only program that can be executed, not a binary the function ships; and no memfd is executable (`vm.memfd_noexec = 2`)",
+        refusal: "`execve` of anything else, or of a program copied into a memfd, answers `EACCES`",
     },
     Layer {
         name: "seccomp",

@@ -41,6 +41,7 @@ struct ConfinedDart {
     groups: Arc<SpareGroups>,
     shells: Arc<ShellPool>,
     install: RuntimeInstall,
+    _network: prewarm::sandbox::network::OwnNetwork,
     _sandbox: Sandbox,
     _state: tempfile::TempDir,
 }
@@ -73,13 +74,23 @@ impl ConfinedDart {
         real.assemble_sass(&build.join("worker"));
         prewarm::sandbox::rootfs::make_world_readable(state.path()).unwrap();
         let uid = sandbox.unallocated_uid().unwrap();
-        let mut steps =
-            sandbox.launch(Runtime::Dart, &function, uid, NetworkPolicy::None, 16 << 20, None).unwrap().steps;
+        let launch = sandbox.launch(Runtime::Dart, &function, uid, NetworkPolicy::None, 16 << 20, None).unwrap();
+        // The function's own loopback namespace lives as long as this handle: workers join it by path.
+        let (mut steps, network) = (launch.steps, launch.network);
         steps.binds.push((build, PathBuf::from(BUILD_DIR)));
         let spawner = Spawner::start(Some(setup)).unwrap();
         let groups = SpareGroups::new(detect_enforcement(&LimitsHost::default()).enforcement, 2);
         let shells = ShellPool::new(spawner.clone(), groups.clone(), wrapper(), 0, true);
-        Some(ConfinedDart { steps, spawner, groups, shells, install, _sandbox: sandbox, _state: state })
+        Some(ConfinedDart {
+            steps,
+            spawner,
+            groups,
+            shells,
+            install,
+            _network: network,
+            _sandbox: sandbox,
+            _state: state,
+        })
     }
 
     fn program() -> PathBuf {
