@@ -286,7 +286,21 @@ impl Prewarm {
             }
         };
         let spawner = spawn::Spawner::start(spawner_setup).map_err(StartError::Spawner)?;
-        let groups = limits::SpareGroups::new(detected.enforcement.clone(), config.global_max_concurrency * 2);
+        let groups = limits::SpareGroups::with_freezing(
+            detected.enforcement.clone(),
+            config.global_max_concurrency * 2,
+            config.freeze_idle_workers,
+        );
+        let freezer = match &detected.enforcement {
+            limits::Enforcement::CgroupV2 { .. } => true,
+            limits::Enforcement::CgroupV1 { freezer_group_dir, .. } => freezer_group_dir.is_some(),
+            limits::Enforcement::Rlimit => false,
+        };
+        match (config.freeze_idle_workers, freezer) {
+            (true, true) => tracing::info!("idle workers are frozen between calls (cgroup freezer)"),
+            (true, false) => tracing::warn!("this host has no cgroup freezer: threads a handler leaves running keep using CPU while its worker is idle"),
+            (false, _) => tracing::info!("idle workers are not frozen between calls (freeze_idle_workers is off)"),
+        }
         let shells = shells::ShellPool::new(
             spawner,
             groups,
@@ -884,12 +898,13 @@ async fn reap_idle_workers(shared: std::sync::Weak<Shared>) {
                     shared.pools.lock().expect("pools lock poisoned").values().cloned().collect();
                 let now = Instant::now();
                 for pool in pools {
-                    pool.reap_idle(now);
+                    pool.reap_idle(now, shared.config.idle_freeze_after);
                 }
                 // Processes a worker left behind when it was killed (adopted by the server) and
                 // children dropped before they were reaped.
                 spawn::reap_strays();
-                shared.config.reap_interval
+                // Often enough that a worker is frozen soon after `idle_freeze_after`.
+                shared.config.reap_interval.min(shared.config.idle_freeze_after.max(Duration::from_millis(10)))
             }
             None => return,
         };

@@ -197,6 +197,12 @@ pub struct PrewarmConfig {
     /// Install npm packages that want install scripts or ship compiled addons (their scripts
     /// still never run); refused by default.
     pub allow_install_scripts: bool,
+    /// Freeze a worker once it has been idle for `idle_freeze_after` (cgroup freezer), so what its
+    /// handler left running uses no CPU while it is idle; on by default, off only to measure what
+    /// freezing costs.
+    pub freeze_idle_workers: bool,
+    /// How long a worker stays idle, and runnable, before it is frozen.
+    pub idle_freeze_after: Duration,
 }
 
 /// A configuration variable with a value that cannot be used.
@@ -229,6 +235,8 @@ impl PrewarmConfig {
             dependency_install_timeout: Duration::from_secs(300),
             dependency_builder_memory_bytes: 1 << 30,
             allow_install_scripts: false,
+            freeze_idle_workers: true,
+            idle_freeze_after: Duration::from_millis(200),
         }
     }
 

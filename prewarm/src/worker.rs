@@ -425,6 +425,8 @@ impl Worker {
     /// Kills every process of the worker, reaps it and hands its cgroups back for reuse.
     pub async fn kill_and_reap(self) {
         let Worker { id, mut process, confinement, .. } = self;
+        // A frozen worker runs again first: a frozen task does not die until it does (v1).
+        confinement.thaw();
         process.kill_group();
         if tokio::time::timeout(Duration::from_secs(5), process.wait()).await.is_err() {
             tracing::error!(worker = id, pid = process.pid(), "worker survived SIGKILL for 5 s");
@@ -436,6 +438,7 @@ impl Worker {
 
     /// SIGKILLs the worker's process group and cgroup members without waiting (pool teardown).
     pub fn kill_now(self) {
+        self.confinement.thaw();
         self.process.kill_group();
         self.confinement.kill_all();
     }

@@ -70,6 +70,7 @@ fn main() -> Result<()> {
     print_row("raw pipe round trip (unconfined)", &overhead.raw);
     print_row("pool.invoke (warm, sandbox on)", &overhead.pool);
     print_row("pool.invoke (warm, sandbox off)", &overhead.pool_unconfined);
+    print_row("pool.invoke (warm, sandbox on, idle workers not frozen)", &overhead.pool_unfrozen);
     let added = overhead.pool.value_at_quantile(0.5) as i64 - overhead.raw.value_at_quantile(0.5) as i64;
     println!("pool adds {added} µs at p50 (target ≤ 20 µs)");
     if added > 20 {
@@ -81,6 +82,23 @@ fn main() -> Result<()> {
     if sandbox_cost > 15 {
         missed.push(format!("the sandbox adds {sandbox_cost} µs to a warm call"));
     }
+
+    let freezing_cost =
+        overhead.pool.value_at_quantile(0.5) as i64 - overhead.pool_unfrozen.value_at_quantile(0.5) as i64;
+    println!(
+        "\n## 6. freezing idle workers (after 200 ms idle) on back-to-back warm calls: {freezing_cost} µs at p50 (target ≤ 10 µs)"
+    );
+    if freezing_cost > 10 {
+        missed.push(format!("freezing idle workers adds {freezing_cost} µs to a warm call"));
+    }
+    let (frozen, running) = runtime.block_on(calls_after_idle(&wrapper, work.path(), &function_dir))?;
+    println!("| a call after 300 ms idle | p50 | p90 |\n|---|---|---|");
+    println!(
+        "| worker frozen meanwhile (thawed by the call) | {} µs | {} µs |",
+        frozen.value_at_quantile(0.5),
+        frozen.value_at_quantile(0.9)
+    );
+    println!("| worker left running | {} µs | {} µs |", running.value_at_quantile(0.5), running.value_at_quantile(0.9));
 
     let (warm, oneshot) = runtime.block_on(throughput(&settings, &wrapper, work.path(), &function_dir))?;
     println!(
@@ -193,14 +211,49 @@ struct Overhead {
     raw: Histogram<u64>,
     pool: Histogram<u64>,
     pool_unconfined: Histogram<u64>,
+    pool_unfrozen: Histogram<u64>,
 }
 
 async fn pool_overhead(settings: &Settings, wrapper: &Path, work: &Path, function_dir: &Path) -> Result<Overhead> {
     let pool = warm_calls(settings, function_dir, config(wrapper, &work.join("state-overhead"))).await?;
     let pool_unconfined =
         warm_calls(settings, function_dir, unconfined_config(wrapper, &work.join("state-unconfined"))).await?;
+    let mut unfrozen = config(wrapper, &work.join("state-unfrozen"));
+    unfrozen.freeze_idle_workers = false;
+    let pool_unfrozen = warm_calls(settings, function_dir, unfrozen).await?;
     let raw = raw_pipe(settings, wrapper, work, function_dir).await?;
-    Ok(Overhead { raw, pool, pool_unconfined })
+    Ok(Overhead { raw, pool, pool_unconfined, pool_unfrozen })
+}
+
+/// Calls that each come after 300 ms of idleness: past `idle_freeze_after`, so with freezing on
+/// the worker was frozen and the call thaws it; the same with freezing off.
+async fn calls_after_idle(
+    wrapper: &Path,
+    work: &Path,
+    function_dir: &Path,
+) -> Result<(Histogram<u64>, Histogram<u64>)> {
+    let mut measured = Vec::new();
+    for (name, freeze) in [("state-after-idle-frozen", true), ("state-after-idle-running", false)] {
+        let mut config = config(wrapper, &work.join(name));
+        config.freeze_idle_workers = freeze;
+        config.reap_interval = Duration::from_millis(50);
+        let (prewarm, _stray) = Prewarm::start(config)?;
+        prewarm.prepare(spec(function_dir, "idle", EntryMode::Handler, 1)).await?;
+        let mut histogram = Histogram::<u64>::new(3)?;
+        for n in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let started = Instant::now();
+            let invocation = prewarm.invoke("idle", InvocationRequest { id: n.to_string(), event: event(n) }).await?;
+            histogram.record(started.elapsed().as_micros() as u64)?;
+            if invocation.outcome != Outcome::Ok {
+                bail!("invocation after idle failed: {:?}", invocation.error);
+            }
+        }
+        prewarm.shutdown(Duration::from_secs(1)).await;
+        measured.push(histogram);
+    }
+    let running = measured.pop().context("two runs")?;
+    Ok((measured.pop().context("two runs")?, running))
 }
 
 /// Warm invocations of one worker, as the gateway's request tasks make them.

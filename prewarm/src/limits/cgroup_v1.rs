@@ -9,14 +9,32 @@ use super::{LimitsError, WorkerLimits};
 pub struct WorkerGroup {
     memory_dir: PathBuf,
     pids_dir: PathBuf,
+    /// In the `freezer` hierarchy, where the host has one.
+    freezer_dir: Option<PathBuf>,
 }
 
 impl WorkerGroup {
-    pub fn create(memory_parent: &Path, pids_parent: &Path, name: &str) -> Result<Self, LimitsError> {
-        let group = WorkerGroup { memory_dir: memory_parent.join(name), pids_dir: pids_parent.join(name) };
+    pub fn create(
+        memory_parent: &Path,
+        pids_parent: &Path,
+        freezer_parent: Option<&Path>,
+        name: &str,
+    ) -> Result<Self, LimitsError> {
+        let group = WorkerGroup {
+            memory_dir: memory_parent.join(name),
+            pids_dir: pids_parent.join(name),
+            freezer_dir: freezer_parent.map(|parent| parent.join(name)),
+        };
         create_dir(&group.memory_dir)?;
         create_dir(&group.pids_dir)?;
+        if let Some(freezer_dir) = &group.freezer_dir {
+            create_dir(freezer_dir)?;
+        }
         Ok(group)
+    }
+
+    pub fn open_freezer(&self) -> Option<super::Freezer> {
+        super::Freezer::open(&self.freezer_dir.as_ref()?.join("freezer.state"), b"FROZEN", b"THAWED")
     }
 
     /// Writes the worker's limits; also restarts the peak counter, since groups are reused.
@@ -42,7 +60,9 @@ impl WorkerGroup {
     }
 
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        vec![self.memory_dir.join("cgroup.procs"), self.pids_dir.join("cgroup.procs")]
+        let mut files = vec![self.memory_dir.join("cgroup.procs"), self.pids_dir.join("cgroup.procs")];
+        files.extend(self.freezer_dir.as_ref().map(|dir| dir.join("cgroup.procs")));
+        files
     }
 
     pub fn oom_kills(&self) -> u64 {
@@ -62,6 +82,9 @@ impl WorkerGroup {
     pub fn remove(&self) {
         remove_group_dir(&self.memory_dir);
         remove_group_dir(&self.pids_dir);
+        if let Some(freezer_dir) = &self.freezer_dir {
+            remove_group_dir(freezer_dir);
+        }
     }
 }
 
@@ -77,7 +100,7 @@ mod tests {
         std::fs::create_dir_all(&pids).unwrap();
         std::fs::write(memory.join("w1/memory.memsw.limit_in_bytes"), "").unwrap();
         std::fs::write(memory.join("w1/memory.max_usage_in_bytes"), "999\n").unwrap();
-        let group = WorkerGroup::create(&memory, &pids, "w1").unwrap();
+        let group = WorkerGroup::create(&memory, &pids, None, "w1").unwrap();
         group.apply(WorkerLimits { memory_bytes: 64 << 20, max_pids: 32, max_open_files: 256 }).unwrap();
         assert_eq!(std::fs::read_to_string(memory.join("w1/memory.limit_in_bytes")).unwrap(), "67108864");
         assert_eq!(std::fs::read_to_string(memory.join("w1/memory.memsw.limit_in_bytes")).unwrap(), "67108864");

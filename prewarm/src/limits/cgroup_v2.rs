@@ -41,6 +41,11 @@ impl WorkerGroup {
         std::fs::File::open(self.dir.join("memory.peak")).ok()
     }
 
+    /// `cgroup.freeze` exists in every non-root group from Linux 5.2.
+    pub fn open_freezer(&self) -> Option<super::Freezer> {
+        super::Freezer::open(&self.dir.join("cgroup.freeze"), b"1", b"0")
+    }
+
     pub fn kill_all(&self) {
         // `cgroup.kill` (Linux 5.14) kills the whole group atomically; older kernels get the loop.
         let kill_file = self.dir.join("cgroup.kill");

@@ -65,7 +65,14 @@ fn try_cgroup_v1(root: &Path, group_name: &str) -> Result<Enforcement, String> {
     let pids_group_dir = pids_root.join(group_name);
     create_dir(&memory_group_dir).map_err(|error| error.to_string())?;
     create_dir(&pids_group_dir).map_err(|error| error.to_string())?;
-    Ok(Enforcement::CgroupV1 { memory_group_dir, pids_group_dir })
+    // Optional: without it, idle workers are not frozen (and the log says so).
+    let freezer_root = root.join("freezer");
+    let freezer_group_dir = freezer_root
+        .join("cgroup.procs")
+        .exists()
+        .then(|| freezer_root.join(group_name))
+        .filter(|dir| create_dir(dir).is_ok());
+    Ok(Enforcement::CgroupV1 { memory_group_dir, pids_group_dir, freezer_group_dir })
 }
 
 /// Removes the parent group(s) created by detection, with any worker groups still below them
@@ -73,11 +80,31 @@ fn try_cgroup_v1(root: &Path, group_name: &str) -> Result<Enforcement, String> {
 pub fn remove_parent_groups(enforcement: &Enforcement) {
     match enforcement {
         Enforcement::CgroupV2 { group_dir } => remove_group_tree(group_dir),
-        Enforcement::CgroupV1 { memory_group_dir, pids_group_dir } => {
+        Enforcement::CgroupV1 { memory_group_dir, pids_group_dir, freezer_group_dir } => {
+            // Thawed first: a frozen task dies only once it runs again.
+            if let Some(freezer_group_dir) = freezer_group_dir {
+                thaw_tree(freezer_group_dir);
+            }
             remove_group_tree(pids_group_dir);
             remove_group_tree(memory_group_dir);
+            if let Some(freezer_group_dir) = freezer_group_dir {
+                remove_group_tree(freezer_group_dir);
+            }
         }
         Enforcement::Rlimit => {}
+    }
+}
+
+/// Thaws every group under `dir` (v1 `freezer.state`).
+fn thaw_tree(dir: &Path) {
+    let state = dir.join("freezer.state");
+    if state.is_file() {
+        let _ = std::fs::write(state, "THAWED");
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten().filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir())) {
+            thaw_tree(&entry.path());
+        }
     }
 }
 
@@ -101,6 +128,7 @@ pub fn remove_stale_groups(host: &LimitsHost) -> usize {
         host.cgroup_root.join("unified"),
         host.cgroup_root.join("memory"),
         host.cgroup_root.join("pids"),
+        host.cgroup_root.join("freezer"),
     ];
     let mut removed = 0;
     for hierarchy in hierarchies {
@@ -112,6 +140,7 @@ pub fn remove_stale_groups(host: &LimitsHost) -> usize {
             };
             let Ok(pid) = owner.parse::<u32>() else { continue };
             if pid != std::process::id() && !host.proc_root.join(pid.to_string()).exists() {
+                thaw_tree(&entry.path());
                 remove_group_tree(&entry.path());
                 removed += 1;
             }

@@ -20,8 +20,9 @@ use crate::exec_wrapper::RlimitName;
 pub enum Enforcement {
     /// cgroup v2: `group_dir` is our delegated parent group with `memory` and `pids` enabled for children.
     CgroupV2 { group_dir: PathBuf },
-    /// cgroup v1: our parent group in the `memory` and in the `pids` hierarchy.
-    CgroupV1 { memory_group_dir: PathBuf, pids_group_dir: PathBuf },
+    /// cgroup v1: our parent group in the `memory` and in the `pids` hierarchy, and in the
+    /// `freezer` one where the host has it (idle workers are frozen).
+    CgroupV1 { memory_group_dir: PathBuf, pids_group_dir: PathBuf, freezer_group_dir: Option<PathBuf> },
     /// No writable cgroup: `RLIMIT_DATA` per process and an RSS watchdog; no pids cap for root.
     Rlimit,
 }
@@ -118,6 +119,43 @@ pub struct WorkerConfinement {
     peak_file: Option<std::fs::File>,
     /// Where the group goes back when the worker is gone.
     spares: Option<std::sync::Arc<SpareGroups>>,
+    /// Freezes the worker between calls, where the host can (see [`Freezer`]).
+    freezer: Option<Freezer>,
+}
+
+/// A worker's freezer: between calls its every thread is stopped by the kernel (cgroup v2
+/// `cgroup.freeze`, v1 `freezer.state`), as Lambda freezes its sandboxes, so a thread a handler
+/// left running (a Python thread, a Node worker thread, a timer) costs no CPU while the worker is
+/// idle and takes none from other tenants. It runs again when the worker is leased.
+#[derive(Debug)]
+pub struct Freezer {
+    file: std::fs::File,
+    freeze: &'static [u8],
+    thaw: &'static [u8],
+    /// What was last written: a thaw of a worker that is not frozen writes nothing.
+    frozen: std::sync::atomic::AtomicBool,
+}
+
+impl Freezer {
+    fn open(path: &Path, freeze: &'static [u8], thaw: &'static [u8]) -> Option<Freezer> {
+        let file = std::fs::OpenOptions::new().write(true).open(path).ok()?;
+        Some(Freezer { file, freeze, thaw, frozen: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    /// Writes the state when it changes; true when the worker is (now) in `frozen`.
+    fn set(&self, frozen: bool) -> bool {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::Ordering;
+        if self.frozen.load(Ordering::Acquire) == frozen {
+            return true;
+        }
+        let value = if frozen { self.freeze } else { self.thaw };
+        let written = self.file.write_at(value, 0).is_ok();
+        if written {
+            self.frozen.store(frozen, Ordering::Release);
+        }
+        written
+    }
 }
 
 /// One worker's cgroup(s), in whichever hierarchy is in force.
@@ -133,9 +171,9 @@ impl WorkerGroup {
             Enforcement::CgroupV2 { group_dir } => {
                 Some(WorkerGroup::V2(cgroup_v2::WorkerGroup::create(group_dir, name)?))
             }
-            Enforcement::CgroupV1 { memory_group_dir, pids_group_dir } => {
-                Some(WorkerGroup::V1(cgroup_v1::WorkerGroup::create(memory_group_dir, pids_group_dir, name)?))
-            }
+            Enforcement::CgroupV1 { memory_group_dir, pids_group_dir, freezer_group_dir } => Some(WorkerGroup::V1(
+                cgroup_v1::WorkerGroup::create(memory_group_dir, pids_group_dir, freezer_group_dir.as_deref(), name)?,
+            )),
             Enforcement::Rlimit => None,
         })
     }
@@ -172,6 +210,14 @@ impl WorkerGroup {
         match self {
             WorkerGroup::V2(group) => group.kill_all(),
             WorkerGroup::V1(group) => group.kill_all(),
+        }
+    }
+
+    /// The control file that freezes and thaws the group, opened once, with what to write.
+    fn open_freezer(&self) -> Option<Freezer> {
+        match self {
+            WorkerGroup::V2(group) => group.open_freezer(),
+            WorkerGroup::V1(group) => group.open_freezer(),
         }
     }
 
@@ -225,15 +271,34 @@ impl WorkerConfinement {
     }
 
     /// SIGKILLs every process in the worker's cgroups (those that left the process group included).
+    /// A frozen worker is thawed first: a frozen task does not die until it runs again (v1).
     pub fn kill_all(&self) {
+        self.thaw();
         if let Some(group) = &self.group {
             group.kill_all();
         }
     }
 
+    /// Stops every thread of the worker until [`Self::thaw`] (one write, none when it is frozen
+    /// already); false where the host has no freezer, or it refused.
+    pub fn freeze(&self) -> bool {
+        self.freezer.as_ref().is_some_and(|freezer| freezer.set(true))
+    }
+
+    /// Lets the worker run again (one write; nothing to write when it is not frozen).
+    pub fn thaw(&self) -> bool {
+        self.freezer.as_ref().is_some_and(|freezer| freezer.set(false))
+    }
+
+    /// Whether this worker is frozen between calls.
+    pub fn freezes(&self) -> bool {
+        self.freezer.is_some()
+    }
+
     /// Kills what is left and hands the group back for reuse (or removes it). Blocking: call it
     /// from a blocking thread once the worker's main process was reaped.
     pub fn release(mut self) {
+        self.thaw();
         let Some(group) = self.group.take() else { return };
         group.kill_all();
         match &self.spares {
@@ -256,16 +321,25 @@ fn read_number_at_start(file: &std::fs::File) -> Option<u64> {
 #[derive(Debug)]
 pub struct SpareGroups {
     enforcement: Enforcement,
+    /// Freeze workers between calls where the host has a freezer (`PrewarmConfig::freeze_idle_workers`).
+    freeze_idle: bool,
     spares: std::sync::Mutex<Vec<WorkerGroup>>,
     max_kept: usize,
     next_name: std::sync::atomic::AtomicU64,
 }
 
 impl SpareGroups {
-    /// At most `max_kept` empty groups are kept.
+    /// At most `max_kept` empty groups are kept. Workers are frozen between calls where the host
+    /// has a freezer.
     pub fn new(enforcement: Enforcement, max_kept: usize) -> std::sync::Arc<Self> {
+        Self::with_freezing(enforcement, max_kept, true)
+    }
+
+    /// [`Self::new`], saying whether idle workers are frozen.
+    pub fn with_freezing(enforcement: Enforcement, max_kept: usize, freeze_idle: bool) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Self {
             enforcement,
+            freeze_idle,
             spares: std::sync::Mutex::new(Vec::new()),
             max_kept,
             next_name: std::sync::atomic::AtomicU64::new(1),
@@ -291,10 +365,17 @@ impl SpareGroups {
         let mut confinement = WorkerConfinement {
             oom_kills_before: 0,
             peak_file: group.as_ref().and_then(WorkerGroup::open_peak_file),
+            freezer: group.as_ref().filter(|_| self.freeze_idle).and_then(WorkerGroup::open_freezer),
             group,
             memory_bytes: limits.memory_bytes,
             spares: Some(self.clone()),
         };
+        // A spare group may come back frozen from a worker that died frozen: written once, whatever
+        // this handle believes.
+        if let Some(freezer) = &confinement.freezer {
+            use std::os::unix::fs::FileExt;
+            let _ = freezer.file.write_at(freezer.thaw, 0);
+        }
         confinement.reconfigure(limits)?;
         Ok(confinement)
     }

@@ -120,6 +120,20 @@ pub fn real_cgroups_writable() -> bool {
 
 /// Says loudly that a test did not run its checks. The test harness captures `println!`, so
 /// this writes to the real stderr: the line shows in every run, passing or not.
+/// Whether this host can freeze idle workers (a cgroup v2 group, or v1's `freezer` hierarchy);
+/// says `skipped:` when it cannot.
+pub fn freezes_idle_workers(fixture: &Fixture, what: &str) -> bool {
+    let freezes = match fixture.prewarm.enforcement().0 {
+        prewarm::Enforcement::CgroupV2 { .. } => true,
+        prewarm::Enforcement::CgroupV1 { freezer_group_dir, .. } => freezer_group_dir.is_some(),
+        prewarm::Enforcement::Rlimit => false,
+    };
+    if !freezes {
+        skip(&format!("{what}: this host has no cgroup freezer"));
+    }
+    freezes
+}
+
 pub fn skip(reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "skipped: {reason}");

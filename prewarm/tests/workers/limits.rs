@@ -176,7 +176,7 @@ async fn shutdown_stops_every_worker_and_removes_the_cgroups() {
         assert_process_gone(pid, Duration::from_secs(3)).await;
     }
     match enforcement {
-        Enforcement::CgroupV1 { memory_group_dir, pids_group_dir } => {
+        Enforcement::CgroupV1 { memory_group_dir, pids_group_dir, .. } => {
             assert!(!memory_group_dir.exists() && !pids_group_dir.exists());
         }
         Enforcement::CgroupV2 { group_dir } => assert!(!group_dir.exists()),

@@ -5,6 +5,7 @@ mod stand_in;
 
 mod admission;
 mod dart_build;
+mod idle_cpu;
 mod isolation;
 mod limits;
 mod oneshot;

@@ -213,9 +213,11 @@ async fn function_errors_carry_the_runtime_error_type_and_keep_the_worker() {
     assert_eq!(fixture.call("fails@1", "{}").await.worker_pid, failed.worker_pid);
 }
 
+/// Where idle workers run (a host without a cgroup freezer), what they print between calls is
+/// delivered as stray log lines.
 #[tokio::test]
 async fn output_printed_while_idle_is_delivered_as_stray_log_lines() {
-    let mut fixture = Fixture::new();
+    let mut fixture = Fixture::with(|config| config.freeze_idle_workers = false);
     let source = "setInterval(() => console.log('tick'), 20);\nexports.handler = () => 'ok';\n";
     fixture.prewarm.prepare(fixture.node("ticker", source)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -223,6 +225,24 @@ async fn output_printed_while_idle_is_delivered_as_stray_log_lines() {
     assert_eq!(invocation.outcome, Outcome::Ok);
     let stray = tokio::time::timeout(Duration::from_secs(2), fixture.stray.recv()).await.unwrap().unwrap();
     assert_eq!((stray.function_key.as_str(), stray.line.text.as_str()), ("ticker@1", "tick"));
+}
+
+/// Where they are frozen (the default), a timer stops ticking once the worker has been idle for
+/// `idle_freeze_after` (200 ms): nothing is printed until the next call.
+#[tokio::test]
+async fn a_frozen_idle_worker_prints_nothing_between_calls() {
+    let mut fixture = Fixture::new();
+    if !crate::fixture::freezes_idle_workers(&fixture, "frozen idle workers") {
+        return;
+    }
+    let source = "setInterval(() => console.log('tick'), 20);\nexports.handler = () => 'ok';\n";
+    fixture.prewarm.prepare(fixture.node("ticker", source)).await.unwrap();
+    assert_eq!(fixture.call("ticker@1", "{}").await.outcome, Outcome::Ok);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while fixture.stray.try_recv().is_ok() {}
+    let stray = tokio::time::timeout(Duration::from_millis(500), fixture.stray.recv()).await;
+    assert!(stray.is_err(), "a frozen idle worker printed: {stray:?}");
+    assert_eq!(fixture.call("ticker@1", "{}").await.outcome, Outcome::Ok, "and runs again when called");
 }
 
 /// The gateway warms versions on its platform runtime and calls them from pingora's: the worker's
