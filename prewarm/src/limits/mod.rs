@@ -119,14 +119,15 @@ pub struct WorkerConfinement {
     peak_file: Option<std::fs::File>,
     /// Where the group goes back when the worker is gone.
     spares: Option<std::sync::Arc<SpareGroups>>,
-    /// Freezes the worker between calls, where the host can (see [`Freezer`]).
+    /// Freezes the worker while it is idle, where the host can (see [`Freezer`]).
     freezer: Option<Freezer>,
 }
 
-/// A worker's freezer: between calls its every thread is stopped by the kernel (cgroup v2
-/// `cgroup.freeze`, v1 `freezer.state`), as Lambda freezes its sandboxes, so a thread a handler
-/// left running (a Python thread, a Node worker thread, a timer) costs no CPU while the worker is
-/// idle and takes none from other tenants. It runs again when the worker is leased.
+/// A worker's freezer: once the worker has been idle for `PrewarmConfig::idle_freeze_after`,
+/// every thread of it is stopped by the kernel (cgroup v2 `cgroup.freeze`, v1 `freezer.state`), as
+/// Lambda freezes its sandboxes, so a thread a handler left running (a Python thread, a Node
+/// worker thread, a timer) costs no CPU while the worker is idle and takes none from other
+/// tenants. It runs again when a lease takes the worker (see `FunctionPool::reap_idle`).
 #[derive(Debug)]
 pub struct Freezer {
     file: std::fs::File,
@@ -290,11 +291,6 @@ impl WorkerConfinement {
         self.freezer.as_ref().is_some_and(|freezer| freezer.set(false))
     }
 
-    /// Whether this worker is frozen between calls.
-    pub fn freezes(&self) -> bool {
-        self.freezer.is_some()
-    }
-
     /// Kills what is left and hands the group back for reuse (or removes it). Blocking: call it
     /// from a blocking thread once the worker's main process was reaped.
     pub fn release(mut self) {
@@ -321,7 +317,7 @@ fn read_number_at_start(file: &std::fs::File) -> Option<u64> {
 #[derive(Debug)]
 pub struct SpareGroups {
     enforcement: Enforcement,
-    /// Freeze workers between calls where the host has a freezer (`PrewarmConfig::freeze_idle_workers`).
+    /// Freeze idle workers where the host has a freezer (`PrewarmConfig::freeze_idle_workers`).
     freeze_idle: bool,
     spares: std::sync::Mutex<Vec<WorkerGroup>>,
     max_kept: usize,
@@ -329,8 +325,8 @@ pub struct SpareGroups {
 }
 
 impl SpareGroups {
-    /// At most `max_kept` empty groups are kept. Workers are frozen between calls where the host
-    /// has a freezer.
+    /// At most `max_kept` empty groups are kept. Idle workers are frozen where the host has a
+    /// freezer.
     pub fn new(enforcement: Enforcement, max_kept: usize) -> std::sync::Arc<Self> {
         Self::with_freezing(enforcement, max_kept, true)
     }
