@@ -160,7 +160,8 @@ fn mask_host_information(proc: &Path) -> Result<(), String> {
         let target = proc.join(dir);
         if target.is_dir() {
             let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount_fs("tmpfs", &target, "tmpfs", flags, Some("size=0,nr_inodes=1"))?;
+            // Read-only, one inode (its root): nothing can be put there. (`size=0` would mean no limit.)
+            mount_fs("tmpfs", &target, "tmpfs", flags, Some("size=4k,nr_inodes=1"))?;
         }
     }
     Ok(())
