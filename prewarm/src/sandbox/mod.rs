@@ -240,6 +240,23 @@ pub struct SandboxLaunch {
     pub network: network::OwnNetwork,
 }
 
+/// The one `T` of `uid` in `table` while anything holds it, made by `make` when nothing does;
+/// entries nobody holds any more are dropped as new ones go in.
+fn held_per_uid<T>(
+    table: &std::sync::Mutex<HashMap<u32, std::sync::Weak<T>>>,
+    uid: u32,
+    make: impl FnOnce() -> Result<T, String>,
+) -> Result<std::sync::Arc<T>, String> {
+    let mut held = table.lock().map_err(|_| "the network table is poisoned".to_string())?;
+    if let Some(existing) = held.get(&uid).and_then(std::sync::Weak::upgrade) {
+        return Ok(existing);
+    }
+    let made = std::sync::Arc::new(make()?);
+    held.retain(|_, entry| entry.strong_count() > 0);
+    held.insert(uid, std::sync::Arc::downgrade(&made));
+    Ok(made)
+}
+
 /// The host directories a dependency builder sees (see [`Sandbox::builder_launch`]).
 #[derive(Debug, Clone)]
 pub struct BuilderView {
@@ -387,29 +404,16 @@ impl Sandbox {
     /// use, shared by its versions and its builder while any of them holds it. Blocking: the
     /// namespace is made on a thread of its own.
     pub fn loopback_network(&self, uid: u32) -> Result<std::sync::Arc<OwnedFd>, String> {
-        let mut networks = self.loopback_networks.lock().map_err(|_| "the network table is poisoned".to_string())?;
-        if let Some(network) = networks.get(&uid).and_then(std::sync::Weak::upgrade) {
-            return Ok(network);
-        }
-        let network = std::sync::Arc::new(network::loopback_only_namespace()?);
-        networks.retain(|_, network| network.strong_count() > 0);
-        networks.insert(uid, std::sync::Arc::downgrade(&network));
-        Ok(network)
+        held_per_uid(&self.loopback_networks, uid, network::loopback_only_namespace)
     }
 
     /// The egress namespace of the function running as `uid`: created on first use, shared by its
     /// versions while any of them is prepared (the pools hold it).
     pub fn function_network(&self, uid: u32) -> Result<std::sync::Arc<network::FunctionNetwork>, String> {
-        let mut networks = self.function_networks.lock().map_err(|_| "the network table is poisoned".to_string())?;
-        if let Some(network) = networks.get(&uid).and_then(std::sync::Weak::upgrade) {
-            return Ok(network);
-        }
-        let host = self.egress.lock().map_err(|_| "the egress host is poisoned".to_string())?.clone();
-        let host = host.ok_or_else(|| "egress is not available on this server".to_string())?;
-        let network = std::sync::Arc::new(host.function_namespace()?);
-        networks.retain(|_, network| network.strong_count() > 0);
-        networks.insert(uid, std::sync::Arc::downgrade(&network));
-        Ok(network)
+        held_per_uid(&self.function_networks, uid, || {
+            let host = self.egress.lock().map_err(|_| "the egress host is poisoned".to_string())?.clone();
+            host.ok_or_else(|| "egress is not available on this server".to_string())?.function_namespace()
+        })
     }
 
     /// Removes what the sandbox set up on the host (its egress table; function namespaces and
