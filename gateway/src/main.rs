@@ -118,8 +118,7 @@ fn main() -> std::process::ExitCode {
 /// `7< file`) are marked close-on-exec at once, so nothing it starts inherits them; workers close
 /// every descriptor but their own anyway (`prewarm::exec_wrapper::close_inherited_descriptors`).
 fn keep_inherited_descriptors_to_ourselves() {
-    let Ok(listed) = std::fs::read_dir("/proc/self/fd") else { return };
-    let inherited: Vec<i32> = listed.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect();
+    let Ok(inherited) = prewarm::exec_wrapper::open_descriptors() else { return };
     for fd in inherited.into_iter().filter(|fd| *fd > 2) {
         // SAFETY: the descriptor is only borrowed for the call; one that closed meanwhile (the
         // listing's own) answers EBADF, which is ignored.

@@ -406,8 +406,7 @@ pub fn close_inherited_descriptors() -> Result<(), String> {
         return Ok(());
     }
     // Kernels before 5.9: close what the process's descriptor directory lists.
-    let listed = std::fs::read_dir("/proc/self/fd").map_err(|error| format!("list inherited descriptors: {error}"))?;
-    let open: Vec<i32> = listed.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect();
+    let open = open_descriptors().map_err(|error| format!("list inherited descriptors: {error}"))?;
     for fd in open.into_iter().filter(|fd| *fd >= KEPT_DESCRIPTORS) {
         // SAFETY: closing a descriptor this single-threaded process is about to give up anyway
         // (the listing's own, already closed, answers EBADF, which is fine).
@@ -416,6 +415,13 @@ pub fn close_inherited_descriptors() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The descriptors this process holds (`/proc/self/fd`; the listing's own is among them, closed
+/// by the time this returns).
+pub fn open_descriptors() -> std::io::Result<Vec<i32>> {
+    let listed = std::fs::read_dir("/proc/self/fd")?;
+    Ok(listed.flatten().filter_map(|entry| entry.file_name().to_str()?.parse().ok()).collect())
 }
 
 /// Reads a shell's plan from stdin until the pool closes the pipe, then points stdin at /dev/null.
