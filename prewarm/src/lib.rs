@@ -27,6 +27,7 @@ pub mod shells;
 pub mod spawn;
 mod spec;
 mod stack_paths;
+mod tree;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -291,12 +292,7 @@ impl Prewarm {
             config.global_max_concurrency * 2,
             config.freeze_idle_workers,
         );
-        let freezer = match &detected.enforcement {
-            limits::Enforcement::CgroupV2 { .. } => true,
-            limits::Enforcement::CgroupV1 { freezer_group_dir, .. } => freezer_group_dir.is_some(),
-            limits::Enforcement::Rlimit => false,
-        };
-        match (config.freeze_idle_workers, freezer) {
+        match (config.freeze_idle_workers, detected.enforcement.has_freezer()) {
             (true, true) => tracing::info!("idle workers are frozen between calls (cgroup freezer)"),
             (true, false) => tracing::warn!("this host has no cgroup freezer: threads a handler leaves running keep using CPU while its worker is idle"),
             (false, _) => tracing::info!("idle workers are not frozen between calls (freeze_idle_workers is off)"),
@@ -613,11 +609,6 @@ impl Prewarm {
 
     fn dependency_settings(&self) -> dependencies::DependencySettings {
         let config = &self.shared.config;
-        // npm's own package: `npm` on PATH is a link to its `bin/npm-cli.js`.
-        let npm = runtime::find_on_path(config.runtime_search_path.as_deref(), "npm")
-            .and_then(|found| std::fs::canonicalize(found).ok())
-            .and_then(|script| Some(script.parent()?.parent()?.to_path_buf()))
-            .filter(|root| root.join("bin/npm-cli.js").is_file());
         dependencies::DependencySettings {
             installs_dir: config.state_dir.join("deps"),
             cache_dir: config.state_dir.join("deps-cache"),
@@ -626,7 +617,7 @@ impl Prewarm {
             timeout: config.dependency_install_timeout,
             memory_bytes: config.dependency_builder_memory_bytes,
             allow_install_scripts: config.allow_install_scripts,
-            npm,
+            search_path: config.runtime_search_path.clone(),
         }
     }
 

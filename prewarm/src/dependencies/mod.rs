@@ -54,8 +54,8 @@ pub struct DependencySettings {
     /// Install packages that want install scripts or ship compiled addons (their scripts still
     /// do not run).
     pub allow_install_scripts: bool,
-    /// npm's own package directory (holding `bin/npm-cli.js`), when npm is installed.
-    pub npm: Option<PathBuf>,
+    /// Where `npm` is looked for, when an install needs it (the runtimes' search path).
+    pub search_path: Option<std::ffi::OsString>,
 }
 
 /// What an install did; kept as `install.json` and reported by deploys.
@@ -139,7 +139,7 @@ pub(crate) async fn install(
         _ => return Ok(None),
     };
     let tool = match manager {
-        Manager::Npm => Some(settings.npm.clone().ok_or_else(|| {
+        Manager::Npm => Some(npm::package_dir(settings.search_path.as_deref()).ok_or_else(|| {
             DependencyError::Unresolved("the function has a package.json with dependencies and no node_modules, and npm is not installed on this server: upload node_modules with the function (run `npm install --omit=dev` first), or ask the operator to install npm (apt-get install npm)".into())
         })?),
         Manager::Pip => {

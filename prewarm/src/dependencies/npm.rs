@@ -16,6 +16,14 @@ use super::builder::ToolPaths;
 /// The manifest files that decide what is installed (hashed into the install's key).
 pub const MANIFESTS: &[&str] = &["package.json", "package-lock.json", "npm-shrinkwrap.json", ".npmrc"];
 
+/// npm's own package directory (holding `bin/npm-cli.js`): `npm` on the search path is a link to
+/// that script. `None` where npm is not installed.
+pub fn package_dir(search_path: Option<&std::ffi::OsStr>) -> Option<std::path::PathBuf> {
+    let script = std::fs::canonicalize(crate::runtime::find_on_path(search_path, "npm")?).ok()?;
+    let root = script.parent()?.parent()?.to_path_buf();
+    root.join("bin/npm-cli.js").is_file().then_some(root)
+}
+
 /// Whether the function needs an install: a `package.json` naming dependencies, and no
 /// `node_modules` uploaded with it (an installed tree is used as it is).
 pub fn needs_install(function_dir: &Path) -> bool {
@@ -111,24 +119,12 @@ pub fn inspect(node_modules: &Path) -> Inspection {
             inspection.install_scripts.insert(package_name(location));
         }
     }
-    let mut pending = vec![node_modules.to_path_buf()];
-    let mut visited = 0usize;
-    while let Some(dir) = pending.pop() {
-        visited += 1;
-        if visited > 200_000 {
-            break;
+    crate::tree::each_regular_file(node_modules, 200_000, |path, name| {
+        if name.ends_with(".node") {
+            let relative = path.strip_prefix(node_modules).map(Path::to_path_buf).unwrap_or_default();
+            inspection.native_addons.insert(package_name(&format!("node_modules/{}", relative.display())));
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() && entry.file_name().to_string_lossy().ends_with(".node") {
-                let relative = entry.path().strip_prefix(node_modules).map(Path::to_path_buf).unwrap_or_default();
-                inspection.native_addons.insert(package_name(&format!("node_modules/{}", relative.display())));
-            }
-        }
-    }
+    });
     inspection
 }
 

@@ -37,6 +37,15 @@ impl Enforcement {
         }
     }
 
+    /// Whether idle workers can be frozen: every cgroup v2 group can, v1 needs its `freezer`.
+    pub fn has_freezer(&self) -> bool {
+        match self {
+            Enforcement::CgroupV2 { .. } => true,
+            Enforcement::CgroupV1 { freezer_group_dir, .. } => freezer_group_dir.is_some(),
+            Enforcement::Rlimit => false,
+        }
+    }
+
     /// Whether a fork bomb is contained by a kernel-enforced pids cap.
     pub fn caps_pids(&self) -> bool {
         !matches!(self, Enforcement::Rlimit)

@@ -129,28 +129,11 @@ fn python_directories(executable: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// Extension modules under a runtime directory (bounded: a huge site-packages is not walked whole).
 fn collect_shared_objects(directory: &Path, found: &mut Vec<PathBuf>) {
-    let mut pending = vec![directory.to_path_buf()];
-    let mut visited = 0;
-    while let Some(dir) = pending.pop() {
-        visited += 1;
-        if visited > 20_000 {
-            return;
+    crate::tree::each_regular_file(directory, 20_000, |path, name| {
+        if name.ends_with(".so") || name.contains(".so.") {
+            found.push(path);
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
-            let path = entry.path();
-            if kind.is_dir() {
-                pending.push(path);
-            } else if kind.is_file() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.ends_with(".so") || name.contains(".so.") {
-                    found.push(path);
-                }
-            }
-        }
-    }
+    });
 }
 
 /// Every library the dynamic loader resolves for `files` (the first is the runtime's executable),

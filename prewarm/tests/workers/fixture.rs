@@ -123,11 +123,7 @@ pub fn real_cgroups_writable() -> bool {
 /// Whether this host can freeze idle workers (a cgroup v2 group, or v1's `freezer` hierarchy);
 /// says `skipped:` when it cannot.
 pub fn freezes_idle_workers(fixture: &Fixture, what: &str) -> bool {
-    let freezes = match fixture.prewarm.enforcement().0 {
-        prewarm::Enforcement::CgroupV2 { .. } => true,
-        prewarm::Enforcement::CgroupV1 { freezer_group_dir, .. } => freezer_group_dir.is_some(),
-        prewarm::Enforcement::Rlimit => false,
-    };
+    let freezes = fixture.prewarm.enforcement().0.has_freezer();
     if !freezes {
         skip(&format!("{what}: this host has no cgroup freezer"));
     }
